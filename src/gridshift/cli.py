@@ -1,0 +1,224 @@
+"""Command line: ``gridshift simulate | demo | schema | data | catalog``.
+
+Every user error (bad scenario, bad data, unknown name) prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gridshift.errors import GridShiftError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
+data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, verify and locate datasets.")
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(e: GridShiftError, scenario_file: str | None = None) -> None:
+    if scenario_file and e.file is None:
+        e.file = scenario_file
+    err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _summary(runs) -> Table:
+    t = Table(title="GridShift results")
+    cols = [("policy", None), ("energy MWh", "energy_mwh"), ("carbon t", "carbon_t"), ("cost $", "cost_usd"),
+            ("jobs done", "jobs_completed"), ("deadline miss", "deadline_miss_frac"), ("avg JCT h", "avg_jct_h"),
+            ("SLO", "slo_attainment"), ("peak MW", "peak_power_mw"), ("over cap MWh", "cap_violation_mwh"),
+            ("plan s", "plan_time_s")]
+    for name, _ in cols:
+        t.add_column(name, justify="right" if _ else "left")
+    for r in runs:
+        row = [r.policy]
+        for _, k in cols[1:]:
+            v = r.metrics[k]
+            row.append(f"{v:,.0f}" if isinstance(v, int) or abs(v) >= 1000 else f"{v:,.3f}")
+        t.add_row(*row)
+    return t
+
+
+def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
+    from gridshift.assemble import assemble
+    from gridshift.data import load_registry
+    from gridshift.report import write_report
+    from gridshift.runner import metrics_doc, policy_specs, run_policies
+
+    t0 = time.perf_counter()
+    try:
+        with err.status("loading data and building workloads", spinner="dots") if not quiet else _null():
+            asm = assemble(scenario)
+        specs = policy_specs(asm, policies)
+        progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.completed}/{task.total} slots"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
+        with progress:
+            tasks = {s.key: progress.add_task(s.key, total=asm.world.n_slots) for s in specs}
+
+            def tick(name: str, t: int, T: int) -> None:
+                if t % 24 == 0 or t == T:
+                    progress.update(tasks[name], completed=t)
+
+            runs = run_policies(asm, specs, tick)
+        doc = metrics_doc(asm, runs)
+        reg = load_registry()
+        attributions = sorted({d.attribution for d in reg.values() if d.attribution and any(
+            k in d.name for k in ("carbon/", "price/", "gaia/", "philly/", "azure-llm/", "mooncake/", "latency/"))})
+        final = write_report(out_dir, scenario.name, runs, doc, scenario_summary=asm.summary(),
+                             attributions=attributions)
+    except GridShiftError as e:
+        _fail(e, scenario_path)
+    if not quiet:
+        out.print(_summary(runs))
+        out.print(f"wrote {final}/metrics.json, report.html, PNGs and timeseries/ "
+                  f"in {time.perf_counter() - t0:.1f} s")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy name (repeatable); default: the scenario's.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory (written atomically).")] = Path("out"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Simulate a scenario under one or more policies and write metrics, time series and a report."""
+    from gridshift.scenario_io import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except GridShiftError as e:
+        _fail(e)
+    _run(str(scenario), sc, policy, out_dir, quiet)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("gridshift-demo"),
+    jobs: Annotated[Optional[int], typer.Option(help="Override the number of batch jobs.")] = None,
+    days: Annotated[Optional[int], typer.Option(help="Override the number of simulated days.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run the bundled demo scenario (4 weeks of 2023, 4 sites on 4 grids, mixed accelerators, real traces)."""
+    from datetime import timedelta
+
+    from gridshift.scenario_io import parse_scenario
+
+    src = "gridshift/scenarios/demo.yaml"
+    try:
+        sc = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), src)
+        upd = {}
+        if jobs is not None:
+            upd["workloads"] = sc.workloads.model_copy(update={"generate": sc.workloads.generate.model_copy(update={"count": jobs})})
+        if days is not None:
+            upd["time_range"] = sc.time_range.model_copy(update={"end": sc.time_range.start + timedelta(days=days)})
+        if upd:
+            from gridshift.model.scenario import Scenario
+            sc = Scenario.model_validate({**sc.model_dump(), **{k: v.model_dump() for k, v in upd.items()}})
+    except GridShiftError as e:
+        _fail(e)
+    _run(src, sc, None, out_dir, quiet)
+
+
+@app.command()
+def schema(
+    model: Annotated[str, typer.Argument(help="scenario | job | site | service | accelerator")] = "scenario",
+) -> None:
+    """Print the JSON Schema of a model."""
+    from gridshift import model as m
+
+    models = {"scenario": m.Scenario, "job": m.Job, "site": m.Site, "service": m.Service,
+              "accelerator": m.AcceleratorType, "zone": m.Zone}
+    if model not in models:
+        _fail(GridShiftError(f"unknown model '{model}' (known: {', '.join(models)})"))
+    out.print_json(json.dumps(models[model].model_json_schema()))
+
+
+@app.command()
+def catalog() -> None:
+    """List the accelerator catalog with sources."""
+    from gridshift.catalog import catalog_table
+
+    rows = catalog_table()
+    t = Table(title="Accelerator catalog")
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))][:10]
+    for k in keys:
+        t.add_column(k)
+    for r in rows:
+        t.add_row(*[str(r.get(k, "")) for k in keys])
+    out.print(t)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List every registered dataset, where it resolves, and its license."""
+    from gridshift.data import load_registry
+    from gridshift.data.registry import find as find_local
+
+    t = Table(title="Datasets")
+    for c in ("name", "license", "size MB", "found at"):
+        t.add_column(c)
+    for name, d in sorted(load_registry().items()):
+        p = find_local(name)
+        t.add_row(name, d.license[:40], f"{d.bytes / 1e6:.2f}", str(p) if p else "(not local; downloads on use)")
+    out.print(t)
+
+
+@data_app.command("verify")
+def data_verify(name: Annotated[Optional[str], typer.Argument()] = None) -> None:
+    """Check SHA-256 of one dataset, or all that are present locally."""
+    from gridshift.data import load_registry
+    from gridshift.data.registry import find as find_local, verify
+
+    try:
+        names = [name] if name else sorted(n for n in load_registry() if find_local(n))
+        bad = 0
+        for n in names:
+            ok, detail = verify(n)
+            bad += not ok
+            out.print(f"{'ok ' if ok else 'BAD'} {n}: {detail}", markup=False, highlight=False)
+    except GridShiftError as e:
+        _fail(e)
+    if bad:
+        raise typer.Exit(1)
+
+
+@data_app.command("path")
+def data_path(name: str) -> None:
+    """Print the local path of a dataset (downloading it if needed)."""
+    from gridshift.data import resolve
+
+    try:
+        out.print(str(resolve(name)), markup=False, highlight=False, soft_wrap=True)
+    except GridShiftError as e:
+        _fail(e)
+
+
+def main() -> None:
+    try:
+        app()
+    except GridShiftError as e:  # anything not caught closer to its command
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Fleet: grid zones, sites and the accelerator pools they hold."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _utc(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        return v.replace(tzinfo=timezone.utc)
+    return v.astimezone(timezone.utc)
+
+
+class Zone(BaseModel):
+    """A grid zone whose signals (carbon intensity, clean share, price) come from the data registry.
+
+    A constant ``price_usd_per_mwh`` or ``carbon_g_per_kwh`` replaces the data for that signal (needed
+    where a zone has no price file, or for what-if studies).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, description="Zone id as in the data registry, e.g. 'DE-LU' or 'US-CAL-CISO'.")
+    carbon_basis: Literal["lca", "direct"] = "lca"
+    carbon_g_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    price_usd_per_mwh: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class Pool(BaseModel):
+    """The accelerators of one type at one site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accelerator: str = Field(min_length=1, description="Accelerator type name from the catalog.")
+    count: int = Field(ge=0)
+
+
+class PowerCapStep(BaseModel):
+    """From ``start`` on (until the next step), the site may draw at most ``power_cap_mw``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    power_cap_mw: float = Field(gt=0, allow_inf_nan=False)
+
+    _utc = field_validator("start")(_utc)
+
+
+class Site(BaseModel):
+    """A data-center site on one grid zone.
+
+    ``power_cap_mw`` limits the metered (facility) power: a constant, or a step series over time.
+    ``region`` is the cloud region code used for network latency (for example 'us-west2').
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    zone: str = Field(min_length=1)
+    region: str | None = None
+    pue: float = Field(default=1.2, ge=1.0, le=3.0, allow_inf_nan=False)
+    power_cap_mw: float | list[PowerCapStep] = Field(description="Facility power limit, MW.")
+    pools: list[Pool] = Field(min_length=1)
+
+    @field_validator("power_cap_mw")
+    @classmethod
+    def _cap(cls, v: float | list[PowerCapStep]) -> float | list[PowerCapStep]:
+        if isinstance(v, float | int):
+            if not (v > 0) or v == float("inf"):
+                raise ValueError("power_cap_mw must be a finite number > 0")
+        elif not v:
+            raise ValueError("power_cap_mw series must have at least one step")
+        else:
+            starts = [s.start for s in v]
+            if starts != sorted(starts) or len(set(starts)) != len(starts):
+                raise ValueError("power_cap_mw steps must have strictly increasing start times")
+        return v
+
+    @model_validator(mode="after")
+    def _pools(self) -> "Site":
+        names = [p.accelerator.lower() for p in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError("each accelerator type may appear in only one pool per site")
+        return self

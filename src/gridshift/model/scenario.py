@@ -1,0 +1,165 @@
+"""A scenario: fleet, zones, workloads, time range, slot length and the policies to compare."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gridshift.model.fleet import Site, Zone, _utc
+from gridshift.model.service import Service
+from gridshift.model.workload import Job, JobKind
+
+ALLOWED_SLOT_S = (300, 600, 900, 1200, 1800, 3600)
+
+
+class TimeRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+
+    _utc = field_validator("start", "end")(_utc)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimeRange":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+class JobGenerator(BaseModel):
+    """Batch jobs drawn from real traces: arrivals and lengths from a GAIA trace (Alibaba PAI by default),
+    optionally lengths from Philly run times; seeded and reproducible."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace: Literal["gaia/pai-100k", "gaia/azure-100k", "gaia/mustang-100k"] = "gaia/pai-100k"
+    length_trace: Literal["gaia", "philly"] = "gaia"
+    count: int = Field(ge=1, le=10_000_000)
+    reference_accelerator: str = "H100"
+    kind_mix: dict[JobKind, float] = Field(
+        default_factory=lambda: {
+            JobKind.PRE_TRAINING: 0.1,
+            JobKind.FINE_TUNING: 0.5,
+            JobKind.BATCH_INFERENCE: 0.4,
+        }
+    )
+    gang_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    gang_size_weights: list[float] | None = None
+    deadline_slack_frac: tuple[float, float] = Field(
+        default=(0.5, 3.0),
+        description="Deadline = arrival + run time × (1 + slack), slack uniform in this range; 'inf' for none.",
+    )
+    no_deadline_frac: float = Field(default=0.2, ge=0, le=1)
+    interruptible_frac: float = Field(default=0.8, ge=0, le=1)
+    tenants: list[str] = Field(default_factory=lambda: ["team-a", "team-b", "team-c"], min_length=1)
+    max_length_h: float = Field(default=168.0, gt=0)
+    load_scale: float = Field(default=1.0, gt=0, description="Multiplies every job's work.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "JobGenerator":
+        total = sum(self.kind_mix.values())
+        if total <= 0 or any(v < 0 for v in self.kind_mix.values()):
+            raise ValueError("kind_mix weights must be >= 0 and sum to > 0")
+        if any(g < 1 for g in self.gang_sizes):
+            raise ValueError("gang_sizes must be >= 1")
+        if self.gang_size_weights is not None and len(self.gang_size_weights) != len(self.gang_sizes):
+            raise ValueError("gang_size_weights must have one weight per gang size")
+        lo, hi = self.deadline_slack_frac
+        if lo < 0 or hi < lo:
+            raise ValueError("deadline_slack_frac must be (low, high) with 0 <= low <= high")
+        return self
+
+
+class Workloads(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[Job] = Field(default_factory=list)
+    generate: JobGenerator | None = None
+    services: list[Service] = Field(default_factory=list)
+
+
+class PolicySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    label: str | None = Field(default=None, description="Name in reports; defaults to `name`.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class Scenario(BaseModel):
+    """Everything a simulation needs, validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = 0
+    time_range: TimeRange
+    slot_duration_s: int = Field(default=3600, description="One of 300, 600, 900, 1200, 1800, 3600.")
+    zones: list[Zone] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1)
+    workloads: Workloads = Field(default_factory=Workloads)
+    policies: list[PolicySpec] = Field(
+        default_factory=lambda: [PolicySpec(name="asap"), PolicySpec(name="threshold")], min_length=1
+    )
+    fill_gaps_max_h: int = Field(default=0, ge=0, le=48, description="Fill signal gaps up to this length (0 = never).")
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _policies(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": p} if isinstance(p, str) else p for p in v]
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scenario":
+        if self.slot_duration_s not in ALLOWED_SLOT_S:
+            raise ValueError(f"slot_duration_s must be one of {ALLOWED_SLOT_S}")
+        if self.time_range.duration_s % self.slot_duration_s:
+            raise ValueError("time_range must be a whole number of slots")
+        if self.time_range.start.timestamp() % self.slot_duration_s:
+            raise ValueError("time_range.start must be aligned to the slot length")
+        zone_ids = [z.id for z in self.zones]
+        if len(set(zone_ids)) != len(zone_ids):
+            raise ValueError("zone ids must be unique")
+        names = [s.name for s in self.sites]
+        if len(set(names)) != len(names):
+            raise ValueError("site names must be unique")
+        for s in self.sites:
+            if s.zone not in zone_ids:
+                raise ValueError(f"site '{s.name}' refers to zone '{s.zone}' which is not in zones")
+        keys = [p.key for p in self.policies]
+        if len(set(keys)) != len(keys):
+            raise ValueError("policy labels must be unique (set `label` to run one policy twice)")
+        job_ids = [j.job_id for j in self.workloads.jobs]
+        if len(set(job_ids)) != len(job_ids):
+            raise ValueError("job ids must be unique")
+        svc = [s.name for s in self.workloads.services]
+        if len(set(svc)) != len(svc):
+            raise ValueError("service names must be unique")
+        if not self.workloads.jobs and self.workloads.generate is None and not self.workloads.services:
+            raise ValueError("workloads is empty: give jobs, a job generator, or services")
+        return self
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.time_range.duration_s // self.slot_duration_s)
+
+    @property
+    def slot_h(self) -> float:
+        return self.slot_duration_s / 3600.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,138 @@
+"""Workloads: batch jobs (pydantic for files and the API, a column table for the simulator) and online
+inference services.
+
+Work is measured in accelerator-hours of a reference accelerator type: a job with ``work_acc_h = 8`` on
+the reference type finishes in one hour on 8 of them. ``throughput`` (or the table's ``speed`` matrix)
+scales that rate per accelerator type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class JobKind(str, Enum):
+    PRE_TRAINING = "pre-training"
+    FINE_TUNING = "fine-tuning"
+    BATCH_INFERENCE = "batch-inference"
+
+
+JOB_KINDS: tuple[JobKind, ...] = tuple(JobKind)
+
+
+class Job(BaseModel):
+    """One batch job as a user submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(min_length=1)
+    kind: JobKind
+    tenant: str = "default"
+    priority: int = Field(default=0, description="Higher runs first among jobs that are ready.")
+    arrival: datetime = Field(description="When the job is submitted (UTC).")
+    deadline: datetime | None = Field(default=None, description="Latest completion time (UTC); None = no deadline.")
+    work_acc_h: float = Field(gt=0, description="Work in accelerator-hours of the reference accelerator type.")
+    throughput: dict[str, float] = Field(
+        default_factory=dict,
+        description="Throughput per accelerator type relative to the reference type (1.0 = same). Types not "
+        "listed are estimated from the catalog; 0 means the job cannot run there.",
+    )
+    gang_min: int = Field(default=1, ge=1)
+    gang_max: int = Field(default=1, ge=1)
+    interruptible: bool = True
+    checkpoint_overhead_s: float = Field(default=60.0, ge=0, description="Time lost writing a checkpoint at pause.")
+    restart_overhead_s: float = Field(default=120.0, ge=0, description="Time lost reloading a checkpoint at resume.")
+    migratable: bool = True
+    data_move_gb: float = Field(default=0.0, ge=0, description="Data to move when the job changes site, GB.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Job":
+        if self.gang_max < self.gang_min:
+            raise ValueError("gang_max must be >= gang_min")
+        if self.deadline is not None and self.deadline <= self.arrival:
+            raise ValueError("deadline must be after arrival")
+        for k, v in self.throughput.items():
+            if not np.isfinite(v) or v < 0:
+                raise ValueError(f"throughput for '{k}' must be a finite number >= 0")
+        return self
+
+
+@dataclass
+class JobTable:
+    """Column-oriented jobs, as the simulator and policies consume them (one row per job).
+
+    Times are seconds since the scenario start. ``speed[j, k]`` is job j's throughput on the scenario's
+    accelerator type k relative to the reference type (0 = cannot run there).
+    """
+
+    job_id: np.ndarray  # object (str)
+    kind: np.ndarray  # int8, index into JOB_KINDS
+    tenant: np.ndarray  # object (str)
+    priority: np.ndarray  # int32
+    arrival_s: np.ndarray  # float64
+    deadline_s: np.ndarray  # float64, inf = none
+    work_acc_h: np.ndarray  # float64
+    gang_min: np.ndarray  # int32
+    gang_max: np.ndarray  # int32
+    speed: np.ndarray  # float64 [n_jobs, n_types]
+    interruptible: np.ndarray  # bool
+    checkpoint_overhead_s: np.ndarray  # float64
+    restart_overhead_s: np.ndarray  # float64
+    migratable: np.ndarray  # bool
+    data_move_gb: np.ndarray  # float64
+    type_names: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.shape[0])
+
+    def validate(self) -> None:
+        n = len(self)
+        for name in ("job_id", "kind", "tenant", "priority", "deadline_s", "work_acc_h", "gang_min", "gang_max",
+                     "interruptible", "checkpoint_overhead_s", "restart_overhead_s", "migratable", "data_move_gb"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"column {name} has {getattr(self, name).shape[0]} rows, expected {n}")
+        if self.speed.shape != (n, len(self.type_names)):
+            raise ValueError(f"speed has shape {self.speed.shape}, expected {(n, len(self.type_names))}")
+        for name in ("arrival_s", "work_acc_h", "checkpoint_overhead_s", "restart_overhead_s", "data_move_gb"):
+            a = getattr(self, name)
+            if not np.all(np.isfinite(a)) or np.any(a < 0):
+                raise ValueError(f"column {name} must be finite and >= 0")
+        if np.any(self.work_acc_h <= 0):
+            raise ValueError("column work_acc_h must be > 0")
+        if np.any(self.gang_min < 1) or np.any(self.gang_max < self.gang_min):
+            raise ValueError("gang sizes must satisfy 1 <= gang_min <= gang_max")
+        if np.any(np.isnan(self.deadline_s)) or np.any(self.deadline_s <= self.arrival_s):
+            raise ValueError("deadline_s must be after arrival_s")
+        if not np.all(np.isfinite(self.speed)) or np.any(self.speed < 0):
+            raise ValueError("speed must be finite and >= 0")
+
+    def take(self, idx: np.ndarray) -> "JobTable":
+        """Rows ``idx`` as a new table."""
+        cols = {k: getattr(self, k)[idx] for k in self.__dataclass_fields__ if k != "type_names"}
+        return JobTable(**cols, type_names=self.type_names)
+
+    @staticmethod
+    def concat(tables: list["JobTable"]) -> "JobTable":
+        if not tables:
+            raise ValueError("nothing to concatenate")
+        names = tables[0].type_names
+        cols = {
+            k: np.concatenate([getattr(t, k) for t in tables])
+            for k in tables[0].__dataclass_fields__
+            if k != "type_names"
+        }
+        return JobTable(**cols, type_names=names)
+
+
+@dataclass
+class ServiceDemand:
+    """Request rate of one online inference service, per user region and slot (requests per second)."""
+
+    service: str
+    regions: tuple[str, ...]
+    requests_per_s: np.ndarray  # float64 [n_regions, n_slots]

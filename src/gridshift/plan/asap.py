@@ -1,0 +1,64 @@
+"""``asap``: the carbon-agnostic baseline. Every job runs as soon as accelerators and site power allow,
+placed by first fit over pools in scenario order; running jobs stay where they are."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridshift.plan.base import Decision, Observation, Policy
+from gridshift.plan.placement import (
+    PlacementState,
+    first_fit_jobs,
+    keep_running,
+    place_services,
+    priority_order,
+)
+
+
+def home_ok(obs: Observation, jobs: np.ndarray, pool_site: np.ndarray) -> np.ndarray:
+    """Mask [len(jobs), P]: may the job run on pool p? Jobs that are not migratable stay at the site where
+    they first ran."""
+    w = obs.world
+    last = obs.last_pool[jobs]
+    home = np.where(last >= 0, w.fleet.pool_site[np.maximum(last, 0)], -1)
+    free_to_move = w.jobs.migratable[jobs] | (home < 0)
+    return free_to_move[:, None] | (home[:, None] == pool_site[None, :])
+
+
+def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.ndarray,
+          keep: np.ndarray, first: np.ndarray | None = None) -> Decision:
+    """Shared slot recipe: pinned non-interruptible jobs, service replicas, running jobs in ``keep`` that
+    still fit, then first fit of waiting jobs; ``waiting_allowed(jobs, p)`` filters the waiting jobs that
+    may start on pool p; jobs flagged in ``first`` (a mask over all jobs) go ahead of the others."""
+    w = obs.world
+    active = obs.active
+    running = active[obs.running_pool[active] >= 0]
+    rigid = running[~w.jobs.interruptible[running]]
+    keep_running(st, obs, rigid, force=True)
+    reps = place_services(st, obs)
+    flexible = np.intersect1d(running[w.jobs.interruptible[running]], keep)
+    keep_running(st, obs, priority_order(obs, flexible, first), force=False)
+    placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
+    waiting = active[~np.isin(active, placed)]
+    order = priority_order(obs, waiting, first)
+    for p in pool_order:
+        cand = order[waiting_allowed(order, int(p))]
+        if cand.size:
+            first_fit_jobs(st, obs, cand, np.array([p]))
+            placed_now = np.concatenate(st.jobs)
+            order = order[~np.isin(order, placed_now)]
+    idx, pool, gang = st.result()
+    return Decision(idx, pool, gang, st.cap, reps)
+
+
+class Asap(Policy):
+    name = "asap"
+
+    def decide(self, obs: Observation) -> Decision:
+        st = PlacementState(obs)
+        pool_site = obs.world.fleet.pool_site
+
+        def allowed(jobs: np.ndarray, p: int) -> np.ndarray:
+            return home_ok(obs, jobs, pool_site[p : p + 1])[:, 0]
+
+        return place(obs, st, allowed, np.arange(obs.world.fleet.n_pools), keep=obs.active)

@@ -1,0 +1,183 @@
+"""Placement building blocks shared by the baseline policies: power headroom, service replicas, keeping
+running jobs in place, and exact first fit in array code.
+
+Power model (same as the engine's): every accelerator of a pool is powered on and draws ``idle_power_w``
+plus ``host_power_w`` of server overhead; a busy batch accelerator draws ``board_power_w × cap`` instead of
+idle; a serving replica draws up to its service profile power. Facility power = IT power × PUE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridshift.plan.base import Observation
+from gridshift.sim.world import World
+
+
+def pool_cap_frac(world: World, cap: np.ndarray | None) -> np.ndarray:
+    return np.ones(world.fleet.n_pools) if cap is None else np.asarray(cap, float)
+
+
+def batch_increment_mw(world: World, cap: np.ndarray) -> np.ndarray:
+    """Facility MW added per pool when one more accelerator runs batch work instead of idling."""
+    f = world.fleet
+    k = f.pool_type
+    w = np.maximum(f.board_power_w[k] * cap - f.idle_power_w[k], 0.0)
+    return w * f.pue[f.pool_site] / 1e6
+
+
+def base_site_mw(world: World) -> np.ndarray:
+    """Facility MW per site with every accelerator on and idle."""
+    f = world.fleet
+    k = f.pool_type
+    w = f.pool_count * (f.idle_power_w[k] + f.host_power_w[k]) * f.pue[f.pool_site]
+    return np.bincount(f.pool_site, weights=w, minlength=f.n_sites) / 1e6
+
+
+def first_fit_1d(gang: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+    """Exact first fit of items in order into ``limit`` units: an item is taken iff it fits in what the
+    items before it left. Returns (taken mask, units left). Array code: each round takes the longest
+    fitting prefix, then drops every item larger than what is left."""
+    taken = np.zeros(gang.shape[0], bool)
+    idx = np.arange(gang.shape[0])
+    rem = int(limit)
+    while idx.size and rem > 0:
+        idx = idx[gang[idx] <= rem]
+        if not idx.size:
+            break
+        cs = np.cumsum(gang[idx])
+        n = int(np.searchsorted(cs, rem, side="right"))
+        taken[idx[:n]] = True
+        rem -= int(cs[n - 1])
+        if n == idx.size:
+            break
+        idx = idx[n + 1:]
+    return taken, rem
+
+
+class PlacementState:
+    """Free accelerators per pool and power headroom per site during one slot's placement."""
+
+    def __init__(self, obs: Observation, cap: np.ndarray | None = None) -> None:
+        w = obs.world
+        self.world = w
+        self.cap = pool_cap_frac(w, cap)
+        self.free = w.fleet.pool_count.astype(np.int64).copy()
+        self.headroom_mw = w.fleet.power_cap_mw[:, obs.t] - base_site_mw(w)
+        self.inc_mw = batch_increment_mw(w, self.cap)
+        self.jobs: list[np.ndarray] = []
+        self.pools: list[np.ndarray] = []
+        self.gangs: list[np.ndarray] = []
+
+    def power_limit(self, p: int, inc_mw: float) -> int:
+        """Accelerators of pool p that still fit under the site's power cap at ``inc_mw`` each."""
+        h = self.headroom_mw[self.world.fleet.pool_site[p]]
+        if inc_mw <= 0:
+            return int(self.free[p])
+        return int(max(0.0, np.floor(h / inc_mw + 1e-9)))
+
+    def take(self, p: int, n: int, inc_mw: float) -> None:
+        self.free[p] -= n
+        self.headroom_mw[self.world.fleet.pool_site[p]] -= n * inc_mw
+
+    def place_jobs(self, jobs: np.ndarray, p: int, gang: np.ndarray) -> None:
+        if jobs.size:
+            self.jobs.append(jobs)
+            self.pools.append(np.full(jobs.size, p, np.int32))
+            self.gangs.append(gang.astype(np.int32))
+            self.take(p, int(gang.sum()), float(self.inc_mw[p]))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.jobs:
+            z = np.zeros(0, np.int64)
+            return z, z.astype(np.int32), z.astype(np.int32)
+        return np.concatenate(self.jobs), np.concatenate(self.pools), np.concatenate(self.gangs)
+
+
+def keep_running(st: PlacementState, obs: Observation, running: np.ndarray, *, force: bool) -> np.ndarray:
+    """Keep ``running`` jobs (in order) on their current pool where they still fit; ``force`` keeps them
+    even beyond free capacity or power (non-interruptible work cannot be stopped). Returns jobs not kept."""
+    pool = obs.running_pool[running]
+    gang = obs.running_gang[running]
+    left = []
+    for p in np.unique(pool):
+        sel = pool == p
+        js, gs = running[sel], gang[sel]
+        if force:
+            ok = np.ones(js.size, bool)
+        else:
+            lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+            ok, _ = first_fit_1d(gs, lim)
+        st.place_jobs(js[ok], int(p), gs[ok])
+        left.append(js[~ok])
+    return np.concatenate(left) if left else np.zeros(0, np.int64)
+
+
+def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray | None = None) -> np.ndarray:
+    """Replicas per service, region and pool to carry the current demand plus headroom.
+
+    Regions are served from their allowed sites, nearest first (or in ``site_order`` when given), filling
+    each pool as far as free accelerators and site power allow."""
+    w, svc = st.world, st.world.services
+    f = w.fleet
+    reps = np.zeros((svc.n, svc.demand_rps.shape[1], f.n_pools), np.int64)
+    if svc.n == 0:
+        return reps
+    tp = f.throughput_frac(st.cap)
+    for n in range(svc.n):
+        for r in range(len(svc.regions[n])):
+            need_rps = obs.demand_rps[n, r] * (1.0 + svc.headroom_frac[n])
+            if need_rps <= 0:
+                continue
+            sites = np.argsort(svc.rtt_ms[n, r], kind="stable") if site_order is None else site_order
+            for s in sites:
+                if not svc.allowed[n, r, s] or need_rps <= 0:
+                    continue
+                for p in np.flatnonzero(f.pool_site == s):
+                    k = f.pool_type[p]
+                    cap_rps = svc.capacity_rps[n, k] * tp[p]
+                    if cap_rps <= 0 or need_rps <= 0:
+                        continue
+                    inc = max(svc.power_w[n, k] * st.cap[p] - f.idle_power_w[k], 0.0) * f.pue[s] / 1e6
+                    want = int(np.ceil(need_rps / cap_rps - 1e-9))
+                    got = min(want, int(st.free[p]), st.power_limit(int(p), inc))
+                    if got > 0:
+                        reps[n, r, p] += got
+                        st.take(int(p), got, inc)
+                        need_rps -= got * cap_rps
+    return reps
+
+
+def first_fit_jobs(st: PlacementState, obs: Observation, order: np.ndarray, pool_order: np.ndarray) -> None:
+    """Place waiting jobs ``order`` (priority order) by first fit over pools in ``pool_order``: first at
+    their full gang size, then the rest at their minimum gang size."""
+    w = st.world
+    jobs = w.jobs
+    remaining = order
+    for p in pool_order:
+        if not remaining.size:
+            break
+        k = w.fleet.pool_type[p]
+        cand = remaining[jobs.speed[remaining, k] > 0]
+        if not cand.size:
+            continue
+        placed = np.zeros(0, np.int64)
+        for gang_col in (jobs.gang_max, jobs.gang_min):
+            lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+            if lim <= 0 or not cand.size:
+                break
+            g = gang_col[cand]
+            ok, _ = first_fit_1d(g, lim)
+            st.place_jobs(cand[ok], int(p), g[ok])
+            placed = np.concatenate([placed, cand[ok]])
+            cand = cand[~ok]
+        if placed.size:
+            remaining = remaining[~np.isin(remaining, placed, assume_unique=True)]
+
+
+def priority_order(obs: Observation, jobs_idx: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+    """Jobs flagged in ``first`` (mask over all jobs) ahead, then higher priority, earlier arrival, lower index."""
+    j = obs.world.jobs
+    ahead = np.zeros(jobs_idx.size, bool) if first is None else first[jobs_idx]
+    o = np.lexsort((jobs_idx, j.arrival_s[jobs_idx], -j.priority[jobs_idx], ~ahead))
+    return jobs_idx[o]

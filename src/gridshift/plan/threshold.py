@@ -1,0 +1,79 @@
+"""``threshold``: carbon-aware deferral. Deferrable work starts (or keeps running) only at sites whose
+current carbon intensity is at or below a rolling percentile of that zone's recent history, and only
+within its flexibility window: a job whose latest start time has come runs anywhere. Sites are tried
+greenest first. (After the suspend-resume threshold policies of Wiesner et al., "Let's Wait Awhile",
+Middleware 2021, and Hanafy et al., GAIA, ASPLOS 2024.)
+
+Parameters: ``percentile`` (default 30), ``window_h`` of history (default 168), ``max_delay_h`` for jobs
+without a deadline (default 24), ``suspend`` running interruptible work at non-green sites (default True).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gridshift.errors import PlanError
+from gridshift.plan.asap import home_ok, place
+from gridshift.plan.base import Decision, Observation, Policy
+from gridshift.plan.placement import PlacementState
+
+
+class Threshold(Policy):
+    name = "threshold"
+
+    def __init__(self, percentile: float = 30.0, window_h: float = 168.0, max_delay_h: float = 24.0,
+                 suspend: bool = True) -> None:
+        if not 0 <= percentile <= 100:
+            raise PlanError("percentile must be within [0, 100]", field="policies.threshold.percentile")
+        if window_h <= 0 or max_delay_h < 0:
+            raise PlanError("window_h must be > 0 and max_delay_h >= 0", field="policies.threshold")
+        super().__init__(percentile=percentile, window_h=window_h, max_delay_h=max_delay_h, suspend=suspend)
+        self.percentile, self.window_h, self.max_delay_h, self.suspend = percentile, window_h, max_delay_h, suspend
+
+    def green_sites(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(green mask per site, current intensity per site)."""
+        f = obs.world.fleet
+        n = max(1, int(round(self.window_h * 3600 / obs.world.slot_duration_s)))
+        hist = obs.signals.history("carbon_g_per_kwh", obs.t)[:, -n:]
+        thresh = np.percentile(hist, self.percentile, axis=1)
+        now = obs.signals.at("carbon_g_per_kwh", obs.t)
+        return (now <= thresh)[f.site_zone], now[f.site_zone]
+
+    def urgent(self, obs: Observation, jobs: np.ndarray) -> np.ndarray:
+        """Jobs whose latest start (deadline minus the run time still needed on their fastest allowed type,
+        plus restart overhead and one slot of margin) has come; jobs without a deadline wait at most
+        ``max_delay_h`` after arrival."""
+        w = obs.world
+        j = w.jobs
+        # conservative: the slowest accelerator type of the fleet the job can run on, at full gang
+        types = np.unique(w.fleet.pool_type)
+        sp = j.speed[np.ix_(jobs, types)]
+        slowest = np.where(sp > 0, sp, np.inf).min(axis=1)
+        run_s = obs.remaining_acc_h[jobs] / np.maximum(j.gang_max[jobs] * slowest, 1e-12) * 3600.0
+        latest = j.deadline_s[jobs] - run_s - j.restart_overhead_s[jobs] - 2 * w.slot_duration_s
+        no_deadline = ~np.isfinite(j.deadline_s[jobs])
+        latest = np.where(no_deadline, j.arrival_s[jobs] + self.max_delay_h * 3600.0, latest)
+        return obs.now_s >= latest
+
+    def decide(self, obs: Observation) -> Decision:
+        f = obs.world.fleet
+        green, ci = self.green_sites(obs)
+        site_order = np.argsort(ci, kind="stable")
+        pool_order = np.concatenate([np.flatnonzero(f.pool_site == s) for s in site_order])
+        st = PlacementState(obs)
+        active = obs.active
+        urgent_active = active[self.urgent(obs, active)]
+        if self.suspend:
+            rp = obs.running_pool[active]
+            at_green = np.where(rp >= 0, green[f.pool_site[np.maximum(rp, 0)]], False)
+            keep = np.union1d(active[at_green], urgent_active)
+        else:
+            keep = active
+        urgent_mask = np.zeros(obs.world.jobs.arrival_s.shape[0], bool)
+        urgent_mask[urgent_active] = True
+
+        def allowed(jobs: np.ndarray, p: int) -> np.ndarray:
+            ok_site = home_ok(obs, jobs, f.pool_site[p : p + 1])[:, 0]
+            return ok_site & (green[f.pool_site[p]] | urgent_mask[jobs])
+
+        return place(obs, st, allowed, pool_order, keep=keep, first=urgent_mask)

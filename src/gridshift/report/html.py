@@ -1,0 +1,378 @@
+"""Self-contained, offline HTML report: scenario summary, metrics table and interactive plotly figures.
+
+The data preparation helpers (downsampling, cumulative carbon, JCT CDF, service totals) are shared with
+:mod:`gridshift.report.png` so both outputs show the same numbers.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from gridshift.sim.result import PolicyRun
+
+MAX_POINTS = 2000  # per trace, for display only
+POLICY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# key -> (label, unit, better: "min" | "max" | None)
+METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
+    "energy_mwh": ("Energy", "MWh", "min"),
+    "carbon_t": ("Carbon", "t CO₂", "min"),
+    "cost_usd": ("Energy cost", "USD", "min"),
+    "jobs_completed": ("Jobs completed", "count", "max"),
+    "deadline_miss_frac": ("Deadline misses", "fraction", "min"),
+    "avg_jct_h": ("Mean job completion time", "h", "min"),
+    "slo_attainment": ("Serving SLO attainment", "fraction", "max"),
+    "peak_power_mw": ("Peak facility power", "MW", "min"),
+    "cap_violation_mwh": ("Power-cap violation", "MWh", "min"),
+    "plan_time_s": ("Planning time", "s", "min"),
+}
+_SUFFIX_UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_usd", "USD"), ("_frac", "fraction"), ("_t", "t"),
+                 ("_h", "h"), ("_s", "s"), ("_pct", "%"))
+
+
+def color(i: int) -> str:
+    return POLICY_COLORS[i % len(POLICY_COLORS)]
+
+
+def naive_utc(times: Iterable) -> pd.DatetimeIndex:
+    """Timestamps as tz-naive UTC (both plotting libraries handle those reliably)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(pd.Index(times), utc=True))
+    return idx.tz_convert("UTC").tz_localize(None)
+
+
+def downsample(times: pd.DatetimeIndex, values, how: str, max_points: int = MAX_POINTS):
+    """Aggregate consecutive windows so at most ``max_points`` remain; returns (times, values, window)."""
+    vals = np.asarray(values, dtype=float)
+    n = len(vals)
+    if n <= max_points:
+        return times, vals, 1
+    window = math.ceil(n / max_points)
+    groups = np.arange(n) // window
+    agg = pd.Series(vals).groupby(groups)
+    out = {"max": agg.max, "mean": agg.mean, "last": agg.last}[how]().to_numpy(dtype=float)
+    starts = np.arange(len(out)) * window
+    pick = np.minimum(starts + window - 1, n - 1) if how == "last" else starts
+    return times[pick], out, window
+
+
+def sites_of(runs: list[PolicyRun]) -> list[tuple[str, str]]:
+    """(site, zone) pairs in order of first appearance over all runs."""
+    seen: dict[str, str] = {}
+    for run in runs:
+        ts = run.site_timeseries
+        if ts is None or ts.empty:
+            continue
+        for site, zone in ts[["site", "zone"]].drop_duplicates("site").itertuples(index=False):
+            seen.setdefault(str(site), str(zone))
+    return list(seen.items())
+
+
+def site_frame(run: PolicyRun, site: str) -> pd.DataFrame:
+    ts = run.site_timeseries
+    if ts is None or ts.empty:
+        return pd.DataFrame()
+    df = ts[ts["site"].astype(str) == site].sort_values("time")
+    return df.assign(time=naive_utc(df["time"]))
+
+
+def same_series(series: list[np.ndarray]) -> bool:
+    first = series[0]
+    return all(len(s) == len(first) and np.allclose(s, first, equal_nan=True) for s in series[1:])
+
+
+def cumulative_carbon(run: PolicyRun) -> pd.Series:
+    """Total carbon over all sites, cumulated over time (t), indexed by naive-UTC time."""
+    ts = run.site_timeseries
+    if ts is None or ts.empty:
+        return pd.Series(dtype=float)
+    s = ts.groupby("time")["carbon_t"].sum().sort_index().cumsum()
+    return pd.Series(s.to_numpy(dtype=float), index=naive_utc(s.index))
+
+
+def jct_cdf(run: PolicyRun, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(jct_h sorted, cumulative fraction of *all* jobs, n_finished, n_total)."""
+    jobs = run.jobs
+    if jobs is None or jobs.empty:
+        return np.array([]), np.array([]), 0, 0
+    jct = pd.to_numeric(jobs["jct_h"], errors="coerce").to_numpy(dtype=float)
+    done = np.sort(jct[np.isfinite(jct)])
+    n_total, k = len(jct), len(done)
+    if k == 0:
+        return done, done, 0, n_total
+    frac = np.arange(1, k + 1) / n_total
+    if k > max_points:
+        pick = np.unique(np.linspace(0, k - 1, max_points).round().astype(int))
+        done, frac = done[pick], frac[pick]
+    positive = done[done > 0]
+    floor = positive.min() if positive.size else 1e-3
+    return np.maximum(done, floor), frac, k, n_total
+
+
+def service_totals(run: PolicyRun) -> dict[str, pd.DataFrame]:
+    """Per service: demand_rps and served_rps summed over regions, indexed by naive-UTC time."""
+    sv = run.service_timeseries
+    if sv is None or sv.empty:
+        return {}
+    out = {}
+    for name, df in sv.groupby("service", sort=False):
+        g = df.groupby("time")[["demand_rps", "served_rps"]].sum().sort_index()
+        g.index = naive_utc(g.index)
+        out[str(name)] = g
+    return out
+
+
+def services_of(runs: list[PolicyRun]) -> list[str]:
+    names: dict[str, None] = {}
+    for run in runs:
+        for name in service_totals(run):
+            names.setdefault(name, None)
+    return list(names)
+
+
+def _downsample_note(n: int, window: int, what: str) -> str:
+    if window <= 1:
+        return f"All {n:,} slots are shown at full resolution."
+    return (f"For display, the {n:,} slots are downsampled to at most {MAX_POINTS:,} points per trace "
+            f"(windows of {window} slots: {what}). Exact values are in timeseries/.")
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def _site_power_fig(runs: list[PolicyRun]):
+    from plotly.subplots import make_subplots
+
+    sites = sites_of(runs)
+    if not sites:
+        return None, ""
+    fig = make_subplots(rows=len(sites), cols=1, shared_xaxes=True, vertical_spacing=0.06 / max(1, len(sites) / 3),
+                        specs=[[{"secondary_y": True}]] * len(sites),
+                        subplot_titles=[f"{s} (zone {z})" for s, z in sites])
+    n_max, w_max = 0, 1
+    for row, (site, _zone) in enumerate(sites, start=1):
+        frames = [(i, run, site_frame(run, site)) for i, run in enumerate(runs)]
+        frames = [(i, run, df) for i, run, df in frames if not df.empty]
+        for i, run, df in frames:
+            t, y, w = downsample(pd.DatetimeIndex(df["time"]), df["facility_power_mw"], "max")
+            n_max, w_max = max(n_max, len(df)), max(w_max, w)
+            fig.add_scatter(x=t, y=y, name=run.policy, legendgroup=run.policy, showlegend=row == 1,
+                            line={"color": color(i), "width": 1.4}, row=row, col=1)
+        caps = [pd.to_numeric(df["power_cap_mw"], errors="coerce").to_numpy(dtype=float) for _, _, df in frames]
+        if frames and not all(np.isnan(c).all() for c in caps):
+            shared = same_series(caps)
+            for (i, run, df), cap in zip(frames[:1] if shared else frames, caps):
+                t, y, _ = downsample(pd.DatetimeIndex(df["time"]), cap, "max")
+                name = "power cap" if shared else f"power cap – {run.policy}"
+                fig.add_scatter(x=t, y=y, name=name, legendgroup=name, showlegend=row == 1,
+                                line={"color": "black" if shared else color(i), "dash": "dash", "width": 1.2},
+                                row=row, col=1)
+        if frames:
+            df = frames[0][2]
+            t, y, _ = downsample(pd.DatetimeIndex(df["time"]), df["carbon_g_per_kwh"], "mean")
+            fig.add_scatter(x=t, y=y, name="grid carbon intensity", legendgroup="ci", showlegend=row == 1,
+                            line={"color": "rgba(90,90,90,0.55)", "width": 1, "dash": "dot"},
+                            row=row, col=1, secondary_y=True)
+        fig.update_yaxes(title_text="MW", row=row, col=1, secondary_y=False, rangemode="tozero")
+        fig.update_yaxes(title_text="gCO₂/kWh", row=row, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)", row=len(sites), col=1)
+    fig.update_layout(height=max(360, 240 * len(sites) + 120))
+    note = _downsample_note(n_max, w_max, "power and cap are window maxima so peaks stay visible, "
+                                          "carbon intensity is the window mean")
+    return fig, note
+
+
+def _cum_carbon_fig(runs: list[PolicyRun]):
+    import plotly.graph_objects as go
+
+    fig, n_max, w_max = go.Figure(), 0, 1
+    for i, run in enumerate(runs):
+        s = cumulative_carbon(run)
+        if s.empty:
+            continue
+        t, y, w = downsample(pd.DatetimeIndex(s.index), s.to_numpy(), "last")
+        n_max, w_max = max(n_max, len(s)), max(w_max, w)
+        fig.add_scatter(x=t, y=y, name=run.policy, line={"color": color(i)})
+    if not fig.data:
+        return None, ""
+    fig.update_layout(height=420, xaxis_title="time (UTC)", yaxis_title="cumulative carbon (t CO₂)")
+    return fig, _downsample_note(n_max, w_max, "the value at each window's end")
+
+
+def _jct_fig(runs: list[PolicyRun]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        x, y, k, n = jct_cdf(run)
+        if k:
+            fig.add_scatter(x=x, y=y, name=f"{run.policy} ({k}/{n} finished)", mode="lines",
+                            line={"color": color(i), "shape": "hv"})
+    if not fig.data:
+        return None, ""
+    fig.update_layout(height=420, xaxis={"type": "log", "title": "job completion time (h, log scale)"},
+                      yaxis={"title": "fraction of all jobs finished", "range": [0, 1.02]})
+    return fig, ""
+
+
+def _service_fig(runs: list[PolicyRun]):
+    from plotly.subplots import make_subplots
+
+    names = services_of(runs)
+    if not names:
+        return None, ""
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names)
+    n_max, w_max = 0, 1
+    for row, name in enumerate(names, start=1):
+        got = [(i, run, service_totals(run).get(name)) for i, run in enumerate(runs)]
+        got = [(i, run, g) for i, run, g in got if g is not None]
+        demands = [g["demand_rps"].to_numpy(dtype=float) for _, _, g in got]
+        shared = same_series(demands)
+        for i, run, g in got[:1] if shared else got:
+            t, y, _ = downsample(pd.DatetimeIndex(g.index), g["demand_rps"], "max")
+            label = "demand" if shared else f"demand – {run.policy}"
+            fig.add_scatter(x=t, y=y, name=label, legendgroup=label, showlegend=row == 1, row=row, col=1,
+                            line={"color": "black" if shared else color(i), "dash": "dash", "width": 1.2})
+        for i, run, g in got:
+            t, y, w = downsample(pd.DatetimeIndex(g.index), g["served_rps"], "mean")
+            n_max, w_max = max(n_max, len(g)), max(w_max, w)
+            fig.add_scatter(x=t, y=y, name=f"served – {run.policy}", legendgroup=run.policy, showlegend=row == 1,
+                            line={"color": color(i), "width": 1.4}, row=row, col=1)
+        fig.update_yaxes(title_text="requests/s", row=row, col=1, rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
+    fig.update_layout(height=max(360, 240 * len(names) + 120))
+    return fig, _downsample_note(n_max, w_max, "demand is the window maximum, served the window mean")
+
+
+# --------------------------------------------------------------------------------------------- HTML parts
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            return "—"
+        if v == int(v) and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _metric_label(key: str) -> tuple[str, str, str | None]:
+    if key in METRIC_INFO:
+        return METRIC_INFO[key]
+    unit = next((u for suffix, u in _SUFFIX_UNITS if key.endswith(suffix)), "")
+    return key.replace("_", " "), unit, None
+
+
+def _metrics_table(runs: list[PolicyRun]) -> str:
+    keys = [k for k in METRIC_INFO if any(k in r.metrics for r in runs)]
+    keys += list(dict.fromkeys(k for r in runs for k in r.metrics if k not in METRIC_INFO))
+    e = _html.escape
+    head = "".join(f'<th scope="col">{e(r.policy)}</th>' for r in runs)
+    rows = []
+    for key in keys:
+        label, unit, better = _metric_label(key)
+        raw = [r.metrics.get(key) for r in runs]
+        nums = [float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else math.nan
+                for v in raw]
+        finite = [v for v in nums if math.isfinite(v)]
+        best = None
+        if better and len(finite) >= 2 and max(finite) != min(finite):
+            best = min(finite) if better == "min" else max(finite)
+        cells = "".join(
+            f'<td class="{"best" if best is not None and math.isclose(n, best, rel_tol=1e-9) else ""}">'
+            f"{e(_fmt(v))}</td>" for v, n in zip(raw, nums))
+        arrow = {"min": " ↓ lower is better", "max": " ↑ higher is better"}.get(better or "", "")
+        unit_txt = f" ({e(unit)})" if unit else ""
+        rows.append(f'<tr><th scope="row">{e(label)}{unit_txt}<span class="key">{e(key)}{arrow}</span></th>'
+                    f"{cells}</tr>")
+    return (f'<table class="metrics"><thead><tr><th scope="col">metric (unit)</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _summary(summary: dict | None) -> str:
+    if not summary:
+        return "<p>No scenario summary was provided.</p>"
+    e = _html.escape
+    rows = "".join(f'<tr><th scope="row">{e(str(k))}</th><td>{e(_fmt(v))}</td></tr>' for k, v in summary.items())
+    return f'<table class="summary"><tbody>{rows}</tbody></table>'
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
+max-width:1200px;padding:1rem 1.5rem;color:#222;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.92rem}th,td{padding:.3rem .7rem;border:1px solid #ddd;
+text-align:right}th[scope=row]{text-align:left;font-weight:600}.summary td{text-align:left}
+thead th{background:#f4f4f4}td.best{background:#d9f2d9;font-weight:700}
+.key{display:block;font-weight:400;font-size:.75rem;color:#777;font-family:ui-monospace,monospace}
+.caption{font-size:.9rem;color:#444;background:#fafafa;border-left:3px solid #bbb;padding:.4rem .8rem}
+footer{margin-top:2.5rem;font-size:.8rem;color:#666;border-top:1px solid #ddd}
+"""
+
+_CAPTIONS = {
+    "power": "How to read this: one panel per site. Solid lines are each policy's facility power (MW, left "
+             "axis); the dashed line is the site's power cap — a line above it is a cap violation. The dotted "
+             "grey line is the zone's grid carbon intensity (gCO₂/kWh, right axis): a carbon-aware policy "
+             "draws more power when the grey line is low.",
+    "carbon": "How to read this: carbon emitted by all sites together since the start of the horizon. Lower at "
+              "the right edge is better; a flatter stretch means the policy avoided dirty hours.",
+    "jct": "How to read this: for each policy, the fraction of all jobs that finished within x hours of arrival "
+           "(log scale). Curves further left/up are better. A curve ending below 1 means the rest of the jobs "
+           "were still unfinished at the end of the horizon.",
+    "service": "How to read this: one panel per inference service, summed over regions. The dashed line is "
+               "the requests per second demanded; solid lines are what each policy served. Gaps below the "
+               "dashed line are unserved demand.",
+}
+
+
+def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: dict | None = None,
+                attributions: list[str] | None = None) -> str:
+    """One self-contained HTML page (plotly.js inlined once; no network access needed to view it)."""
+    from plotly.offline import get_plotlyjs
+
+    e = _html.escape
+    config = {"displaylogo": False, "responsive": True}
+    sections = []
+    for key, title, builder in (("power", "Facility power, power cap and grid carbon intensity per site",
+                                 _site_power_fig),
+                                ("carbon", "Cumulative carbon", _cum_carbon_fig),
+                                ("jct", "Job completion time (CDF)", _jct_fig),
+                                ("service", "Inference serving: served vs demanded requests", _service_fig)):
+        fig, note = builder(runs)
+        if fig is None:
+            if key != "service":
+                sections.append(f"<h2>{e(title)}</h2><p>No data.</p>")
+            continue
+        fig.update_layout(template="plotly_white", margin={"l": 60, "r": 60, "t": 40, "b": 50},
+                          legend={"orientation": "h", "y": -0.12 if key in ("carbon", "jct") else 1.0,
+                                  "yanchor": "top" if key in ("carbon", "jct") else "bottom"})
+        div = fig.to_html(full_html=False, include_plotlyjs=False, config=config,
+                          default_height=f"{fig.layout.height or 420}px", default_width="100%")
+        caption = _CAPTIONS[key] + (f" {note}" if note else "")
+        sections.append(f'<h2>{e(title)}</h2><figure>{div}<figcaption class="caption">{e(caption)}'
+                        f"</figcaption></figure>")
+    policies = ", ".join(r.policy for r in runs) or "none"
+    attrib = "".join(f"<li>{e(str(a))}</li>" for a in (attributions or []))
+    footer = (f"<footer><h3>Data attribution</h3><ul>{attrib}</ul></footer>" if attrib
+              else "<footer><p>No data attributions were provided.</p></footer>")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>GridShift report – {e(scenario_name)}</title><style>{_CSS}</style>",
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>',
+        f"<h1>GridShift report – {e(scenario_name)}</h1><p>Policies compared: {e(policies)}.</p>",
+        "<h2>Scenario</h2>", _summary(scenario_summary),
+        "<h2>Metrics</h2>",
+        _metrics_table(runs) if runs else "<p>No policy runs.</p>",
+        '<p class="caption">How to read this: one column per policy; the best value in each row is '
+        "highlighted green (only where a lower/higher-is-better direction is known and values differ).</p>",
+        *sections, footer, "</body></html>",
+    ])
