@@ -107,6 +107,11 @@ def load_price(zone: str, path: str | Path | None = None, *, allow_gaps: bool = 
     IST is UTC+5:30) are re-gridded to UTC hour starts by time-weighted averaging of the two overlapping
     intervals; the first hour, which has only one overlapping interval, takes that interval's price.
     ``frame.attrs["source_offset_min"]`` records the original offset (0 for hour-aligned files).
+
+    Data notes (kept as published): upstream filled hours outside each market's local 2023 by repeating
+    values (the last 9–15 h of 2023-12-31 UTC are constant in AU-*, JP-TK, KR, SG, US-MIDA-PJM; the
+    first hours of 2023-01-01 in US-NY-NYIS and US-TEX-ERCO); BR-SP sits at its floor price
+    (~12.07 USD/MWh) for the first 6,451 hours; ZA is a time-of-use tariff with 12 distinct values.
     """
     p = source_path(f"price/{zone}", path)
     return _price(p, allow_gaps)

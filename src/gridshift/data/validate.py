@@ -98,14 +98,15 @@ def parse_utc(values: pd.Series, src: Source, column: str) -> pd.DatetimeIndex:
     has_tz = s.str.strip().str.contains(_TZ_SUFFIX).to_numpy()
     if has_tz.any() and not has_tz.all():
         pos = int(np.argmax(has_tz != has_tz[0]))
-        kinds = ("naive", "with a UTC offset")
-        raise src.error(f"timestamp '{s.iloc[pos]}' is {kinds[int(has_tz[pos])]} but earlier rows are "
-                        f"{kinds[int(has_tz[0])]}; use one convention", pos, column)
+        what = ("has a UTC offset but earlier rows are naive" if has_tz[pos]
+                else "is naive but earlier rows have a UTC offset")
+        raise src.error(f"timestamp '{s.iloc[pos]}' {what}; use one convention", pos, column)
     t = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
     bad = t.isna().to_numpy()
     if bad.any():
         pos = int(np.argmax(bad))
-        raise src.error(f"cannot parse timestamp '{s.iloc[pos]}' (expected ISO 8601)", pos, column)
+        hint = "; last row: is the file truncated?" if pos == len(s) - 1 else ""
+        raise src.error(f"cannot parse timestamp '{s.iloc[pos]}' (expected ISO 8601{hint})", pos, column)
     return pd.DatetimeIndex(t).as_unit("us")
 
 
@@ -171,7 +172,8 @@ def numeric(df: pd.DataFrame, column: str, src: Source, *, bounds: tuple[float, 
         missing = missing | nonnum
     if not allow_nan and (missing | np.isnan(vals)).any():
         pos = int(np.argmax(missing | np.isnan(vals)))
-        raise src.error("missing value (empty or NaN)", pos, column)
+        hint = " (last row: is the file truncated?)" if pos == len(vals) - 1 else ""
+        raise src.error(f"missing value (empty or NaN){hint}", pos, column)
     inf = np.isinf(vals)
     if inf.any():
         raise src.error(f"infinite value '{raw.iloc[int(np.argmax(inf))]}'", int(np.argmax(inf)), column)

@@ -44,9 +44,10 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     for p in pool_order:
         cand = order[waiting_allowed(order, int(p))]
         if cand.size:
+            n_before = len(st.jobs)
             first_fit_jobs(st, obs, cand, np.array([p]))
-            placed_now = np.concatenate(st.jobs)
-            order = order[~np.isin(order, placed_now)]
+            if len(st.jobs) > n_before:
+                order = order[~np.isin(order, np.concatenate(st.jobs[n_before:]))]
     idx, pool, gang = st.result()
     return Decision(idx, pool, gang, st.cap, reps)
 
