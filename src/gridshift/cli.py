@@ -33,20 +33,29 @@ def _fail(e: GridShiftError, scenario_file: str | None = None) -> None:
     raise typer.Exit(2)
 
 
+SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
+                ("jobs completed", "jobs_completed", ""), ("deadline misses", "deadline_miss_frac", "share"),
+                ("avg job completion", "avg_jct_h", "h"), ("inference SLO attained", "slo_attainment", "share"),
+                ("work done", "work_done_frac", "share"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
+                ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
+                ("planning time", "plan_time_s", "s"))
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, int):
+        return f"{v:,d}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}" if abs(v) < 1 else f"{v:,.1f}"
+
+
 def _summary(runs) -> Table:
+    """Metrics as rows, policies as columns (fits a narrow terminal)."""
     t = Table(title="GridShift results")
-    cols = [("policy", None), ("energy MWh", "energy_mwh"), ("carbon t", "carbon_t"), ("cost $", "cost_usd"),
-            ("jobs done", "jobs_completed"), ("deadline miss", "deadline_miss_frac"), ("avg JCT h", "avg_jct_h"),
-            ("SLO", "slo_attainment"), ("peak MW", "peak_power_mw"), ("over cap MWh", "cap_violation_mwh"),
-            ("plan s", "plan_time_s")]
-    for name, _ in cols:
-        t.add_column(name, justify="right" if _ else "left")
+    t.add_column("metric")
+    t.add_column("unit")
     for r in runs:
-        row = [r.policy]
-        for _, k in cols[1:]:
-            v = r.metrics[k]
-            row.append(f"{v:,.0f}" if isinstance(v, int) or abs(v) >= 1000 else f"{v:,.3f}")
-        t.add_row(*row)
+        t.add_column(r.policy, justify="right")
+    for label, key, unit in SUMMARY_ROWS:
+        t.add_row(label, unit, *[_fmt(r.metrics.get(key, float("nan"))) for r in runs])
     return t
 
 

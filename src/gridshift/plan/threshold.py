@@ -55,6 +55,16 @@ class Threshold(Policy):
         latest = np.where(no_deadline, j.arrival_s[jobs] + self.max_delay_h * 3600.0, latest)
         return obs.now_s >= latest
 
+    def in_time(self, obs: Observation, jobs: np.ndarray) -> np.ndarray:
+        """[len(jobs), P]: would the job, started now on pool p at full gang, meet its deadline?"""
+        w = obs.world
+        j = w.jobs
+        sp = j.speed[jobs][:, w.fleet.pool_type]
+        rate = j.gang_max[jobs, None] * sp
+        run_s = obs.remaining_acc_h[jobs, None] / np.maximum(rate, 1e-12) * 3600.0
+        run_s += np.where(obs.has_started[jobs], j.restart_overhead_s[jobs], 0.0)[:, None]
+        return (sp > 0) & (obs.now_s + run_s <= j.deadline_s[jobs, None])
+
     def decide(self, obs: Observation) -> Decision:
         f = obs.world.fleet
         green, ci = self.green_sites(obs)
@@ -71,9 +81,12 @@ class Threshold(Policy):
             keep = active
         urgent_mask = np.zeros(obs.world.jobs.arrival_s.shape[0], bool)
         urgent_mask[urgent_active] = True
+        in_time = self.in_time(obs, active)  # [len(active), P]
+        fits = np.zeros((obs.world.jobs.arrival_s.shape[0], f.n_pools), bool)
+        fits[active] = in_time | ~in_time.any(axis=1, keepdims=True)  # no pool in time: best effort anywhere
 
         def allowed(jobs: np.ndarray, p: int) -> np.ndarray:
             ok_site = home_ok(obs, jobs, f.pool_site[p : p + 1])[:, 0]
-            return ok_site & (green[f.pool_site[p]] | urgent_mask[jobs])
+            return ok_site & fits[jobs, p] & (green[f.pool_site[p]] | urgent_mask[jobs])
 
         return place(obs, st, allowed, pool_order, keep=keep, first=urgent_mask)
