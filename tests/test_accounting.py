@@ -48,6 +48,9 @@ def test_one_job_one_hour_energy_carbon_cost():
     assert run.metrics["avg_jct_h"] == pytest.approx(1.0)
     # the job's own energy: 2 × (700 + 50) W × 1.5 × 1 h
     assert run.jobs["energy_mwh"].iloc[0] == pytest.approx(2 * 750 * 1.5 / 1e6)
+    # ... and its carbon at slot 0's 200 g/kWh: 2.25 kWh × 200 g = 450 g
+    assert run.jobs["carbon_t"].iloc[0] == pytest.approx(450e-6)
+    assert run.metrics["batch_carbon_kg_per_acc_h"] == pytest.approx(0.45 / 2.0)
 
 
 def test_partial_slot_completion_and_idle_remainder():

@@ -36,7 +36,8 @@ def _fail(e: GridShiftError, scenario_file: str | None = None) -> None:
 SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
                 ("jobs completed", "jobs_completed", ""), ("deadline misses", "deadline_miss_frac", "share"),
                 ("avg job completion", "avg_jct_h", "h"), ("inference SLO attained", "slo_attainment", "share"),
-                ("work done", "work_done_frac", "share"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
+                ("work done", "work_done_frac", "share"),
+                ("batch carbon per work", "batch_carbon_kg_per_acc_h", "kg/acc-h"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
                 ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
                 ("planning time", "plan_time_s", "s"))
 

@@ -1,7 +1,8 @@
 """``threshold``: carbon-aware deferral. Deferrable work starts (or keeps running) only at sites whose
 current carbon intensity is at or below a rolling percentile of that zone's recent history, and only
-within its flexibility window: a job whose latest start time has come runs anywhere. Sites are tried
-greenest first. (After the suspend-resume threshold policies of Wiesner et al., "Let's Wait Awhile",
+within its flexibility window: a job whose latest start time has come runs anywhere. Pools are tried
+in order of carbon per unit of work (intensity × PUE × power / speed), and a job only goes where it can
+still meet its deadline. (After the suspend-resume threshold policies of Wiesner et al., "Let's Wait Awhile",
 Middleware 2021, and Hanafy et al., GAIA, ASPLOS 2024.)
 
 Parameters: ``percentile`` (default 30), ``window_h`` of history (default 168), ``max_delay_h`` for jobs
@@ -55,6 +56,15 @@ class Threshold(Policy):
         latest = np.where(no_deadline, j.arrival_s[jobs] + self.max_delay_h * 3600.0, latest)
         return obs.now_s >= latest
 
+    def pool_order(self, obs: Observation, site_ci: np.ndarray) -> np.ndarray:
+        """Pools by carbon per unit of work right now: intensity × PUE × (board + host power) / the mean
+        speed of the active jobs on that accelerator type (greenest work first)."""
+        f = obs.world.fleet
+        k = f.pool_type
+        sp = obs.world.jobs.speed[obs.active].mean(axis=0) if obs.active.size else np.ones(len(f.type_names))
+        per_work = site_ci[f.pool_site] * f.pue[f.pool_site] * (f.board_power_w[k] + f.host_power_w[k])
+        return np.argsort(per_work / np.maximum(sp[k], 1e-9), kind="stable")
+
     def in_time(self, obs: Observation, jobs: np.ndarray) -> np.ndarray:
         """[len(jobs), P]: would the job, started now on pool p at full gang, meet its deadline?"""
         w = obs.world
@@ -68,8 +78,7 @@ class Threshold(Policy):
     def decide(self, obs: Observation) -> Decision:
         f = obs.world.fleet
         green, ci = self.green_sites(obs)
-        site_order = np.argsort(ci, kind="stable")
-        pool_order = np.concatenate([np.flatnonzero(f.pool_site == s) for s in site_order])
+        pool_order = self.pool_order(obs, ci)
         st = PlacementState(obs)
         active = obs.active
         urgent_active = active[self.urgent(obs, active)]

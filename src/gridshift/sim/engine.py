@@ -41,6 +41,7 @@ class JobState:
     first_start_s: np.ndarray
     completion_s: np.ndarray
     energy_mwh: np.ndarray
+    carbon_t: np.ndarray
     preemptions: np.ndarray
 
     @staticmethod
@@ -48,7 +49,7 @@ class JobState:
         n = work_acc_h.shape[0]
         return JobState(work_acc_h.astype(float).copy(), np.zeros(n), np.full(n, -1, np.int32), np.zeros(n, np.int32),
                         np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(n), np.full(n, np.nan),
-                        np.full(n, np.nan), np.zeros(n), np.zeros(n, np.int32))
+                        np.full(n, np.nan), np.zeros(n), np.zeros(n), np.zeros(n, np.int32))
 
 
 def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobState, policy: str) -> np.ndarray:
@@ -174,7 +175,9 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         out["busy"][:, t] = np.bincount(f.pool_site, weights=busy_acc, minlength=S)
         out["serving"][:, t] = np.bincount(f.pool_site, weights=serving_acc, minlength=S)
         job_w = g * (busy_frac * board[p] * cap[p] + (1 - busy_frac) * idle[p] + host[p]) * pue_pool[p]
-        st.energy_mwh[j] += job_w * slot_h / 1e6
+        job_e = job_w * slot_h / 1e6
+        st.energy_mwh[j] += job_e
+        st.carbon_t[j] += job_e * signals.at("carbon_g_per_kwh", t)[f.site_zone[f.pool_site[p]]] / 1000.0
         # state transitions
         prev = np.flatnonzero(st.running_pool >= 0)
         paused = prev[~np.isin(prev, j)]

@@ -69,6 +69,7 @@ def build_run(*, policy_name: str, world: World, signals: Signals, out: dict[str
         "work_acc_h": jobs.work_acc_h,
         "done_acc_h": st.done_acc_h,
         "energy_mwh": st.energy_mwh,
+        "carbon_t": st.carbon_t,
         "preemptions": st.preemptions,
     })
     svc_frames = []
@@ -103,6 +104,9 @@ def build_run(*, policy_name: str, world: World, signals: Signals, out: dict[str
         "avg_price_usd_per_mwh": float(cost.sum() / e_total) if e_total > 0 else float("nan"),
         "preemptions": int(st.preemptions.sum()),
         "batch_energy_mwh": float(st.energy_mwh.sum()),
+        "batch_carbon_t": float(st.carbon_t.sum()),
+        "batch_carbon_kg_per_acc_h": float(st.carbon_t.sum() * 1000 / st.done_acc_h.sum())
+        if st.done_acc_h.sum() > 0 else float("nan"),
         "site_energy_mwh": {name: float(energy[s].sum()) for s, name in enumerate(f.site_names)},
         "site_peak_power_mw": {name: float(out["fac_mw"][s].max()) for s, name in enumerate(f.site_names)},
     }

@@ -39,6 +39,7 @@ JOB_COLUMNS = (
     "work_acc_h",
     "done_acc_h",
     "energy_mwh",  # facility energy attributed to the job
+    "carbon_t",  # location-based carbon of that energy
     "preemptions",
 )
 
