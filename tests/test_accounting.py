@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from worldkit import make_fleet, make_jobs, make_signals, make_world
+from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Policy
@@ -101,19 +101,10 @@ def test_asap_respects_site_power_cap_when_starting_work():
 
 
 def test_restart_overhead_after_pause():
-    class PauseOnce(Policy):
-        name = "pause-once"
-
-        def decide(self, obs):
-            if obs.t == 1:
-                return Decision.idle(obs.world)
-            j = obs.active
-            return Decision(j, np.zeros(j.size, np.int32), np.ones(j.size, np.int32))
-
     fleet = make_fleet(((1,),), n_slots=4)
     jobs = make_jobs(work_acc_h=(2.0,), ckpt_s=600.0, restart_s=1200.0)
     sig = make_signals([[100.0] * 4])
-    run = simulate(make_world(fleet, jobs, sig), sig, PauseOnce())
+    run = simulate(make_world(fleet, jobs, sig), sig, PauseAt(pause_slot=1))
     # 1 h of work in slot 0, paused in slot 1, then 30 min lost at resume: done at 2 h + 0.5 h + 1 h
     assert run.jobs["jct_h"].iloc[0] == pytest.approx(3.5)
     assert run.jobs["preemptions"].iloc[0] == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from worldkit import make_fleet, make_jobs, make_signals, make_world
+from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 from gridshift.errors import PlanError
 from gridshift.plan.asap import Asap
@@ -116,17 +116,8 @@ def test_over_allocation_is_rejected():
 
 
 def test_pausing_rigid_job_is_rejected():
-    class Flaky(Policy):
-        name = "flaky"
-
-        def decide(self, obs):
-            if obs.t == 1:
-                return Decision.idle(obs.world)
-            j = obs.active
-            return Decision(j, np.zeros(j.size, np.int32), np.ones(j.size, np.int32))
-
     fleet = make_fleet(((1,),), n_slots=3)
     jobs = make_jobs(work_acc_h=(3.0,), interruptible=(False,))
     sig = make_signals([[1.0] * 3])
     with pytest.raises(PlanError, match="non-interruptible"):
-        simulate(make_world(fleet, jobs, sig), sig, Flaky())
+        simulate(make_world(fleet, jobs, sig), sig, PauseAt(pause_slot=1))

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.workload import JobTable
+from gridshift.plan.base import Decision, Policy
 from gridshift.sim.world import Fleet, ServiceArrays, Signals, World
 
 
@@ -64,3 +65,19 @@ def make_world(fleet: Fleet, jobs: JobTable, signals: Signals, services: Service
     T = signals.n_slots
     svc = services or ServiceArrays.empty(len(fleet.type_names), fleet.n_sites, T)
     return World.build(fleet, jobs, svc, signals.slot_duration_s, signals.slot_starts)
+
+
+class PauseAt(Policy):
+    """Runs every active job on pool 0 with ``gang`` accelerators, except in slot ``pause_slot`` (nothing runs)."""
+
+    name = "pause-at"
+
+    def __init__(self, pause_slot: int = 1, gang: int = 1):
+        super().__init__()
+        self.pause_slot, self.gang = pause_slot, gang
+
+    def decide(self, obs):
+        if obs.t == self.pause_slot:
+            return Decision.idle(obs.world)
+        j = obs.active
+        return Decision(j, np.zeros(j.size, np.int32), np.full(j.size, self.gang, np.int32))
