@@ -38,7 +38,6 @@ def worlds(draw):
                      speed=speed, interruptible=inter, ckpt_s=60.0, restart_s=120.0)
     carbon = np.array([draw(st.lists(st.floats(10, 800), min_size=T, max_size=T)) for _ in range(n_sites)])
     sig = make_signals(carbon)
-    fleet = fleet.__class__(**{**fleet.__dict__, "site_zone": np.arange(n_sites)})
     return make_world(fleet, jobs, sig), sig
 
 

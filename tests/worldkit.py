@@ -23,7 +23,7 @@ def make_fleet(counts=((4,),), *, board_w=(700.0,), idle_w=(100.0,), host_w=(0.0
     cap = np.full((S, n_slots), 1e6) if cap_mw is None else np.broadcast_to(
         np.asarray(cap_mw, float).reshape(S, -1), (S, n_slots)).copy()
     xs, ys = np.asarray(curve[0]), np.asarray(curve[1])
-    return Fleet(tuple(f"s{s}" for s in range(S)), np.arange(S) % 1 if False else np.arange(S),
+    return Fleet(tuple(f"s{s}" for s in range(S)), np.arange(S),
                  tuple(None for _ in range(S)), pue, cap, np.array(pool_site), np.array(pool_type),
                  np.array(pool_count), tuple(f"t{k}" for k in range(K)), np.asarray(board_w, float),
                  np.asarray(idle_w, float), np.asarray(host_w, float), tuple(xs for _ in range(K)),
