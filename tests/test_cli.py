@@ -72,6 +72,10 @@ def test_simulate_small_scenario(tmp_path):
     for png in ("site_power.png", "cumulative_carbon.png", "jct_cdf.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((out / "timeseries").rglob("*.parquet"))
+    umask = __import__("os").umask(0o022)
+    __import__("os").umask(umask)
+    assert (out / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     # the threshold policy emits less carbon per MWh than asap on the same work
     a, t = doc["policies"]["asap"], doc["policies"]["threshold"]
     assert t["avg_carbon_g_per_kwh"] < a["avg_carbon_g_per_kwh"]

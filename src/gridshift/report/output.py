@@ -42,6 +42,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: str | os.PathLike, *, directory: bool) -> None:
+    """Give a temp file/dir (created 0600/0700) the permissions a plain open()/mkdir() would have."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _is_gridshift_dir(path: Path) -> bool:
     return (path / MARKER).is_file()
 
@@ -70,6 +81,7 @@ class OutputDir:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=parent))
+            _normal_mode(self.tmp, directory=True)
         except OSError as exc:
             raise GridShiftError(f"cannot create output directory: {exc.strerror or exc}", file=self.final) from exc
         (self.tmp / MARKER).write_text("written by gridshift; this directory may be replaced by the next run\n",
@@ -120,6 +132,7 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _normal_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -183,6 +196,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False, engine="pyarrow")
+        _normal_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
         try:
