@@ -8,6 +8,7 @@ from typing import Any
 from gridshift.assemble import Assembled
 from gridshift.model.scenario import PolicySpec
 from gridshift.plan.registry import make_policy
+from gridshift.plan.score import add_scores
 from gridshift.sim.engine import simulate
 from gridshift.sim.result import PolicyRun
 
@@ -26,11 +27,13 @@ def policy_specs(assembled: Assembled, names: list[str] | None) -> list[PolicySp
 
 def run_policies(assembled: Assembled, specs: list[PolicySpec],
                  progress: Callable[[str, int, int], None] | None = None) -> list[PolicyRun]:
-    policies = [make_policy(s, i) for i, s in enumerate(specs)]  # fail on bad params before any run
+    obj = assembled.scenario.objective
+    policies = [make_policy(s, i, objective=obj) for i, s in enumerate(specs)]  # bad params fail before runs
     runs = []
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
         runs.append(simulate(assembled.world, assembled.signals, pol, progress=cb))
+    add_scores(runs, assembled.world, assembled.signals, obj)
     return runs
 
 
@@ -43,6 +46,7 @@ def metrics_doc(assembled: Assembled, runs: list[PolicyRun]) -> dict[str, Any]:
             "end": s.time_range.end.isoformat(),
             "slot_duration_s": s.slot_duration_s,
             "seed": s.seed,
+            "objective": s.objective.model_dump(),
             "sites": [x.name for x in s.sites],
             "zones": [z.id for z in s.zones],
             "accelerator_types": list(assembled.world.fleet.type_names),

@@ -77,12 +77,76 @@ class JobGenerator(BaseModel):
         return self
 
 
+class RecurringJobs(BaseModel):
+    """A job that recurs every day (or every workday) at a nominal local start time and may shift by up to
+    ``window_h`` either way: it arrives ``window_h`` before the nominal start and is due ``window_h`` after
+    the nominal end. (The nightly-job scenario of Wiesner et al., "Let's Wait Awhile", Middleware 2021.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: JobKind = JobKind.BATCH_INFERENCE
+    tenant: str = "default"
+    tz: str = Field(default="UTC", description="IANA time zone of the nominal start, e.g. 'Europe/Berlin'.")
+    start_local_h: float = Field(ge=0, lt=24, description="Nominal start, hour of the local day.")
+    run_h: float = Field(gt=0, le=168, description="Run time on the reference accelerator at full gang, h.")
+    gang: int = Field(default=1, ge=1)
+    window_h: float = Field(ge=0, le=72)
+    workdays_only: bool = False
+    interruptible: bool = False
+    reference_accelerator: str = "H100"
+
+
+class WorkdayJobs(BaseModel):
+    """Jobs submitted on workdays at random times between ``submit_from_local_h`` and ``submit_to_local_h``
+    with run times uniform in ``run_h``; results are due at ``due_local_h`` on the first workday on which
+    the job, started at submission, could have finished. (The ML-training scenario of "Let's Wait Awhile".)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: JobKind = JobKind.PRE_TRAINING
+    tenant: str = "default"
+    tz: str = "UTC"
+    jobs_per_workday: float = Field(gt=0, le=10_000, description="Mean; the count per day is Poisson.")
+    submit_from_local_h: float = Field(default=9.0, ge=0, lt=24)
+    submit_to_local_h: float = Field(default=17.0, gt=0, le=24)
+    due_local_h: float = Field(default=9.0, ge=0, lt=24)
+    run_h: tuple[float, float] = Field(default=(4.0, 90.0))
+    gang: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    interruptible_frac: float = Field(default=0.5, ge=0, le=1)
+    reference_accelerator: str = "H100"
+
+    @model_validator(mode="after")
+    def _check(self) -> "WorkdayJobs":
+        if self.submit_to_local_h <= self.submit_from_local_h:
+            raise ValueError("submit_to_local_h must be after submit_from_local_h")
+        lo, hi = self.run_h
+        if not (0 < lo <= hi):
+            raise ValueError("run_h must be (low, high) with 0 < low <= high")
+        if any(g < 1 for g in self.gang):
+            raise ValueError("gang sizes must be >= 1")
+        return self
+
+
 class Workloads(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jobs: list[Job] = Field(default_factory=list)
     generate: JobGenerator | None = None
+    recurring: list[RecurringJobs] = Field(default_factory=list)
+    workday: list[WorkdayJobs] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
+
+
+class Objective(BaseModel):
+    """What planning policies minimise, and how every policy is scored: ``carbon`` (t CO2), ``cost`` (USD),
+    or ``weighted`` = cost + carbon × ``carbon_price_usd_per_t``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["carbon", "cost", "weighted"] = "carbon"
+    carbon_price_usd_per_t: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
 class PolicySpec(BaseModel):
@@ -114,6 +178,12 @@ class Scenario(BaseModel):
         default_factory=lambda: [PolicySpec(name="asap"), PolicySpec(name="threshold")], min_length=1
     )
     fill_gaps_max_h: int = Field(default=0, ge=0, le=48, description="Fill signal gaps up to this length (0 = never).")
+    objective: Objective = Field(default_factory=Objective)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
 
     @field_validator("policies", mode="before")
     @classmethod
@@ -148,8 +218,9 @@ class Scenario(BaseModel):
         svc = [s.name for s in self.workloads.services]
         if len(set(svc)) != len(svc):
             raise ValueError("service names must be unique")
-        if not self.workloads.jobs and self.workloads.generate is None and not self.workloads.services:
-            raise ValueError("workloads is empty: give jobs, a job generator, or services")
+        w = self.workloads
+        if not (w.jobs or w.generate or w.services or w.recurring or w.workday):
+            raise ValueError("workloads is empty: give jobs, a job generator, recurring or workday jobs, or services")
         return self
 
     @property

@@ -113,20 +113,24 @@ def keep_running(st: PlacementState, obs: Observation, running: np.ndarray, *, f
     return np.concatenate(left) if left else np.zeros(0, np.int64)
 
 
-def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray | None = None) -> np.ndarray:
-    """Replicas per service, region and pool to carry the current demand plus headroom.
+def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray | None = None,
+                   demand_rps: np.ndarray | None = None, reps: np.ndarray | None = None) -> np.ndarray:
+    """Replicas per service, region and pool to carry the current demand (or ``demand_rps``) plus headroom,
+    added to ``reps`` when given.
 
     Regions are served from their allowed sites, nearest first (or in ``site_order`` when given), filling
     each pool as far as free accelerators and site power allow."""
     w, svc = st.world, st.world.services
     f = w.fleet
-    reps = np.zeros((svc.n, svc.demand_rps.shape[1], f.n_pools), np.int64)
+    if reps is None:
+        reps = np.zeros((svc.n, svc.demand_rps.shape[1], f.n_pools), np.int64)
     if svc.n == 0:
         return reps
+    demand = obs.demand_rps if demand_rps is None else demand_rps
     tp = f.throughput_frac(st.cap)
     for n in range(svc.n):
         for r in range(len(svc.regions[n])):
-            need_rps = obs.demand_rps[n, r] * (1.0 + svc.headroom_frac[n])
+            need_rps = demand[n, r] * (1.0 + svc.headroom_frac[n])
             if need_rps <= 0:
                 continue
             sites = np.argsort(svc.rtt_ms[n, r], kind="stable") if site_order is None else site_order
@@ -181,3 +185,19 @@ def priority_order(obs: Observation, jobs_idx: np.ndarray, first: np.ndarray | N
     ahead = np.zeros(jobs_idx.size, bool) if first is None else first[jobs_idx]
     o = np.lexsort((jobs_idx, j.arrival_s[jobs_idx], -j.priority[jobs_idx], ~ahead))
     return jobs_idx[o]
+
+
+def latest_start_passed(obs: Observation, jobs_idx: np.ndarray, max_delay_h: float) -> np.ndarray:
+    """Jobs whose latest start (deadline minus the run time still needed on the slowest accelerator type of
+    the fleet they can use, restart overhead and two slots of margin) has come; jobs without a deadline may
+    wait at most ``max_delay_h`` after arrival."""
+    w = obs.world
+    j = w.jobs
+    types = np.unique(w.fleet.pool_type)
+    sp = j.speed[np.ix_(jobs_idx, types)]
+    slowest = np.where(sp > 0, sp, np.inf).min(axis=1)
+    run_s = obs.remaining_acc_h[jobs_idx] / np.maximum(j.gang_max[jobs_idx] * slowest, 1e-12) * 3600.0
+    latest = j.deadline_s[jobs_idx] - run_s - j.restart_overhead_s[jobs_idx] - 2 * w.slot_duration_s
+    no_deadline = ~np.isfinite(j.deadline_s[jobs_idx])
+    latest = np.where(no_deadline, j.arrival_s[jobs_idx] + max_delay_h * 3600.0, latest)
+    return obs.now_s >= latest

@@ -16,7 +16,7 @@ import numpy as np
 from gridshift.errors import PlanError
 from gridshift.plan.asap import home_ok, place
 from gridshift.plan.base import Decision, Observation, Policy
-from gridshift.plan.placement import PlacementState
+from gridshift.plan.placement import PlacementState, latest_start_passed
 
 
 class Threshold(Policy):
@@ -41,20 +41,7 @@ class Threshold(Policy):
         return (now <= thresh)[f.site_zone], now[f.site_zone]
 
     def urgent(self, obs: Observation, jobs: np.ndarray) -> np.ndarray:
-        """Jobs whose latest start (deadline minus the run time still needed on their fastest allowed type,
-        plus restart overhead and one slot of margin) has come; jobs without a deadline wait at most
-        ``max_delay_h`` after arrival."""
-        w = obs.world
-        j = w.jobs
-        # conservative: the slowest accelerator type of the fleet the job can run on, at full gang
-        types = np.unique(w.fleet.pool_type)
-        sp = j.speed[np.ix_(jobs, types)]
-        slowest = np.where(sp > 0, sp, np.inf).min(axis=1)
-        run_s = obs.remaining_acc_h[jobs] / np.maximum(j.gang_max[jobs] * slowest, 1e-12) * 3600.0
-        latest = j.deadline_s[jobs] - run_s - j.restart_overhead_s[jobs] - 2 * w.slot_duration_s
-        no_deadline = ~np.isfinite(j.deadline_s[jobs])
-        latest = np.where(no_deadline, j.arrival_s[jobs] + self.max_delay_h * 3600.0, latest)
-        return obs.now_s >= latest
+        return latest_start_passed(obs, jobs, self.max_delay_h)
 
     def pool_order(self, obs: Observation, site_ci: np.ndarray) -> np.ndarray:
         """Pools by carbon per unit of work right now: intensity × PUE × (board + host power) / the mean

@@ -194,5 +194,9 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
             active = active[active_mask[active]]
         if progress is not None:
             progress(t + 1, T)
-    return build_run(policy_name=getattr(policy, "label", None) or policy.name, world=world, signals=signals,
-                     out=out, served=served_all, st=st, plan_time_s=plan_time_s)
+    run = build_run(policy_name=getattr(policy, "label", None) or policy.name, world=world, signals=signals,
+                    out=out, served=served_all, st=st, plan_time_s=plan_time_s)
+    stats = getattr(policy, "stats", None)
+    if callable(stats):
+        run.metrics.update(stats())
+    return run

@@ -1,0 +1,91 @@
+"""Aggregate jobs into work classes so the planning LP does not grow with the number of jobs.
+
+A class is (deadline period, throughput signature, home site): jobs whose deadline falls in the same
+planning period, that run at the same speed on every accelerator type, and that may run at the same sites.
+Gang sizes become a per-class bound on accelerators (the sum of the members' maximum gangs); whole gangs
+are restored when the plan is turned into placements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridshift.sim.world import World
+
+
+@dataclass
+class Classes:
+    member: np.ndarray  # int [n_jobs_considered] class of each job
+    jobs: np.ndarray  # int64 job indices considered
+    work: np.ndarray  # [C]
+    speed: np.ndarray  # [C, K]
+    allowed: np.ndarray  # bool [C, P]
+    max_acc: np.ndarray  # [C, T]
+    release: np.ndarray  # [C, T]
+    deadline_period: np.ndarray  # [C]
+    min_work: np.ndarray  # [C]
+    eff_deadline_s: np.ndarray  # [n_jobs_considered] deadline used (explicit, or arrival + max delay)
+    deadline_s: np.ndarray  # [C] earliest member deadline
+    run_h: np.ndarray  # [C, K] longest member run time at full gang on each type (inf where it cannot run)
+
+    @property
+    def n(self) -> int:
+        return self.work.size
+
+
+def signature_ids(world: World) -> np.ndarray:
+    """Id of each job's speed row (jobs with identical per-type throughput share an id)."""
+    _, inv = np.unique(np.round(world.jobs.speed, 9), axis=0, return_inverse=True)
+    return inv.ravel()
+
+
+def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_site: np.ndarray,
+                  sig: np.ndarray, period_start_s: np.ndarray, period_end_s: np.ndarray,
+                  max_delay_h: float, deadline_rounding: str = "down") -> Classes:
+    """Classes over ``jobs`` for periods [period_start_s, period_end_s) (seconds since the scenario start).
+
+    ``deadline_rounding="down"``: work counts toward a deadline only in periods that end by it (safe for
+    planning); ``"up"``: also in the period that contains it (a relaxation, for bounds).
+    ``home_site[j]`` is the site a non-migratable job must stay at, or -1.
+    """
+    f, jt = world.fleet, world.jobs
+    T = period_start_s.size
+    dl = jt.deadline_s[jobs]
+    eff = np.where(np.isfinite(dl), dl, jt.arrival_s[jobs] + max_delay_h * 3600.0)
+    if deadline_rounding == "down":
+        d_per = np.searchsorted(period_end_s, eff + 1e-6, side="right")  # periods ending by the deadline
+    else:
+        d_per = np.searchsorted(period_start_s, eff - 1e-6, side="right")
+    d_per = np.minimum(d_per, T)
+    key = np.stack([d_per, sig[jobs], home_site], axis=1)
+    uniq, member = np.unique(key, axis=0, return_inverse=True)
+    member = member.ravel()
+    C = uniq.shape[0]
+    work = np.bincount(member, weights=remaining[jobs], minlength=C)
+    speed = np.zeros((C, len(f.type_names)))
+    speed[member] = jt.speed[jobs]
+    home = uniq[:, 2]
+    allowed = (speed[:, f.pool_type] > 0) & ((home[:, None] < 0) | (home[:, None] == f.pool_site[None, :]))
+    # release and accelerator bound by arrival
+    arr_per = np.searchsorted(period_start_s, jt.arrival_s[jobs] - 1e-6, side="left")  # first period it may run
+    arr_per = np.clip(arr_per, 0, T)
+    rel = np.zeros((C, T + 1))
+    np.add.at(rel, (member, arr_per), remaining[jobs])
+    release = np.cumsum(rel, axis=1)[:, :T]
+    acc = np.zeros((C, T + 1))
+    np.add.at(acc, (member, arr_per), jt.gang_max[jobs].astype(float))
+    max_acc = np.cumsum(acc, axis=1)[:, :T]
+    # work needed inside the horizon for deadlines beyond it
+    best = jt.speed[jobs].max(axis=1)
+    after_h = np.maximum(eff - period_end_s[-1], 0.0) / 3600.0
+    need = np.maximum(remaining[jobs] - jt.gang_max[jobs] * best * after_h, 0.0)
+    min_work = np.bincount(member, weights=np.where(d_per >= T, need, 0.0), minlength=C)
+    c_dl = np.full(C, np.inf)
+    np.minimum.at(c_dl, member, eff)
+    with np.errstate(divide="ignore"):
+        rh = remaining[jobs][:, None] / (jt.gang_max[jobs][:, None] * jt.speed[jobs])
+    run_h = np.zeros((C, len(f.type_names)))
+    np.maximum.at(run_h, member, rh)
+    return Classes(member, jobs, work, speed, allowed, max_acc, release, uniq[:, 0], min_work, eff, c_dl, run_h)

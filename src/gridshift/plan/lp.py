@@ -1,0 +1,295 @@
+"""The planning LP on HiGHS: work classes × pools × periods × power-cap levels, with site power caps,
+pool sizes, per-class accelerator bounds, release times, deadlines, inference demand within latency bounds
+and a penalty for pausing work.
+
+Units: work in reference accelerator-hours, power in MW, period durations in hours. The objective is in the
+scenario's unit (t CO2, USD, or USD with a carbon price): ``unit_cost[s, t]`` per facility MWh.
+
+Variables (only where allowed): ``x[c, p, t, l]`` busy accelerators of pool p on class c in period t at cap
+level l; ``f[n, r, p, t]`` requests/s of service n, region r served by pool p; and slacks ``late[c]``,
+``left[c]`` (work not done in the horizon, valued at ``terminal_cost``), ``unserved[n, r, t]``,
+``over[s, t]`` (power above the cap, for infeasible inputs), ``pause[p, t]`` (busy accelerators dropped).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from gridshift.errors import PlanError
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class PlanProblem:
+    dur_h: np.ndarray  # [T] period lengths, hours
+    unit_cost: np.ndarray  # [S, T] objective per facility MWh
+    # fleet
+    pool_site: np.ndarray  # [P]
+    pool_type: np.ndarray  # [P]
+    pool_free: np.ndarray  # [P, T] accelerators available to the plan (count minus pinned work)
+    pue: np.ndarray  # [S]
+    headroom_mw: np.ndarray  # [S, T] cap − base load (idle + host of everything) − pinned work, facility MW
+    levels: np.ndarray  # [L] power-cap fractions
+    level_tp: np.ndarray  # [K, L] throughput kept at each level (0 where the level is below the curve)
+    board_w: np.ndarray  # [K]
+    idle_w: np.ndarray  # [K]
+    # work classes
+    work: np.ndarray  # [C] remaining work
+    speed: np.ndarray  # [C, K]
+    allowed: np.ndarray  # bool [C, P]
+    max_acc: np.ndarray  # [C, T] accelerators the class may use (sum of gang_max of released jobs)
+    release: np.ndarray  # [C, T] work released by the start of each period (cumulative)
+    deadline_period: np.ndarray  # int [C]: work must be done in periods < this (T = not in horizon)
+    min_work: np.ndarray  # [C] work that must be done in the horizon (for deadlines beyond it)
+    terminal_cost: np.ndarray  # [C] cost per unit of work left undone at the horizon's end
+    late_cost: float  # per unit of work and hour past its deadline (and per unit short of min_work)
+    deadline_h: np.ndarray | None = None  # [C] hours from the plan start to the class deadline (inf = none)
+    run_h: np.ndarray | None = None  # [C, K] time a member needs on each type, for lateness within a period
+    # services
+    demand: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # [N, R, T] requests/s
+    svc_allowed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), bool))  # [N, R, P]
+    svc_acc_per_rps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [N, K] acc per rps (with headroom)
+    svc_mw_per_rps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [N, K] facility-less MW per rps
+    unserved_cost: float = 1e6
+    # pausing
+    busy_now: np.ndarray | None = None  # [P] interruptible busy accelerators in the slot before the plan
+    pause_cost: np.ndarray | None = None  # [P, T] cost per accelerator paused
+    over_cost: float = 1e9
+
+
+@dataclass
+class PlanSolution:
+    x: np.ndarray  # [C, P, T, L]
+    f: np.ndarray  # [N, R, P, T]
+    late: np.ndarray  # [C]
+    left: np.ndarray  # [C]
+    unserved: np.ndarray  # [N, R, T]
+    over_mw: np.ndarray  # [S, T]
+    objective: float
+    solve_s: float
+    status: str
+    n_cols: int
+    n_rows: int
+    power_dual: np.ndarray  # [S, T] shadow price of each site's power cap (≤ 0 when binding)
+    capacity_dual: np.ndarray  # [P, T]
+    energy_objective: float = 0.0  # objective of the energy drawn above idle (jobs and services)
+    late_work_h: float = 0.0  # work × hours done after deadlines
+
+
+class _Builder:
+    """Collects columns and rows as COO triplets."""
+
+    def __init__(self) -> None:
+        self.cost: list[np.ndarray] = []
+        self.upper: list[np.ndarray] = []
+        self.n_cols = 0
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.rlo: list[np.ndarray] = []
+        self.rhi: list[np.ndarray] = []
+        self.n_rows = 0
+
+    def add_cols(self, cost: np.ndarray, upper: np.ndarray | float = INF) -> np.ndarray:
+        cost = np.asarray(cost, float).ravel()
+        idx = np.arange(self.n_cols, self.n_cols + cost.size)
+        self.cost.append(cost)
+        self.upper.append(np.broadcast_to(np.asarray(upper, float), cost.shape).ravel())
+        self.n_cols += cost.size
+        return idx
+
+    def add_rows(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        lo = np.asarray(lo, float).ravel()
+        idx = np.arange(self.n_rows, self.n_rows + lo.size)
+        self.rlo.append(lo)
+        self.rhi.append(np.broadcast_to(np.asarray(hi, float), lo.shape).ravel())
+        self.n_rows += lo.size
+        return idx
+
+    def add_coef(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        rows, cols = np.asarray(rows).ravel(), np.asarray(cols).ravel()
+        vals = np.broadcast_to(np.asarray(vals, float), rows.shape).ravel()
+        keep = vals != 0
+        self.rows.append(rows[keep])
+        self.cols.append(cols[keep])
+        self.vals.append(vals[keep])
+
+    def lp(self) -> highspy.HighsLp:
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
+        lp.col_cost_ = np.concatenate(self.cost) if self.cost else np.zeros(0)
+        lp.col_lower_ = np.zeros(self.n_cols)
+        lp.col_upper_ = np.concatenate(self.upper) if self.upper else np.zeros(0)
+        lp.row_lower_ = np.concatenate(self.rlo) if self.rlo else np.zeros(0)
+        lp.row_upper_ = np.concatenate(self.rhi) if self.rhi else np.zeros(0)
+        r = np.concatenate(self.rows) if self.rows else np.zeros(0, int)
+        c = np.concatenate(self.cols) if self.cols else np.zeros(0, int)
+        v = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        a = sp.csc_matrix((v, (r, c)), shape=(self.n_rows, self.n_cols))
+        a.sum_duplicates()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = a.indptr
+        lp.a_matrix_.index_ = a.indices
+        lp.a_matrix_.value_ = a.data
+        return lp
+
+
+class PlanSolver:
+    """Builds and solves :class:`PlanProblem` instances; keeps the last basis to warm-start the next solve
+    when the model has the same shape (same classes, pools and periods)."""
+
+    def __init__(self, time_limit_s: float = 60.0) -> None:
+        self.time_limit_s = time_limit_s
+        self._basis = None
+        self._shape: tuple[int, int] | None = None
+
+    def solve(self, pr: PlanProblem) -> PlanSolution:
+        t0 = time.perf_counter()
+        b = _Builder()
+        C, K = pr.speed.shape
+        P, T = pr.pool_free.shape
+        S = pr.unit_cost.shape[0]
+        L = pr.levels.size
+        k_of = pr.pool_type
+        s_of = pr.pool_site
+        # ---- x columns: allowed (c, p), periods from first release
+        first_t = np.argmax(pr.release > 1e-12, axis=1)
+        released_any = (pr.release > 1e-12).any(axis=1)
+        cc, pp = np.nonzero(pr.allowed & released_any[:, None] & (pr.work > 1e-12)[:, None])
+        n_t = T - first_t[cc]
+        pair = np.repeat(np.arange(cc.size), n_t)
+        offs = np.arange(pair.size) - np.repeat(np.cumsum(n_t) - n_t, n_t)
+        cpt = np.stack([cc[pair], pp[pair], first_t[cc][pair] + offs], axis=1) if cc.size else np.zeros((0, 3), int)
+        cpt = cpt[pr.max_acc[cpt[:, 0], cpt[:, 2]] > 0]
+        xc, xp, xt = cpt[:, 0], cpt[:, 1], cpt[:, 2]
+        nx = xc.size
+        xl = np.tile(np.arange(L), nx)
+        xc, xp, xt = np.repeat(xc, L), np.repeat(xp, L), np.repeat(xt, L)
+        xk, xs = k_of[xp], s_of[xp]
+        tp = pr.level_tp[xk, xl]
+        ok = tp > 0
+        xc, xp, xt, xl, xk, xs, tp = xc[ok], xp[ok], xt[ok], xl[ok], xk[ok], xs[ok], tp[ok]
+        inc_mw = np.maximum(pr.board_w[xk] * pr.levels[xl] - pr.idle_w[xk], 0.0) * pr.pue[xs] / 1e6
+        work_coef = pr.speed[xc, xk] * tp * pr.dur_h[xt]
+        # work done after its deadline costs late_cost per unit and hour late (end of period - deadline)
+        end_h = np.cumsum(pr.dur_h)
+        dl_h = np.concatenate([[0.0], end_h])[np.minimum(pr.deadline_period, T)]  # end of last period in time
+        if pr.deadline_h is not None and pr.run_h is not None:
+            # finishing time of work in period t: its start plus the member's run time on that type
+            finish = end_h[xt] - pr.dur_h[xt] + np.minimum(pr.run_h[xc, xk] / np.maximum(tp, 1e-9), pr.dur_h[xt])
+            hours_late = np.where(np.isfinite(pr.deadline_h[xc]), np.maximum(finish - pr.deadline_h[xc], 0.0), 0.0)
+        else:
+            hours_late = np.where(pr.deadline_period[xc] < T, np.maximum(end_h[xt] - dl_h[xc], 0.0), 0.0)
+        x_energy = pr.unit_cost[xs, xt] * inc_mw * pr.dur_h[xt]
+        xcol = b.add_cols(x_energy + pr.late_cost * work_coef * hours_late + 1e-9 * (xt + 1))  # tie: earlier
+        # ---- slacks
+        late = b.add_cols(np.full(C, pr.late_cost))  # only for min_work shortfalls
+        in_h = pr.deadline_period < T
+        left_cost = np.where(in_h, pr.late_cost * (end_h[-1] - dl_h + 24.0), pr.terminal_cost)
+        left = b.add_cols(left_cost)
+        over = b.add_cols(np.full(S * T, pr.over_cost) * np.tile(pr.dur_h, S))
+        # work balance: sum work + left = W
+        r = b.add_rows(pr.work, pr.work)
+        b.add_coef(r[xc], xcol, work_coef)
+        b.add_coef(r, left, 1.0)
+        # minimum progress inside the horizon for deadlines beyond it: sum work (+ late) >= min_work
+        r = b.add_rows(np.where(in_h, 0.0, pr.min_work), INF)
+        b.add_coef(r[xc], xcol, work_coef)
+        b.add_coef(r, late, 1.0)
+        # release: cumulative work through period t <= work released by the start of t. cum[c, t] columns
+        # carry the running sum (only for classes whose release is not complete at the start)
+        staged = np.flatnonzero((pr.release < pr.work[:, None] - 1e-9).any(axis=1))
+        if staged.size:
+            pos = np.full(C, -1)
+            pos[staged] = np.arange(staged.size)
+            cum = b.add_cols(np.zeros(staged.size * T), np.maximum(pr.release[staged], 0.0).ravel())
+            r = b.add_rows(np.zeros(staged.size * T), np.zeros(staged.size * T))
+            # row (c, t): cum[c, t] - cum[c, t-1] - work[c, t] = 0
+            b.add_coef(r, cum, 1.0)
+            prev = np.arange(staged.size * T) % T > 0
+            b.add_coef(r[prev], cum[np.flatnonzero(prev) - 1], -1.0)
+            sel = pos[xc] >= 0
+            b.add_coef(r[pos[xc[sel]] * T + xt[sel]], xcol[sel], -work_coef[sel])
+        # per-class accelerator bound per period
+        r = b.add_rows(np.full(C * T, -INF), pr.max_acc.ravel())
+        b.add_coef(r[xc * T + xt], xcol, 1.0)
+        # pool capacity
+        cap_rows = b.add_rows(np.full(P * T, -INF), pr.pool_free.ravel())
+        b.add_coef(cap_rows[xp * T + xt], xcol, 1.0)
+        # site power
+        pow_rows = b.add_rows(np.full(S * T, -INF), pr.headroom_mw.ravel())
+        b.add_coef(pow_rows[xs * T + xt], xcol, inc_mw)
+        b.add_coef(pow_rows, over, -1.0)
+        # services
+        N = pr.demand.shape[0]
+        R = pr.demand.shape[1] if N else 0
+        fidx = None
+        if N:
+            nn, rr, pq = np.nonzero(pr.svc_allowed)
+            fn, fr, fp = np.repeat(nn, T), np.repeat(rr, T), np.repeat(pq, T)
+            ft = np.tile(np.arange(T), nn.size)
+            fk, fs = k_of[fp], s_of[fp]
+            usable = pr.svc_acc_per_rps[fn, fk] > 0
+            fn, fr, fp, ft, fk, fs = fn[usable], fr[usable], fp[usable], ft[usable], fk[usable], fs[usable]
+            f_mw = pr.svc_mw_per_rps[fn, fk] * pr.pue[fs]
+            f_energy = pr.unit_cost[fs, ft] * f_mw * pr.dur_h[ft]
+            fcol = b.add_cols(f_energy)
+            uns = b.add_cols(np.full(N * R * T, pr.unserved_cost) * np.tile(pr.dur_h, N * R))
+            dem_rows = b.add_rows(pr.demand.ravel(), pr.demand.ravel())
+            b.add_coef(dem_rows[(fn * R + fr) * T + ft], fcol, 1.0)
+            b.add_coef(dem_rows, uns, 1.0)
+            b.add_coef(cap_rows[fp * T + ft], fcol, pr.svc_acc_per_rps[fn, fk])
+            b.add_coef(pow_rows[fs * T + ft], fcol, f_mw)
+            fidx = (fn, fr, fp, ft, fcol, uns)
+        # pausing: pause[p, t] >= busy[p, t-1] - busy[p, t]
+        if pr.busy_now is not None and pr.pause_cost is not None:
+            pause = b.add_cols(pr.pause_cost.ravel())
+            r = b.add_rows(np.concatenate([-pr.busy_now, np.zeros(P * (T - 1))]) if T > 1 else -pr.busy_now,
+                           INF)
+            # row (p, t): pause[p,t] + busy[p,t] - busy[p,t-1] >= 0 ; t = 0 uses busy_now on the rhs
+            order = np.concatenate([np.arange(P) * T + t for t in range(T)])  # row for (p, t) is at p*T+t
+            rr_of = np.empty(P * T, int)
+            rr_of[order] = r
+            b.add_coef(rr_of, pause, 1.0)
+            b.add_coef(rr_of[xp * T + xt], xcol, 1.0)
+            nxt = xt + 1 < T
+            b.add_coef(rr_of[xp[nxt] * T + xt[nxt] + 1], xcol[nxt], -1.0)
+        # ---- solve
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", float(self.time_limit_s))
+        h.passModel(b.lp())
+        shape = (b.n_cols, b.n_rows)
+        if self._basis is not None and self._shape == shape:
+            h.setBasis(self._basis)
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if status != "Optimal":
+            raise PlanError(f"planning LP not solved: {status}")
+        self._basis, self._shape = h.getBasis(), shape
+        sol = h.getSolution()
+        col = np.asarray(sol.col_value)
+        dual = np.asarray(sol.row_dual)
+        x = np.zeros((C, P, T, L))
+        np.add.at(x, (xc, xp, xt, xl), col[xcol])
+        f = np.zeros((N, R, P, T))
+        unserved = np.zeros((N, R, T))
+        energy_obj = float(col[xcol] @ x_energy)
+        if fidx is not None:
+            fn, fr, fp, ft, fcol, uns = fidx
+            np.add.at(f, (fn, fr, fp, ft), col[fcol])
+            unserved = col[uns].reshape(N, R, T)
+            energy_obj += float(col[fcol] @ f_energy)
+        return PlanSolution(x=np.maximum(x, 0), f=np.maximum(f, 0), late=col[late], left=col[left],
+                            unserved=unserved, over_mw=col[over].reshape(S, T),
+                            objective=float(h.getInfo().objective_function_value),
+                            solve_s=time.perf_counter() - t0, status=status, n_cols=b.n_cols, n_rows=b.n_rows,
+                            power_dual=dual[pow_rows].reshape(S, T), capacity_dual=dual[cap_rows].reshape(P, T),
+                            energy_objective=energy_obj,
+                            late_work_h=float(col[xcol] @ (work_coef * hours_late)))

@@ -1,0 +1,209 @@
+"""Shared machinery of the LP-based policies (``mpc`` and ``oracle``): building the planning problem from
+the world, forecasts and the jobs at hand, and turning the LP's fluid plan into whole placements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gridshift.errors import PlanError
+from gridshift.model.scenario import Objective
+from gridshift.plan.base import Decision, Observation, Policy
+from gridshift.plan.classes import Classes, build_classes, signature_ids
+from gridshift.plan.lp import PlanProblem, PlanSolution, PlanSolver
+from gridshift.plan.objective import unit_cost
+from gridshift.plan.placement import (
+    PlacementState,
+    base_site_mw,
+    first_fit_jobs,
+    keep_running,
+    latest_start_passed,
+    place_services,
+    priority_order,
+)
+from gridshift.sim.world import Signals, World
+
+
+class LpPolicy(Policy):
+    """Base of the LP planners. Parameters: ``objective`` (from the scenario unless given), ``cap_levels``
+    (power-cap fractions the plan may use), ``max_delay_h`` (window of jobs without a deadline),
+    ``time_limit_s`` per LP solve."""
+
+    def __init__(self, objective: Objective | dict | str | None = None, cap_levels: tuple[float, ...] = (0.7, 1.0),
+                 max_delay_h: float = 24.0, time_limit_s: float = 60.0, **params: Any) -> None:
+        if isinstance(objective, str):
+            objective = Objective(kind=objective)
+        elif isinstance(objective, dict):
+            objective = Objective(**objective)
+        levels = np.array(sorted(set(float(x) for x in cap_levels) | {1.0}))
+        if (levels <= 0).any() or (levels > 1).any():
+            raise PlanError("cap_levels must lie in (0, 1]", field="params.cap_levels")
+        if max_delay_h < 0:
+            raise PlanError("max_delay_h must be >= 0", field="params.max_delay_h")
+        super().__init__(cap_levels=tuple(levels), max_delay_h=max_delay_h, **params)
+        self.objective = objective or Objective()
+        self.levels = levels
+        self.max_delay_h = max_delay_h
+        self.solver = PlanSolver(time_limit_s)
+        self.n_solves = 0
+        self.solve_s = 0.0
+        self.planned_acc = 0.0
+        self.placed_acc = 0.0
+        self.lp_fallbacks = 0
+
+    # ---- set-up
+    def reset(self, world: World, signals: Signals) -> None:
+        super().reset(world, signals)
+        f = world.fleet
+        self.sig = signature_ids(world)
+        self.sph = max(1, int(round(3600 / world.slot_duration_s)))
+        tp = np.zeros((len(f.type_names), self.levels.size))
+        for k in range(len(f.type_names)):
+            xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
+            tp[k] = np.where(self.levels >= xs[0] - 1e-9, np.interp(self.levels, xs, ys), 0.0)
+        self.level_tp = tp
+        self.base_mw = base_site_mw(world)
+        svc = world.services
+        k = np.arange(len(f.type_names))
+        cap = svc.capacity_rps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.svc_acc_per_rps = np.where(cap > 0, (1 + svc.headroom_frac[:, None]) / cap, 0.0)
+            self.svc_mw_per_rps = np.where(cap > 0, np.maximum(svc.power_w - f.idle_power_w[k][None, :], 0)
+                                           / cap / 1e6, 0.0)
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "lp_solves": self.n_solves,
+            "lp_solve_s_mean": self.solve_s / self.n_solves if self.n_solves else 0.0,
+            "rounding_loss_frac": 1.0 - self.placed_acc / self.planned_acc if self.planned_acc > 0 else 0.0,
+            "lp_fallbacks": self.lp_fallbacks,
+        }
+
+    # ---- problem
+    def unit_cost_sites(self, carbon_z: np.ndarray, price_z: np.ndarray) -> np.ndarray:
+        z = self.world.fleet.site_zone
+        return unit_cost(self.objective, carbon_z[z], price_z[z])
+
+    def problem(self, classes: Classes, dur_h: np.ndarray, uc: np.ndarray, cap_mw: np.ndarray,
+                demand: np.ndarray, pinned_acc: np.ndarray, pinned_mw: np.ndarray,
+                busy_now: np.ndarray | None, pause_h: float, start_s: float) -> PlanProblem:
+        """The LP for ``classes`` over periods of ``dur_h`` starting at ``start_s`` (seconds since the
+        scenario start), with objective per MWh ``uc[S, T]`` and power caps ``cap_mw[S, T]``."""
+        w, f = self.world, self.world.fleet
+        k, s = f.pool_type, f.pool_site
+        inc_full = np.maximum(f.board_power_w[k] - f.idle_power_w[k], 0) * f.pue[s] / 1e6  # [P]
+        cpw = uc[s][:, None, :] * inc_full[:, None, None] / np.maximum(classes.speed[:, k].T[:, :, None], 1e-12)
+        cpw = np.where(classes.allowed.T[:, :, None], cpw, np.inf)  # [P, C, T] cost per unit of work
+        best = cpw.min(axis=0)  # [C, T]
+        best = np.where(np.isfinite(best), best, 0.0)
+        terminal = (best * dur_h).sum(axis=1) / dur_h.sum()
+        late_cost = 100.0 * float(max(best.max(initial=0.0), 1e-6)) + 1.0
+        pause_cost = None
+        if busy_now is not None:
+            pause_cost = pause_h * uc[s] * inc_full[:, None] + 1e-6
+        return PlanProblem(
+            dur_h=dur_h, unit_cost=uc, pool_site=s, pool_type=k,
+            pool_free=np.maximum(f.pool_count[:, None] - pinned_acc, 0).astype(float), pue=f.pue,
+            headroom_mw=cap_mw - self.base_mw[:, None] - pinned_mw, levels=self.levels, level_tp=self.level_tp,
+            board_w=f.board_power_w, idle_w=f.idle_power_w, work=classes.work, speed=classes.speed,
+            allowed=classes.allowed, max_acc=classes.max_acc, release=classes.release,
+            deadline_period=classes.deadline_period, min_work=classes.min_work, terminal_cost=terminal,
+            late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / 3600.0, run_h=classes.run_h,
+            demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
+            np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
+            svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
+
+    def solve(self, pr: PlanProblem) -> PlanSolution:
+        sol = self.solver.solve(pr)
+        self.n_solves += 1
+        self.solve_s += sol.solve_s
+        return sol
+
+    # ---- plan -> placements
+    def round_plan(self, obs: Observation, classes: Classes, x: np.ndarray, f_rps: np.ndarray,
+                   cost_order: np.ndarray) -> Decision:
+        """Whole placements for slot ``obs.t`` from the plan of its period: ``x[C, P, L]`` busy accelerators
+        per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s."""
+        w, fl, jt = obs.world, obs.world.fleet, obs.world.jobs
+        busy = x.sum(axis=2)  # [C, P]
+        tot = busy.sum(axis=0)
+        cap = np.where(tot > 1e-9, (x * self.levels).sum(axis=(0, 2)) / np.maximum(tot, 1e-12), 1.0)
+        cap = np.clip(cap, fl.min_cap_frac(), 1.0)
+        st = PlacementState(obs, cap)
+        active = obs.active
+        running = active[obs.running_pool[active] >= 0]
+        keep_running(st, obs, running[~jt.interruptible[running]], force=True)
+        reps = None
+        if w.services.n:
+            reps = np.zeros((w.services.n, w.services.demand_rps.shape[1], fl.n_pools), np.int64)
+            want = np.ceil(f_rps * self.svc_acc_per_rps[:, fl.pool_type][:, None, :] - 1e-6).astype(np.int64)
+            for p in range(fl.n_pools):
+                for n, r in zip(*np.nonzero(want[:, :, p])):
+                    k = fl.pool_type[p]
+                    inc = max(w.services.power_w[n, k] * st.cap[p] - fl.idle_power_w[k], 0) * fl.pue[fl.pool_site[p]] / 1e6
+                    got = min(int(want[n, r, p]), int(st.free[p]), st.power_limit(p, inc))
+                    if got > 0:
+                        reps[n, r, p] += got
+                        st.take(p, got, inc)
+            tp = fl.throughput_frac(st.cap)
+            have = (reps * w.services.capacity_rps[:, fl.pool_type][:, None, :] * tp).sum(axis=2)
+            need = obs.demand_rps * (1 + w.services.headroom_frac[:, None])
+            residual = np.maximum(need - have, 0.0) / (1 + w.services.headroom_frac[:, None])
+            reps = place_services(st, obs, demand_rps=residual, reps=reps)
+        placed = np.zeros(len(jt), bool)
+        if st.jobs:
+            placed[np.concatenate(st.jobs)] = True
+        in_class = np.full(len(jt), -1)
+        in_class[classes.jobs] = classes.member
+        eff_dl = np.full(len(jt), np.inf)
+        eff_dl[classes.jobs] = classes.eff_deadline_s
+        cand_all = active[(in_class[active] >= 0) & ~placed[active]]
+        planned = float(busy.sum())
+        got_acc = 0.0
+        for c in np.argsort(classes.deadline_period, kind="stable"):
+            pools = np.flatnonzero(busy[c] >= 0.5)
+            if not pools.size:
+                continue
+            members = cand_all[in_class[cand_all] == c]
+            if not members.size:
+                continue
+            for p in pools[np.argsort(-busy[c, pools])]:
+                s = fl.pool_site[p]
+                ok = jt.speed[members, fl.pool_type[p]] > 0
+                last = obs.last_pool[members]
+                home = np.where(last >= 0, fl.pool_site[np.maximum(last, 0)], -1)
+                ok &= jt.migratable[members] | (home < 0) | (home == s)
+                ok &= ~placed[members]
+                js = members[ok]
+                if not js.size:
+                    continue
+                on_p = obs.running_pool[js] == p
+                js = js[np.lexsort((js, eff_dl[js], ~on_p))]
+                rem = busy[c, p]
+                for j in js:
+                    if rem < 0.5:
+                        break
+                    g = int(min(jt.gang_max[j], np.floor(rem + 0.5)))
+                    if g < jt.gang_min[j]:
+                        if jt.gang_min[j] - rem > 0.5 * jt.gang_min[j]:
+                            continue
+                        g = int(jt.gang_min[j])
+                    lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+                    g = min(g, lim)
+                    if g < jt.gang_min[j]:
+                        continue
+                    st.place_jobs(np.array([j]), int(p), np.array([g]))
+                    placed[j] = True
+                    rem -= g
+                    got_acc += g
+        self.planned_acc += planned
+        self.placed_acc += min(got_acc, planned)
+        # safety net: jobs whose latest start has come run wherever they fit, cheapest pools first
+        waiting = active[~placed[active]]
+        if waiting.size:
+            urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h)]
+            if urgent.size:
+                first_fit_jobs(st, obs, priority_order(obs, urgent), cost_order)
+        idx, pool, gang = st.result()
+        return Decision(idx, pool, gang, st.cap, reps)
