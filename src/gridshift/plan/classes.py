@@ -43,12 +43,13 @@ def signature_ids(world: World) -> np.ndarray:
 
 def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_site: np.ndarray,
                   sig: np.ndarray, period_start_s: np.ndarray, period_end_s: np.ndarray,
-                  max_delay_h: float, deadline_rounding: str = "down") -> Classes:
+                  max_delay_h: float, deadline_rounding: str = "down", bucket_periods: int = 1) -> Classes:
     """Classes over ``jobs`` for periods [period_start_s, period_end_s) (seconds since the scenario start).
 
     ``deadline_rounding="down"``: work counts toward a deadline only in periods that end by it (safe for
     planning); ``"up"``: also in the period that contains it (a relaxation, for bounds).
-    ``home_site[j]`` is the site a non-migratable job must stay at, or -1.
+    ``home_site[j]`` is the site a non-migratable job must stay at, or -1. ``bucket_periods`` > 1 merges
+    deadlines into buckets of that many periods (fewer classes, for long planning periods).
     """
     f, jt = world.fleet, world.jobs
     T = period_start_s.size
@@ -58,6 +59,9 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
         d_per = np.searchsorted(period_end_s, eff + 1e-6, side="right")  # periods ending by the deadline
     else:
         d_per = np.searchsorted(period_start_s, eff - 1e-6, side="right")
+    if bucket_periods > 1:  # coarser deadline classes: earlier bucket edge when planning, later for bounds
+        d_per = (d_per // bucket_periods if deadline_rounding == "down" else -(-d_per // bucket_periods)) \
+            * bucket_periods
     d_per = np.minimum(d_per, T)
     key = np.stack([d_per, sig[jobs], home_site], axis=1)
     uniq, member = np.unique(key, axis=0, return_inverse=True)

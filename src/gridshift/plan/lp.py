@@ -51,6 +51,7 @@ class PlanProblem:
     late_cost: float  # per unit of work and hour past its deadline (and per unit short of min_work)
     deadline_h: np.ndarray | None = None  # [C] hours from the plan start to the class deadline (inf = none)
     run_h: np.ndarray | None = None  # [C, K] time a member needs on each type, for lateness within a period
+    last_period: np.ndarray | None = None  # [C] periods >= this get no work of the class (None = to the end)
     # services
     demand: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # [N, R, T] requests/s
     svc_allowed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), bool))  # [N, R, P]
@@ -162,7 +163,8 @@ class PlanSolver:
         first_t = np.argmax(pr.release > 1e-12, axis=1)
         released_any = (pr.release > 1e-12).any(axis=1)
         cc, pp = np.nonzero(pr.allowed & released_any[:, None] & (pr.work > 1e-12)[:, None])
-        n_t = T - first_t[cc]
+        last_t = np.full(C, T) if pr.last_period is None else np.clip(pr.last_period, 0, T)
+        n_t = np.maximum(last_t[cc] - first_t[cc], 0)
         pair = np.repeat(np.arange(cc.size), n_t)
         offs = np.arange(pair.size) - np.repeat(np.cumsum(n_t) - n_t, n_t)
         cpt = np.stack([cc[pair], pp[pair], first_t[cc][pair] + offs], axis=1) if cc.size else np.zeros((0, 3), int)
@@ -182,7 +184,9 @@ class PlanSolver:
         dl_h = np.concatenate([[0.0], end_h])[np.minimum(pr.deadline_period, T)]  # end of last period in time
         if pr.deadline_h is not None and pr.run_h is not None:
             # finishing time of work in period t: its start plus the member's run time on that type
-            finish = end_h[xt] - pr.dur_h[xt] + np.minimum(pr.run_h[xc, xk] / np.maximum(tp, 1e-9), pr.dur_h[xt])
+            # (no earlier than the member's whole run time on that type: a gang cannot be sped up)
+            run = pr.run_h[xc, xk] / np.maximum(tp, 1e-9)
+            finish = np.maximum(end_h[xt] - pr.dur_h[xt] + np.minimum(run, pr.dur_h[xt]), run)
             hours_late = np.where(np.isfinite(pr.deadline_h[xc]), np.maximum(finish - pr.deadline_h[xc], 0.0), 0.0)
         else:
             hours_late = np.where(pr.deadline_period[xc] < T, np.maximum(end_h[xt] - dl_h[xc], 0.0), 0.0)
@@ -270,7 +274,7 @@ class PlanSolver:
             h.setBasis(self._basis)
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
-        if status != "Optimal":
+        if status != "Optimal" and not (status == "Time limit reached" and h.getInfo().primal_solution_status == 2):
             raise PlanError(f"planning LP not solved: {status}")
         self._basis, self._shape = h.getBasis(), shape
         sol = h.getSolution()

@@ -25,13 +25,26 @@ from gridshift.plan.placement import (
 from gridshift.sim.world import Signals, World
 
 
+def terminal_value(cpw: np.ndarray, speed_pc: np.ndarray, count: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
+    """Value per unit of work left for later: the mean over periods of the cost per unit of work across the
+    pools the class may use, weighted by the work each pool can do (count × speed) — the fleet's average
+    cost of that work, not its cheapest pool, whose capacity is limited. ``cpw[P, C, T]`` (inf = not
+    allowed), ``speed_pc[P, C]``."""
+    ok = np.isfinite(cpw)
+    wgt = np.where(ok, (count[:, None] * speed_pc)[:, :, None], 0.0)
+    tot = wgt.sum(axis=0)
+    avg = np.where(tot > 0, (np.where(ok, cpw, 0.0) * wgt).sum(axis=0) / np.maximum(tot, 1e-300), 0.0)  # [C, T]
+    return (avg * dur_h).sum(axis=1) / dur_h.sum()
+
+
 class LpPolicy(Policy):
     """Base of the LP planners. Parameters: ``objective`` (from the scenario unless given), ``cap_levels``
     (power-cap fractions the plan may use), ``max_delay_h`` (window of jobs without a deadline),
-    ``time_limit_s`` per LP solve."""
+    ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline."""
 
     def __init__(self, objective: Objective | dict | str | None = None, cap_levels: tuple[float, ...] = (0.7, 1.0),
-                 max_delay_h: float = 24.0, time_limit_s: float = 60.0, **params: Any) -> None:
+                 max_delay_h: float = 24.0, time_limit_s: float = 60.0, late_window_h: float = 24.0,
+                 **params: Any) -> None:
         if isinstance(objective, str):
             objective = Objective(kind=objective)
         elif isinstance(objective, dict):
@@ -45,6 +58,7 @@ class LpPolicy(Policy):
         self.objective = objective or Objective()
         self.levels = levels
         self.max_delay_h = max_delay_h
+        self.late_window_h = late_window_h
         self.solver = PlanSolver(time_limit_s)
         self.n_solves = 0
         self.solve_s = 0.0
@@ -97,7 +111,7 @@ class LpPolicy(Policy):
         cpw = np.where(classes.allowed.T[:, :, None], cpw, np.inf)  # [P, C, T] cost per unit of work
         best = cpw.min(axis=0)  # [C, T]
         best = np.where(np.isfinite(best), best, 0.0)
-        terminal = (best * dur_h).sum(axis=1) / dur_h.sum()
+        terminal = terminal_value(cpw, classes.speed[:, k].T, f.pool_count, dur_h)
         late_cost = 100.0 * float(max(best.max(initial=0.0), 1e-6)) + 1.0
         pause_cost = None
         if busy_now is not None:
@@ -110,6 +124,8 @@ class LpPolicy(Policy):
             allowed=classes.allowed, max_acc=classes.max_acc, release=classes.release,
             deadline_period=classes.deadline_period, min_work=classes.min_work, terminal_cost=terminal,
             late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / 3600.0, run_h=classes.run_h,
+            last_period=np.searchsorted(np.cumsum(dur_h) - dur_h, (classes.deadline_s - start_s) / 3600.0
+                                        + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
             svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
@@ -161,6 +177,7 @@ class LpPolicy(Policy):
         cand_all = active[(in_class[active] >= 0) & ~placed[active]]
         planned = float(busy.sum())
         got_acc = 0.0
+        tp_pool = fl.throughput_frac(st.cap)
         for c in np.argsort(classes.deadline_period, kind="stable"):
             pools = np.flatnonzero(busy[c] >= 0.5)
             if not pools.size:
@@ -193,17 +210,74 @@ class LpPolicy(Policy):
                     g = min(g, lim)
                     if g < jt.gang_min[j]:
                         continue
+                    if not jt.interruptible[j] and obs.running_pool[j] < 0:
+                        # a job that cannot be paused starts only where it can still meet its deadline
+                        need_s = obs.remaining_acc_h[j] / (g * jt.speed[j, fl.pool_type[p]] * tp_pool[p]) * 3600
+                        if obs.now_s + need_s > jt.deadline_s[j]:
+                            continue
                     st.place_jobs(np.array([j]), int(p), np.array([g]))
                     placed[j] = True
                     rem -= g
                     got_acc += g
+        # second pass: fill what each pool still has planned with jobs of the classes planned there
+        placed_on = np.zeros(fl.n_pools)
+        for jobs_, pools_, gangs_ in zip(st.jobs, st.pools, st.gangs):
+            np.add.at(placed_on, pools_, gangs_)
+        for p in np.flatnonzero(busy.sum(axis=0) - placed_on >= 0.5):
+            deficit = busy[:, p].sum() - placed_on[p]
+            cls = np.flatnonzero(busy[:, p] > 0.05)
+            members = cand_all[np.isin(in_class[cand_all], cls) & ~placed[cand_all]]
+            members = members[(jt.speed[members, fl.pool_type[p]] > 0) & jt.interruptible[members]]
+            last = obs.last_pool[members]
+            home = np.where(last >= 0, fl.pool_site[np.maximum(last, 0)], -1)
+            members = members[jt.migratable[members] | (home < 0) | (home == fl.pool_site[p])]
+            for j in members[np.argsort(eff_dl[members], kind="stable")]:
+                if deficit < 0.5:
+                    break
+                g = int(min(jt.gang_max[j], np.floor(deficit + 0.5), st.free[p],
+                            st.power_limit(int(p), float(st.inc_mw[p]))))
+                if g < jt.gang_min[j]:
+                    continue
+                st.place_jobs(np.array([j]), int(p), np.array([g]))
+                placed[j] = True
+                deficit -= g
+                got_acc += g
         self.planned_acc += planned
         self.placed_acc += min(got_acc, planned)
         # safety net: jobs whose latest start has come run wherever they fit, cheapest pools first
         waiting = active[~placed[active]]
         if waiting.size:
             urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h)]
-            if urgent.size:
-                first_fit_jobs(st, obs, priority_order(obs, urgent), cost_order)
+            for j in priority_order(obs, urgent):  # each on the pool where it runs fastest
+                fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
+                first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
         idx, pool, gang = st.result()
+        self._protect_deadlines(obs, st, idx, pool, gang)
         return Decision(idx, pool, gang, st.cap, reps)
+
+    def _protect_deadlines(self, obs: Observation, st: PlacementState, idx: np.ndarray, pool: np.ndarray,
+                           gang: np.ndarray) -> None:
+        """Run a capped pool at full power when a job on it would miss its deadline at the cap but not at
+        full power, if the site's power cap allows."""
+        fl, jt = obs.world.fleet, obs.world.jobs
+        capped = np.flatnonzero(st.cap < 1.0 - 1e-9)
+        if not capped.size or not idx.size:
+            return
+        tp_now = fl.throughput_frac(st.cap)
+        for p in capped:
+            on = pool == p
+            if not on.any():
+                continue
+            j, g = idx[on], gang[on]
+            rate = g * jt.speed[j, fl.pool_type[p]]
+            need_h = obs.remaining_acc_h[j] / np.maximum(rate, 1e-12)
+            dl = jt.deadline_s[j]
+            late_capped = obs.now_s + need_h / tp_now[p] * 3600 > dl
+            ok_full = obs.now_s + need_h * 3600 <= dl
+            if (late_capped & ok_full).any():
+                k = fl.pool_type[p]
+                busy = float(g.sum())
+                extra_mw = busy * fl.board_power_w[k] * (1.0 - st.cap[p]) * fl.pue[fl.pool_site[p]] / 1e6
+                if extra_mw <= st.headroom_mw[fl.pool_site[p]] + 1e-12:
+                    st.headroom_mw[fl.pool_site[p]] -= extra_mw
+                    st.cap[p] = 1.0

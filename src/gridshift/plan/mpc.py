@@ -157,22 +157,44 @@ class Oracle(LpPolicy):
 
     name = "oracle"
 
-    def __init__(self, block_h: int = 1, bound: bool = True, **params: Any) -> None:
-        if block_h < 1:
-            raise PlanError("block_h must be >= 1", field="params.block_h")
-        super().__init__(block_h=block_h, bound=bound, **params)
+    def __init__(self, block_h: int = 1, bound: bool = True, max_columns: int = 300_000,
+                 time_limit_s: float = 600.0, **params: Any) -> None:
+        if block_h < 1 or max_columns < 1000:
+            raise PlanError("block_h must be >= 1 and max_columns >= 1000", field="params")
+        super().__init__(block_h=block_h, bound=bound, max_columns=max_columns, time_limit_s=time_limit_s, **params)
         self.block_h = block_h
         self.bound = bound
+        self.max_columns = max_columns
         self.lp_bound = float("nan")
+
+    def _layout(self, world: World) -> tuple[np.ndarray, int]:
+        """Period lengths and deadline bucket: hourly periods and exact deadlines unless the LP would exceed
+        ``max_columns``; then deadlines are bucketed, and periods lengthened, until it fits."""
+        T = world.n_slots
+        jt = world.jobs
+        n_pools = np.array([(jt.speed[:, world.fleet.pool_type] > 0).sum(axis=1)]).ravel()  # pools per job
+        for block_h in (self.block_h, 2 * self.block_h, 3 * self.block_h, 6 * self.block_h, 12 * self.block_h):
+            per = max(1, block_h * self.sph)
+            lengths = np.full(T // per, per, dtype=np.int64)
+            if T % per:
+                lengths = np.append(lengths, T % per)
+            for bucket in (1, 3, 6, 12, 24):
+                # columns ~ classes x window x pools x levels; classes ~ distinct (deadline bucket, signature)
+                dl = np.where(np.isfinite(jt.deadline_s), jt.deadline_s, jt.arrival_s + self.max_delay_h * 3600)
+                d_per = np.minimum((dl // (per * world.slot_duration_s)) // bucket, 10 ** 9)
+                keys = np.unique(np.stack([d_per, self.sig], axis=1), axis=0).shape[0]
+                window = (dl - jt.arrival_s) / 3600 / block_h + self.late_window_h / block_h + bucket
+                est = keys * float(np.mean(np.minimum(window, lengths.size))) * float(n_pools.mean()) * self.levels.size
+                if est <= self.max_columns:
+                    return lengths, bucket
+        return lengths, bucket
 
     def reset(self, world: World, signals: Signals) -> None:
         super().reset(world, signals)
         f = world.fleet
         T = world.n_slots
-        per = max(1, self.block_h * self.sph)
-        lengths = np.full(T // per, per, dtype=np.int64)
-        if T % per:
-            lengths = np.append(lengths, T % per)
+        lengths, bucket = self._layout(world)
+        self.layout = {"period_h": float(lengths[0] * world.slot_h), "deadline_bucket_periods": bucket}
         L = signals.lookback_slots
         ci = _per_period(signals.carbon_g_per_kwh[:, L:L + T], lengths, "mean")
         pr = _per_period(signals.price_usd_per_mwh[:, L:L + T], lengths, "mean")
@@ -187,15 +209,16 @@ class Oracle(LpPolicy):
         P, nT = f.n_pools, lengths.size
         no_pin = (np.zeros((P, nT)), np.zeros((f.n_sites, nT)))
         classes = build_classes(world, jobs, work, np.full(jobs.size, -1), self.sig, start_s, end_s,
-                                self.max_delay_h)
+                                self.max_delay_h, bucket_periods=bucket)
         prob = self.problem(classes, lengths * world.slot_h, uc, cap, demand, *no_pin, None, 0.0, 0.0)
         sol = self.solve(prob)
         if self.bound:
             # the bound: deadlines counted up to the period that contains them, nothing forced into the period
             relaxed = build_classes(world, jobs, work, np.full(jobs.size, -1), self.sig, start_s, end_s,
-                                    self.max_delay_h, deadline_rounding="up")
+                                    self.max_delay_h, deadline_rounding="up", bucket_periods=bucket)
             relaxed.min_work[:] = 0.0
             bp = self.problem(relaxed, lengths * world.slot_h, uc, cap, demand, *no_pin, None, 0.0, 0.0)
+            bp.deadline_h = bp.run_h = None  # lateness by period only: a relaxation
             bs = self.solve(bp)
             beyond = bp.deadline_period >= nT
             ok = bs.late_work_h < 1e-6 and bs.left[~beyond].sum() < 1e-6 and bs.over_mw.sum() < 1e-9 \
@@ -210,6 +233,7 @@ class Oracle(LpPolicy):
     def stats(self) -> dict[str, float]:
         out = super().stats()
         out["lp_bound_objective"] = self.lp_bound
+        out.update({f"oracle_{k}": v for k, v in self.layout.items()})
         return out
 
     def decide(self, obs: Observation) -> Decision:

@@ -117,8 +117,9 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
     out = {k: np.zeros((S, T)) for k in ("it_mw", "fac_mw", "busy", "serving")}
     n_reg = svc.demand_rps.shape[1]
     served_all = np.zeros((svc.n, n_reg, T))
+    t0 = time.perf_counter()
     policy.reset(world, signals)
-    plan_time_s = 0.0
+    plan_time_s = time.perf_counter() - t0  # offline planners (the oracle) plan here
     for t in range(T):
         hi = int(np.searchsorted(arr_sorted, t, side="right"))
         if hi > ptr:

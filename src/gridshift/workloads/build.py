@@ -2,7 +2,8 @@
 :mod:`gridshift.catalog`, and hand arrays to the pure builders in ``batch`` and ``inference``.
 
 Random streams are independent and reproducible: generated jobs use ``default_rng([seed, 1])``, the demand
-of service ``i`` uses ``default_rng([seed, 2, i])``.
+of service ``i`` uses ``default_rng([seed, 2, i])``, workday jobs of ``workloads.workday[i]`` use
+``default_rng([seed, 3, i])`` (recurring jobs draw nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gridshift.model.scenario import JobGenerator, Scenario
 from gridshift.model.workload import JOB_KINDS, JobTable, ServiceDemand
 from gridshift.workloads.batch import generate_jobs, jobs_to_table
 from gridshift.workloads.inference import region_utc_offset_h, shape_demand
+from gridshift.workloads.templates import recurring_jobs, workday_jobs, zone
 
 _GAIA_TRACES = {"gaia/pai-100k": "pai-100k", "gaia/azure-100k": "azure-100k", "gaia/mustang-100k": "mustang-100k"}
 # Reference type for inline jobs when the scenario has no generator (the generator's default).
@@ -76,12 +78,39 @@ def _generated(scenario: Scenario, type_names: tuple[str, ...], speed: np.ndarra
         raise ScenarioError(str(e), field="workloads.generate") from e
 
 
+def _templated(scenario: Scenario, type_names: tuple[str, ...], catalog: dict[str, Any]) -> list[JobTable]:
+    """Tables of ``workloads.recurring`` then ``workloads.workday``, each against its own reference type."""
+    w, tr = scenario.workloads, scenario.time_range
+    speeds: dict[str, np.ndarray] = {}
+    out: list[JobTable] = []
+    for group, specs in (("recurring", w.recurring), ("workday", w.workday)):
+        for i, spec in enumerate(specs):
+            field = f"workloads.{group}[{i}]"
+            try:
+                zone(spec.tz)
+            except ValueError as e:
+                raise ScenarioError(str(e), field=f"{field}.tz") from e
+            ref = spec.reference_accelerator
+            if ref not in speeds:
+                speeds[ref] = speed_matrix(type_names, catalog, ref, f"{field}.reference_accelerator")
+            common = dict(start=tr.start, end=tr.end, type_names=type_names, speed_by_kind=speeds[ref])
+            try:
+                if group == "recurring":
+                    out.append(recurring_jobs(spec, **common))
+                else:
+                    out.append(workday_jobs(spec, **common, rng=np.random.default_rng([_seed(scenario), 3, i])))
+            except ValueError as e:
+                raise ScenarioError(str(e), field=field) from e
+    return out
+
+
 def build_jobs(scenario: Scenario, type_names: tuple[str, ...], catalog: dict[str, Any]) -> JobTable:
-    """All batch jobs of a scenario — inline ``workloads.jobs`` then generated ones — sorted by arrival
-    (stable). ``type_names``: the scenario's accelerator types (speed columns); ``catalog``: name ->
+    """All batch jobs of a scenario — inline ``workloads.jobs``, generated ones, then recurring and workday
+    jobs (``gridshift.workloads.templates``) — sorted by arrival (stable). ``type_names``: the scenario's accelerator types (speed columns); ``catalog``: name ->
     AcceleratorType (aliases resolved as ``get_accelerator`` does). Speeds not given by a job come from
     ``relative_throughput`` against the generator's ``reference_accelerator`` — also for inline jobs; without
-    a generator the reference is its default (H100). Raises ScenarioError naming the field."""
+    a generator the reference is its default (H100). Recurring and workday jobs use their own spec's
+    ``reference_accelerator``. Raises ScenarioError naming the field."""
     type_names = tuple(type_names)
     gen = scenario.workloads.generate
     if gen is not None:
@@ -105,13 +134,15 @@ def build_jobs(scenario: Scenario, type_names: tuple[str, ...], catalog: dict[st
             raise ScenarioError(str(e), field="workloads.jobs") from e
     if gen is not None:
         tables.append(_generated(scenario, type_names, speed))
+    tables.extend(_templated(scenario, type_names, catalog))
     if not tables:
         return _empty(type_names)
     table = JobTable.concat(tables) if len(tables) > 1 else tables[0]
     ids, counts = np.unique(table.job_id.astype(str), return_counts=True)
     if np.any(counts > 1):
         raise ScenarioError(
-            f"job id '{ids[counts > 1][0]}' is used by an inline job and a generated job", field="workloads.jobs"
+            f"job id '{ids[counts > 1][0]}' is used more than once (inline, generated, recurring and workday jobs "
+            f"share one id space; give recurring and workday templates distinct names)", field="workloads.jobs"
         )
     table = table.take(np.argsort(table.arrival_s, kind="stable"))
     try:

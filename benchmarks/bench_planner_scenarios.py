@@ -1,0 +1,233 @@
+"""Benchmark: every scenario in ``examples/planner`` (or the named ones), every policy it lists, scored on
+the scenario's objective; a markdown table, and ``benchmarks/results/planner_scenarios.json``.
+
+    python benchmarks/bench_planner_scenarios.py [NAME ...] [--policy LABEL ...] [--split auto|none]
+
+NAME is a file stem or a glob (``nightly-de-*``). Each policy is simulated on its own (wall time per
+policy); ``saving_vs_asap_frac`` = (asap − policy) / asap and ``oracle_capture_frac`` = (asap − policy) /
+(asap − oracle) on ``objective_value`` (gridshift.plan.score).
+
+Splitting (``--split auto``, the default): a scenario whose only workload is recurring jobs and that spans
+more than 45 days runs month by month and the months are summed. The oracle is one LP over the whole period
+whose size grows with (jobs' deadline periods) × (periods): a year of nightly jobs is ~364 classes × 8,760
+hourly periods, too large for a 2-core machine. Months are cut at local noon on the 1st (in the recurring
+jobs' time zone), which no job window crosses, so every job falls whole into one month and, the jobs being
+independent, the months' oracles add up to the year's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gridshift.assemble import assemble
+from gridshift.model.scenario import Scenario
+from gridshift.runner import policy_specs, run_policies
+from gridshift.scenario_io import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SUM = ("objective_value", "batch_carbon_t", "carbon_t", "energy_mwh", "cost_usd", "cap_violation_mwh",
+       "jobs_total", "jobs_completed", "jobs_missed_deadline", "plan_time_s", "lp_solves", "lp_bound_objective",
+       "preemptions", "batch_energy_mwh")
+KEEP_LAST = ("objective", "lp_fallbacks", "lp_solve_s_mean", "rounding_loss_frac", "slo_attainment",
+             "peak_power_mw", "avg_jct_h")
+# Wiesner et al., "Let's Wait Awhile" (Middleware 2021), nightly jobs, +-8 h window, 2020 data, 5 % error
+WIESNER = {"nightly-de-w8": 0.117, "nightly-gb-w8": 0.080}
+
+
+def month_splits(sc: Scenario) -> list[tuple[datetime, datetime]] | None:
+    """Month-long sub-periods cut at local noon on the 1st, or None when the scenario is not split."""
+    w, tr = sc.workloads, sc.time_range
+    if w.jobs or w.generate or w.workday or w.services or not w.recurring:
+        return None
+    if (tr.end - tr.start).days <= 45 or len({r.tz for r in w.recurring}) != 1:
+        return None
+    for r in w.recurring:  # local noon (12 + 24 k) must lie outside [start - window, end + window]
+        lo, hi = r.start_local_h - r.window_h, r.start_local_h + r.run_h + r.window_h
+        if any(lo <= 12 + 24 * k <= hi for k in range(-4, 5)):
+            return None
+    tz = w.recurring[0].tz
+    months = pd.date_range(pd.Timestamp(tr.start).tz_convert(tz).normalize() + pd.offsets.MonthBegin(1),
+                           pd.Timestamp(tr.end).tz_convert(tz), freq="MS")
+    cuts = [(m + pd.Timedelta(hours=12)).tz_convert("UTC").floor("h").to_pydatetime() for m in months]
+    week = pd.Timedelta(days=7)
+    edges = [tr.start] + [c for c in cuts if tr.start + week < c < tr.end - week] + [tr.end]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _known_missed(run, end_s: float, start) -> tuple[int, int]:
+    j = run.jobs
+    end = pd.Timestamp(start) + pd.Timedelta(seconds=end_s)
+    known = j["deadline"].notna() & (j["completion"].notna() | (j["deadline"] <= end))
+    return int(known.sum()), int(j["missed_deadline"].sum())
+
+
+def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
+    sc = load_scenario(path)
+    parts = month_splits(sc) if split == "auto" else None
+    chunks = [sc] if parts is None else [
+        sc.model_copy(update={"time_range": sc.time_range.model_copy(update={"start": a, "end": b})}) for a, b in parts
+    ]
+    agg: dict[str, dict] = {}
+    info = {"file": str(path.relative_to(ROOT)), "start": sc.time_range.start.isoformat(),
+            "end": sc.time_range.end.isoformat(), "chunks": len(chunks), "jobs": 0, "work_acc_h": 0.0}
+    for ch in chunks:
+        t0 = time.perf_counter()
+        asm = assemble(ch)
+        info["assemble_s"] = info.get("assemble_s", 0.0) + time.perf_counter() - t0
+        info["jobs"] += len(asm.world.jobs)
+        work = float(asm.world.jobs.work_acc_h.sum())
+        info["work_acc_h"] += work
+        info.update(sites=len(asm.world.fleet.site_names), accelerators=int(asm.world.fleet.pool_count.sum()),
+                    slots=info.get("slots", 0) + asm.world.n_slots, services=len(asm.world.services.names))
+        for spec in policy_specs(asm, policies):
+            t0 = time.perf_counter()
+            (run,) = run_policies(asm, [spec])
+            wall = time.perf_counter() - t0
+            m = run.metrics
+            a = agg.setdefault(spec.key, {"wall_s": 0.0, "known": 0, "missed": 0, "work_done": 0.0})
+            a["wall_s"] += wall
+            known, missed = _known_missed(run, asm.world.n_slots * asm.world.slot_duration_s, ch.time_range.start)
+            a["known"] += known
+            a["missed"] += missed
+            a["work_done"] += m.get("work_done_frac", 1.0) * work
+            for k in SUM:
+                if k in m and m[k] is not None:
+                    a[k] = a.get(k, 0.0) + m[k]  # NaN in any month makes the sum NaN
+            for k in KEEP_LAST:
+                if k in m:
+                    a.setdefault(k + "_chunks", []).append(m[k])
+            print(f"  {path.stem} [{ch.time_range.start:%Y-%m-%dT%H}] {spec.key}: {wall:.1f} s", file=sys.stderr,
+                  flush=True)
+    out = {}
+    for key, a in agg.items():
+        m = {k: v for k, v in a.items() if not k.endswith("_chunks") and k not in ("known", "missed", "work_done")}
+        m["deadline_miss_frac"] = a["missed"] / a["known"] if a["known"] else 0.0
+        m["work_done_frac"] = a["work_done"] / info["work_acc_h"] if info["work_acc_h"] else 1.0
+        for k in KEEP_LAST:
+            vals = a.get(k + "_chunks")
+            if vals is None:
+                continue
+            if k == "lp_fallbacks":
+                m[k] = int(sum(vals))
+            elif k in ("objective",):
+                m[k] = vals[0]
+            elif k == "peak_power_mw":
+                m[k] = float(max(vals))
+            else:
+                v = [x for x in vals if isinstance(x, (int, float)) and not math.isnan(x)]
+                m[k] = float(np.mean(v)) if v else float("nan")
+        out[key] = m
+    asap, oracle = out.get("asap"), out.get("oracle")
+    for m in out.values():
+        if asap:
+            av, v = asap["objective_value"], m["objective_value"]
+            m["saving_vs_asap_frac"] = (av - v) / av if av else 0.0
+            ab = asap.get("batch_carbon_t", 0.0)
+            m["batch_carbon_saving_frac"] = (ab - m.get("batch_carbon_t", 0.0)) / ab if ab else 0.0
+            if oracle:
+                gap = av - oracle["objective_value"]
+                m["oracle_capture_frac"] = (av - v) / gap if abs(gap) > 1e-12 else float("nan")
+    return {**info, "policies": out}
+
+
+def flags(name: str, res: dict) -> list[str]:
+    """Things that look wrong in the planner, with the numbers."""
+    out, pol = [], res["policies"]
+    o = pol.get("oracle")
+    for k, m in pol.items():
+        if m.get("lp_fallbacks"):
+            out.append(f"{name}/{k}: {m['lp_fallbacks']} LP failure(s) (fell back to asap)")
+        if o is not None and k != "oracle" and m["deadline_miss_frac"] > 0 and o["deadline_miss_frac"] == 0:
+            out.append(f"{name}/{k}: deadline_miss_frac {m['deadline_miss_frac']:.3f} where the oracle has none")
+        cap = m.get("oracle_capture_frac", float("nan"))
+        if k == "mpc-perfect" and not math.isnan(cap) and cap < 0.98:
+            out.append(f"{name}/{k}: oracle capture {cap:.3f} < 0.98 with perfect forecasts")
+        if k != "oracle" and not math.isnan(cap) and cap > 1.0 + 1e-6:
+            out.append(f"{name}/{k}: beats the oracle (capture {cap:.3f})")
+        if m.get("cap_violation_mwh", 0) > 1e-6:
+            out.append(f"{name}/{k}: {m['cap_violation_mwh']:.3f} MWh above site caps")
+        if m.get("lp_solve_s_mean", 0) > 1.0 and k != "oracle":
+            out.append(f"{name}/{k}: mean LP solve {m['lp_solve_s_mean']:.2f} s")
+    if o is not None and o["deadline_miss_frac"] > 0:
+        out.append(f"{name}/oracle: deadline_miss_frac {o['deadline_miss_frac']:.3f}")
+    return out
+
+
+def _f(v, fmt: str) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def table(results: dict) -> str:
+    head = ("| scenario | policy | objective_value | saving_vs_asap | oracle_capture | deadline_miss | "
+            "cap_violation_mwh | work_done | batch_carbon_t | batch_carbon_saving | wall_s |")
+    lines = [head, "|" + "---|" * 11]
+    for name, res in results.items():
+        for k, m in res["policies"].items():
+            lines.append(f"| {name} | {k} | {_f(m['objective_value'], '.4g')} | {_f(m.get('saving_vs_asap_frac'), '.3f')}"
+                         f" | {_f(m.get('oracle_capture_frac'), '.3f')} | {_f(m['deadline_miss_frac'], '.3f')}"
+                         f" | {_f(m.get('cap_violation_mwh'), '.3f')} | {_f(m['work_done_frac'], '.3f')}"
+                         f" | {_f(m.get('batch_carbon_t'), '.4g')} | {_f(m.get('batch_carbon_saving_frac'), '.3f')}"
+                         f" | {m['wall_s']:.1f} |")
+    nightly = {n: r for n, r in results.items() if n.startswith("nightly-")}
+    if nightly:
+        lines += ["", "Nightly jobs: saving of the jobs' own carbon (batch_carbon_t) vs asap",
+                  "", "| scenario | threshold | mpc-perfect | mpc-seasonal | oracle | Wiesner et al. 2021 (2020 data) |",
+                  "|---|---|---|---|---|---|"]
+        for n, r in nightly.items():
+            p = r["policies"]
+            cells = [_f(p[k].get("batch_carbon_saving_frac"), ".3f") if k in p else "—"
+                     for k in ("threshold", "mpc-perfect", "mpc-seasonal", "oracle")]
+            ref = f"{WIESNER[n]:.3f} (±8 h, 5 % forecast error)" if n in WIESNER else "—"
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {ref} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help="scenario stems or globs (default: all)")
+    ap.add_argument("--dir", default=str(ROOT / "examples" / "planner"))
+    ap.add_argument("--policy", action="append", default=None, help="run only these policy labels")
+    ap.add_argument("--split", choices=("auto", "none"), default="auto")
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "planner_scenarios.json"))
+    a = ap.parse_args()
+    files = sorted(Path(a.dir).glob("*.yaml"))
+    if a.names:
+        files = [f for f in files if any(fnmatch.fnmatch(f.stem, n) for n in a.names)]
+    if not files:
+        print("no scenarios matched", file=sys.stderr)
+        return 2
+    results, t0 = {}, time.perf_counter()
+    for f in files:
+        results[f.stem] = run_scenario(f, a.policy, a.split)
+    all_flags = [x for n, r in results.items() for x in flags(n, r)]
+    doc = {"benchmark": "planner_scenarios", "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "wall_s": round(time.perf_counter() - t0, 1),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "wiesner_2021_batch_carbon_saving_frac": WIESNER, "scenarios": results, "flags": all_flags}
+    prev = Path(a.json)
+    if a.names and prev.exists():  # a subset run updates the file instead of replacing it
+        old = json.loads(prev.read_text())
+        doc["scenarios"] = {**old.get("scenarios", {}), **results}
+        doc["flags"] = [x for n, r in doc["scenarios"].items() for x in flags(n, r)]
+    prev.parent.mkdir(parents=True, exist_ok=True)
+    prev.write_text(json.dumps(doc, indent=2, default=float))
+    print(table(results))
+    print(f"\nwall {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB")
+    for x in all_flags:
+        print("FLAG:", x)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
