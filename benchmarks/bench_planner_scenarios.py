@@ -174,15 +174,16 @@ def table(results: dict) -> str:
     lines = [head, "|" + "---|" * 11]
     for name, res in results.items():
         for k, m in res["policies"].items():
-            lines.append(f"| {name} | {k} | {_f(m['objective_value'], '.4g')} | {_f(m.get('saving_vs_asap_frac'), '.3f')}"
-                         f" | {_f(m.get('oracle_capture_frac'), '.3f')} | {_f(m['deadline_miss_frac'], '.3f')}"
+            lines.append(f"| {name} | {k} | {_f(m['objective_value'], '.4g')}"
+                         f" | {_f(m.get('saving_vs_asap_frac'), '.3f')} | {_f(m.get('oracle_capture_frac'), '.3f')}"
+                         f" | {_f(m['deadline_miss_frac'], '.3f')}"
                          f" | {_f(m.get('cap_violation_mwh'), '.3f')} | {_f(m['work_done_frac'], '.3f')}"
                          f" | {_f(m.get('batch_carbon_t'), '.4g')} | {_f(m.get('batch_carbon_saving_frac'), '.3f')}"
                          f" | {m['wall_s']:.1f} |")
     nightly = {n: r for n, r in results.items() if n.startswith("nightly-")}
     if nightly:
-        lines += ["", "Nightly jobs: saving of the jobs' own carbon (batch_carbon_t) vs asap",
-                  "", "| scenario | threshold | mpc-perfect | mpc-seasonal | oracle | Wiesner et al. 2021 (2020 data) |",
+        lines += ["", "Nightly jobs: saving of the jobs' own carbon (batch_carbon_t) vs asap", "",
+                  "| scenario | threshold | mpc-perfect | mpc-seasonal | oracle | Wiesner et al. 2021 (2020 data) |",
                   "|---|---|---|---|---|---|"]
         for n, r in nightly.items():
             p = r["policies"]

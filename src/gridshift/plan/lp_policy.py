@@ -197,27 +197,26 @@ class LpPolicy(Policy):
                     continue
                 on_p = obs.running_pool[js] == p
                 js = js[np.lexsort((js, eff_dl[js], ~on_p))]
-                rem = busy[c, p]
-                for j in js:
-                    if rem < 0.5:
+                unit = jt.speed[js, fl.pool_type[p]] * tp_pool[p] * w.slot_h  # work per accelerator-slot
+                rem_w = busy[c, p] * float(np.median(unit))  # the plan's work for this class and pool
+                for j, u in zip(js, unit):
+                    if rem_w <= 1e-12:
                         break
-                    g = int(min(jt.gang_max[j], np.floor(rem + 0.5)))
-                    if g < jt.gang_min[j]:
-                        if jt.gang_min[j] - rem > 0.5 * jt.gang_min[j]:
-                            continue
-                        g = int(jt.gang_min[j])
                     lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+                    g = int(np.clip(np.floor(rem_w / u + 0.5), jt.gang_min[j], jt.gang_max[j]))
                     g = min(g, lim)
                     if g < jt.gang_min[j]:
                         continue
+                    cover = min(obs.remaining_acc_h[j], g * u)
+                    if cover > 2.0 * rem_w + 1e-12:  # much more than the plan asked for here
+                        continue
                     if not jt.interruptible[j] and obs.running_pool[j] < 0:
                         # a job that cannot be paused starts only where it can still meet its deadline
-                        need_s = obs.remaining_acc_h[j] / (g * jt.speed[j, fl.pool_type[p]] * tp_pool[p]) * 3600
-                        if obs.now_s + need_s > jt.deadline_s[j]:
+                        if obs.now_s + obs.remaining_acc_h[j] / (g * u) * w.slot_duration_s > jt.deadline_s[j]:
                             continue
                     st.place_jobs(np.array([j]), int(p), np.array([g]))
                     placed[j] = True
-                    rem -= g
+                    rem_w -= cover
                     got_acc += g
         # second pass: fill what each pool still has planned with jobs of the classes planned there
         placed_on = np.zeros(fl.n_pools)

@@ -106,11 +106,12 @@ def _templated(scenario: Scenario, type_names: tuple[str, ...], catalog: dict[st
 
 def build_jobs(scenario: Scenario, type_names: tuple[str, ...], catalog: dict[str, Any]) -> JobTable:
     """All batch jobs of a scenario — inline ``workloads.jobs``, generated ones, then recurring and workday
-    jobs (``gridshift.workloads.templates``) — sorted by arrival (stable). ``type_names``: the scenario's accelerator types (speed columns); ``catalog``: name ->
-    AcceleratorType (aliases resolved as ``get_accelerator`` does). Speeds not given by a job come from
-    ``relative_throughput`` against the generator's ``reference_accelerator`` — also for inline jobs; without
-    a generator the reference is its default (H100). Recurring and workday jobs use their own spec's
-    ``reference_accelerator``. Raises ScenarioError naming the field."""
+    jobs (``gridshift.workloads.templates``) — sorted by arrival (stable). ``type_names``: the scenario's
+    accelerator types (speed columns); ``catalog``: name -> AcceleratorType (aliases resolved as
+    ``get_accelerator`` does). Speeds not given by a job come from ``relative_throughput`` against the
+    generator's ``reference_accelerator`` — also for inline jobs; without a generator the reference is its
+    default (H100). Recurring and workday jobs use their own spec's ``reference_accelerator``. Raises
+    ScenarioError naming the field."""
     type_names = tuple(type_names)
     gen = scenario.workloads.generate
     if gen is not None:
