@@ -195,3 +195,19 @@ def test_demo_end_to_end_reduced(tmp_path):
     for m in doc["policies"].values():
         assert REQUIRED <= set(m)
         assert m["jobs_completed"] > 0
+
+
+def test_explain_a_job(tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["simulate", str(SMALL), "--out", str(out), "-q", "-p", "asap", "-p", "mpc"]).exit_code == 0
+    import pandas as pd
+
+    jobs = pd.read_parquet(out / "timeseries" / "mpc" / "jobs.parquet")
+    ran = jobs[jobs["first_start"].notna()].iloc[0]
+    res = runner.invoke(app, ["explain", str(out), "--job", ran["job_id"]])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert "under 'asap'" in text and "under 'mpc'" in text
+    assert "where:" in text and "why:" in text and "g/kWh" in text
+    res = runner.invoke(app, ["explain", str(out), "--job", "no-such-job"])
+    assert res.exit_code == 2 and "no job 'no-such-job'" in res.stderr

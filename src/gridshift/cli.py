@@ -149,6 +149,25 @@ def demo(
 
 
 @app.command()
+def explain(
+    out_dir: Annotated[Path, typer.Argument(help="Output directory of `gridshift simulate` or `demo`.")],
+    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy (repeatable); default all.")] = None,
+) -> None:
+    """Say why a job ran where and when it did: intensity and price it met and avoided, what bound it."""
+    from gridshift.explain import explain_job, policies_in
+
+    try:
+        names = policy or policies_in(out_dir)
+        for name in names:
+            for line in explain_job(out_dir, job, name):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            out.print()
+    except GridShiftError as e:
+        _fail(e)
+
+
+@app.command()
 def schema(
     model: Annotated[str, typer.Argument(help="scenario | job | site | service | accelerator")] = "scenario",
 ) -> None:

@@ -207,7 +207,8 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_timeseries(out_dir: str | os.PathLike, runs: list[PolicyRun]) -> list[Path]:
-    """Write ``timeseries/<policy>/sites.parquet`` (+ ``jobs.parquet``, ``services.parquet`` when non-empty).
+    """Write ``timeseries/<policy>/sites.parquet`` (+ ``jobs.parquet``, ``services.parquet`` and
+    ``placements.parquet`` when non-empty).
 
     Policy names are made filesystem-safe (and unique); returns the files written.
     """
@@ -224,7 +225,8 @@ def write_timeseries(out_dir: str | os.PathLike, runs: list[PolicyRun]) -> list[
         pdir.mkdir(parents=True, exist_ok=True)
         for fname, df, always in (("sites.parquet", run.site_timeseries, True),
                                   ("jobs.parquet", run.jobs, False),
-                                  ("services.parquet", run.service_timeseries, False)):
+                                  ("services.parquet", run.service_timeseries, False),
+                                  ("placements.parquet", run.placements, False)):
             if df is None or (df.empty and not always):
                 continue
             _write_parquet(df.reset_index(drop=True), pdir / fname)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from gridshift.errors import PlanError
 from gridshift.plan.base import Decision, Observation, Policy
@@ -120,6 +121,7 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
     t0 = time.perf_counter()
     policy.reset(world, signals)
     plan_time_s = time.perf_counter() - t0  # offline planners (the oracle) plan here
+    log_t, log_j, log_p, log_g, log_cap = [], [], [], [], []
     for t in range(T):
         hi = int(np.searchsorted(arr_sorted, t, side="right"))
         if hi > ptr:
@@ -136,6 +138,8 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         cap = check_decision(world, d, active_mask, st, policy.name)
         tp = f.throughput_frac(cap)
         j, p, g = d.job_idx.astype(np.int64), d.job_pool.astype(np.int64), d.job_gang.astype(np.int64)
+        log_t.append(np.full(j.size, t, np.int32)), log_j.append(j), log_p.append(p), log_g.append(g)
+        log_cap.append(cap[p])
         # overheads for resumed, moved or resized jobs
         changed = st.has_started[j] & ((st.running_pool[j] != p) | (st.running_gang[j] != g))
         last = st.last_pool[j]
@@ -197,6 +201,16 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
             progress(t + 1, T)
     run = build_run(policy_name=getattr(policy, "label", None) or policy.name, world=world, signals=signals,
                     out=out, served=served_all, st=st, plan_time_s=plan_time_s)
+    if log_t:
+        lp = np.concatenate(log_p)
+        run.placements = pd.DataFrame({
+            "time": world.slot_starts[np.concatenate(log_t)],
+            "job_id": jobs.job_id[np.concatenate(log_j)],
+            "site": np.array(f.site_names, dtype=object)[f.pool_site[lp]],
+            "accelerator": np.array(f.type_names, dtype=object)[f.pool_type[lp]],
+            "gang": np.concatenate(log_g).astype(np.int32),
+            "power_cap_frac": np.concatenate(log_cap),
+        })
     stats = getattr(policy, "stats", None)
     if callable(stats):
         run.metrics.update(stats())

@@ -54,3 +54,5 @@ class PolicyRun:
     jobs: pd.DataFrame
     service_timeseries: pd.DataFrame = field(default_factory=pd.DataFrame)
     # service_timeseries columns: time, service, region, demand_rps, served_rps
+    placements: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # placements columns: time, job_id, site, accelerator, gang, power_cap_frac (one row per job and slot it ran)
