@@ -1,7 +1,8 @@
 """Aggregate jobs into work classes so the planning LP does not grow with the number of jobs.
 
-A class is (deadline period, throughput signature, home site): jobs whose deadline falls in the same
-planning period, that run at the same speed on every accelerator type, and that may run at the same sites.
+A class is (deadline period, throughput signature, home site, run-time bucket): jobs whose deadline falls in
+the same planning period, that run at the same speed on every accelerator type, that may run at the same
+sites, and whose remaining run times are within a factor of two.
 Gang sizes become a per-class bound on accelerators (the sum of the members' maximum gangs); whole gangs
 are restored when the plan is turned into placements.
 """
@@ -63,7 +64,11 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
         d_per = (d_per // bucket_periods if deadline_rounding == "down" else -(-d_per // bucket_periods)) \
             * bucket_periods
     d_per = np.minimum(d_per, T)
-    key = np.stack([d_per, sig[jobs], home_site], axis=1)
+    # jobs of similar remaining run time (factor-of-2 buckets at full gang on their fastest type) share a
+    # class, so the class's run time stands for its members when lateness is estimated
+    best_h = remaining[jobs] / np.maximum(jt.gang_max[jobs] * jt.speed[jobs].max(axis=1), 1e-12)
+    run_bucket = np.floor(np.log2(np.maximum(best_h, 0.25))).astype(np.int64)
+    key = np.stack([d_per, sig[jobs], home_site, run_bucket], axis=1)
     uniq, member = np.unique(key, axis=0, return_inverse=True)
     member = member.ravel()
     C = uniq.shape[0]

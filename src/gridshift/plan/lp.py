@@ -190,12 +190,23 @@ class PlanSolver:
             hours_late = np.where(np.isfinite(pr.deadline_h[xc]), np.maximum(finish - pr.deadline_h[xc], 0.0), 0.0)
         else:
             hours_late = np.where(pr.deadline_period[xc] < T, np.maximum(end_h[xt] - dl_h[xc], 0.0), 0.0)
+        # only lateness a choice causes is charged: a class's unavoidable lateness (its best column) is not,
+        # so work that will be late anyway is still done as early and as fast as possible, never dropped
+        min_late = np.full(C, np.inf)
+        np.minimum.at(min_late, xc, hours_late)
+        min_late = np.where(np.isfinite(min_late), min_late, 0.0)
+        rel_late = hours_late - min_late[xc]
         x_energy = pr.unit_cost[xs, xt] * inc_mw * pr.dur_h[xt]
-        xcol = b.add_cols(x_energy + pr.late_cost * work_coef * hours_late + 1e-9 * (xt + 1))  # tie: earlier
+        xcol = b.add_cols(x_energy + pr.late_cost * work_coef * rel_late + 1e-9 * (xt + 1))  # tie: earlier
         # ---- slacks
         late = b.add_cols(np.full(C, pr.late_cost))  # only for min_work shortfalls
         in_h = pr.deadline_period < T
-        left_cost = np.where(in_h, pr.late_cost * (end_h[-1] - dl_h + 24.0), pr.terminal_cost)
+        # leaving work of a class due inside the horizon must cost more than doing it however late
+        worst_late = np.zeros(C)
+        np.maximum.at(worst_late, xc, rel_late)
+        late_anyway = min_late > 0
+        left_cost = np.where(in_h, pr.late_cost * (np.maximum(worst_late, end_h[-1] - dl_h) + 24.0),
+                             pr.terminal_cost + np.where(late_anyway, pr.late_cost * end_h[-1], 0.0))
         left = b.add_cols(left_cost)
         over = b.add_cols(np.full(S * T, pr.over_cost) * np.tile(pr.dur_h, S))
         # work balance: sum work + left = W
@@ -296,4 +307,4 @@ class PlanSolver:
                             solve_s=time.perf_counter() - t0, status=status, n_cols=b.n_cols, n_rows=b.n_rows,
                             power_dual=dual[pow_rows].reshape(S, T), capacity_dual=dual[cap_rows].reshape(P, T),
                             energy_objective=energy_obj,
-                            late_work_h=float(col[xcol] @ (work_coef * hours_late)))
+                            late_work_h=float(col[xcol] @ (work_coef * hours_late)))  # includes unavoidable lateness

@@ -25,16 +25,14 @@ from gridshift.plan.placement import (
 from gridshift.sim.world import Signals, World
 
 
-def terminal_value(cpw: np.ndarray, speed_pc: np.ndarray, count: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
-    """Value per unit of work left for later: the mean over periods of the cost per unit of work across the
-    pools the class may use, weighted by the work each pool can do (count × speed) — the fleet's average
-    cost of that work, not its cheapest pool, whose capacity is limited. ``cpw[P, C, T]`` (inf = not
-    allowed), ``speed_pc[P, C]``."""
+def terminal_value(cpw: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
+    """Value per unit of work left for later: the mean over periods of the cost per unit of work on the
+    dearest pool the class may use. On a busy fleet, work put off displaces other work later, so its price
+    is the marginal (dearest) pool's, not the cheapest's, whose capacity is limited; valuing it lower would
+    let a planner leave accelerators idle and call it a saving. ``cpw[P, C, T]`` (inf = not allowed)."""
     ok = np.isfinite(cpw)
-    wgt = np.where(ok, (count[:, None] * speed_pc)[:, :, None], 0.0)
-    tot = wgt.sum(axis=0)
-    avg = np.where(tot > 0, (np.where(ok, cpw, 0.0) * wgt).sum(axis=0) / np.maximum(tot, 1e-300), 0.0)  # [C, T]
-    return (avg * dur_h).sum(axis=1) / dur_h.sum()
+    worst = np.where(ok.any(axis=0), np.where(ok, cpw, -np.inf).max(axis=0), 0.0)  # [C, T]
+    return (worst * dur_h).sum(axis=1) / dur_h.sum()
 
 
 class LpPolicy(Policy):
@@ -111,7 +109,7 @@ class LpPolicy(Policy):
         cpw = np.where(classes.allowed.T[:, :, None], cpw, np.inf)  # [P, C, T] cost per unit of work
         best = cpw.min(axis=0)  # [C, T]
         best = np.where(np.isfinite(best), best, 0.0)
-        terminal = terminal_value(cpw, classes.speed[:, k].T, f.pool_count, dur_h)
+        terminal = terminal_value(cpw, dur_h)
         late_cost = 100.0 * float(max(best.max(initial=0.0), 1e-6)) + 1.0
         pause_cost = None
         if busy_now is not None:

@@ -16,7 +16,7 @@ from gridshift.sim.world import Signals, World
 
 def terminal_cost_per_work(world: World, signals: Signals, obj: Objective) -> np.ndarray:
     """Per job: objective per unit of work (reference accelerator-hour) of running it later — the period
-    mean of the fleet's capacity-weighted cost per unit of work at full power (the LP's terminal value)."""
+    mean of the dearest usable pool's cost per unit of work at full power (the LP's terminal value)."""
     f, jt = world.fleet, world.jobs
     L, T = signals.lookback_slots, world.n_slots
     uc = unit_cost(obj, signals.carbon_g_per_kwh[f.site_zone, L:L + T], signals.price_usd_per_mwh[f.site_zone, L:L + T])
@@ -29,7 +29,7 @@ def terminal_cost_per_work(world: World, signals: Signals, obj: Objective) -> np
         sp = jt.speed[rows[0], k]  # [P]
         with np.errstate(divide="ignore"):
             cpw = np.where(sp[:, None] > 0, uc[s] * inc[:, None] / sp[:, None], np.inf)  # [P, T]
-        out[rows] = terminal_value(cpw[:, None, :], sp[:, None], f.pool_count, np.ones(T))[0]
+        out[rows] = terminal_value(cpw[:, None, :], np.ones(T))[0]
     return out
 
 
