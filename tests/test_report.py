@@ -12,7 +12,8 @@ import pytest
 
 from gridshift.errors import GridShiftError
 from gridshift.report import OutputDir, write_json_atomic, write_report, write_text_atomic, write_timeseries
-from gridshift.report.html import downsample, jct_cdf, render_html
+from gridshift.report import downsample, jct_cdf
+from gridshift.report.html import render_html
 from gridshift.report.output import MARKER
 from gridshift.report.png import write_pngs
 from gridshift.sim.result import JOB_COLUMNS, SITE_TS_COLUMNS, PolicyRun

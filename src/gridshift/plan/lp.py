@@ -145,8 +145,9 @@ class PlanSolver:
     """Builds and solves :class:`PlanProblem` instances; keeps the last basis to warm-start the next solve
     when the model has the same shape (same classes, pools and periods)."""
 
-    def __init__(self, time_limit_s: float = 60.0) -> None:
+    def __init__(self, time_limit_s: float = 60.0, options: dict | None = None) -> None:
         self.time_limit_s = time_limit_s
+        self.options = dict(options or {})
         self._basis = None
         self._shape: tuple[int, int] | None = None
 
@@ -279,6 +280,8 @@ class PlanSolver:
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(self.time_limit_s))
+        for k, v in self.options.items():
+            h.setOptionValue(k, v)
         h.passModel(b.lp())
         shape = (b.n_cols, b.n_rows)
         if self._basis is not None and self._shape == shape:

@@ -1,23 +1,29 @@
 """Self-contained, offline HTML report: scenario summary, metrics table and interactive plotly figures.
 
-The data preparation helpers (downsampling, cumulative carbon, JCT CDF, service totals) are shared with
-:mod:`gridshift.report.png` so both outputs show the same numbers.
+The figure data (downsampling, cumulative carbon, JCT CDF, service totals) comes from :mod:`gridshift.report`,
+shared with the PNG figures.
 """
 
 from __future__ import annotations
 
 import html as _html
 import math
-from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
 
+from gridshift.report import (
+    MAX_POINTS,
+    color,
+    cumulative_carbon,
+    downsample,
+    jct_cdf,
+    reference_lines,
+    service_frames,
+    site_frames,
+    sites_of,
+)
 from gridshift.sim.result import PolicyRun
 
-MAX_POINTS = 2000  # per trace, for display only
-POLICY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 # key -> (label, unit, better: "min" | "max" | None)
 METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
     "energy_mwh": ("Energy", "MWh", "min"),
@@ -33,105 +39,6 @@ METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
 }
 _SUFFIX_UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_usd", "USD"), ("_frac", "fraction"), ("_t", "t"),
                  ("_h", "h"), ("_s", "s"), ("_pct", "%"))
-
-
-def color(i: int) -> str:
-    return POLICY_COLORS[i % len(POLICY_COLORS)]
-
-
-def naive_utc(times: Iterable) -> pd.DatetimeIndex:
-    """Timestamps as tz-naive UTC (both plotting libraries handle those reliably)."""
-    idx = pd.DatetimeIndex(pd.to_datetime(pd.Index(times), utc=True))
-    return idx.tz_convert("UTC").tz_localize(None)
-
-
-def downsample(times: pd.DatetimeIndex, values, how: str, max_points: int = MAX_POINTS):
-    """Aggregate consecutive windows so at most ``max_points`` remain; returns (times, values, window)."""
-    vals = np.asarray(values, dtype=float)
-    n = len(vals)
-    if n <= max_points:
-        return times, vals, 1
-    window = math.ceil(n / max_points)
-    groups = np.arange(n) // window
-    agg = pd.Series(vals).groupby(groups)
-    out = {"max": agg.max, "mean": agg.mean, "last": agg.last}[how]().to_numpy(dtype=float)
-    starts = np.arange(len(out)) * window
-    pick = np.minimum(starts + window - 1, n - 1) if how == "last" else starts
-    return times[pick], out, window
-
-
-def sites_of(runs: list[PolicyRun]) -> list[tuple[str, str]]:
-    """(site, zone) pairs in order of first appearance over all runs."""
-    seen: dict[str, str] = {}
-    for run in runs:
-        ts = run.site_timeseries
-        if ts is None or ts.empty:
-            continue
-        for site, zone in ts[["site", "zone"]].drop_duplicates("site").itertuples(index=False):
-            seen.setdefault(str(site), str(zone))
-    return list(seen.items())
-
-
-def site_frame(run: PolicyRun, site: str) -> pd.DataFrame:
-    ts = run.site_timeseries
-    if ts is None or ts.empty:
-        return pd.DataFrame()
-    df = ts[ts["site"].astype(str) == site].sort_values("time")
-    return df.assign(time=naive_utc(df["time"]))
-
-
-def same_series(series: list[np.ndarray]) -> bool:
-    first = series[0]
-    return all(len(s) == len(first) and np.allclose(s, first, equal_nan=True) for s in series[1:])
-
-
-def cumulative_carbon(run: PolicyRun) -> pd.Series:
-    """Total carbon over all sites, cumulated over time (t), indexed by naive-UTC time."""
-    ts = run.site_timeseries
-    if ts is None or ts.empty:
-        return pd.Series(dtype=float)
-    s = ts.groupby("time")["carbon_t"].sum().sort_index().cumsum()
-    return pd.Series(s.to_numpy(dtype=float), index=naive_utc(s.index))
-
-
-def jct_cdf(run: PolicyRun, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(jct_h sorted, cumulative fraction of *all* jobs, n_finished, n_total)."""
-    jobs = run.jobs
-    if jobs is None or jobs.empty:
-        return np.array([]), np.array([]), 0, 0
-    jct = pd.to_numeric(jobs["jct_h"], errors="coerce").to_numpy(dtype=float)
-    done = np.sort(jct[np.isfinite(jct)])
-    n_total, k = len(jct), len(done)
-    if k == 0:
-        return done, done, 0, n_total
-    frac = np.arange(1, k + 1) / n_total
-    if k > max_points:
-        pick = np.unique(np.linspace(0, k - 1, max_points).round().astype(int))
-        done, frac = done[pick], frac[pick]
-    positive = done[done > 0]
-    floor = positive.min() if positive.size else 1e-3
-    return np.maximum(done, floor), frac, k, n_total
-
-
-def service_totals(run: PolicyRun) -> dict[str, pd.DataFrame]:
-    """Per service: demand_rps and served_rps summed over regions, indexed by naive-UTC time."""
-    sv = run.service_timeseries
-    if sv is None or sv.empty:
-        return {}
-    out = {}
-    for name, df in sv.groupby("service", sort=False):
-        g = df.groupby("time")[["demand_rps", "served_rps"]].sum().sort_index()
-        g.index = naive_utc(g.index)
-        out[str(name)] = g
-    return out
-
-
-def services_of(runs: list[PolicyRun]) -> list[str]:
-    names: dict[str, None] = {}
-    for run in runs:
-        for name in service_totals(run):
-            names.setdefault(name, None)
-    return list(names)
 
 
 def _downsample_note(n: int, window: int, what: str) -> str:
@@ -153,28 +60,20 @@ def _site_power_fig(runs: list[PolicyRun]):
                         subplot_titles=[f"{s} (zone {z})" for s, z in sites])
     n_max, w_max = 0, 1
     for row, (site, _zone) in enumerate(sites, start=1):
-        frames = [(i, run, site_frame(run, site)) for i, run in enumerate(runs)]
-        frames = [(i, run, df) for i, run, df in frames if not df.empty]
+        frames = site_frames(runs, site)
+        kw = {"row": row, "col": 1}
         for i, run, df in frames:
-            t, y, w = downsample(pd.DatetimeIndex(df["time"]), df["facility_power_mw"], "max")
+            t, y, w = downsample(df.index, df["facility_power_mw"], "max")
             n_max, w_max = max(n_max, len(df)), max(w_max, w)
-            fig.add_scatter(x=t, y=y, name=run.policy, legendgroup=run.policy, showlegend=row == 1,
-                            line={"color": color(i), "width": 1.4}, row=row, col=1)
-        caps = [pd.to_numeric(df["power_cap_mw"], errors="coerce").to_numpy(dtype=float) for _, _, df in frames]
-        if frames and not all(np.isnan(c).all() for c in caps):
-            shared = same_series(caps)
-            for (i, run, df), cap in zip(frames[:1] if shared else frames, caps):
-                t, y, _ = downsample(pd.DatetimeIndex(df["time"]), cap, "max")
-                name = "power cap" if shared else f"power cap – {run.policy}"
-                fig.add_scatter(x=t, y=y, name=name, legendgroup=name, showlegend=row == 1,
-                                line={"color": "black" if shared else color(i), "dash": "dash", "width": 1.2},
-                                row=row, col=1)
+            fig.add_scatter(x=t, y=y, name=run.policy, legendgroup=run.policy,
+                            line={"color": color(i), "width": 1.4}, **kw)
+        for col, name, t, y in reference_lines(frames, "power_cap_mw", "power cap"):
+            fig.add_scatter(x=t, y=y, name=name, legendgroup=name, line={"color": col, "dash": "dash", "width": 1.2},
+                            **kw)
         if frames:
-            df = frames[0][2]
-            t, y, _ = downsample(pd.DatetimeIndex(df["time"]), df["carbon_g_per_kwh"], "mean")
-            fig.add_scatter(x=t, y=y, name="grid carbon intensity", legendgroup="ci", showlegend=row == 1,
-                            line={"color": "rgba(90,90,90,0.55)", "width": 1, "dash": "dot"},
-                            row=row, col=1, secondary_y=True)
+            t, y, _ = downsample(frames[0][2].index, frames[0][2]["carbon_g_per_kwh"], "mean")
+            fig.add_scatter(x=t, y=y, name="grid carbon intensity", legendgroup="ci", secondary_y=True,
+                            line={"color": "rgba(90,90,90,0.55)", "width": 1, "dash": "dot"}, **kw)
         fig.update_yaxes(title_text="MW", row=row, col=1, secondary_y=False, rangemode="tozero")
         fig.update_yaxes(title_text="gCO₂/kWh", row=row, col=1, secondary_y=True, showgrid=False, rangemode="tozero")
     fig.update_xaxes(title_text="time (UTC)", row=len(sites), col=1)
@@ -190,15 +89,12 @@ def _cum_carbon_fig(runs: list[PolicyRun]):
     fig, n_max, w_max = go.Figure(), 0, 1
     for i, run in enumerate(runs):
         s = cumulative_carbon(run)
-        if s.empty:
-            continue
-        t, y, w = downsample(pd.DatetimeIndex(s.index), s.to_numpy(), "last")
-        n_max, w_max = max(n_max, len(s)), max(w_max, w)
-        fig.add_scatter(x=t, y=y, name=run.policy, line={"color": color(i)})
-    if not fig.data:
-        return None, ""
+        if not s.empty:
+            t, y, w = downsample(s.index, s.to_numpy(), "last")
+            n_max, w_max = max(n_max, len(s)), max(w_max, w)
+            fig.add_scatter(x=t, y=y, name=run.policy, line={"color": color(i)})
     fig.update_layout(height=420, xaxis_title="time (UTC)", yaxis_title="cumulative carbon (t CO₂)")
-    return fig, _downsample_note(n_max, w_max, "the value at each window's end")
+    return (fig if fig.data else None), _downsample_note(n_max, w_max, "the value at each window's end")
 
 
 def _jct_fig(runs: list[PolicyRun]):
@@ -210,39 +106,32 @@ def _jct_fig(runs: list[PolicyRun]):
         if k:
             fig.add_scatter(x=x, y=y, name=f"{run.policy} ({k}/{n} finished)", mode="lines",
                             line={"color": color(i), "shape": "hv"})
-    if not fig.data:
-        return None, ""
     fig.update_layout(height=420, xaxis={"type": "log", "title": "job completion time (h, log scale)"},
                       yaxis={"title": "fraction of all jobs finished", "range": [0, 1.02]})
-    return fig, ""
+    return (fig if fig.data else None), ""
 
 
 def _service_fig(runs: list[PolicyRun]):
     from plotly.subplots import make_subplots
 
-    names = services_of(runs)
-    if not names:
+    services = service_frames(runs)
+    if not services:
         return None, ""
-    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names)
+    fig = make_subplots(rows=len(services), cols=1, shared_xaxes=True, subplot_titles=list(services))
     n_max, w_max = 0, 1
-    for row, name in enumerate(names, start=1):
-        got = [(i, run, service_totals(run).get(name)) for i, run in enumerate(runs)]
-        got = [(i, run, g) for i, run, g in got if g is not None]
-        demands = [g["demand_rps"].to_numpy(dtype=float) for _, _, g in got]
-        shared = same_series(demands)
-        for i, run, g in got[:1] if shared else got:
-            t, y, _ = downsample(pd.DatetimeIndex(g.index), g["demand_rps"], "max")
-            label = "demand" if shared else f"demand – {run.policy}"
-            fig.add_scatter(x=t, y=y, name=label, legendgroup=label, showlegend=row == 1, row=row, col=1,
-                            line={"color": "black" if shared else color(i), "dash": "dash", "width": 1.2})
-        for i, run, g in got:
-            t, y, w = downsample(pd.DatetimeIndex(g.index), g["served_rps"], "mean")
+    for row, frames in enumerate(services.values(), start=1):
+        kw = {"row": row, "col": 1}
+        for col, name, t, y in reference_lines(frames, "demand_rps", "demand"):
+            fig.add_scatter(x=t, y=y, name=name, legendgroup=name, line={"color": col, "dash": "dash", "width": 1.2},
+                            **kw)
+        for i, run, g in frames:
+            t, y, w = downsample(g.index, g["served_rps"], "mean")
             n_max, w_max = max(n_max, len(g)), max(w_max, w)
-            fig.add_scatter(x=t, y=y, name=f"served – {run.policy}", legendgroup=run.policy, showlegend=row == 1,
-                            line={"color": color(i), "width": 1.4}, row=row, col=1)
+            fig.add_scatter(x=t, y=y, name=f"served – {run.policy}", legendgroup=run.policy,
+                            line={"color": color(i), "width": 1.4}, **kw)
         fig.update_yaxes(title_text="requests/s", row=row, col=1, rangemode="tozero")
-    fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
-    fig.update_layout(height=max(360, 240 * len(names) + 120))
+    fig.update_xaxes(title_text="time (UTC)", row=len(services), col=1)
+    fig.update_layout(height=max(360, 240 * len(services) + 120))
     return fig, _downsample_note(n_max, w_max, "demand is the window maximum, served the window mean")
 
 
@@ -271,6 +160,9 @@ def _metric_label(key: str) -> tuple[str, str, str | None]:
     return key.replace("_", " "), unit, None
 
 
+_BEST = ' class="best"'
+
+
 def _metrics_table(runs: list[PolicyRun]) -> str:
     keys = [k for k in METRIC_INFO if any(k in r.metrics for r in runs)]
     keys += list(dict.fromkeys(k for r in runs for k in r.metrics if k not in METRIC_INFO))
@@ -286,9 +178,8 @@ def _metrics_table(runs: list[PolicyRun]) -> str:
         best = None
         if better and len(finite) >= 2 and max(finite) != min(finite):
             best = min(finite) if better == "min" else max(finite)
-        cells = "".join(
-            f'<td class="{"best" if best is not None and math.isclose(n, best, rel_tol=1e-9) else ""}">'
-            f"{e(_fmt(v))}</td>" for v, n in zip(raw, nums))
+        cells = "".join(f'<td{_BEST if best is not None and math.isclose(n, best, rel_tol=1e-9) else ""}>'
+                        f"{e(_fmt(v))}</td>" for v, n in zip(raw, nums))
         arrow = {"min": " ↓ lower is better", "max": " ↑ higher is better"}.get(better or "", "")
         unit_txt = f" ({e(unit)})" if unit else ""
         rows.append(f'<tr><th scope="row">{e(label)}{unit_txt}<span class="key">{e(key)}{arrow}</span></th>'
@@ -347,6 +238,11 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
                                 ("jct", "Job completion time (CDF)", _jct_fig),
                                 ("service", "Inference serving: served vs demanded requests", _service_fig)):
         fig, note = builder(runs)
+        seen: set[str] = set()
+        for trace in fig.data if fig is not None else ():
+            if trace.legendgroup:  # one legend entry per policy/reference line across all panels
+                trace.showlegend = trace.legendgroup not in seen
+                seen.add(trace.legendgroup)
         if fig is None:
             if key != "service":
                 sections.append(f"<h2>{e(title)}</h2><p>No data.</p>")

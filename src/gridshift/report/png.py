@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from gridshift.report.html import (
+from gridshift.report import (
     color,
     cumulative_carbon,
     downsample,
     jct_cdf,
-    same_series,
-    service_totals,
-    services_of,
-    site_frame,
+    reference_lines,
+    service_frames,
+    site_frames,
     sites_of,
 )
 from gridshift.sim.result import PolicyRun
@@ -42,6 +40,22 @@ def _date_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
+def _ylim0(ax) -> None:
+    top = ax.dataLim.y1 if np.isfinite(ax.dataLim.y1) else 0.0
+    ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
+
+
+def _outside_legend(fig) -> None:
+    """One legend below the panels, one entry per label over all axes (incl. twin axes)."""
+    entries: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=min(5, len(entries)),
+                   fontsize=8, frameon=False)
+
+
 def _save(fig, path: Path) -> Path:
     try:
         fig.savefig(path, dpi=DPI, format="png")
@@ -56,35 +70,25 @@ def _site_power(path: Path, runs: list[PolicyRun]) -> Path | None:
         return None
     fig, axes = _new_figure(min(2.4 * len(sites) + 1.0, 40.0), rows=len(sites))
     for ax, (site, zone) in zip(axes, sites):
-        frames = [(i, run, site_frame(run, site)) for i, run in enumerate(runs)]
-        frames = [(i, run, df) for i, run, df in frames if not df.empty]
+        frames = site_frames(runs, site)
         for i, run, df in frames:
-            t, y, _ = downsample(pd.DatetimeIndex(df["time"]), df["facility_power_mw"], "max")
+            t, y, _ = downsample(df.index, df["facility_power_mw"], "max")
             ax.plot(t, y, color=color(i), lw=1.2, label=run.policy)
-        caps = [pd.to_numeric(df["power_cap_mw"], errors="coerce").to_numpy(dtype=float) for _, _, df in frames]
-        if frames and not all(np.isnan(c).all() for c in caps):
-            shared = same_series(caps)
-            for (i, run, df), cap in zip(frames[:1] if shared else frames, caps):
-                t, y, _ = downsample(pd.DatetimeIndex(df["time"]), cap, "max")
-                ax.plot(t, y, color="black" if shared else color(i), ls="--", lw=1.0,
-                        label="power cap" if shared else f"power cap – {run.policy}")
+        for col, name, t, y in reference_lines(frames, "power_cap_mw", "power cap"):
+            ax.plot(t, y, color=col, ls="--", lw=1.0, label=name)
         ax.set_ylabel("MW")
-        ax.set_ylim(bottom=0)
+        _ylim0(ax)
         ax.set_title(f"{site} (zone {zone})", fontsize=10, loc="left")
         ax.grid(alpha=0.3)
         if frames:
-            df = frames[0][2]
-            t, y, _ = downsample(pd.DatetimeIndex(df["time"]), df["carbon_g_per_kwh"], "mean")
+            t, y, _ = downsample(frames[0][2].index, frames[0][2]["carbon_g_per_kwh"], "mean")
             ax2 = ax.twinx()
             ax2.plot(t, y, color="0.45", ls=":", lw=1.0, label="grid carbon intensity")
             ax2.set_ylabel("gCO₂/kWh", color="0.35")
-            ax2.set_ylim(bottom=0)
-            if ax is axes[0]:
-                h1, l1 = ax.get_legend_handles_labels()
-                h2, l2 = ax2.get_legend_handles_labels()
-                ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncol=min(4, len(l1) + 1))
+            _ylim0(ax2)
         _date_axis(ax)
     axes[-1].set_xlabel("time (UTC)")
+    _outside_legend(fig)
     fig.suptitle("Facility power vs power cap (left) and grid carbon intensity (right, dotted)", fontsize=11)
     return _save(fig, path)
 
@@ -96,16 +100,16 @@ def _cum_carbon(path: Path, runs: list[PolicyRun]) -> Path | None:
         s = cumulative_carbon(run)
         if s.empty:
             continue
-        t, y, _ = downsample(pd.DatetimeIndex(s.index), s.to_numpy(), "last")
+        t, y, _ = downsample(s.index, s.to_numpy(), "last")
         ax.plot(t, y, color=color(i), lw=1.5, label=run.policy)
         drawn = True
     if not drawn:
         fig.clear()
         return None
     ax.set(xlabel="time (UTC)", ylabel="cumulative carbon (t CO₂)", title="Cumulative carbon, all sites")
-    ax.set_ylim(bottom=0)
+    _ylim0(ax)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper left")
     _date_axis(ax)
     return _save(fig, path)
 
@@ -121,7 +125,11 @@ def _jct(path: Path, runs: list[PolicyRun]) -> Path | None:
     if not drawn:
         fig.clear()
         return None
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set(xlabel="job completion time (h, log scale)", ylabel="fraction of all jobs finished",
            title="Job completion time CDF (ends below 1 = unfinished jobs)", ylim=(0, 1.02))
     ax.grid(alpha=0.3, which="both")
@@ -130,28 +138,23 @@ def _jct(path: Path, runs: list[PolicyRun]) -> Path | None:
 
 
 def _service(path: Path, runs: list[PolicyRun]) -> Path | None:
-    names = services_of(runs)
-    if not names:
+    services = service_frames(runs)
+    if not services:
         return None
-    fig, axes = _new_figure(min(2.4 * len(names) + 1.0, 40.0), rows=len(names))
-    for ax, name in zip(axes, names):
-        got = [(i, run, service_totals(run).get(name)) for i, run in enumerate(runs)]
-        got = [(i, run, g) for i, run, g in got if g is not None]
-        shared = same_series([g["demand_rps"].to_numpy(dtype=float) for _, _, g in got])
-        for i, run, g in got[:1] if shared else got:
-            t, y, _ = downsample(pd.DatetimeIndex(g.index), g["demand_rps"], "max")
-            ax.plot(t, y, color="black" if shared else color(i), ls="--", lw=1.0,
-                    label="demand" if shared else f"demand – {run.policy}")
-        for i, run, g in got:
-            t, y, _ = downsample(pd.DatetimeIndex(g.index), g["served_rps"], "mean")
+    fig, axes = _new_figure(min(2.4 * len(services) + 1.0, 40.0), rows=len(services))
+    for ax, (name, frames) in zip(axes, services.items()):
+        for col, label, t, y in reference_lines(frames, "demand_rps", "demand"):
+            ax.plot(t, y, color=col, ls="--", lw=1.0, label=label)
+        for i, run, g in frames:
+            t, y, _ = downsample(g.index, g["served_rps"], "mean")
             ax.plot(t, y, color=color(i), lw=1.2, label=f"served – {run.policy}")
         ax.set_ylabel("requests/s")
-        ax.set_ylim(bottom=0)
+        _ylim0(ax)
         ax.set_title(name, fontsize=10, loc="left")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
         _date_axis(ax)
     axes[-1].set_xlabel("time (UTC)")
+    _outside_legend(fig)
     fig.suptitle("Inference serving: served vs demanded requests (summed over regions)", fontsize=11)
     return _save(fig, path)
 
