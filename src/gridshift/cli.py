@@ -39,7 +39,8 @@ SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("
                 ("work done", "work_done_frac", "share"),
                 ("batch carbon per work", "batch_carbon_kg_per_acc_h", "kg/acc-h"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
                 ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
-                ("planning time", "plan_time_s", "s"))
+                ("planning time", "plan_time_s", "s"), ("objective value", "objective_value", "obj."),
+                ("saving vs asap", "saving_vs_asap_frac", "share"), ("oracle capture", "oracle_capture_frac", "share"))
 
 
 def _fmt(v: float) -> str:
@@ -56,7 +57,9 @@ def _summary(runs) -> Table:
     for r in runs:
         t.add_column(r.policy, justify="right")
     for label, key, unit in SUMMARY_ROWS:
-        t.add_row(label, unit, *[_fmt(r.metrics.get(key, float("nan"))) for r in runs])
+        if all(key not in r.metrics for r in runs):
+            continue
+        t.add_row(label, unit, *[_fmt(r.metrics[key]) if r.metrics.get(key) is not None else "—" for r in runs])
     return t
 
 

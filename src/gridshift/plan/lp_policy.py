@@ -193,8 +193,9 @@ class LpPolicy(Policy):
                 js = members[ok]
                 if not js.size:
                     continue
-                on_p = obs.running_pool[js] == p
-                js = js[np.lexsort((js, eff_dl[js], ~on_p))]
+                # jobs already on this pool first, then jobs not running, then jobs moving from another pool
+                rank = np.where(obs.running_pool[js] == p, 0, np.where(obs.running_pool[js] < 0, 1, 2))
+                js = js[np.lexsort((js, eff_dl[js], rank))]
                 unit = jt.speed[js, fl.pool_type[p]] * tp_pool[p] * w.slot_h  # work per accelerator-slot
                 rem_w = busy[c, p] * float(np.median(unit))  # the plan's work for this class and pool
                 for j, u in zip(js, unit):
