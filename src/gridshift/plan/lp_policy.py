@@ -177,7 +177,7 @@ class LpPolicy(Policy):
         got_acc = 0.0
         tp_pool = fl.throughput_frac(st.cap)
         for c in np.argsort(classes.deadline_period, kind="stable"):
-            pools = np.flatnonzero(busy[c] >= 0.5)
+            pools = np.flatnonzero(busy[c] > 0.05)
             if not pools.size:
                 continue
             members = cand_all[in_class[cand_all] == c]
