@@ -211,3 +211,19 @@ def test_explain_a_job(tmp_path):
     assert "where:" in text and "why:" in text and "g/kWh" in text
     res = runner.invoke(app, ["explain", str(out), "--job", "no-such-job"])
     assert res.exit_code == 2 and "no job 'no-such-job'" in res.stderr
+
+
+def test_infeasible_cap_is_named_not_a_solver_code(tmp_path):
+    d = _small()
+    d["sites"][0]["power_cap_mw"] = [
+        {"start": "2023-06-05T00:00:00Z", "power_cap_mw": 0.2},
+        {"start": "2023-06-06T12:00:00Z", "power_cap_mw": 0.01},  # below the site's idle and host load
+        {"start": "2023-06-06T15:00:00Z", "power_cap_mw": 0.2},
+    ]
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["simulate", str(_write(tmp_path, d)), "--out", str(out), "-p", "mpc"])
+    assert res.exit_code == 0, res.output
+    warnings = json.loads((out / "metrics.json").read_text())["policies"]["mpc"]["plan_warnings"]
+    assert any("site 'frankfurt'" in w and "power cap cannot be met" in w and "2023-06-06 12:00" in w
+               and "2023-06-06 14:00" in w for w in warnings), warnings
+    assert "warning (mpc): site 'frankfurt'" in res.stderr

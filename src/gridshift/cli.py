@@ -94,6 +94,9 @@ def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path
         _fail(e, scenario_path)
     if not quiet:
         out.print(_summary(runs))
+        for r in runs:
+            for w in r.metrics.get("plan_warnings", [])[:10]:
+                err.print(f"warning ({r.policy}): {w}", markup=False, highlight=False, soft_wrap=True)
         out.print(f"wrote {final}/metrics.json, report.html, PNGs and timeseries/ "
                   f"in {time.perf_counter() - t0:.1f} s")
 

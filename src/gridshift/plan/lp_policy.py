@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from gridshift.errors import PlanError
 from gridshift.model.scenario import Objective
@@ -63,6 +64,7 @@ class LpPolicy(Policy):
         self.planned_acc = 0.0
         self.placed_acc = 0.0
         self.lp_fallbacks = 0
+        self._notes: dict[str, tuple[int, pd.Timestamp, pd.Timestamp]] = {}
 
     # ---- set-up
     def reset(self, world: World, signals: Signals) -> None:
@@ -84,8 +86,32 @@ class LpPolicy(Policy):
             self.svc_mw_per_rps = np.where(cap > 0, np.maximum(svc.power_w - f.idle_power_w[k][None, :], 0)
                                            / cap / 1e6, 0.0)
 
+    def note_shortfalls(self, sol: PlanSolution, times: pd.DatetimeIndex, periods: range) -> None:
+        """Record, in words, what the inputs make impossible in ``periods`` of a plan: a site whose power
+        cap cannot be met, demand that cannot be served within its latency bound."""
+        w = self.world
+        for t in periods:
+            for s in np.flatnonzero(sol.over_mw[:, t] > 1e-9):
+                self._note(f"site '{w.fleet.site_names[s]}': its power cap cannot be met (up to "
+                           f"{sol.over_mw[s, t]:.3f} MW over: idle, host and non-interruptible load exceed it)",
+                           times[t])
+            if sol.unserved.size:
+                for n, r in zip(*np.nonzero(sol.unserved[:, :, t] > 1e-6)):
+                    self._note(f"service '{w.services.names[n]}', users in '{w.services.regions[n][r]}': "
+                               f"{sol.unserved[n, r, t]:.1f} requests/s cannot be served by sites within "
+                               f"the latency bound (accelerators or power short)", times[t])
+
+    def _note(self, what: str, when: pd.Timestamp) -> None:
+        n, first, last = self._notes.get(what, (0, when, when))
+        self._notes[what] = (n + 1, min(first, when), max(last, when))
+
+    def plan_warnings(self) -> list[str]:
+        return [f"{what} in {n} period(s) between {a:%Y-%m-%d %H:%M} and {b:%Y-%m-%d %H:%M} UTC"
+                for what, (n, a, b) in sorted(self._notes.items(), key=lambda kv: kv[1][1])]
+
     def stats(self) -> dict[str, float]:
         return {
+            "plan_warnings": self.plan_warnings(),
             "lp_solves": self.n_solves,
             "lp_solve_s_mean": self.solve_s / self.n_solves if self.n_solves else 0.0,
             "rounding_loss_frac": 1.0 - self.placed_acc / self.planned_acc if self.planned_acc > 0 else 0.0,

@@ -134,6 +134,7 @@ class Mpc(LpPolicy):
             if inter.size else 0.0
         prob = self.problem(classes, dur_h, uc, cap, demand, pin_acc, pin_mw, busy_now, pause_h, obs.now_s)
         sol = self.solve(prob)
+        self.note_shortfalls(sol, w.slot_starts[[min(obs.t, w.n_slots - 1)]], range(1))
         k = f.pool_type
         order = np.argsort(uc[f.pool_site, 0] * (f.board_power_w[k] + f.host_power_w[k]) * f.pue[f.pool_site])
         self._plan = (obs.t, lengths, classes, sol, order)
@@ -142,8 +143,9 @@ class Mpc(LpPolicy):
         if self._plan is None or obs.t - self._plan[0] >= self.epoch_h * self.sph:
             try:
                 self._replan(obs)
-            except PlanError:
+            except PlanError as e:
                 self.lp_fallbacks += 1
+                self._note(f"planning failed ({e.message}); the slot ran asap", obs.world.slot_starts[obs.t])
                 self._plan = None
                 return self._fallback.decide(obs)
         t0, lengths, classes, sol, order = self._plan
@@ -212,6 +214,8 @@ class Oracle(LpPolicy):
                                 self.max_delay_h, bucket_periods=bucket)
         prob = self.problem(classes, lengths * world.slot_h, uc, cap, demand, *no_pin, None, 0.0, 0.0)
         sol = self.solve(prob)
+        self.note_shortfalls(sol, world.slot_starts[start_s.astype(np.int64) // world.slot_duration_s],
+                             range(lengths.size))
         if self.bound:
             # the bound: deadlines counted up to the period that contains them, nothing forced into the period
             relaxed = build_classes(world, jobs, work, np.full(jobs.size, -1), self.sig, start_s, end_s,
