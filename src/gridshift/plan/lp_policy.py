@@ -64,7 +64,7 @@ class LpPolicy(Policy):
         self.planned_acc = 0.0
         self.placed_acc = 0.0
         self.lp_fallbacks = 0
-        self._notes: dict[str, tuple[int, pd.Timestamp, pd.Timestamp]] = {}
+        self._notes: dict[str, tuple[int, pd.Timestamp, pd.Timestamp, float]] = {}
 
     # ---- set-up
     def reset(self, world: World, signals: Signals) -> None:
@@ -92,22 +92,21 @@ class LpPolicy(Policy):
         w = self.world
         for t in periods:
             for s in np.flatnonzero(sol.over_mw[:, t] > 1e-9):
-                self._note(f"site '{w.fleet.site_names[s]}': its power cap cannot be met (up to "
-                           f"{sol.over_mw[s, t]:.3f} MW over: idle, host and non-interruptible load exceed it)",
-                           times[t])
+                self._note(f"site '{w.fleet.site_names[s]}': its power cap cannot be met (idle, host and "
+                           f"non-interruptible load exceed it; up to {{:.3f}} MW over)", times[t], sol.over_mw[s, t])
             if sol.unserved.size:
                 for n, r in zip(*np.nonzero(sol.unserved[:, :, t] > 1e-6)):
                     self._note(f"service '{w.services.names[n]}', users in '{w.services.regions[n][r]}': "
-                               f"{sol.unserved[n, r, t]:.1f} requests/s cannot be served by sites within "
-                               f"the latency bound (accelerators or power short)", times[t])
+                               f"demand cannot be served by sites within the latency bound (accelerators or power "
+                               f"short; up to {{:.1f}} requests/s)", times[t], sol.unserved[n, r, t])
 
-    def _note(self, what: str, when: pd.Timestamp) -> None:
-        n, first, last = self._notes.get(what, (0, when, when))
-        self._notes[what] = (n + 1, min(first, when), max(last, when))
+    def _note(self, what: str, when: pd.Timestamp, amount: float = 0.0) -> None:
+        n, first, last, most = self._notes.get(what, (0, when, when, 0.0))
+        self._notes[what] = (n + 1, min(first, when), max(last, when), max(most, float(amount)))
 
     def plan_warnings(self) -> list[str]:
-        return [f"{what} in {n} period(s) between {a:%Y-%m-%d %H:%M} and {b:%Y-%m-%d %H:%M} UTC"
-                for what, (n, a, b) in sorted(self._notes.items(), key=lambda kv: kv[1][1])]
+        return [f"{what.format(most)} in {n} period(s) between {a:%Y-%m-%d %H:%M} and {b:%Y-%m-%d %H:%M} UTC"
+                for what, (n, a, b, most) in sorted(self._notes.items(), key=lambda kv: kv[1][1])]
 
     def stats(self) -> dict[str, float]:
         return {

@@ -145,7 +145,8 @@ class Mpc(LpPolicy):
                 self._replan(obs)
             except PlanError as e:
                 self.lp_fallbacks += 1
-                self._note(f"planning failed ({e.message}); the slot ran asap", obs.world.slot_starts[obs.t])
+                self._note(f"planning failed ({e.message}); the slot ran asap".replace("{", "{{").replace("}", "}}"),
+                           obs.world.slot_starts[obs.t])
                 self._plan = None
                 return self._fallback.decide(obs)
         t0, lengths, classes, sol, order = self._plan
