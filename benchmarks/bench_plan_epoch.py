@@ -158,6 +158,16 @@ def quarter() -> dict:
             "target_s": 600, "met": (t2 - t0) <= 600}
 
 
+def git_state() -> dict:
+    """Commit and uncommitted files of the checkout (the planner changes often: results name their code)."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "dirty": [x[3:] for x in git("status", "--porcelain", "--untracked-files=no").splitlines()
+                      if not x[3:].startswith("benchmarks/results/")]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, nargs="*", default=[1000, 10000])
@@ -173,6 +183,7 @@ def main() -> int:
         print(json.dumps(quarter()))
         return 0
     targets = {1000: 1.0, 10000: 5.0}
+    git_before = git_state()
     res: dict = {"benchmark": "plan_epoch", "python": platform.python_version(), "epochs": {}}
     prev = Path(a.json)
     if prev.exists():
@@ -196,6 +207,8 @@ def main() -> int:
         print(f"quarter (demo fleet, {q['slots']} slots, {q['jobs']} jobs, mpc hourly): {q['wall_s']:.0f} s wall "
               f"({q['plan_time_s']:.0f} s planning, {q['lp_solves']} LPs), peak RSS {q['peak_rss_mb']} MB, "
               f"target 600 s: {'met' if q['met'] else 'MISSED'}")
+    git_after = git_state()
+    res["git"] = git_before if git_after == git_before else {"before": git_before, "after": git_after}
     prev.parent.mkdir(parents=True, exist_ok=True)
     prev.write_text(json.dumps(res, indent=2))
     return 0

@@ -170,6 +170,7 @@ class LpPolicy(Policy):
         cap = np.where(tot > 1e-9, (x * self.levels).sum(axis=(0, 2)) / np.maximum(tot, 1e-12), 1.0)
         cap = np.clip(cap, fl.min_cap_frac(), 1.0)
         st = PlacementState(obs, cap)
+        tp_pool_now = fl.throughput_frac(st.cap)
         active = obs.active
         running = active[obs.running_pool[active] >= 0]
         keep_running(st, obs, running[~jt.interruptible[running]], force=True)
@@ -190,6 +191,16 @@ class LpPolicy(Policy):
             need = obs.demand_rps * (1 + w.services.headroom_frac[:, None])
             residual = np.maximum(need - have, 0.0) / (1 + w.services.headroom_frac[:, None])
             reps = place_services(st, obs, demand_rps=residual, reps=reps)
+        # running jobs close to their deadline are not paused: a pause costs checkpoint and restart time
+        flex = running[jt.interruptible[running]]
+        if flex.size:
+            p_run = obs.running_pool[flex]
+            rate = obs.running_gang[flex] * jt.speed[flex, fl.pool_type[p_run]] * tp_pool_now[p_run]
+            slack_s = jt.deadline_s[flex] - obs.now_s - obs.remaining_acc_h[flex] / np.maximum(rate, 1e-12) * 3600
+            guard_s = 2 * (jt.checkpoint_overhead_s[flex] + jt.restart_overhead_s[flex]) + 2 * w.slot_duration_s
+            tight = flex[slack_s < guard_s]
+            if tight.size:
+                keep_running(st, obs, tight[np.argsort(jt.deadline_s[tight], kind="stable")], force=False)
         placed = np.zeros(len(jt), bool)
         if st.jobs:
             placed[np.concatenate(st.jobs)] = True
