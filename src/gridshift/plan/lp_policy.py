@@ -138,7 +138,7 @@ class LpPolicy(Policy):
         late_cost = 100.0 * float(max(best.max(initial=0.0), 1e-6)) + 1.0
         pause_cost = None
         if busy_now is not None:
-            pause_cost = pause_h * uc[s] * inc_full[:, None] + 1e-6
+            pause_cost = pause_h * uc[s] * inc_full[:, None]
         return PlanProblem(
             dur_h=dur_h, unit_cost=uc, pool_site=s, pool_type=k,
             pool_free=np.maximum(f.pool_count[:, None] - pinned_acc, 0).astype(float), pue=f.pue,
@@ -147,6 +147,7 @@ class LpPolicy(Policy):
             allowed=classes.allowed, max_acc=classes.max_acc, release=classes.release,
             deadline_period=classes.deadline_period, min_work=classes.min_work, terminal_cost=terminal,
             late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / 3600.0, run_h=classes.run_h,
+            slot_h=w.slot_h,
             last_period=np.searchsorted(np.cumsum(dur_h) - dur_h, (classes.deadline_s - start_s) / 3600.0
                                         + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
@@ -169,6 +170,15 @@ class LpPolicy(Policy):
         tot = busy.sum(axis=0)
         cap = np.where(tot > 1e-9, (x * self.levels).sum(axis=(0, 2)) / np.maximum(tot, 1e-12), 1.0)
         cap = np.clip(cap, fl.min_cap_frac(), 1.0)
+        # deadline pressure: pools that could run a job with little slack left run at full power
+        act = obs.active
+        if act.size:
+            best = jt.speed[act][:, fl.pool_type].max(axis=1)
+            need_s = obs.remaining_acc_h[act] / np.maximum(jt.gang_max[act] * best, 1e-12) * 3600
+            slack_s = jt.deadline_s[act] - obs.now_s - need_s
+            tight = act[slack_s < 4 * w.slot_duration_s + jt.checkpoint_overhead_s[act] + jt.restart_overhead_s[act]]
+            if tight.size:
+                cap[(jt.speed[tight][:, fl.pool_type] > 0).any(axis=0)] = 1.0
         st = PlacementState(obs, cap)
         tp_pool_now = fl.throughput_frac(st.cap)
         active = obs.active
