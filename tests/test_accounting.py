@@ -125,3 +125,12 @@ def test_service_power_and_slo():
     # slot 1: 30 rps demand, 20 served → attainment (15 + 20) / (15 + 30)
     assert run.metrics["slo_attainment"] == pytest.approx(35 / 45)
     assert run.site_timeseries["it_power_mw"].iloc[1] == pytest.approx((2 * 500 + 2 * 100) / 1e6)
+
+
+def test_asap_can_ignore_the_power_cap():
+    fleet = make_fleet(((4,),), board_w=(700.0,), idle_w=(100.0,), host_w=(0.0,), n_slots=2, cap_mw=[[1.6e-3] * 2])
+    jobs = make_jobs(arrival_s=(0.0,) * 4, work_acc_h=(1.0,) * 4, gang=(1,) * 4)
+    sig = make_signals([[100.0] * 2])
+    run = simulate(make_world(fleet, jobs, sig), sig, Asap(respect_power_cap=False))
+    # all four start at once: 4 × 700 W = 2.8 kW against a 1.6 kW cap for one hour
+    assert run.metrics["cap_violation_mwh"] == pytest.approx(1.2e-3)

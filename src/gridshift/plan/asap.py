@@ -53,10 +53,17 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
 
 
 class Asap(Policy):
+    """``respect_power_cap=False`` gives the naive baseline that starts work whenever accelerators are free,
+    whatever the site's power cap."""
+
     name = "asap"
 
+    def __init__(self, respect_power_cap: bool = True) -> None:
+        super().__init__(respect_power_cap=respect_power_cap)
+        self.respect_power_cap = respect_power_cap
+
     def decide(self, obs: Observation) -> Decision:
-        st = PlacementState(obs)
+        st = PlacementState(obs, enforce_power=self.respect_power_cap)
         pool_site = obs.world.fleet.pool_site
 
         def allowed(jobs: np.ndarray, p: int) -> np.ndarray:

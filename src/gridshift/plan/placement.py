@@ -58,8 +58,9 @@ def first_fit_1d(gang: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
 class PlacementState:
     """Free accelerators per pool and power headroom per site during one slot's placement."""
 
-    def __init__(self, obs: Observation, cap: np.ndarray | None = None) -> None:
+    def __init__(self, obs: Observation, cap: np.ndarray | None = None, enforce_power: bool = True) -> None:
         w = obs.world
+        self.enforce_power = enforce_power
         self.world = w
         self.cap = pool_cap_frac(w, cap)
         self.free = w.fleet.pool_count.astype(np.int64).copy()
@@ -72,7 +73,7 @@ class PlacementState:
     def power_limit(self, p: int, inc_mw: float) -> int:
         """Accelerators of pool p that still fit under the site's power cap at ``inc_mw`` each."""
         h = self.headroom_mw[self.world.fleet.pool_site[p]]
-        if inc_mw <= 0:
+        if inc_mw <= 0 or not self.enforce_power:
             return int(self.free[p])
         return int(max(0.0, np.floor(h / inc_mw + 1e-9)))
 
