@@ -162,7 +162,7 @@ def git_state() -> dict:
     """Commit and uncommitted files of the checkout (the planner changes often: results name their code)."""
     def git(*args: str) -> str:
         r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip()
+        return r.stdout.rstrip()
     return {"commit": git("rev-parse", "--short", "HEAD"),
             "dirty": [x[3:] for x in git("status", "--porcelain", "--untracked-files=no").splitlines()
                       if not x[3:].startswith("benchmarks/results/")]}

@@ -22,6 +22,7 @@ import argparse
 import fnmatch
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
         sc.model_copy(update={"time_range": sc.time_range.model_copy(update={"start": a, "end": b})}) for a, b in parts
     ]
     agg: dict[str, dict] = {}
-    info = {"file": str(path.relative_to(ROOT)), "start": sc.time_range.start.isoformat(),
+    errors: dict[str, str] = {}
+    info = {"file": os.path.relpath(path, ROOT), "git": git_state(), "start": sc.time_range.start.isoformat(),
             "end": sc.time_range.end.isoformat(), "chunks": len(chunks), "jobs": 0, "work_acc_h": 0.0}
     for ch in chunks:
         t0 = time.perf_counter()
@@ -116,7 +118,12 @@ def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
                 nominal_carbon_t(ch, asm.world.jobs.job_id)
         for spec in policy_specs(asm, policies):
             t0 = time.perf_counter()
-            (run,) = run_policies(asm, [spec])
+            try:
+                (run,) = run_policies(asm, [spec])
+            except Exception as e:  # a policy that fails is reported, the others still run
+                errors[spec.key] = f"{type(e).__name__}: {e}"
+                print(f"  {path.stem} {spec.key}: FAILED {errors[spec.key]}", file=sys.stderr, flush=True)
+                continue
             wall = time.perf_counter() - t0
             m = run.metrics
             a = agg.setdefault(spec.key, {"wall_s": 0.0, "known": 0, "missed": 0, "work_done": 0.0})
@@ -133,8 +140,10 @@ def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
                     a.setdefault(k + "_chunks", []).append(m[k])
             print(f"  {path.stem} [{ch.time_range.start:%Y-%m-%dT%H}] {spec.key}: {wall:.1f} s", file=sys.stderr,
                   flush=True)
-    out = {}
+    out: dict[str, dict] = {k: {"error": v} for k, v in errors.items()}
     for key, a in agg.items():
+        if key in errors:
+            continue
         m = {k: v for k, v in a.items() if not k.endswith("_chunks") and k not in ("known", "missed", "work_done")}
         m["deadline_miss_frac"] = a["missed"] / a["known"] if a["known"] else 0.0
         m["work_done_frac"] = a["work_done"] / info["work_acc_h"] if info["work_acc_h"] else 1.0
@@ -152,9 +161,10 @@ def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
                 v = [x for x in vals if isinstance(x, (int, float)) and not math.isnan(x)]
                 m[k] = float(np.mean(v)) if v else float("nan")
         out[key] = m
-    asap, oracle = out.get("asap"), out.get("oracle")
+    ok = {k: m for k, m in out.items() if "error" not in m}
+    asap, oracle = ok.get("asap"), ok.get("oracle")
     nom = info.get("nominal_batch_carbon_t")
-    for m in out.values():
+    for m in ok.values():
         if nom:
             m["batch_carbon_saving_vs_nominal_frac"] = (nom - m.get("batch_carbon_t", 0.0)) / nom
         if asap:
@@ -170,7 +180,8 @@ def run_scenario(path: Path, policies: list[str] | None, split: str) -> dict:
 
 def flags(name: str, res: dict) -> list[str]:
     """Things that look wrong in the planner, with the numbers."""
-    out, pol = [], res["policies"]
+    out = [f"{name}/{k}: FAILED {m['error']}" for k, m in res["policies"].items() if "error" in m]
+    pol = {k: m for k, m in res["policies"].items() if "error" not in m}
     o = pol.get("oracle")
     for k, m in pol.items():
         if m.get("lp_fallbacks"):
@@ -201,6 +212,9 @@ def table(results: dict) -> str:
     lines = [head, "|" + "---|" * 11]
     for name, res in results.items():
         for k, m in res["policies"].items():
+            if "error" in m:
+                lines.append(f"| {name} | {k} | FAILED: {m['error'][:80]} |" + " |" * 8)
+                continue
             lines.append(f"| {name} | {k} | {_f(m['objective_value'], '.4g')}"
                          f" | {_f(m.get('saving_vs_asap_frac'), '.3f')} | {_f(m.get('oracle_capture_frac'), '.3f')}"
                          f" | {_f(m['deadline_miss_frac'], '.3f')}"
@@ -217,7 +231,8 @@ def table(results: dict) -> str:
         for n, r in nightly.items():
             p = r["policies"]
             cells = [f"{_f(p[k].get('batch_carbon_saving_vs_nominal_frac'), '.3f')} / "
-                     f"{_f(p[k].get('batch_carbon_saving_frac'), '.3f')}" if k in p else "—" for k in pols]
+                     f"{_f(p[k].get('batch_carbon_saving_frac'), '.3f')}" if k in p and "error" not in p[k] else "—"
+                     for k in pols]
             ref = f"{WIESNER[n]:.3f} (±8 h, 5 % forecast error)" if n in WIESNER else "—"
             lines.append(f"| {n} | " + " | ".join(cells) + f" | {ref} |")
     return "\n".join(lines)
@@ -227,7 +242,7 @@ def git_state() -> dict:
     """Commit and uncommitted files of the checkout (the planner changes often: results name their code)."""
     def git(*args: str) -> str:
         r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.strip()
+        return r.stdout.rstrip()
     return {"commit": git("rev-parse", "--short", "HEAD"),
             "dirty": [x[3:] for x in git("status", "--porcelain", "--untracked-files=no").splitlines()
                       if not x[3:].startswith("benchmarks/results/")]}
@@ -249,22 +264,27 @@ def main() -> int:
         return 2
     results, t0 = {}, time.perf_counter()
     git_before = git_state()
+    prev = Path(a.json)
+    old = json.loads(prev.read_text()).get("scenarios", {}) if a.names and prev.exists() else {}
+
+    def write() -> dict:  # after every scenario, so a long run leaves its results even if stopped
+        git_after = git_state()
+        scen = {**old, **results}  # a subset run updates the file instead of replacing it
+        doc = {"benchmark": "planner_scenarios",
+               "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "git": git_before if git_after == git_before else {"before": git_before, "after": git_after},
+               "wall_s": round(time.perf_counter() - t0, 1),
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               "wiesner_2021_batch_carbon_saving_frac": WIESNER, "scenarios": scen,
+               "flags": [x for n, r in scen.items() for x in flags(n, r)]}
+        prev.parent.mkdir(parents=True, exist_ok=True)
+        prev.write_text(json.dumps(doc, indent=2, default=float))
+        return doc
+
     for f in files:
         results[f.stem] = run_scenario(f, a.policy, a.split)
+        doc = write()
     all_flags = [x for n, r in results.items() for x in flags(n, r)]
-    git_after = git_state()
-    doc = {"benchmark": "planner_scenarios", "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "git": git_before if git_after == git_before else {"before": git_before, "after": git_after},
-           "wall_s": round(time.perf_counter() - t0, 1),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "wiesner_2021_batch_carbon_saving_frac": WIESNER, "scenarios": results, "flags": all_flags}
-    prev = Path(a.json)
-    if a.names and prev.exists():  # a subset run updates the file instead of replacing it
-        old = json.loads(prev.read_text())
-        doc["scenarios"] = {**old.get("scenarios", {}), **results}
-        doc["flags"] = [x for n, r in doc["scenarios"].items() for x in flags(n, r)]
-    prev.parent.mkdir(parents=True, exist_ok=True)
-    prev.write_text(json.dumps(doc, indent=2, default=float))
     print(table(results))
     print(f"\nwall {doc['wall_s']} s, peak RSS {doc['peak_rss_mb']} MB, code {doc['git']}")
     for x in all_flags:

@@ -138,8 +138,8 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         cap = check_decision(world, d, active_mask, st, policy.name)
         tp = f.throughput_frac(cap)
         j, p, g = d.job_idx.astype(np.int64), d.job_pool.astype(np.int64), d.job_gang.astype(np.int64)
-        log_t.append(np.full(j.size, t, np.int32)), log_j.append(j), log_p.append(p), log_g.append(g)
-        log_cap.append(cap[p])
+        log_t.append(np.full(j.size, t, np.int32)), log_j.append(j.astype(np.int32))
+        log_p.append(p.astype(np.int16)), log_g.append(g.astype(np.int32)), log_cap.append(cap[p].astype(np.float32))
         # overheads for resumed, moved or resized jobs
         changed = st.has_started[j] & ((st.running_pool[j] != p) | (st.running_gang[j] != g))
         last = st.last_pool[j]
@@ -203,13 +203,14 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
                     out=out, served=served_all, st=st, plan_time_s=plan_time_s)
     if log_t:
         lp = np.concatenate(log_p)
+        cat = pd.Categorical.from_codes  # integer codes, not a string per row: a year of 100,000 jobs fits
         run.placements = pd.DataFrame({
             "time": world.slot_starts[np.concatenate(log_t)],
-            "job_id": jobs.job_id[np.concatenate(log_j)],
-            "site": np.array(f.site_names, dtype=object)[f.pool_site[lp]],
-            "accelerator": np.array(f.type_names, dtype=object)[f.pool_type[lp]],
+            "job_id": cat(np.concatenate(log_j).astype(np.int32), categories=pd.Index(jobs.job_id)),
+            "site": cat(f.pool_site[lp].astype(np.int16), categories=list(f.site_names)),
+            "accelerator": cat(f.pool_type[lp].astype(np.int16), categories=list(f.type_names)),
             "gang": np.concatenate(log_g).astype(np.int32),
-            "power_cap_frac": np.concatenate(log_cap),
+            "power_cap_frac": np.concatenate(log_cap).astype(np.float32),
         })
     stats = getattr(policy, "stats", None)
     if callable(stats):
