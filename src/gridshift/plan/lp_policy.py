@@ -22,6 +22,7 @@ from gridshift.plan.placement import (
     latest_start_passed,
     place_services,
     priority_order,
+    replica_increment_mw,
 )
 from gridshift.sim.world import Signals, World
 
@@ -190,8 +191,7 @@ class LpPolicy(Policy):
             want = np.ceil(f_rps * self.svc_acc_per_rps[:, fl.pool_type][:, None, :] - 1e-6).astype(np.int64)
             for p in range(fl.n_pools):
                 for n, r in zip(*np.nonzero(want[:, :, p])):
-                    k = fl.pool_type[p]
-                    inc = max(w.services.power_w[n, k] * st.cap[p] - fl.idle_power_w[k], 0) * fl.pue[fl.pool_site[p]] / 1e6
+                    inc = replica_increment_mw(w, int(n), int(p), float(st.cap[p]))
                     got = min(int(want[n, r, p]), int(st.free[p]), st.power_limit(p, inc))
                     if got > 0:
                         reps[n, r, p] += got
@@ -211,6 +211,12 @@ class LpPolicy(Policy):
             tight = flex[slack_s < guard_s]
             if tight.size:
                 keep_running(st, obs, tight[np.argsort(jt.deadline_s[tight], kind="stable")], force=False)
+        # power held by running non-interruptible work per site, at full power (it cannot be paused)
+        rigid_run = running[~jt.interruptible[running]]
+        rp = obs.running_pool[rigid_run]
+        rigid_mw = np.bincount(fl.pool_site[rp], weights=obs.running_gang[rigid_run] * np.maximum(
+            fl.board_power_w[fl.pool_type[rp]] - fl.idle_power_w[fl.pool_type[rp]], 0) * fl.pue[fl.pool_site[rp]] / 1e6,
+            minlength=fl.n_sites)
         placed = np.zeros(len(jt), bool)
         if st.jobs:
             placed[np.concatenate(st.jobs)] = True
@@ -256,8 +262,12 @@ class LpPolicy(Policy):
                     if cover > 2.0 * rem_w + 1e-12:  # much more than the plan asked for here
                         continue
                     if not jt.interruptible[j] and obs.running_pool[j] < 0:
-                        # a job that cannot be paused starts only where it can still meet its deadline
-                        if obs.now_s + obs.remaining_acc_h[j] / (g * u) * w.slot_duration_s > jt.deadline_s[j]:
+                        # a job that cannot be paused starts only where it can still meet its deadline,
+                        # and only if it stays under the site's power cap for as long as it runs
+                        run_slots = obs.remaining_acc_h[j] / (g * u)
+                        if obs.now_s + run_slots * w.slot_duration_s > jt.deadline_s[j]:
+                            continue
+                        if g * st.inc_mw[p] > self._future_headroom_mw(obs, int(p), run_slots, rigid_mw):
                             continue
                     st.place_jobs(np.array([j]), int(p), np.array([g]))
                     placed[j] = True
@@ -298,6 +308,15 @@ class LpPolicy(Policy):
         idx, pool, gang = st.result()
         self._protect_deadlines(obs, st, idx, pool, gang)
         return Decision(idx, pool, gang, st.cap, reps)
+
+    def _future_headroom_mw(self, obs: Observation, p: int, run_slots: float, rigid_mw: np.ndarray) -> float:
+        """Facility MW left at pool p's site, over the next ``run_slots`` slots, under the lowest power cap
+        there, after idle and host load and running non-interruptible work."""
+        fl = obs.world.fleet
+        s = fl.pool_site[p]
+        n = max(1, int(np.ceil(run_slots - 1e-9)))
+        caps = fl.power_cap_mw[s, obs.t: obs.t + n]
+        return float(caps.min()) - float(self.base_mw[s]) - float(rigid_mw[s])
 
     def _protect_deadlines(self, obs: Observation, st: PlacementState, idx: np.ndarray, pool: np.ndarray,
                            gang: np.ndarray) -> None:

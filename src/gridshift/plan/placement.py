@@ -34,6 +34,15 @@ def base_site_mw(world: World) -> np.ndarray:
     return np.bincount(f.pool_site, weights=w, minlength=f.n_sites) / 1e6
 
 
+def replica_increment_mw(world: World, n: int, p: int, cap: float) -> float:
+    """Facility MW one replica of service n adds on pool p at power-cap fraction ``cap`` (the engine's
+    serving power at full load: the profile power, limited by the cap, above idle)."""
+    f = world.fleet
+    k = f.pool_type[p]
+    busy_w = min(world.services.power_w[n, k], f.board_power_w[k] * cap)
+    return max(busy_w - f.idle_power_w[k], 0.0) * f.pue[f.pool_site[p]] / 1e6
+
+
 def first_fit_1d(gang: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
     """Exact first fit of items in order into ``limit`` units: an item is taken iff it fits in what the
     items before it left. Returns (taken mask, units left). Array code: each round takes the longest
@@ -143,7 +152,7 @@ def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray 
                     cap_rps = svc.capacity_rps[n, k] * tp[p]
                     if cap_rps <= 0 or need_rps <= 0:
                         continue
-                    inc = max(svc.power_w[n, k] * st.cap[p] - f.idle_power_w[k], 0.0) * f.pue[s] / 1e6
+                    inc = replica_increment_mw(w, n, int(p), float(st.cap[p]))
                     want = int(np.ceil(need_rps / cap_rps - 1e-9))
                     got = min(want, int(st.free[p]), st.power_limit(int(p), inc))
                     if got > 0:
