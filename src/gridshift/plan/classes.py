@@ -87,9 +87,13 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     np.add.at(acc, (member, arr_per), jt.gang_max[jobs].astype(float))
     max_acc = np.cumsum(acc, axis=1)[:, :T]
     # work needed inside the horizon for deadlines beyond it
-    best = jt.speed[jobs].max(axis=1)
+    # after the horizon a job cannot count on the fastest type (others want it too): use the median speed
+    # over the fleet's types it can run on
+    sp = jt.speed[jobs][:, np.unique(f.pool_type)]
+    typical = np.nanmedian(np.where(sp > 0, sp, np.nan), axis=1)
+    typical = np.where(np.isfinite(typical), typical, 0.0)
     after_h = np.maximum(eff - period_end_s[-1], 0.0) / 3600.0
-    need = np.maximum(remaining[jobs] - jt.gang_max[jobs] * best * after_h, 0.0)
+    need = np.maximum(remaining[jobs] - jt.gang_max[jobs] * typical * after_h, 0.0)
     min_work = np.bincount(member, weights=np.where(d_per >= T, need, 0.0), minlength=C)
     c_dl = np.full(C, np.inf)
     np.minimum.at(c_dl, member, eff)

@@ -245,9 +245,13 @@ class LpPolicy(Policy):
                 js = members[ok]
                 if not js.size:
                     continue
-                # jobs already on this pool first, then jobs not running, then jobs moving from another pool
+                # jobs that can meet their deadline on this pool first; among them, jobs already here, then
+                # jobs not running, then jobs moving from another pool; earliest deadline first
                 rank = np.where(obs.running_pool[js] == p, 0, np.where(obs.running_pool[js] < 0, 1, 2))
-                js = js[np.lexsort((js, eff_dl[js], rank))]
+                fin_s = obs.remaining_acc_h[js] / np.maximum(jt.gang_max[js] * jt.speed[js, fl.pool_type[p]]
+                                                             * tp_pool[p], 1e-12) * 3600
+                late_here = obs.now_s + fin_s > jt.deadline_s[js]
+                js = js[np.lexsort((js, eff_dl[js], rank, late_here))]
                 unit = jt.speed[js, fl.pool_type[p]] * tp_pool[p] * w.slot_h  # work per accelerator-slot
                 rem_w = busy[c, p] * float(np.median(unit))  # the plan's work for this class and pool
                 for j, u in zip(js, unit):
