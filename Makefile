@@ -24,6 +24,8 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_sim_year.py --json benchmarks/results/sim_year.json
 	$(PY) benchmarks/bench_demo.py --json benchmarks/results/demo.json
+	$(PY) benchmarks/bench_plan_epoch.py --quarter
+	$(PY) benchmarks/bench_planner_scenarios.py
 
 clean:
 	rm -rf $(VENV) gridshift-demo .pytest_cache

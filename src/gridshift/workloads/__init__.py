@@ -7,6 +7,7 @@
 from gridshift.workloads.batch import KIND_DEFAULTS, generate_jobs, jobs_to_table
 from gridshift.workloads.build import build_demands, build_jobs, request_times_s, speed_matrix
 from gridshift.workloads.inference import minute_ratios, region_utc_offset_h, shape_demand
+from gridshift.workloads.templates import recurring_jobs, workday_jobs
 
 __all__ = [
     "KIND_DEFAULTS",
@@ -15,8 +16,10 @@ __all__ = [
     "generate_jobs",
     "jobs_to_table",
     "minute_ratios",
+    "recurring_jobs",
     "region_utc_offset_h",
     "request_times_s",
     "shape_demand",
+    "workday_jobs",
     "speed_matrix",
 ]
