@@ -305,7 +305,8 @@ class LpPolicy(Policy):
         # safety net: jobs whose latest start has come run wherever they fit, cheapest pools first
         waiting = active[~placed[active]]
         if waiting.size:
-            urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h)]
+            # (one slot of margin: the plan may put a job in its last feasible slot)
+            urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
             for j in priority_order(obs, urgent):  # each on the pool where it runs fastest
                 fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
                 first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
