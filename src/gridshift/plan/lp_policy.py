@@ -11,7 +11,7 @@ import pandas as pd
 from gridshift.errors import PlanError
 from gridshift.model.scenario import Objective
 from gridshift.plan.base import Decision, Observation, Policy
-from gridshift.plan.classes import Classes, build_classes, signature_ids
+from gridshift.plan.classes import Classes, signature_ids
 from gridshift.plan.lp import PlanProblem, PlanSolution, PlanSolver
 from gridshift.plan.objective import unit_cost
 from gridshift.plan.placement import (
