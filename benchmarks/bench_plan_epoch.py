@@ -38,6 +38,8 @@ from gridshift.plan.registry import make_policy
 from gridshift.sim.engine import JobState, check_decision
 from gridshift.sim.world import World
 
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 SITES = [  # (zone, cloud region, pools): 8 sites, 4 types, 10,000 accelerators
     ("US-CAL-CISO", "us-west2", {"H100": 1000, "B200": 250}),
@@ -156,16 +158,6 @@ def quarter() -> dict:
             "work_done_frac": m["work_done_frac"], "cap_violation_mwh": m["cap_violation_mwh"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "target_s": 600, "met": (t2 - t0) <= 600}
-
-
-def git_state() -> dict:
-    """Commit and uncommitted files of the checkout (the planner changes often: results name their code)."""
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.rstrip()
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "dirty": [x[3:] for x in git("status", "--porcelain", "--untracked-files=no").splitlines()
-                      if not x[3:].startswith("benchmarks/results/")]}
 
 
 def main() -> int:

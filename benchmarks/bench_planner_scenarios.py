@@ -24,7 +24,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -37,6 +36,8 @@ from gridshift.assemble import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.runner import policy_specs, run_policies
 from gridshift.scenario_io import load_scenario
+
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 SUM = ("objective_value", "batch_carbon_t", "carbon_t", "energy_mwh", "cost_usd", "cap_violation_mwh",
@@ -236,16 +237,6 @@ def table(results: dict) -> str:
             ref = f"{WIESNER[n]:.3f} (±8 h, 5 % forecast error)" if n in WIESNER else "—"
             lines.append(f"| {n} | " + " | ".join(cells) + f" | {ref} |")
     return "\n".join(lines)
-
-
-def git_state() -> dict:
-    """Commit and uncommitted files of the checkout (the planner changes often: results name their code)."""
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return r.stdout.rstrip()
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "dirty": [x[3:] for x in git("status", "--porcelain", "--untracked-files=no").splitlines()
-                      if not x[3:].startswith("benchmarks/results/")]}
 
 
 def main() -> int:
