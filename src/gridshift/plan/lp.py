@@ -78,8 +78,6 @@ class PlanSolution:
     status: str
     n_cols: int
     n_rows: int
-    power_dual: np.ndarray  # [S, T] shadow price of each site's power cap (≤ 0 when binding)
-    capacity_dual: np.ndarray  # [P, T]
     energy_objective: float = 0.0  # objective of the energy drawn above idle (jobs and services)
     late_work_h: float = 0.0  # work × hours done after deadlines
 
@@ -299,7 +297,6 @@ class PlanSolver:
         self._basis, self._shape = h.getBasis(), shape
         sol = h.getSolution()
         col = np.asarray(sol.col_value)
-        dual = np.asarray(sol.row_dual)
         x = np.zeros((C, P, T, L))
         np.add.at(x, (xc, xp, xt, xl), col[xcol])
         f = np.zeros((N, R, P, T))
@@ -314,6 +311,5 @@ class PlanSolver:
                             unserved=unserved, over_mw=col[over].reshape(S, T),
                             objective=float(h.getInfo().objective_function_value),
                             solve_s=time.perf_counter() - t0, status=status, n_cols=b.n_cols, n_rows=b.n_rows,
-                            power_dual=dual[pow_rows].reshape(S, T), capacity_dual=dual[cap_rows].reshape(P, T),
                             energy_objective=energy_obj,
                             late_work_h=float(col[xcol] @ (work_coef * hours_late)))  # includes unavoidable lateness

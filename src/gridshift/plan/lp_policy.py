@@ -27,6 +27,13 @@ from gridshift.plan.placement import (
 from gridshift.sim.world import Signals, World
 
 
+def slack_s(obs: Observation, jobs: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Seconds to spare before each job's deadline if it ran from now at ``rate`` reference
+    accelerator-hours per hour (inf without a deadline)."""
+    w = obs.world
+    return w.jobs.deadline_s[jobs] - obs.now_s - obs.remaining_acc_h[jobs] / np.maximum(rate, 1e-12) * 3600.0
+
+
 def terminal_value(cpw: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
     """Value per unit of work left for later: the mean over periods of the cost per unit of work on the
     dearest pool the class may use. On a busy fleet, work put off displaces other work later, so its price
@@ -175,13 +182,12 @@ class LpPolicy(Policy):
         act = obs.active
         if act.size:
             best = jt.speed[act][:, fl.pool_type].max(axis=1)
-            need_s = obs.remaining_acc_h[act] / np.maximum(jt.gang_max[act] * best, 1e-12) * 3600
-            slack_s = jt.deadline_s[act] - obs.now_s - need_s
-            tight = act[slack_s < 4 * w.slot_duration_s + jt.checkpoint_overhead_s[act] + jt.restart_overhead_s[act]]
+            slack = slack_s(obs, act, jt.gang_max[act] * best)
+            tight = act[slack < 4 * w.slot_duration_s + jt.checkpoint_overhead_s[act] + jt.restart_overhead_s[act]]
             if tight.size:
                 cap[(jt.speed[tight][:, fl.pool_type] > 0).any(axis=0)] = 1.0
         st = PlacementState(obs, cap)
-        tp_pool_now = fl.throughput_frac(st.cap)
+        tp_pool = fl.throughput_frac(st.cap)  # the caps stay as set until _protect_deadlines
         active = obs.active
         running = active[obs.running_pool[active] >= 0]
         keep_running(st, obs, running[~jt.interruptible[running]], force=True)
@@ -196,8 +202,7 @@ class LpPolicy(Policy):
                     if got > 0:
                         reps[n, r, p] += got
                         st.take(p, got, inc)
-            tp = fl.throughput_frac(st.cap)
-            have = (reps * w.services.capacity_rps[:, fl.pool_type][:, None, :] * tp).sum(axis=2)
+            have = (reps * w.services.capacity_rps[:, fl.pool_type][:, None, :] * tp_pool).sum(axis=2)
             need = obs.demand_rps * (1 + w.services.headroom_frac[:, None])
             residual = np.maximum(need - have, 0.0) / (1 + w.services.headroom_frac[:, None])
             reps = place_services(st, obs, demand_rps=residual, reps=reps)
@@ -205,10 +210,9 @@ class LpPolicy(Policy):
         flex = running[jt.interruptible[running]]
         if flex.size:
             p_run = obs.running_pool[flex]
-            rate = obs.running_gang[flex] * jt.speed[flex, fl.pool_type[p_run]] * tp_pool_now[p_run]
-            slack_s = jt.deadline_s[flex] - obs.now_s - obs.remaining_acc_h[flex] / np.maximum(rate, 1e-12) * 3600
+            slack = slack_s(obs, flex, obs.running_gang[flex] * jt.speed[flex, fl.pool_type[p_run]] * tp_pool[p_run])
             guard_s = 2 * (jt.checkpoint_overhead_s[flex] + jt.restart_overhead_s[flex]) + 2 * w.slot_duration_s
-            tight = flex[slack_s < guard_s]
+            tight = flex[slack < guard_s]
             if tight.size:
                 keep_running(st, obs, tight[np.argsort(jt.deadline_s[tight], kind="stable")], force=False)
         # power held by running non-interruptible work per site, at full power (it cannot be paused)
@@ -227,7 +231,6 @@ class LpPolicy(Policy):
         cand_all = active[(in_class[active] >= 0) & ~placed[active]]
         planned = float(busy.sum())
         got_acc = 0.0
-        tp_pool = fl.throughput_frac(st.cap)
         for c in np.argsort(classes.deadline_period, kind="stable"):
             pools = np.flatnonzero(busy[c] > 0.05)
             if not pools.size:
@@ -248,9 +251,7 @@ class LpPolicy(Policy):
                 # jobs that can meet their deadline on this pool first; among them, jobs already here, then
                 # jobs not running, then jobs moving from another pool; earliest deadline first
                 rank = np.where(obs.running_pool[js] == p, 0, np.where(obs.running_pool[js] < 0, 1, 2))
-                fin_s = obs.remaining_acc_h[js] / np.maximum(jt.gang_max[js] * jt.speed[js, fl.pool_type[p]]
-                                                             * tp_pool[p], 1e-12) * 3600
-                late_here = obs.now_s + fin_s > jt.deadline_s[js]
+                late_here = slack_s(obs, js, jt.gang_max[js] * jt.speed[js, fl.pool_type[p]] * tp_pool[p]) < 0
                 js = js[np.lexsort((js, eff_dl[js], rank, late_here))]
                 unit = jt.speed[js, fl.pool_type[p]] * tp_pool[p] * w.slot_h  # work per accelerator-slot
                 rem_w = busy[c, p] * float(np.median(unit))  # the plan's work for this class and pool
@@ -338,11 +339,7 @@ class LpPolicy(Policy):
                 continue
             j, g = idx[on], gang[on]
             rate = g * jt.speed[j, fl.pool_type[p]]
-            need_h = obs.remaining_acc_h[j] / np.maximum(rate, 1e-12)
-            dl = jt.deadline_s[j]
-            late_capped = obs.now_s + need_h / tp_now[p] * 3600 > dl
-            ok_full = obs.now_s + need_h * 3600 <= dl
-            if (late_capped & ok_full).any():
+            if ((slack_s(obs, j, rate * tp_now[p]) < 0) & (slack_s(obs, j, rate) >= 0)).any():
                 k = fl.pool_type[p]
                 busy = float(g.sum())
                 extra_mw = busy * fl.board_power_w[k] * (1.0 - st.cap[p]) * fl.pue[fl.pool_site[p]] / 1e6

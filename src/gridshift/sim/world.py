@@ -111,7 +111,6 @@ class World:
     n_slots: int
     slot_starts: pd.DatetimeIndex
     arrival_slot: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first slot a job may run
-    deadline_slot_end: np.ndarray = field(default_factory=lambda: np.zeros(0))  # deadline in slots (float, inf)
 
     @property
     def slot_h(self) -> float:
@@ -121,5 +120,4 @@ class World:
     def build(fleet: Fleet, jobs: JobTable, services: ServiceArrays, slot_duration_s: int,
               slot_starts: pd.DatetimeIndex) -> "World":
         arrival_slot = np.ceil(jobs.arrival_s / slot_duration_s - 1e-9).astype(np.int64)
-        deadline = jobs.deadline_s / slot_duration_s
-        return World(fleet, jobs, services, slot_duration_s, len(slot_starts), slot_starts, arrival_slot, deadline)
+        return World(fleet, jobs, services, slot_duration_s, len(slot_starts), slot_starts, arrival_slot)
