@@ -120,10 +120,10 @@ class _Builder:
         self.cols.append(cols[keep])
         self.vals.append(vals[keep])
 
-    def lp(self) -> highspy.HighsLp:
+    def lp(self, cost_scale: float = 1.0) -> highspy.HighsLp:
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
-        lp.col_cost_ = np.concatenate(self.cost) if self.cost else np.zeros(0)
+        lp.col_cost_ = (np.concatenate(self.cost) if self.cost else np.zeros(0)) * cost_scale
         lp.col_lower_ = np.zeros(self.n_cols)
         lp.col_upper_ = np.concatenate(self.upper) if self.upper else np.zeros(0)
         lp.row_lower_ = np.concatenate(self.rlo) if self.rlo else np.zeros(0)
@@ -286,7 +286,10 @@ class PlanSolver:
         h.setOptionValue("time_limit", float(self.time_limit_s))
         for k, v in self.options.items():
             h.setOptionValue(k, v)
-        h.passModel(b.lp())
+        # costs in t CO2 per column are ~1e-5: scale them so the typical energy cost is ~1, or the solver's
+        # tolerances swallow the preference for earlier work and small real differences
+        scale = 1.0 / tie * 1e-3 if tie > 0 else 1.0
+        h.passModel(b.lp(scale))
         shape = (b.n_cols, b.n_rows)
         if self._basis is not None and self._shape == shape:
             h.setBasis(self._basis)
@@ -309,7 +312,7 @@ class PlanSolver:
             energy_obj += float(col[fcol] @ f_energy)
         return PlanSolution(x=np.maximum(x, 0), f=np.maximum(f, 0), late=col[late], left=col[left],
                             unserved=unserved, over_mw=col[over].reshape(S, T),
-                            objective=float(h.getInfo().objective_function_value),
+                            objective=float(h.getInfo().objective_function_value) / scale,
                             solve_s=time.perf_counter() - t0, status=status, n_cols=b.n_cols, n_rows=b.n_rows,
                             energy_objective=energy_obj,
                             late_work_h=float(col[xcol] @ (work_coef * hours_late)))  # includes unavoidable lateness
