@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,15 +21,7 @@ from gridshift.errors import GridShiftError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
 data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, verify and locate datasets.")
 app.add_typer(data_app, name="data")
-err = Console(stderr=True)
-out = Console()
-
-
-def _fail(e: GridShiftError, scenario_file: str | None = None) -> None:
-    if scenario_file and e.file is None:
-        e.file = scenario_file
-    err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+from gridshift.cli_common import err, fail as _fail, out
 
 
 SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
@@ -245,6 +236,17 @@ def data_path(name: str) -> None:
         out.print(str(resolve(name)), markup=False, highlight=False, soft_wrap=True)
     except GridShiftError as e:
         _fail(e)
+
+
+def _register_studies() -> None:
+    """Commands that live in their own modules (planning studies, forecasting)."""
+    from gridshift import cli_capacity, cli_forecast, cli_headroom, cli_sweep
+
+    for mod in (cli_capacity, cli_headroom, cli_sweep, cli_forecast):
+        mod.register(app)
+
+
+_register_studies()
 
 
 def main() -> None:

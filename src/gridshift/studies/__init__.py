@@ -1,0 +1,1 @@
+"""Planning studies: capacity per power budget, grid headroom, scenario sweeps."""
