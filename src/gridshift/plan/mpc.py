@@ -53,7 +53,7 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
 class Mpc(LpPolicy):
     name = "mpc"
 
-    def __init__(self, forecast: str = "perfect", horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 6,
+    def __init__(self, forecast: str = "perfect", horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
