@@ -77,4 +77,16 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError("scenario file not found", file=p) from e
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"cannot read scenario file: {e}", file=p) from e
-    return parse_scenario(text, str(p))
+    sc = parse_scenario(text, str(p))
+    if sc.events_file:
+        from gridshift.events_io import read_events_csv
+
+        ev_path = p.parent / sc.events_file
+        extra = read_events_csv(ev_path)
+        try:
+            sc = Scenario.model_validate({**sc.model_dump(), "events": [e.model_dump() for e in sc.events + extra],
+                                          "events_file": None})
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ScenarioError(msg, file=ev_path) from e
+    return sc

@@ -63,6 +63,9 @@ class Site(BaseModel):
     region: str | None = None
     pue: float = Field(default=1.2, ge=1.0, le=3.0, allow_inf_nan=False)
     power_cap_mw: float | list[PowerCapStep] = Field(description="Facility power limit, MW.")
+    ramp_mw_per_min: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                          description="Largest change of facility draw per minute in grid events, "
+                                                      "both ways (None: as fast as the levers act).")
     pools: list[Pool] = Field(min_length=1)
 
     @field_validator("power_cap_mw")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridshift.model.events import DemandResponse, GridEvent
 from gridshift.model.fleet import Site, Zone, _utc
 from gridshift.model.service import Service
 from gridshift.model.workload import Job, JobKind
@@ -61,6 +62,8 @@ class JobGenerator(BaseModel):
     tenants: list[str] = Field(default_factory=lambda: ["team-a", "team-b", "team-c"], min_length=1)
     max_length_h: float = Field(default=168.0, gt=0)
     load_scale: float = Field(default=1.0, gt=0, description="Multiplies every job's work.")
+    tier_mix: dict[int, float] = Field(default_factory=lambda: {1: 1.0},
+                                       description="Share of jobs in each flexibility tier (0–3).")
 
     @model_validator(mode="after")
     def _check(self) -> "JobGenerator":
@@ -74,6 +77,9 @@ class JobGenerator(BaseModel):
         lo, hi = self.deadline_slack_frac
         if lo < 0 or hi < lo:
             raise ValueError("deadline_slack_frac must be (low, high) with 0 <= low <= high")
+        if not self.tier_mix or any(k not in (0, 1, 2, 3) or v < 0 for k, v in self.tier_mix.items()) \
+                or sum(self.tier_mix.values()) <= 0:
+            raise ValueError("tier_mix maps tiers 0–3 to weights >= 0 with a positive sum")
         return self
 
 
@@ -95,6 +101,7 @@ class RecurringJobs(BaseModel):
     workdays_only: bool = False
     interruptible: bool = False
     reference_accelerator: str = "H100"
+    tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier of these jobs in grid events.")
 
 
 class WorkdayJobs(BaseModel):
@@ -116,6 +123,7 @@ class WorkdayJobs(BaseModel):
     gang: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
     interruptible_frac: float = Field(default=0.5, ge=0, le=1)
     reference_accelerator: str = "H100"
+    tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier of these jobs in grid events.")
 
     @model_validator(mode="after")
     def _check(self) -> "WorkdayJobs":
@@ -179,6 +187,10 @@ class Scenario(BaseModel):
     )
     fill_gaps_max_h: int = Field(default=0, ge=0, le=48, description="Fill signal gaps up to this length (0 = never).")
     objective: Objective = Field(default_factory=Objective)
+    events: list[GridEvent] = Field(default_factory=list, description="Grid events (demand response, signals).")
+    events_file: str | None = Field(default=None, description="CSV of more grid events, relative to the scenario "
+                                    "file; one row per event, columns named like the fields of an event.")
+    demand_response: DemandResponse = Field(default_factory=DemandResponse)
 
     @field_validator("objective", mode="before")
     @classmethod
@@ -218,6 +230,7 @@ class Scenario(BaseModel):
         svc = [s.name for s in self.workloads.services]
         if len(set(svc)) != len(svc):
             raise ValueError("service names must be unique")
+        _check_events(self)
         w = self.workloads
         if not (w.jobs or w.generate or w.services or w.recurring or w.workday):
             raise ValueError("workloads is empty: give jobs, a job generator, recurring or workday jobs, or services")
@@ -230,6 +243,35 @@ class Scenario(BaseModel):
     @property
     def slot_h(self) -> float:
         return self.slot_duration_s / 3600.0
+
+
+def _check_events(sc: "Scenario") -> None:
+    """Events name known sites or zones, fall inside the time range, and two power requests never overlap on
+    one site."""
+    sites = {s.name: s.zone for s in sc.sites}
+    ids = [e.id for e in sc.events]
+    if len(set(ids)) != len(ids):
+        raise ValueError("event ids must be unique")
+    windows: dict[str, list] = {}
+    for e in sc.events:
+        if e.sites is not None:
+            bad = [s for s in e.sites if s not in sites]
+            if bad:
+                raise ValueError(f"event '{e.id}' names site '{bad[0]}' which is not in sites")
+            members = list(e.sites)
+        else:
+            members = [s for s, z in sites.items() if z == e.zone]
+            if not members:
+                raise ValueError(f"event '{e.id}' names zone '{e.zone}' where no site is")
+        if e.start < sc.time_range.start or e.end > sc.time_range.end:
+            raise ValueError(f"event '{e.id}' ({e.start.isoformat()} – {e.end.isoformat()}) is not inside the "
+                             "scenario's time range")
+        if e.is_power_request:
+            for s in members:
+                for other, a, b in windows.get(s, []):
+                    if e.start < b and a < e.end:
+                        raise ValueError(f"events '{other}' and '{e.id}' overlap at site '{s}'")
+                windows.setdefault(s, []).append((e.id, e.start, e.end))
 
 
 def utc_now() -> datetime:

@@ -59,3 +59,5 @@ class Service(BaseModel):
         description="Sites that may serve each region; None = every site whose RTT to the region is within the SLO.",
     )
     headroom_frac: float = Field(default=0.1, ge=0, le=1, description="Spare capacity kept above the demand.")
+    tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier in grid events (the latency SLO "
+                      "holds in every tier; tiers > 0 may run with less spare capacity).")

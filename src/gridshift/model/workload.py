@@ -49,6 +49,8 @@ class Job(BaseModel):
     restart_overhead_s: float = Field(default=120.0, ge=0, description="Time lost reloading a checkpoint at resume.")
     migratable: bool = True
     data_move_gb: float = Field(default=0.0, ge=0, description="Data to move when the job changes site, GB.")
+    tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier in grid events: 0 never slowed, 1 up to "
+                      "10 % throughput loss, 2 up to 25 %, 3 up to 50 % and may pause.")
 
     @model_validator(mode="after")
     def _check(self) -> "Job":
@@ -86,6 +88,11 @@ class JobTable:
     migratable: np.ndarray  # bool
     data_move_gb: np.ndarray  # float64
     type_names: tuple[str, ...] = field(default=())
+    tier: np.ndarray | None = None  # int8 flexibility tier 0..3 (None: every job tier 1)
+
+    def __post_init__(self) -> None:
+        if self.tier is None:
+            self.tier = np.ones(self.arrival_s.shape[0], dtype=np.int8)
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
@@ -93,7 +100,7 @@ class JobTable:
     def validate(self) -> None:
         n = len(self)
         for name in ("job_id", "kind", "tenant", "priority", "deadline_s", "work_acc_h", "gang_min", "gang_max",
-                     "interruptible", "checkpoint_overhead_s", "restart_overhead_s", "migratable", "data_move_gb"):
+                     "interruptible", "checkpoint_overhead_s", "restart_overhead_s", "migratable", "data_move_gb", "tier"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"column {name} has {getattr(self, name).shape[0]} rows, expected {n}")
         if self.speed.shape != (n, len(self.type_names)):
@@ -110,6 +117,8 @@ class JobTable:
             raise ValueError("deadline_s must be after arrival_s")
         if not np.all(np.isfinite(self.speed)) or np.any(self.speed < 0):
             raise ValueError("speed must be finite and >= 0")
+        if np.any(self.tier < 0) or np.any(self.tier > 3):
+            raise ValueError("tier must be 0, 1, 2 or 3")
 
     def take(self, idx: np.ndarray) -> "JobTable":
         """Rows ``idx`` as a new table."""

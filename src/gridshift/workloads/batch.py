@@ -179,13 +179,18 @@ def generate_jobs(
         deadline_s = np.full(n, np.inf)
 
     tenants = np.asarray(spec.tenants, dtype=object)
+    tenant = tenants[rng.integers(0, tenants.size, n)]
+    priority = (rng.random(n) < HIGH_PRIORITY_FRAC).astype(np.int32)
+    tiers, tier_w = zip(*sorted(spec.tier_mix.items()))
+    tier = rng.choice(np.asarray(tiers, np.int8), size=n, p=np.asarray(tier_w) / sum(tier_w)) if len(tiers) > 1 \
+        else np.full(n, tiers[0], np.int8)
     short = spec.trace.split("/")[-1].split("-")[0]
     ids = np.char.add(f"{short}-", np.char.zfill(np.arange(n).astype(str), 6)).astype(object)
     return JobTable(
         job_id=ids,
         kind=kind.astype(np.int8),
-        tenant=tenants[rng.integers(0, tenants.size, n)],
-        priority=(rng.random(n) < HIGH_PRIORITY_FRAC).astype(np.int32),
+        tenant=tenant,
+        priority=priority,
         arrival_s=arrival_s,
         deadline_s=deadline_s,
         work_acc_h=length_h * gang_max,
@@ -198,6 +203,7 @@ def generate_jobs(
         migratable=interruptible.copy(),
         data_move_gb=_kind_column("data_move_gb")[kind],
         type_names=tuple(type_names),
+        tier=tier,
     )
 
 
@@ -264,4 +270,5 @@ def jobs_to_table(
         migratable=column("migratable", bool),
         data_move_gb=column("data_move_gb", np.float64),
         type_names=tuple(type_names),
+        tier=column("tier", np.int8),
     )

@@ -68,7 +68,7 @@ def is_workday(days: np.ndarray) -> np.ndarray:
 
 def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, deadline_s: np.ndarray,
            run_h: np.ndarray, gang_max: np.ndarray, gang_min: np.ndarray, interruptible: np.ndarray,
-           type_names: tuple[str, ...], speed_by_kind: np.ndarray) -> JobTable:
+           type_names: tuple[str, ...], speed_by_kind: np.ndarray, tier: int = 1) -> JobTable:
     speed_by_kind = np.asarray(speed_by_kind, dtype=np.float64)
     if speed_by_kind.shape != (len(JOB_KINDS), len(type_names)):
         raise ValueError(f"speed_by_kind has shape {speed_by_kind.shape}, expected {(len(JOB_KINDS), len(type_names))}")
@@ -93,6 +93,7 @@ def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, d
         migratable=interruptible.copy(),
         data_move_gb=np.full(n, d["data_move_gb"]),
         type_names=tuple(type_names),
+        tier=np.full(n, tier, dtype=np.int8),
     )
 
 
@@ -122,7 +123,7 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
     ids = np.array([f"{spec.name}-{d}" for d in days.astype(str)], dtype=object)
     gang = np.full(n, spec.gang, dtype=np.int32)
     return _table(ids, spec.kind, spec.tenant, arrival, deadline, np.full(n, spec.run_h), gang, gang,
-                  np.full(n, spec.interruptible), tuple(type_names), speed_by_kind)
+                  np.full(n, spec.interruptible), tuple(type_names), speed_by_kind, spec.tier)
 
 
 def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_names: tuple[str, ...],
@@ -168,5 +169,5 @@ def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_name
     rigid = (spec.kind == JobKind.PRE_TRAINING) | ~interruptible
     gang_min = np.where(rigid, gang, np.maximum(1, gang // 2)).astype(np.int32)
     return _table(ids[keep], spec.kind, spec.tenant, arrival[keep], deadline[keep], run_h[keep], gang[keep],
-                  gang_min[keep], interruptible[keep], tuple(type_names), speed_by_kind)
+                  gang_min[keep], interruptible[keep], tuple(type_names), speed_by_kind, spec.tier)
 
