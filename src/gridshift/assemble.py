@@ -21,6 +21,7 @@ from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
 from gridshift.model.fleet import Site
 from gridshift.model.scenario import Scenario
+from gridshift.sim.events import apply_signal_events, build_events
 from gridshift.sim.world import Fleet, ServiceArrays, Signals, World
 from gridshift.workloads import build_demands, build_jobs
 
@@ -218,7 +219,7 @@ def _services(scenario: Scenario, fleet: Fleet, slot_starts: pd.DatetimeIndex,
             raise ScenarioError("no accelerator type of the fleet has a profile for this service",
                                 field=f"{field}.profiles")
     return ServiceArrays(tuple(s.name for s in svcs), tuple(d.regions for d in demands), demand, cap, power,
-                         allowed, rtt, np.array([s.headroom_frac for s in svcs]))
+                         allowed, rtt, np.array([s.headroom_frac for s in svcs]), np.array([s.tier for s in svcs]))
 
 
 def assemble(scenario: Scenario) -> Assembled:
@@ -235,11 +236,19 @@ def assemble(scenario: Scenario) -> Assembled:
         L = 0
     full = pd.date_range(start - L * slot, periods=L + scenario.n_slots, freq=slot, tz="UTC")
     carbon, price, clean = _zone_signals(scenario, full[0], full, notes)
+    site_names = tuple(x.name for x in scenario.sites)
+    site_zones = tuple(x.zone for x in scenario.sites)
+    apply_signal_events(scenario.events, start=start, slot_s=scenario.slot_duration_s, lookback=L,
+                        zone_ids=tuple(z.id for z in scenario.zones), site_names=site_names, site_zones=site_zones,
+                        carbon=carbon, price=price)
     signals = Signals(tuple(z.id for z in scenario.zones), slot_starts, scenario.slot_duration_s, L, carbon,
                       price, clean)
     fleet = _fleet(scenario, types, slot_starts, catalog)
     jobs = build_jobs(scenario, fleet.type_names, catalog)
     jobs.validate()
     services = _services(scenario, fleet, slot_starts, catalog)
-    world = World.build(fleet, jobs, services, scenario.slot_duration_s, slot_starts)
+    events = build_events(scenario.events, start=start, site_names=site_names, site_zones=site_zones,
+                          site_ramp_mw_per_min=tuple(x.ramp_mw_per_min for x in scenario.sites),
+                          margin_frac=scenario.demand_response.margin_frac)
+    world = World.build(fleet, jobs, services, scenario.slot_duration_s, slot_starts, events)
     return Assembled(scenario, world, signals, types, notes)

@@ -106,14 +106,9 @@ class GridEvent(BaseModel):
 
 
 class DemandResponse(BaseModel):
-    """How a site responds: ramp limits and an anti-oscillation floor."""
+    """How sites respond to power requests (ramp limits are per site: ``sites[].ramp_mw_per_min``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ramp_mw_per_min: float | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                          description="Largest change of facility draw per minute, both ways.")
-    hold_min: float = Field(default=15.0, ge=0, allow_inf_nan=False,
-                            description="After the event, each lever stays applied at least this long "
-                                        "(no flapping around the target).")
     margin_frac: float = Field(default=0.02, ge=0, lt=0.5, allow_inf_nan=False,
                                description="Aim this share below the target so noise does not cross it.")

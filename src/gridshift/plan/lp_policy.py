@@ -321,7 +321,7 @@ class LpPolicy(Policy):
         fl = obs.world.fleet
         s = fl.pool_site[p]
         n = max(1, int(np.ceil(run_slots - 1e-9)))
-        caps = fl.power_cap_mw[s, obs.t: obs.t + n]
+        caps = obs.world.site_cap_mw(obs.t, obs.t, n)[s]
         return float(caps.min()) - float(self.base_mw[s]) - float(rigid_mw[s])
 
     def _protect_deadlines(self, obs: Observation, st: PlacementState, idx: np.ndarray, pool: np.ndarray,

@@ -120,7 +120,7 @@ class Mpc(LpPolicy):
         ci = _per_period(self._forecast(obs, "carbon_g_per_kwh", H), lengths, "mean")
         pr = _per_period(self._forecast(obs, "price_usd_per_mwh", H), lengths, "mean")
         uc = self.unit_cost_sites(ci, pr)
-        cap = _per_period(_extend(f.power_cap_mw[:, obs.t:], H), lengths, "min")
+        cap = _per_period(_extend(w.site_cap_mw(obs.t, obs.t, H), H), lengths, "min")
         demand = _per_period(self._demand(obs, H), lengths, "max") if w.services.n else np.zeros((0, 0, lengths.size))
         pin_acc, pin_mw, rigid = self._pinned(obs, lengths)
         jobs = np.setdiff1d(obs.active, rigid)
@@ -202,7 +202,7 @@ class Oracle(LpPolicy):
         ci = _per_period(signals.carbon_g_per_kwh[:, L:L + T], lengths, "mean")
         pr = _per_period(signals.price_usd_per_mwh[:, L:L + T], lengths, "mean")
         uc = self.unit_cost_sites(ci, pr)
-        cap = _per_period(f.power_cap_mw[:, :T], lengths, "min")
+        cap = _per_period(world.site_cap_mw(0, 0, T, oracle=True), lengths, "min")
         demand = _per_period(world.services.demand_rps[:, :, :T], lengths, "max") if world.services.n else \
             np.zeros((0, 0, lengths.size))
         start_s = np.concatenate([[0], np.cumsum(lengths)[:-1]]) * world.slot_duration_s

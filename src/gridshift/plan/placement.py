@@ -73,7 +73,7 @@ class PlacementState:
         self.world = w
         self.cap = pool_cap_frac(w, cap)
         self.free = w.fleet.pool_count.astype(np.int64).copy()
-        self.headroom_mw = w.fleet.power_cap_mw[:, obs.t] - base_site_mw(w)
+        self.headroom_mw = w.site_cap_mw(obs.t, obs.t, 1)[:, 0] - base_site_mw(w)
         self.inc_mw = batch_increment_mw(w, self.cap)
         self.jobs: list[np.ndarray] = []
         self.pools: list[np.ndarray] = []

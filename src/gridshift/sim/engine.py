@@ -20,6 +20,7 @@ import pandas as pd
 from gridshift.errors import PlanError
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.sim import accounting as acc
+from gridshift.sim.dr import DemandResponseSim
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
 from gridshift.sim.world import Signals, World
@@ -122,6 +123,8 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
     policy.reset(world, signals)
     plan_time_s = time.perf_counter() - t0  # offline planners (the oracle) plan here
     log_t, log_j, log_p, log_g, log_cap = [], [], [], [], []
+    dr = DemandResponseSim(world.events, world.slot_duration_s, world.slot_starts)
+    svc_tier = np.ones(svc.n, np.int64) if svc.tier is None else svc.tier
     for t in range(T):
         hi = int(np.searchsorted(arr_sorted, t, side="right"))
         if hi > ptr:
@@ -151,7 +154,31 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         st.pending_overhead_s[j] -= consumed
         eff_s = slot_s - consumed
         rate = g * jobs.speed[j, pool_k[p]] * tp[p]  # reference acc-h per hour
-        need_s = st.remaining_acc_h[j] / rate * 3600.0
+        # inference: replicas, requests served, their power
+        serving_acc = np.zeros(P)
+        serving_w = np.zeros(P)
+        svc_units = None
+        if svc.n:
+            reps = np.zeros((svc.n, n_reg, P)) if d.replicas is None else d.replicas.astype(float)
+            cap_rps = reps * svc.capacity_rps[:, pool_k][:, None, :] * tp[None, None, :]
+            served, load = acc.serve(demand, cap_rps)
+            served_all[:, :, t] = served
+            util = np.divide(load, cap_rps, out=np.zeros_like(load), where=cap_rps > 0)
+            p_svc = np.minimum(svc.power_w[:, pool_k], board * cap)[:, None, :]
+            serving_w = (reps * (idle + (p_svc - idle) * util)).sum(axis=(0, 1))
+            serving_acc = reps.sum(axis=(0, 1))
+            if dr.ev is not None:
+                svc_units = _svc_units(svc, reps, load, cap_rps, p_svc[:, 0, :], cap, svc_tier, demand, served, f)
+        # grid events: shed load inside the slot, minute by minute
+        eff = None
+        if dr.ev is not None:
+            base_w = acc.pool_it_power_w(f.pool_count, np.bincount(p, weights=g, minlength=P), serving_acc, serving_w,
+                                         cap, board, idle, host)
+            eff = dr.slot(t, world=world, site_fac_mw=acc.site_power_mw(base_w, f.pool_site, S, f.pue)[1], j=j, p=p,
+                          g=g, cap=cap, tp=tp, rate=rate, svc_units=svc_units)
+            if eff is not None:
+                rate = rate * eff.job_tp_mult
+        need_s = np.divide(st.remaining_acc_h[j], rate, out=np.full(j.size, np.inf), where=rate > 0) * 3600.0
         finishing = need_s <= eff_s * (1 + 1e-12)
         run_s = np.where(finishing, need_s, eff_s)
         prog = rate * run_s / 3600.0
@@ -163,23 +190,16 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         st.completion_s[j[finishing]] = t * slot_s + (consumed + run_s)[finishing]
         # power
         busy_acc = np.bincount(p, weights=g * busy_frac, minlength=P)
-        serving_acc = np.zeros(P)
-        serving_w = np.zeros(P)
-        if svc.n:
-            reps = np.zeros((svc.n, n_reg, P)) if d.replicas is None else d.replicas.astype(float)
-            cap_rps = reps * svc.capacity_rps[:, pool_k][:, None, :] * tp[None, None, :]
-            served, load = acc.serve(demand, cap_rps)
-            served_all[:, :, t] = served
-            util = np.divide(load, cap_rps, out=np.zeros_like(load), where=cap_rps > 0)
-            p_svc = np.minimum(svc.power_w[:, pool_k], board * cap)[:, None, :]
-            serving_w = (reps * (idle + (p_svc - idle) * util)).sum(axis=(0, 1))
-            serving_acc = reps.sum(axis=(0, 1))
         pool_w = acc.pool_it_power_w(f.pool_count, busy_acc, serving_acc, serving_w, cap, board, idle, host)
+        job_save_w = 0.0
+        if eff is not None:
+            job_save_w = g * busy_frac * eff.job_save_w_per_acc
+            pool_w = pool_w - np.bincount(p, weights=job_save_w, minlength=P) - eff.pool_svc_save_w
         it_mw, fac_mw = acc.site_power_mw(pool_w, f.pool_site, S, f.pue)
         out["it_mw"][:, t], out["fac_mw"][:, t] = it_mw, fac_mw
         out["busy"][:, t] = np.bincount(f.pool_site, weights=busy_acc, minlength=S)
         out["serving"][:, t] = np.bincount(f.pool_site, weights=serving_acc, minlength=S)
-        job_w = g * (busy_frac * board[p] * cap[p] + (1 - busy_frac) * idle[p] + host[p]) * pue_pool[p]
+        job_w = (g * (busy_frac * board[p] * cap[p] + (1 - busy_frac) * idle[p] + host[p]) - job_save_w) * pue_pool[p]
         job_e = job_w * slot_h / 1e6
         st.energy_mwh[j] += job_e
         st.carbon_t[j] += job_e * signals.at("carbon_g_per_kwh", t)[f.site_zone[f.pool_site[p]]] / 1000.0
@@ -215,4 +235,23 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
     stats = getattr(policy, "stats", None)
     if callable(stats):
         run.metrics.update(stats())
+    if dr.ev is not None:
+        run.metrics["events"], run.event_traces = dr.metrics(jobs.job_id)
     return run
+
+
+def _svc_units(svc, reps, load, cap_rps, p_svc, cap, tier, demand, served, f) -> dict:
+    """Inference replicas per (service, pool) as demand-response units: load-weighted busy replicas, the
+    board power they draw at full load, and the spare capacity they may lose without breaking the SLO."""
+    n_idx, p_idx = np.nonzero(reps.sum(axis=1) > 0)
+    ld, cp = load.sum(axis=1)[n_idx, p_idx], cap_rps.sum(axis=1)[n_idx, p_idx]
+    busy = np.divide(ld, cp, out=np.zeros_like(ld), where=cp > 0) * reps.sum(axis=1)[n_idx, p_idx]
+    spare = np.divide(cp - ld, cp, out=np.zeros_like(ld), where=cp > 0)
+    has = reps.sum(axis=1) > 0  # [N, P]
+
+    def in_sites(values):
+        return lambda site_mask: values[(has & site_mask[f.pool_site][None, :]).any(axis=1)].sum()
+
+    return {"pool": p_idx, "busy": busy, "spare": np.clip(spare, 0.0, 1.0), "tier": tier[n_idx],
+            "board_w": p_svc[n_idx, p_idx] / np.maximum(cap[p_idx], 1e-9),
+            "served_in": in_sites(served.sum(axis=1)), "demand_in": in_sites(demand.sum(axis=1))}

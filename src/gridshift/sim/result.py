@@ -56,3 +56,5 @@ class PolicyRun:
     # service_timeseries columns: time, service, region, demand_rps, served_rps
     placements: pd.DataFrame = field(default_factory=pd.DataFrame)
     # placements columns: time, job_id, site, accelerator, gang, power_cap_frac (one row per job and slot it ran)
+    event_traces: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # per grid event: time, step_s, requested_mw, achieved_mw, baseline_mw (one row per step the response acted)

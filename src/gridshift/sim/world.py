@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.workload import JobTable
+from gridshift.sim.events import EventArrays
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class ServiceArrays:
     allowed: np.ndarray  # bool [N, R, S] site may serve region within the latency SLO
     rtt_ms: np.ndarray  # [N, R, S] round-trip time, inf if unknown
     headroom_frac: np.ndarray  # [N]
+    tier: np.ndarray | None = None  # int [N] flexibility tier in grid events (None: all tier 1)
 
     @property
     def n(self) -> int:
@@ -111,13 +113,33 @@ class World:
     n_slots: int
     slot_starts: pd.DatetimeIndex
     arrival_slot: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first slot a job may run
+    events: "EventArrays | None" = None  # grid power requests
+    event_cap_mw: np.ndarray | None = None  # [S, T] site limit from grid events (inf where none)
+    event_known_slot: np.ndarray | None = None  # [S, T] first slot at which a planner knows that limit
 
     @property
     def slot_h(self) -> float:
         return self.slot_duration_s / 3600.0
 
+    def site_cap_mw(self, t: int, t0: int, n: int, *, oracle: bool = False) -> np.ndarray:
+        """[S, n] facility limit per site for slots t0 … t0+n−1 as known at the start of slot ``t``: the
+        contractual cap, lowered by every grid event issued by then (``oracle``: by every event)."""
+        base = self.fleet.power_cap_mw[:, t0: t0 + n]
+        if self.event_cap_mw is None:
+            return base
+        ev = self.event_cap_mw[:, t0: t0 + n]
+        if not oracle:
+            ev = np.where(self.event_known_slot[:, t0: t0 + n] <= t, ev, np.inf)
+        return np.minimum(base, ev)
+
     @staticmethod
     def build(fleet: Fleet, jobs: JobTable, services: ServiceArrays, slot_duration_s: int,
-              slot_starts: pd.DatetimeIndex) -> "World":
+              slot_starts: pd.DatetimeIndex, events: "EventArrays | None" = None) -> "World":
         arrival_slot = np.ceil(jobs.arrival_s / slot_duration_s - 1e-9).astype(np.int64)
-        return World(fleet, jobs, services, slot_duration_s, len(slot_starts), slot_starts, arrival_slot)
+        cap = known = None
+        if events is not None:
+            nameplate = np.bincount(fleet.pool_site, minlength=fleet.n_sites, weights=fleet.pool_count * (
+                fleet.board_power_w[fleet.pool_type] + fleet.host_power_w[fleet.pool_type])) * fleet.pue / 1e6
+            cap, known = events.planning_caps(nameplate, slot_duration_s, len(slot_starts))
+        return World(fleet, jobs, services, slot_duration_s, len(slot_starts), slot_starts, arrival_slot,
+                     events, cap, known)

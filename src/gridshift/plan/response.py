@@ -1,0 +1,168 @@
+"""Demand response inside a slot: shed load to meet a grid event's target, step by step (1 minute, or a few
+seconds around an emergency), choosing levers per flexibility tier at least cost.
+
+Levers, per running unit (a job's gang on one pool, or a service's replicas on one pool):
+
+- **power cap** along the accelerator's power-cap curve, down to the power at which the unit keeps
+  ``1 − TIER_MAX_THROUGHPUT_LOSS[tier]`` of its throughput (or the curve's lowest point); acts after
+  ``cap_actuation_s``;
+- **pause** (tier 3, interruptible jobs only): the gang drops to idle power after writing its checkpoint
+  (``checkpoint_overhead_s``, during which it still draws its capped power);
+- **capping inference replicas** (services in tiers ≥ 1): only as far as the spare capacity above the
+  current demand allows, so the latency SLO holds. (Fewer replicas is the planner's lever, slot by slot: in
+  the power model an accelerator without a replica draws idle power, as does a replica without load, so
+  switching replicas off inside a slot saves nothing more.)
+
+Moving work to a site that is not under an event is the planner's lever (it sees the event as a site power
+limit from the moment the event is issued); this module acts within the slot the planner chose.
+
+Cost of a lever = throughput lost (reference accelerator-hours per hour) × a tier weight
+(``TIER_COST_WEIGHT``: the more flexible the tier, the cheaper its work is to slow). Levers are taken in
+order of cost per MW saved; a unit's levers are taken in order of depth (its cost per MW is made
+non-decreasing with depth), which is the optimal fractional choice for concave power-cap curves.
+
+Ramp: the group's draw moves at most ``ramp_mw_per_min`` per minute either way. To be at the target when
+an event starts, shedding starts early enough (when the step window includes the minutes before the start);
+after the event the draw rises back at the ramp rate. The response never sheds more than the target asks
+(less ``margin_frac``), so the draw settles just under the target instead of oscillating around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridshift.model.events import TIER_MAX_THROUGHPUT_LOSS, TIER_MAY_PAUSE
+
+TIER_COST_WEIGHT = np.array([np.inf, 4.0, 2.0, 1.0])
+CAP_ACTUATION_S = 5.0  # assumed delay for a power limit to take effect (set with nvidia-smi / NVML)
+
+
+@dataclass(frozen=True)
+class Levers:
+    """Every lever of every unit in an event group, one row per lever segment."""
+
+    unit: np.ndarray  # int [G] unit index
+    save_mw: np.ndarray  # [G] facility MW saved when the segment is fully taken
+    loss_frac: np.ndarray  # [G] share of the unit's current throughput lost when fully taken
+    ready_s: np.ndarray  # [G] seconds after the response starts before the segment can act
+    cost_per_mw: np.ndarray  # [G] non-decreasing with depth within a unit
+    n_units: int
+
+    @staticmethod
+    def empty(n_units: int = 0) -> "Levers":
+        z = np.zeros(0)
+        return Levers(np.zeros(0, np.int64), z, z, z, z, n_units)
+
+    @property
+    def max_save_mw(self) -> float:
+        return float(self.save_mw.sum())
+
+
+def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarray], curve_y: list[np.ndarray],
+               type_idx: np.ndarray, board_w: np.ndarray, idle_w: np.ndarray, pue: np.ndarray, tier: np.ndarray,
+               interruptible: np.ndarray, checkpoint_s: np.ndarray, work_rate: np.ndarray,
+               max_loss_frac: np.ndarray | None = None, cap_actuation_s: float = CAP_ACTUATION_S,
+               unit_offset: int = 0) -> Levers:
+    """Levers of running units (arrays per unit; ``board_w``/``idle_w``/``pue`` already per unit; ``gang`` may
+    be fractional for inference replicas weighted by load; ``work_rate`` in reference accelerator-hours per
+    hour at the current cap, for the cost; ``max_loss_frac`` tightens the tier's limit per unit)."""
+    units, saves, losses, ready, costs = [], [], [], [], []
+    for u in range(gang.size):
+        t = int(tier[u])
+        if t <= 0 or gang[u] <= 0:
+            continue
+        xs, ys = curve_x[type_idx[u]], curve_y[type_idx[u]]
+        c0 = float(cap_frac[u])
+        y0 = float(np.interp(c0, xs, ys))
+        if y0 <= 0:
+            continue
+        limit = TIER_MAX_THROUGHPUT_LOSS[t] if max_loss_frac is None else min(TIER_MAX_THROUGHPUT_LOSS[t],
+                                                                               float(max_loss_frac[u]))
+        if limit <= 0:
+            continue
+        y_min = y0 * (1.0 - limit)
+        p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))  # curve is increasing
+        pts = np.unique(np.concatenate([[c0, p_min], xs[(xs > p_min) & (xs < c0)]]))[::-1]  # descending power
+        w_per_frac = gang[u] * board_w[u] * pue[u] / 1e6  # MW per unit of power fraction
+        weight = TIER_COST_WEIGHT[t] * work_rate[u]
+        unit_costs = []
+        for hi, lo in zip(pts[:-1], pts[1:]):
+            save = w_per_frac * (hi - lo)
+            loss = (np.interp(hi, xs, ys) - np.interp(lo, xs, ys)) / y0
+            units.append(u + unit_offset), saves.append(save), losses.append(loss), ready.append(cap_actuation_s)
+            unit_costs.append(weight * loss / save if save > 0 else np.inf)
+        if TIER_MAY_PAUSE[t] and interruptible[u]:
+            save = gang[u] * max(board_w[u] * p_min - idle_w[u], 0.0) * pue[u] / 1e6
+            if save > 0:
+                loss = np.interp(p_min, xs, ys) / y0
+                units.append(u + unit_offset), saves.append(save), losses.append(loss)
+                ready.append(float(checkpoint_s[u]))
+                unit_costs.append(weight * loss / save)
+        costs.extend(np.maximum.accumulate(unit_costs) if unit_costs else [])
+    if not units:
+        return Levers.empty(gang.size + unit_offset)
+    return Levers(np.asarray(units, np.int64), np.asarray(saves), np.asarray(losses), np.asarray(ready),
+                  np.asarray(costs), gang.size + unit_offset)
+
+
+def merge(parts: list[Levers]) -> Levers:
+    parts = [p for p in parts if p.unit.size]
+    n_units = max((p.n_units for p in parts), default=0)
+    if not parts:
+        return Levers.empty(n_units)
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return Levers(cat("unit"), cat("save_mw"), cat("loss_frac"), cat("ready_s"), cat("cost_per_mw"), n_units)
+
+
+@dataclass(frozen=True)
+class Response:
+    shed_mw: np.ndarray  # [M] facility MW shed at each step
+    achieved_mw: np.ndarray  # [M] baseline − shed
+    unit_loss_frac: np.ndarray  # [U] mean share of each unit's throughput lost over the steps
+    unit_save_mw: np.ndarray  # [U] mean MW each unit saved over the steps
+    shortfall_mw: np.ndarray  # [M] how far above the target the draw stayed (0 where met)
+
+
+def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s: float,
+            ramp_mw_per_min: float | None, start_shed_mw: float = 0.0, elapsed_s: float = 0.0,
+            margin_frac: float = 0.0, not_before_step: int = 0) -> Response:
+    """Shed load over ``M`` steps of ``step_s`` seconds.
+
+    ``target_mw[m]`` is the allowed draw at step m (``inf`` where no event applies); ``start_shed_mw`` the
+    shed already in place when the steps begin (continuity with the previous slot); ``elapsed_s`` how long
+    the response has been running (levers' actuation delays count from its start); nothing is shed for a
+    target before step ``not_before_step`` (when the event is not yet known).
+    """
+    M = target_mw.size
+    need = np.where(np.isfinite(target_mw), np.maximum(baseline_mw - target_mw * (1.0 - margin_frac), 0.0), 0.0)
+    ramp = np.inf if ramp_mw_per_min is None else ramp_mw_per_min * step_s / 60.0
+    # backward pass: start shedding early enough to reach later needs at the ramp rate
+    want = need.copy()
+    if np.isfinite(ramp):
+        for m in range(M - 2, -1, -1):
+            want[m] = max(want[m], want[m + 1] - ramp)
+    want[:not_before_step] = 0.0
+    order = np.lexsort((levers.ready_s, levers.unit, levers.cost_per_mw))
+    save, loss, ready, unit = (levers.save_mw[order], levers.loss_frac[order], levers.ready_s[order],
+                               levers.unit[order])
+    shed = np.zeros(M)
+    loss_acc = np.zeros(levers.n_units)
+    save_acc = np.zeros(levers.n_units)
+    prev = start_shed_mw
+    for m in range(M):
+        t_s = elapsed_s + m * step_s  # a step's level holds from its start: only levers ready by then count
+        s_avail = np.where(ready <= t_s, save, 0.0)
+        target = min(max(want[m], prev - ramp), prev + ramp)
+        s = min(target, float(s_avail.sum()))
+        if s > 0:
+            before = np.cumsum(s_avail) - s_avail
+            frac = np.clip((s - before) / np.where(s_avail > 0, s_avail, 1.0), 0.0, 1.0) * (s_avail > 0)
+            np.add.at(loss_acc, unit, frac * loss)
+            np.add.at(save_acc, unit, frac * save)
+        shed[m] = s
+        prev = s
+    achieved = baseline_mw - shed
+    short = np.where(np.isfinite(target_mw), np.maximum(achieved - target_mw, 0.0), 0.0)
+    return Response(shed, achieved, loss_acc / max(M, 1), save_acc / max(M, 1), short)

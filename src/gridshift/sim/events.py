@@ -1,0 +1,101 @@
+"""Grid events as arrays for the simulator and the planners.
+
+Power requests (limit, cut, emergency) become, per event, the sites it covers, its target facility draw
+(summed over those sites), its window and when it is issued. For the planners each event is also a site
+power limit per slot, known from the slot after it is issued: a region-wide target is split among its
+sites in proportion to their nameplate facility power (the minute-level response then sheds wherever it is
+cheapest within the region).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gridshift.model.events import GridEvent
+
+
+@dataclass(frozen=True)
+class EventArrays:
+    ids: tuple[str, ...]
+    kind: tuple[str, ...]
+    site_mask: np.ndarray  # bool [E, S]
+    target_mw: np.ndarray  # [E] facility MW allowed, summed over the event's sites
+    baseline_mw: np.ndarray  # [E] stated baseline, nan if none
+    start_s: np.ndarray  # [E] seconds since the scenario start
+    end_s: np.ndarray  # [E]
+    issued_s: np.ndarray  # [E]
+    respond_within_s: np.ndarray  # [E] nan unless an emergency
+    ramp_mw_per_min: np.ndarray  # [E] summed over the sites; inf if any site has no limit
+    margin_frac: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def planning_caps(self, nameplate_mw: np.ndarray, slot_s: int, n_slots: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cap_mw [S, T], known_slot [S, T]): each site's event limit per slot (inf where none) and the first
+        slot at whose start a planner knows it."""
+        S = self.site_mask.shape[1]
+        cap = np.full((S, n_slots), np.inf)
+        known = np.zeros((S, n_slots), np.int64)
+        for e in range(self.n):
+            t0 = int(np.floor(self.start_s[e] / slot_s))
+            t1 = int(np.ceil(self.end_s[e] / slot_s))
+            k = int(np.ceil(self.issued_s[e] / slot_s - 1e-9))
+            sites = np.flatnonzero(self.site_mask[e])
+            share = nameplate_mw[sites] / max(float(nameplate_mw[sites].sum()), 1e-12)
+            for s, w in zip(sites, share):
+                lim = self.target_mw[e] * w
+                cap[s, t0:t1] = np.minimum(cap[s, t0:t1], lim)
+                known[s, t0:t1] = np.maximum(known[s, t0:t1], k)
+        return cap, known
+
+
+def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tuple[str, ...],
+                 site_zones: tuple[str, ...], site_ramp_mw_per_min: tuple[float | None, ...],
+                 margin_frac: float) -> EventArrays | None:
+    power = [e for e in events if e.is_power_request]
+    if not power:
+        return None
+    S = len(site_names)
+    mask = np.zeros((len(power), S), bool)
+    for i, e in enumerate(power):
+        if e.sites is not None:
+            mask[i, [site_names.index(s) for s in e.sites]] = True
+        else:
+            mask[i] = np.array([z == e.zone for z in site_zones])
+    t0 = pd.Timestamp(start)
+    sec = lambda d: (pd.Timestamp(d) - t0).total_seconds()  # noqa: E731
+    ramp = np.array([np.inf if any(site_ramp_mw_per_min[s] is None for s in np.flatnonzero(m))
+                     else sum(site_ramp_mw_per_min[s] for s in np.flatnonzero(m)) for m in mask])
+    return EventArrays(
+        ids=tuple(e.id for e in power), kind=tuple(e.kind for e in power), site_mask=mask,
+        target_mw=np.array([e.target_mw() for e in power]),
+        baseline_mw=np.array([np.nan if e.baseline_mw is None else e.baseline_mw for e in power]),
+        start_s=np.array([sec(e.start) for e in power]), end_s=np.array([sec(e.end) for e in power]),
+        issued_s=np.array([sec(e.issued_at) for e in power]),
+        respond_within_s=np.array([np.nan if e.respond_within_s is None else e.respond_within_s for e in power]),
+        ramp_mw_per_min=ramp, margin_frac=margin_frac)
+
+
+def apply_signal_events(events: list[GridEvent], *, start: pd.Timestamp, slot_s: int, lookback: int,
+                        zone_ids: tuple[str, ...], site_names: tuple[str, ...], site_zones: tuple[str, ...],
+                        carbon: np.ndarray, price: np.ndarray) -> None:
+    """Price and carbon events replace the signal of the event's zone(s) in every slot they overlap
+    (in place; arrays are [Z, L + T])."""
+    t0 = pd.Timestamp(start)
+    for e in events:
+        if e.kind not in ("price", "carbon"):
+            continue
+        zones = {e.zone} if e.zone is not None else {site_zones[site_names.index(s)] for s in e.sites}
+        a = int(np.floor((pd.Timestamp(e.start) - t0).total_seconds() / slot_s)) + lookback
+        b = int(np.ceil((pd.Timestamp(e.end) - t0).total_seconds() / slot_s)) + lookback
+        for z in zones:
+            zi = zone_ids.index(z)
+            if e.kind == "price":
+                price[zi, a:b] = e.price_usd_per_mwh
+            else:
+                carbon[zi, a:b] = e.carbon_g_per_kwh
