@@ -33,10 +33,10 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     w = obs.world
     active = obs.active
     running = active[obs.running_pool[active] >= 0]
-    rigid = running[~w.jobs.interruptible[running]]
-    keep_running(st, obs, rigid, force=True)
+    is_rigid = obs.rigid(running)
+    keep_running(st, obs, running[is_rigid], force=True)
     reps = place_services(st, obs)
-    flexible = np.intersect1d(running[w.jobs.interruptible[running]], keep)
+    flexible = np.intersect1d(running[~is_rigid], keep)
     keep_running(st, obs, priority_order(obs, flexible, first), force=False)
     placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
     waiting = active[~np.isin(active, placed)]

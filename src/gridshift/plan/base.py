@@ -35,6 +35,17 @@ class Observation:
     def now_s(self) -> float:
         return self.t * self.world.slot_duration_s
 
+    def rigid(self, idx: np.ndarray) -> np.ndarray:
+        """Mask over jobs ``idx``: those a policy must not pause or move now — non-interruptible jobs, and
+        running tier-0 jobs at a site under a grid event (tier 0 is never slowed by a response)."""
+        jt = self.world.jobs
+        out = ~jt.interruptible[idx]
+        under = self.world.sites_under_event(self.t)
+        if under is not None and under.any():
+            p = self.running_pool[idx]
+            out |= (jt.tier[idx] == 0) & (p >= 0) & under[self.world.fleet.pool_site[np.maximum(p, 0)]]
+        return out
+
 
 @dataclass
 class Decision:

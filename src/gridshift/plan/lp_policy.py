@@ -190,7 +190,8 @@ class LpPolicy(Policy):
         tp_pool = fl.throughput_frac(st.cap)  # the caps stay as set until _protect_deadlines
         active = obs.active
         running = active[obs.running_pool[active] >= 0]
-        keep_running(st, obs, running[~jt.interruptible[running]], force=True)
+        is_rigid = obs.rigid(running)
+        keep_running(st, obs, running[is_rigid], force=True)
         reps = None
         if w.services.n:
             reps = np.zeros((w.services.n, w.services.demand_rps.shape[1], fl.n_pools), np.int64)
@@ -207,7 +208,7 @@ class LpPolicy(Policy):
             residual = np.maximum(need - have, 0.0) / (1 + w.services.headroom_frac[:, None])
             reps = place_services(st, obs, demand_rps=residual, reps=reps)
         # running jobs close to their deadline are not paused: a pause costs checkpoint and restart time
-        flex = running[jt.interruptible[running]]
+        flex = running[~is_rigid]
         if flex.size:
             p_run = obs.running_pool[flex]
             slack = slack_s(obs, flex, obs.running_gang[flex] * jt.speed[flex, fl.pool_type[p_run]] * tp_pool[p_run])
@@ -216,7 +217,7 @@ class LpPolicy(Policy):
             if tight.size:
                 keep_running(st, obs, tight[np.argsort(jt.deadline_s[tight], kind="stable")], force=False)
         # power held by running non-interruptible work per site, at full power (it cannot be paused)
-        rigid_run = running[~jt.interruptible[running]]
+        rigid_run = running[is_rigid]
         rp = obs.running_pool[rigid_run]
         rigid_mw = np.bincount(fl.pool_site[rp], weights=obs.running_gang[rigid_run] * np.maximum(
             fl.board_power_w[fl.pool_type[rp]] - fl.idle_power_w[fl.pool_type[rp]], 0) * fl.pue[fl.pool_site[rp]] / 1e6,

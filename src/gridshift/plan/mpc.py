@@ -96,7 +96,7 @@ class Mpc(LpPolicy):
         P, T = f.n_pools, lengths.size
         acc, mw = np.zeros((P, T)), np.zeros((f.n_sites, T))
         running = obs.active[obs.running_pool[obs.active] >= 0]
-        rigid = running[~jt.interruptible[running]]
+        rigid = running[obs.rigid(running)]
         if rigid.size:
             p = obs.running_pool[rigid]
             rate = obs.running_gang[rigid] * jt.speed[rigid, f.pool_type[p]]

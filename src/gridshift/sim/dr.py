@@ -40,9 +40,12 @@ class EventLog:
     baseline_mw: list = field(default_factory=list)
     tier_lost: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))
     tier_work: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))
+    tier_cap_lost: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))  # by the planner's pool caps
     served: float = 0.0
     demand: float = 0.0
     pre_issue_mw: float = np.nan
+    deliverable_mw: float = np.nan  # lowest draw the running work's tiers reach, at the first slot seen
+    deliverable_in_time_mw: float = np.nan  # … within an emergency's response time
     job_lost_acc_h: dict = field(default_factory=dict)
 
 
@@ -117,6 +120,12 @@ class DemandResponseSim:
             if lv.n_units < n_jobs_u + sv_idx.size:
                 lv = type(lv)(lv.unit, lv.save_mw, lv.loss_frac, lv.ready_s, lv.cost_per_mw, n_jobs_u + sv_idx.size)
             baseline = float(site_fac_mw[sites].sum())
+            log = self.logs[e]
+            if np.isnan(log.deliverable_mw):
+                log.deliverable_mw = baseline - lv.max_save_mw
+                if np.isfinite(ev.respond_within_s[e]):
+                    in_time = lv.ready_s <= ev.respond_within_s[e]
+                    log.deliverable_in_time_mw = baseline - float(lv.save_mw[in_time].sum())
             start_shed = min(self.shed_end[e], baseline)
             r = respond(lv, baseline_mw=baseline, target_mw=target, step_s=step,
                         ramp_mw_per_min=None if not np.isfinite(ev.ramp_mw_per_min[e])
@@ -129,7 +138,6 @@ class DemandResponseSim:
             if sv_idx.size:
                 np.add.at(svc_save, svc_units["pool"][sv_idx],
                           r.unit_save_mw[n_jobs_u:] * 1e6 / f.pue[f.pool_site[svc_units["pool"][sv_idx]]])
-            log = self.logs[e]
             show = in_ev | (r.shed_mw > 1e-12)
             log.time.append(self.slot_starts[t] + pd.to_timedelta(t_step[show] - a, unit="s"))
             log.step_s.append(np.full(int(show.sum()), step))
@@ -142,6 +150,8 @@ class DemandResponseSim:
                 hours = self.slot_s / 3600.0 * frac_in
                 np.add.at(log.tier_lost, tiers, loss[:n_jobs_u] * rate[mine] * hours)
                 np.add.at(log.tier_work, tiers, rate[mine] * hours)
+                full = rate[mine] / np.maximum(tp[p[mine]], 1e-12)
+                np.add.at(log.tier_cap_lost, tiers, (full - rate[mine]) * hours)
                 for jj, lost in zip(j[mine], loss[:n_jobs_u] * rate[mine] * hours):
                     if lost > 0:
                         log.job_lost_acc_h[int(jj)] = log.job_lost_acc_h.get(int(jj), 0.0) + float(lost)
@@ -173,6 +183,8 @@ class DemandResponseSim:
             cut = (ref - tr["achieved_mw"].to_numpy()[inside]) / ref if ref and ref > 0 else np.full(inside.sum(), np.nan)
             after = t_rel[inside] >= (t_rel[first_ok[0]] if first_ok.size else np.inf)
             tier_loss = np.divide(log.tier_lost, log.tier_work, out=np.zeros(N_TIERS), where=log.tier_work > 0)
+            full_work = log.tier_work + log.tier_cap_lost
+            cap_loss = np.divide(log.tier_cap_lost, full_work, out=np.zeros(N_TIERS), where=full_work > 0)
             worst = sorted(log.job_lost_acc_h.items(), key=lambda kv: -kv[1])[:20]
             out.append({
                 "id": ev.ids[e], "kind": ev.kind[e],
@@ -186,7 +198,10 @@ class DemandResponseSim:
                                                              - tr["requested_mw"].to_numpy()[inside], 0.0)))
                 if inside.any() else None,
                 "tier_throughput_loss_frac": {str(k): float(tier_loss[k]) for k in range(N_TIERS)},
+                "tier_planner_cap_loss_frac": {str(k): float(cap_loss[k]) for k in range(N_TIERS)},
                 "slo_attainment": float(log.served / log.demand) if log.demand > 0 else None,
+                "deliverable_mw": _num(log.deliverable_mw),
+                "deliverable_in_response_time_mw": _num(log.deliverable_in_time_mw),
                 "energy_shed_mwh": float(((tr["baseline_mw"] - tr["achieved_mw"]) * w).sum() / 3600.0),
                 "jobs_slowed": len(log.job_lost_acc_h),
                 "most_slowed_jobs": [{"job_id": str(job_ids[jj]), "lost_acc_h": v} for jj, v in worst],
@@ -202,3 +217,22 @@ def _cut_at(tr: pd.DataFrame, t_rel: np.ndarray, within_s: float, ref: float) ->
     if not i.size:
         return None
     return float((ref - tr["achieved_mw"].to_numpy()[i[-1]]) / ref)
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def event_warnings(events: list[dict], floor_mw: dict[str, float]) -> list[str]:
+    """One line per event whose target the fleet cannot reach: with everything idle (``floor_mw``: the draw
+    of the event's sites with every accelerator idle) or with the tiers of the work running when it began."""
+    out = []
+    for e in events:
+        req, fl = e["requested_mw"], floor_mw.get(e["id"], 0.0)
+        if fl > req:
+            out.append(f"event '{e['id']}': asks for at most {req:.4g} MW but the sites draw {fl:.4g} MW with every "
+                       "accelerator idle; that is the most it can deliver")
+        elif e.get("deliverable_mw") is not None and e["deliverable_mw"] > req + 1e-9:
+            out.append(f"event '{e['id']}': asks for at most {req:.4g} MW; the tiers of the work running when it was "
+                       f"issued reach {e['deliverable_mw']:.4g} MW, the rest must come from running less work")
+    return out

@@ -20,7 +20,7 @@ import pandas as pd
 from gridshift.errors import PlanError
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.sim import accounting as acc
-from gridshift.sim.dr import DemandResponseSim
+from gridshift.sim.dr import DemandResponseSim, event_warnings
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
 from gridshift.sim.world import Signals, World
@@ -237,6 +237,11 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         run.metrics.update(stats())
     if dr.ev is not None:
         run.metrics["events"], run.event_traces = dr.metrics(jobs.job_id)
+        floor = acc.site_power_mw(f.pool_count * (idle + host), f.pool_site, S, f.pue)[1]
+        floor_by_event = {dr.ev.ids[e]: float(floor[dr.ev.site_mask[e]].sum()) for e in range(dr.ev.n)}
+        warn = event_warnings(run.metrics["events"], floor_by_event)
+        if warn:
+            run.metrics["plan_warnings"] = list(run.metrics.get("plan_warnings", [])) + warn
     return run
 
 

@@ -121,6 +121,12 @@ class World:
     def slot_h(self) -> float:
         return self.slot_duration_s / 3600.0
 
+    def sites_under_event(self, t: int) -> np.ndarray | None:
+        """bool [S]: sites with a grid-event limit in slot t that is known by then (None without events)."""
+        if self.event_cap_mw is None or t >= self.n_slots:
+            return None
+        return np.isfinite(self.event_cap_mw[:, t]) & (self.event_known_slot[:, t] <= t)
+
     def site_cap_mw(self, t: int, t0: int, n: int, *, oracle: bool = False) -> np.ndarray:
         """[S, n] facility limit per site for slots t0 … t0+n−1 as known at the start of slot ``t``: the
         contractual cap, lowered by every grid event issued by then (``oracle``: by every event)."""
