@@ -64,8 +64,12 @@ def test_ramp_starts_early_and_holds_the_rate():
     assert np.all(np.abs(np.diff(np.r_[0.0, r.shed_mw])) <= 1.0 + 1e-9)
     # after the event: back up at the ramp rate from where the previous slot ended
     r2 = respond(lv, baseline_mw=10.0, target_mw=np.full(4, np.inf), step_s=60, ramp_mw_per_min=1.0,
-                 start_shed_mw=5.0, elapsed_s=7200)
+                 start_level_mw=5.0, elapsed_s=7200)
     assert np.allclose(r2.shed_mw, [4, 3, 2, 1])
+    # a slot that would start more work at once is held to the ramp too
+    r3 = respond(lv, baseline_mw=10.0, target_mw=np.full(3, np.inf), step_s=60, ramp_mw_per_min=1.0,
+                 start_level_mw=7.5, elapsed_s=7200)
+    assert np.allclose(r3.achieved_mw, [8.5, 9.5, 10.0])
 
 
 def test_pause_waits_for_the_checkpoint():

@@ -126,12 +126,15 @@ class Response:
 
 
 def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s: float,
-            ramp_mw_per_min: float | None, start_shed_mw: float = 0.0, elapsed_s: float = 0.0,
+            ramp_mw_per_min: float | None, start_level_mw: float | None = None, elapsed_s: float = 0.0,
             margin_frac: float = 0.0, not_before_step: int = 0) -> Response:
     """Shed load over ``M`` steps of ``step_s`` seconds.
 
-    ``target_mw[m]`` is the allowed draw at step m (``inf`` where no event applies); ``start_shed_mw`` the
-    shed already in place when the steps begin (continuity with the previous slot); ``elapsed_s`` how long
+    ``target_mw[m]`` is the allowed draw at step m (``inf`` where no event applies); ``start_level_mw`` the
+    draw just before the first step (the previous slot's last step; None: no ramp limit into the first step):
+    the draw moves at most the ramp per step from there, up or down, so a slot that would start more work
+    sheds to keep the rise within the ramp, and after an event the draw climbs back at the ramp rate;
+    ``elapsed_s`` how long
     the response has been running (levers' actuation delays count from its start); nothing is shed for a
     target before step ``not_before_step`` (when the event is not yet known).
     """
@@ -150,19 +153,21 @@ def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s
     shed = np.zeros(M)
     loss_acc = np.zeros(levers.n_units)
     save_acc = np.zeros(levers.n_units)
-    prev = start_shed_mw
+    level = start_level_mw
     for m in range(M):
         t_s = elapsed_s + m * step_s  # a step's level holds from its start: only levers ready by then count
         s_avail = np.where(ready <= t_s, save, 0.0)
-        target = min(max(want[m], prev - ramp), prev + ramp)
-        s = min(target, float(s_avail.sum()))
+        target = want[m]
+        if level is not None and np.isfinite(ramp):
+            target = min(max(target, baseline_mw - level - ramp), baseline_mw - level + ramp)
+        s = max(min(target, float(s_avail.sum())), 0.0)
         if s > 0:
             before = np.cumsum(s_avail) - s_avail
             frac = np.clip((s - before) / np.where(s_avail > 0, s_avail, 1.0), 0.0, 1.0) * (s_avail > 0)
             np.add.at(loss_acc, unit, frac * loss)
             np.add.at(save_acc, unit, frac * save)
         shed[m] = s
-        prev = s
+        level = baseline_mw - s
     achieved = baseline_mw - shed
     short = np.where(np.isfinite(target_mw), np.maximum(achieved - target_mw, 0.0), 0.0)
     return Response(shed, achieved, loss_acc / max(M, 1), save_acc / max(M, 1), short)

@@ -14,6 +14,7 @@ import numpy as np
 from gridshift.report import (
     MAX_POINTS,
     color,
+    naive_utc,
     cumulative_carbon,
     downsample,
     jct_cdf,
@@ -109,6 +110,36 @@ def _jct_fig(runs: list[PolicyRun]):
     fig.update_layout(height=420, xaxis={"type": "log", "title": "job completion time (h, log scale)"},
                       yaxis={"title": "fraction of all jobs finished", "range": [0, 1.02]})
     return (fig if fig.data else None), ""
+
+
+def _events_fig(runs: list[PolicyRun]):
+    """Facility power against the requested limit through each grid event, step by step."""
+    from plotly.subplots import make_subplots
+
+    names = list(dict.fromkeys(k for r in runs for k in r.event_traces))
+    if not names:
+        return None, ""
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names)
+    for row, name in enumerate(names, start=1):
+        kw = {"row": row, "col": 1}
+        ref = next(r.event_traces[name] for r in runs if name in r.event_traces)
+        t = naive_utc(ref["time"])
+        fig.add_scatter(x=t, y=ref["requested_mw"], name="requested limit", legendgroup="requested",
+                        line={"color": "#d62728", "dash": "dash", "width": 1.6, "shape": "hv"}, **kw)
+        for i, run in enumerate(runs):
+            tr = run.event_traces.get(name)
+            if tr is None:
+                continue
+            x = naive_utc(tr["time"])
+            fig.add_scatter(x=x, y=tr["achieved_mw"], name=f"drawn – {run.policy}", legendgroup=run.policy,
+                            line={"color": color(i), "width": 1.4, "shape": "hv"}, **kw)
+            fig.add_scatter(x=x, y=tr["baseline_mw"], name=f"before response – {run.policy}",
+                            legendgroup=f"{run.policy}-base", line={"color": color(i), "width": 0.8, "dash": "dot",
+                                                                    "shape": "hv"}, **kw)
+        fig.update_yaxes(title_text="facility MW", row=row, col=1)
+    fig.update_xaxes(title_text="time (UTC)", row=len(names), col=1)
+    fig.update_layout(height=max(360, 300 * len(names) + 100))
+    return fig, ""
 
 
 def _service_fig(runs: list[PolicyRun]):
@@ -221,6 +252,11 @@ _CAPTIONS = {
     "service": "How to read this: one panel per inference service, summed over regions. The dashed line is "
                "the requests per second demanded; solid lines are what each policy served. Gaps below the "
                "dashed line are unserved demand.",
+    "events": "How to read this: one panel per grid event, step by step (1 minute; 5 seconds around an "
+              "emergency signal). The red dashed line is the limit the grid asked for; solid lines are what each "
+              "policy's sites drew after the response, dotted lines what they would have drawn without it. A "
+              "solid line above the red one is a minute out of compliance; steps before the event are the "
+              "ramp down, steps after it the ramp back up.",
 }
 
 
@@ -236,7 +272,8 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
                                  _site_power_fig),
                                 ("carbon", "Cumulative carbon", _cum_carbon_fig),
                                 ("jct", "Job completion time (CDF)", _jct_fig),
-                                ("service", "Inference serving: served vs demanded requests", _service_fig)):
+                                ("service", "Inference serving: served vs demanded requests", _service_fig),
+                                ("events", "Grid events: power drawn against the requested limit", _events_fig)):
         fig, note = builder(runs)
         seen: set[str] = set()
         for trace in fig.data if fig is not None else ():
@@ -244,7 +281,7 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
                 trace.showlegend = trace.legendgroup not in seen
                 seen.add(trace.legendgroup)
         if fig is None:
-            if key != "service":
+            if key not in ("service", "events"):
                 sections.append(f"<h2>{e(title)}</h2><p>No data.</p>")
             continue
         fig.update_layout(template="plotly_white", margin={"l": 60, "r": 60, "t": 40, "b": 50},

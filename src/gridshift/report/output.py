@@ -231,4 +231,8 @@ def write_timeseries(out_dir: str | os.PathLike, runs: list[PolicyRun]) -> list[
                 continue
             _write_parquet(df.reset_index(drop=True), pdir / fname)
             written.append(pdir / fname)
+        if run.event_traces:
+            ev = pd.concat([tr.assign(event=k) for k, tr in run.event_traces.items()], ignore_index=True)
+            _write_parquet(ev, pdir / "events.parquet")
+            written.append(pdir / "events.parquet")
     return written

@@ -56,6 +56,7 @@ class DemandResponseSim:
         self.slot_starts = slot_starts
         n = 0 if ev is None else ev.n
         self.shed_end = np.zeros(n)
+        self.level_end = np.full(n, np.nan)  # draw at the last step of the previous slot, MW
         self.started = np.full(n, np.nan)  # when each event's response began, s
         self.logs = [EventLog() for _ in range(n)]
 
@@ -126,12 +127,13 @@ class DemandResponseSim:
                 if np.isfinite(ev.respond_within_s[e]):
                     in_time = lv.ready_s <= ev.respond_within_s[e]
                     log.deliverable_in_time_mw = baseline - float(lv.save_mw[in_time].sum())
-            start_shed = min(self.shed_end[e], baseline)
+            level = self.level_end[e] if self.shed_end[e] > 1e-12 else None
             r = respond(lv, baseline_mw=baseline, target_mw=target, step_s=step,
                         ramp_mw_per_min=None if not np.isfinite(ev.ramp_mw_per_min[e])
-                        else float(ev.ramp_mw_per_min[e]), start_shed_mw=start_shed,
+                        else float(ev.ramp_mw_per_min[e]), start_level_mw=level,
                         elapsed_s=a - self.started[e], margin_frac=ev.margin_frac, not_before_step=not_before)
             self.shed_end[e] = r.shed_mw[-1]
+            self.level_end[e] = r.achieved_mw[-1]
             loss = r.unit_loss_frac
             mult[mine] *= 1.0 - loss[:n_jobs_u]
             save_w[mine] += r.unit_save_mw[:n_jobs_u] * 1e6 / np.maximum(g[mine] * f.pue[job_site[mine]], 1e-12)
@@ -160,8 +162,11 @@ class DemandResponseSim:
                     log.demand += float(svc_units["demand_in"](sites)) * frac_in
         return SlotEffect(np.clip(mult, 0.0, 1.0), save_w, svc_save)
 
-    def metrics(self, job_ids: np.ndarray) -> tuple[list[dict], dict[str, pd.DataFrame]]:
-        """The ``events`` list of metrics.json and a per-step trace per event."""
+    def metrics(self, job_ids: np.ndarray, fac_mw: np.ndarray | None = None,
+                site_names: tuple[str, ...] = ()) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+        """The ``events`` list of metrics.json and a per-step trace per event. With ``fac_mw`` [S, T] each
+        event also gets ``sites``: every site's mean draw during the event beside the same hours a day earlier
+        (where the cut came from, and where work went)."""
         if self.ev is None:
             return [], {}
         ev, out, traces = self.ev, [], {}
@@ -205,6 +210,7 @@ class DemandResponseSim:
                 "energy_shed_mwh": float(((tr["baseline_mw"] - tr["achieved_mw"]) * w).sum() / 3600.0),
                 "jobs_slowed": len(log.job_lost_acc_h),
                 "most_slowed_jobs": [{"job_id": str(job_ids[jj]), "lost_acc_h": v} for jj, v in worst],
+                "sites": _site_split(fac_mw, site_names, ev.site_mask[e], ev.start_s[e], ev.end_s[e], self.slot_s),
             })
         return out, traces
 
@@ -235,4 +241,18 @@ def event_warnings(events: list[dict], floor_mw: dict[str, float]) -> list[str]:
         elif e.get("deliverable_mw") is not None and e["deliverable_mw"] > req + 1e-9:
             out.append(f"event '{e['id']}': asks for at most {req:.4g} MW; the tiers of the work running when it was "
                        f"issued reach {e['deliverable_mw']:.4g} MW, the rest must come from running less work")
+    return out
+
+
+def _site_split(fac_mw, names, mask, start_s, end_s, slot_s) -> list[dict] | None:
+    if fac_mw is None:
+        return None
+    t0, t1 = int(start_s // slot_s), int(np.ceil(end_s / slot_s))
+    day = int(round(86400 / slot_s))
+    out = []
+    for s, name in enumerate(names):
+        during = float(fac_mw[s, t0:t1].mean())
+        before = float(fac_mw[s, t0 - day:t1 - day].mean()) if t0 - day >= 0 else None
+        out.append({"site": name, "under_event": bool(mask[s]), "mean_mw_during": during,
+                    "mean_mw_day_before": before, "change_mw": None if before is None else during - before})
     return out

@@ -236,7 +236,7 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
     if callable(stats):
         run.metrics.update(stats())
     if dr.ev is not None:
-        run.metrics["events"], run.event_traces = dr.metrics(jobs.job_id)
+        run.metrics["events"], run.event_traces = dr.metrics(jobs.job_id, out["fac_mw"], f.site_names)
         floor = acc.site_power_mw(f.pool_count * (idle + host), f.pool_site, S, f.pue)[1]
         floor_by_event = {dr.ev.ids[e]: float(floor[dr.ev.site_mask[e]].sum()) for e in range(dr.ev.n)}
         warn = event_warnings(run.metrics["events"], floor_by_event)
