@@ -122,3 +122,18 @@ def test_an_impossible_target_is_reported_before_it_starts():
     (run,) = run_policies(asm, [PolicySpec(name="asap")])
     warnings = run.metrics["plan_warnings"]
     assert any("with every accelerator idle" in w for w in warnings)
+
+
+def test_flex_command(tmp_path):
+    r = CliRunner().invoke(app, ["flex", str(CUT25), "--site", "cluster", "--at", "2023-08-15T22:00:00Z", "--json",
+                                 "--durations", "1,24"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    res = json.loads(r.output)
+    c = res["curve"]
+    assert [x["duration_h"] for x in c] == [1.0, 24.0]
+    assert 0 < c[1]["shed_mw"] <= c[0]["shed_mw"] < res["draw_mw"] - res["floor_mw"] + 1e-9
+    assert c[0]["tier0_mw"] == 0.0
+    bad = CliRunner().invoke(app, ["flex", str(CUT25), "--site", "nowhere", "--at", "2023-08-15T22:00:00Z"])
+    assert bad.exit_code == 2 and "unknown site 'nowhere'" in bad.output

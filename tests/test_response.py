@@ -91,3 +91,18 @@ def test_service_capping_keeps_the_slo():
     assert lv.save_mw.sum() == pytest.approx(4 * 500 * 0.05 / 1e6)
     both = merge([_jobs([2]), lv])
     assert both.unit.size == 2 and both.n_units == 1
+
+
+def test_commitment_curve_respects_deadlines():
+    from gridshift.plan.response import commitment_curve
+
+    # unit 0: tier 1 (10 % loss), 1 h of slack -> usable for 10 h; unit 1: tier 3 (50 % cap + pause), no deadline
+    lv = _jobs([1, 3], gang=(8, 8), cap=(1.0, 1.0), interruptible=(True, True), checkpoint=(60, 60), rate=(8, 8))
+    cc = commitment_curve(lv, unit_tier=np.array([1, 3]), unit_rate=np.array([8.0, 8.0]),
+                          unit_slack_h=np.array([1.0, np.inf]), duration_h=np.array([1.0, 10.0, 11.0]))
+    u1 = (8 * 500 * 0.5 * 1.2 + 8 * 200 * 1.2) / 1e6
+    assert cc.shed_mw[0] == pytest.approx(480e-6 + u1)
+    assert cc.shed_mw[1] == pytest.approx(480e-6 + u1)  # 10 h × 10 % = the 1 h of slack
+    assert cc.shed_mw[2] == pytest.approx(u1)  # beyond that the tier-1 job would be late
+    assert cc.lost_acc_h_per_h[0] == pytest.approx(0.8 + 8.0)
+    assert cc.ready_s[0] == 60.0 and np.allclose(cc.shed_mw_by_tier[2, [0, 1, 2]], 0.0)

@@ -171,3 +171,41 @@ def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s
     achieved = baseline_mw - shed
     short = np.where(np.isfinite(target_mw), np.maximum(achieved - target_mw, 0.0), 0.0)
     return Response(shed, achieved, loss_acc / max(M, 1), save_acc / max(M, 1), short)
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """How much a group of running work can shed, held for each of ``duration_h``."""
+
+    duration_h: np.ndarray  # [D]
+    shed_mw: np.ndarray  # [D] facility MW that can be held off for that long
+    lost_acc_h_per_h: np.ndarray  # [D] throughput given up meanwhile, reference accelerator-hours per hour
+    ready_s: np.ndarray  # [D] time until the whole shed is in effect (slowest lever used)
+    shed_mw_by_tier: np.ndarray  # [D, 4]
+
+
+def commitment_curve(levers: Levers, *, unit_tier: np.ndarray, unit_rate: np.ndarray, unit_slack_h: np.ndarray,
+                     duration_h: np.ndarray) -> Commitment:
+    """Shed that can be held for each duration without making any job late: a unit losing a share ``l`` of
+    its throughput falls behind by ``l`` hours per hour, so a lever is usable for ``slack_h / l`` hours
+    (``unit_slack_h``: time to its deadline less the time its remaining work needs at full speed; inf if
+    it has none). Deeper levers of a unit lose more, so they are usable for less time."""
+    D = duration_h.size
+    shed, lost, ready = np.zeros(D), np.zeros(D), np.zeros(D)
+    by_tier = np.zeros((D, len(TIER_MAX_THROUGHPUT_LOSS)))
+    if levers.unit.size:
+        order = np.lexsort((np.arange(levers.unit.size), levers.unit))  # each unit's levers in depth order
+        u, save, loss, rdy = levers.unit[order], levers.save_mw[order], levers.loss_frac[order], levers.ready_s[order]
+        cum = np.cumsum(loss)
+        first = np.r_[True, u[1:] != u[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(u.size), 0))
+        cum_unit = cum - (cum[start] - loss[start])
+        slack = np.maximum(unit_slack_h[u], 0.0)
+        max_h = np.where(cum_unit > 1e-12, slack / np.maximum(cum_unit, 1e-12), np.inf)
+        for i, d in enumerate(duration_h):
+            ok = max_h >= d
+            shed[i] = save[ok].sum()
+            lost[i] = (loss[ok] * unit_rate[u[ok]]).sum()
+            ready[i] = rdy[ok].max() if ok.any() else 0.0
+            np.add.at(by_tier[i], unit_tier[u[ok]], save[ok])
+    return Commitment(duration_h, shed, lost, ready, by_tier)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.events import N_TIERS
-from gridshift.plan.response import job_levers, merge, respond
+from gridshift.plan.response import Levers, job_levers, merge, respond
 from gridshift.sim.events import EventArrays
 
 EMERGENCY_STEP_S = 5.0
@@ -47,6 +47,38 @@ class EventLog:
     deliverable_mw: float = np.nan  # lowest draw the running work's tiers reach, at the first slot seen
     deliverable_in_time_mw: float = np.nan  # … within an emergency's response time
     job_lost_acc_h: dict = field(default_factory=dict)
+
+
+def group_levers(world, sites: np.ndarray, *, j, p, g, cap, rate, svc_units: dict | None):
+    """Levers of the work running at ``sites`` (bool [S]): placed jobs (``j``, ``p``, ``g`` with their pool
+    caps and work rates) and inference replicas; returns (levers, placed-job rows, service-unit rows). Job
+    units come first, numbered like the rows; service units follow."""
+    f, jobs = world.fleet, world.jobs
+    job_site = f.pool_site[p]
+    mine = np.flatnonzero(sites[job_site])
+    k = f.pool_type[p[mine]]
+    parts = [job_levers(
+        gang=g[mine].astype(float), cap_frac=cap[p[mine]], curve_x=list(f.cap_curve_power_frac),
+        curve_y=list(f.cap_curve_throughput_frac), type_idx=k, board_w=f.board_power_w[k],
+        idle_w=f.idle_power_w[k], pue=f.pue[job_site[mine]], tier=jobs.tier[j[mine]],
+        interruptible=jobs.interruptible[j[mine]], checkpoint_s=jobs.checkpoint_overhead_s[j[mine]],
+        work_rate=rate[mine])]
+    sv_idx = np.zeros(0, np.int64)
+    if svc_units is not None:
+        sv_idx = np.flatnonzero(sites[f.pool_site[svc_units["pool"]]] & (svc_units["busy"] > 0))
+        sp = svc_units["pool"][sv_idx]
+        ks = f.pool_type[sp]
+        parts.append(job_levers(
+            gang=svc_units["busy"][sv_idx], cap_frac=cap[sp], curve_x=list(f.cap_curve_power_frac),
+            curve_y=list(f.cap_curve_throughput_frac), type_idx=ks, board_w=svc_units["board_w"][sv_idx],
+            idle_w=f.idle_power_w[ks], pue=f.pue[f.pool_site[sp]], tier=svc_units["tier"][sv_idx],
+            interruptible=np.zeros(sv_idx.size, bool), checkpoint_s=np.zeros(sv_idx.size),
+            work_rate=svc_units["busy"][sv_idx], max_loss_frac=svc_units["spare"][sv_idx], unit_offset=mine.size))
+    lv = merge(parts)
+    n = mine.size + sv_idx.size
+    if lv.n_units < n:
+        lv = Levers(lv.unit, lv.save_mw, lv.loss_frac, lv.ready_s, lv.cost_per_mw, n)
+    return lv, mine, sv_idx
 
 
 class DemandResponseSim:
@@ -96,30 +128,8 @@ class DemandResponseSim:
             if np.isnan(self.started[e]):
                 self.started[e] = max(a, ev.issued_s[e])
             not_before = int(np.ceil(max(ev.issued_s[e] - a, 0.0) / step))
-            mine = np.flatnonzero(sites[job_site])
-            k = f.pool_type[p[mine]]
-            lv_jobs = job_levers(
-                gang=g[mine].astype(float), cap_frac=cap[p[mine]], curve_x=list(f.cap_curve_power_frac),
-                curve_y=list(f.cap_curve_throughput_frac), type_idx=k, board_w=f.board_power_w[k],
-                idle_w=f.idle_power_w[k], pue=f.pue[job_site[mine]], tier=jobs.tier[j[mine]],
-                interruptible=jobs.interruptible[j[mine]], checkpoint_s=jobs.checkpoint_overhead_s[j[mine]],
-                work_rate=rate[mine])
-            parts, n_jobs_u = [lv_jobs], mine.size
-            sv_idx = np.zeros(0, np.int64)
-            if svc_units is not None:
-                sv_idx = np.flatnonzero(sites[f.pool_site[svc_units["pool"]]] & (svc_units["busy"] > 0))
-                sp = svc_units["pool"][sv_idx]
-                ks = f.pool_type[sp]
-                parts.append(job_levers(
-                    gang=svc_units["busy"][sv_idx], cap_frac=cap[sp], curve_x=list(f.cap_curve_power_frac),
-                    curve_y=list(f.cap_curve_throughput_frac), type_idx=ks, board_w=svc_units["board_w"][sv_idx],
-                    idle_w=f.idle_power_w[ks], pue=f.pue[f.pool_site[sp]], tier=svc_units["tier"][sv_idx],
-                    interruptible=np.zeros(sv_idx.size, bool), checkpoint_s=np.zeros(sv_idx.size),
-                    work_rate=svc_units["busy"][sv_idx], max_loss_frac=svc_units["spare"][sv_idx],
-                    unit_offset=n_jobs_u))
-            lv = merge(parts)
-            if lv.n_units < n_jobs_u + sv_idx.size:
-                lv = type(lv)(lv.unit, lv.save_mw, lv.loss_frac, lv.ready_s, lv.cost_per_mw, n_jobs_u + sv_idx.size)
+            lv, mine, sv_idx = group_levers(world, sites, j=j, p=p, g=g, cap=cap, rate=rate, svc_units=svc_units)
+            n_jobs_u = mine.size
             baseline = float(site_fac_mw[sites].sum())
             log = self.logs[e]
             if np.isnan(log.deliverable_mw):

@@ -102,8 +102,13 @@ def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobSt
 
 
 def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineConfig = EngineConfig(),
-             progress: Callable[[int, int], None] | None = None) -> PolicyRun:
-    """Run ``policy`` over every slot of ``world``; ``progress(t, T)`` is called after each slot."""
+             progress: Callable[[int, int], None] | None = None,
+             on_slot: Callable[..., bool] | None = None) -> PolicyRun | None:
+    """Run ``policy`` over every slot of ``world``; ``progress(t, T)`` is called after each slot.
+
+    ``on_slot(t, obs, j, p, g, cap, rate, svc_units)``, if given, sees every slot's placements before they
+    run (jobs ``j`` on pools ``p`` with gangs ``g``, pool caps, work rates, inference units); returning True
+    stops the run there (and ``simulate`` returns None)."""
     f, jobs, svc = world.fleet, world.jobs, world.services
     n_jobs, T, S, P = len(jobs), world.n_slots, f.n_sites, f.n_pools
     slot_s, slot_h = float(world.slot_duration_s), world.slot_h
@@ -167,8 +172,10 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
             p_svc = np.minimum(svc.power_w[:, pool_k], board * cap)[:, None, :]
             serving_w = (reps * (idle + (p_svc - idle) * util)).sum(axis=(0, 1))
             serving_acc = reps.sum(axis=(0, 1))
-            if dr.ev is not None:
+            if dr.ev is not None or on_slot is not None:
                 svc_units = _svc_units(svc, reps, load, cap_rps, p_svc[:, 0, :], cap, svc_tier, demand, served, f)
+        if on_slot is not None and on_slot(t, obs, j, p, g, cap, rate, svc_units):
+            return None
         # grid events: shed load inside the slot, minute by minute
         eff = None
         if dr.ev is not None:
