@@ -44,6 +44,18 @@ def terminal_value(cpw: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
     return (worst * dur_h).sum(axis=1) / dur_h.sum()
 
 
+def _gang_to_finish(obs: Observation, j: int, rate_per_acc_h: float) -> int:
+    """Accelerators job ``j`` needs from now on, at ``rate_per_acc_h`` reference accelerator-hours per hour
+    each, to finish its remaining work by its deadline (after a restart); a large number if it cannot."""
+    jt = obs.world.jobs
+    left_h = (jt.deadline_s[j] - obs.now_s - jt.restart_overhead_s[j]) / 3600.0
+    if not np.isfinite(left_h):
+        return 0
+    if left_h <= 0 or rate_per_acc_h <= 0:
+        return 1 << 30
+    return int(np.ceil(obs.remaining_acc_h[j] / (rate_per_acc_h * left_h) - 1e-9))
+
+
 class LpPolicy(Policy):
     """Base of the LP planners. Parameters: ``objective`` (from the scenario unless given), ``cap_levels``
     (power-cap fractions the plan may use), ``max_delay_h`` (window of jobs without a deadline),
@@ -261,11 +273,13 @@ class LpPolicy(Policy):
                         break
                     lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
                     g = int(np.clip(np.floor(rem_w / u + 0.5), jt.gang_min[j], jt.gang_max[j]))
-                    g = min(g, lim)
+                    # never fewer accelerators than the job needs here to meet its deadline
+                    g_need = min(int(jt.gang_max[j]), _gang_to_finish(obs, j, u / w.slot_h))
+                    g = min(max(g, g_need), lim)
                     if g < jt.gang_min[j]:
                         continue
                     cover = min(obs.remaining_acc_h[j], g * u)
-                    if cover > 2.0 * rem_w + 1e-12:  # much more than the plan asked for here
+                    if cover > 2.0 * rem_w + 1e-12 and g > g_need:  # much more than the plan asked for here
                         continue
                     if not jt.interruptible[j] and obs.running_pool[j] < 0:
                         # a job that cannot be paused starts only where it can still meet its deadline,
@@ -296,7 +310,8 @@ class LpPolicy(Policy):
                     break
                 g = int(min(jt.gang_max[j], np.floor(deficit + 0.5), st.free[p],
                             st.power_limit(int(p), float(st.inc_mw[p]))))
-                if g < jt.gang_min[j]:
+                need = _gang_to_finish(obs, j, jt.speed[j, fl.pool_type[p]] * tp_pool[p])
+                if g < jt.gang_min[j] or g < min(need, jt.gang_max[j]):  # too few to stay on time here
                     continue
                 st.place_jobs(np.array([j]), int(p), np.array([g]))
                 placed[j] = True
