@@ -3,27 +3,38 @@
 All predict ``horizon`` slots ahead for every zone from a history array ``[Z, n]`` whose last column is the
 current slot; values are returned as ``[Z, horizon]`` for the slots t, t+1, …, t+horizon−1, starting with
 the current one (whose value is known), because a plan made at the start of slot t covers slot t first.
+
+``persistence`` and ``seasonal-naive`` are also :class:`~gridshift.forecast.interface.ProbForecaster`: they
+forecast many origins at once and carry conformal quantiles, so backtests treat them like any other model.
+The registry of every model is in :mod:`gridshift.forecast.registry` (``make_forecaster``).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import numpy as np
 
 from gridshift.errors import PlanError
+from gridshift.forecast.interface import Forecaster, ProbForecaster
+
+__all__ = ["Forecaster", "Perfect", "Persistence", "SeasonalNaive", "SeasonalNaiveWeek",
+           "seasonal_index"]
 
 
-class Forecaster(ABC):
-    name = "forecaster"
+def seasonal_index(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Indices ``[K, horizon]`` of "the same slot one season ago" for each origin and lead: slot o+h maps to
+    o+h−season·ceil(h/season) (never after o); lead 0 is the origin itself. Origins with less than one
+    season of history (o < season − 1) fall back to persistence for every lead."""
+    origins = np.asarray(origins, dtype=int)
+    h = np.arange(horizon)
+    k = np.maximum(1, -(-h // season))
+    idx = origins[:, None] + h[None, :] - season * k[None, :]
+    idx[:, 0] = origins
+    short = origins < season - 1
+    idx[short] = origins[short, None]
+    return idx
 
-    @abstractmethod
-    def predict(self, history: np.ndarray, horizon: int, *, t_abs: int, slots_per_h: int) -> np.ndarray:
-        """``history[:, -1]`` is the current slot (index ``t_abs`` in the full series); return
-        ``[Z, horizon]`` for slots t_abs … t_abs + horizon − 1."""
 
-
-class Persistence(Forecaster):
+class Persistence(ProbForecaster):
     """Every future slot equals the current value."""
 
     name = "persistence"
@@ -31,8 +42,11 @@ class Persistence(Forecaster):
     def predict(self, history, horizon, *, t_abs, slots_per_h):
         return np.repeat(history[:, -1:], horizon, axis=1)
 
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        return np.repeat(series[:, origins][:, :, None], horizon, axis=2)
 
-class SeasonalNaive(Forecaster):
+
+class SeasonalNaive(ProbForecaster):
     """Same slot one season ago (default 24 h; ``season_h=168`` for a week), repeated as needed. The current
     slot keeps its known value."""
 
@@ -54,6 +68,18 @@ class SeasonalNaive(Forecaster):
         out[:, 1:] = history[:, n - season + (h - 1) % season]  # slot t+h looks like slot t+h-season
         return out
 
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        return series[:, seasonal_index(origins, horizon, self.season_h * slots_per_h)]
+
+
+class SeasonalNaiveWeek(SeasonalNaive):
+    """Same slot one week ago."""
+
+    name = "seasonal-naive-week"
+
+    def __init__(self, season_h: int = 168) -> None:
+        super().__init__(season_h)
+
 
 class Perfect(Forecaster):
     """The actual future: an oracle for upper bounds, never for deployment."""
@@ -72,11 +98,9 @@ class Perfect(Forecaster):
         return a
 
 
-FORECASTERS = {"perfect": Perfect, "persistence": Persistence, "seasonal-naive": SeasonalNaive}
+def __getattr__(name: str):  # the full registry lives in registry.py (it imports the heavier models)
+    if name in ("FORECASTERS", "make_forecaster"):
+        from gridshift.forecast import registry
 
-
-def make_forecaster(name: str, **params) -> Forecaster:
-    cls = FORECASTERS.get(name)
-    if cls is None:
-        raise PlanError(f"unknown forecaster '{name}' (known: {', '.join(FORECASTERS)})", field="forecast")
-    return cls(**params)
+        return getattr(registry, name)
+    raise AttributeError(name)

@@ -1,0 +1,213 @@
+"""Per-lead-time blends: learn, for every lead time, how much to trust each member forecast.
+
+``blend`` (the default model) combines cheap history-only members:
+
+- ``persistence``: the current value;
+- ``day``: the same hour yesterday (seasonal-naive, 24 h);
+- ``week``: the same hour last week (seasonal-naive, 168 h);
+- ``day-mean``: the mean of the last 7 values at the same hour of day;
+- ``shape``: the current value plus the typical change from this hour to the target hour (the 7-day mean
+  daily profile, anchored on now);
+- ``mean-24h``: the mean of the last 24 hours (what a long-lead forecast reverts to).
+
+``ensemble`` adds the model-based members ``gbm`` (LightGBM) and ``mstl`` (statsforecast MSTL).
+
+At each refresh point (every ``refit_h`` = 24 hours of absolute time) and for each lead time ``h``, the
+weights are fitted by non-negative least squares with weights summing to one, on the ``window_days`` (84) most
+recent origins whose targets are already observed (``loss="mape"`` weights each row by 1/|y|). Then, still per
+lead time, the fitted blend is kept only if its mean absolute error on that trailing window beats every
+member's; otherwise the best member on that window is used alone. So the blend falls back to the best naive
+forecast wherever the others do not help. With fewer than ``MIN_FIT`` past samples at a lead (the first days
+of a series) the lead is forecast by persistence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import nnls
+
+from gridshift.errors import PlanError
+from gridshift.forecast.interface import ProbForecaster, refresh_points
+from gridshift.forecast.simple import seasonal_index
+
+NAIVE_MEMBERS = ("persistence", "day", "week", "day-mean", "shape", "mean-24h")
+MODEL_MEMBERS = ("gbm", "mstl")
+MAPE_FLOOR = 0.05  # loss="mape": targets below this share of the mean absolute level count as that level
+MIN_FIT = 48  # fewer trailing samples than this at a lead: use persistence there
+SUM_PENALTY = 1e3  # weight of the sum-to-one row in the augmented NNLS (relative to the data scale)
+
+
+def _day_mean_index(origins: np.ndarray, horizon: int, day: int, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``[D, K, H]`` of the last ``days`` values at the target's hour of day and their validity."""
+    base = seasonal_index(origins, horizon, day)  # most recent same-hour slot (<= origin)
+    base[:, 0] = origins
+    d = np.arange(days)[:, None, None]
+    idx = base[None] - d * day
+    return np.maximum(idx, 0), idx >= 0
+
+
+def naive_members(y: np.ndarray, origins: np.ndarray, horizon: int, slots_per_h: int,
+                  names=NAIVE_MEMBERS, days: int = 7) -> np.ndarray:
+    """Member forecasts ``[M, Z, K, H]`` at ``origins`` (each reads ``y[:, : o + 1]`` only)."""
+    day, week = 24 * slots_per_h, 168 * slots_per_h
+    o = np.asarray(origins, dtype=int)
+    H = horizon
+    now = y[:, o][:, :, None]  # [Z, K, 1]
+    out = []
+    cache: dict[str, np.ndarray] = {}
+
+    def day_mean(lead0_is_now: bool) -> np.ndarray:
+        key = f"dm{lead0_is_now}"
+        if key not in cache:
+            idx, ok = _day_mean_index(o, H, day, days)
+            if not lead0_is_now:  # the profile value at the origin's own hour: mean of y[o - d*day]
+                idx = np.maximum(o[None, :, None] - np.arange(days)[:, None, None] * day, 0)
+                ok = (o[None, :, None] - np.arange(days)[:, None, None] * day) >= 0
+                idx, ok = np.broadcast_to(idx, (days, o.size, 1)), np.broadcast_to(ok, (days, o.size, 1))
+            v = y[:, idx]  # [Z, D, K, H]
+            cnt = ok.sum(axis=0)
+            cache[key] = np.where(ok[None], v, 0.0).sum(axis=1) / np.maximum(cnt, 1)[None]
+        return cache[key]
+
+    for name in names:
+        if name == "persistence":
+            m = np.broadcast_to(now, (y.shape[0], o.size, H))
+        elif name == "day":
+            m = y[:, seasonal_index(o, H, day)]
+        elif name == "week":
+            m = y[:, seasonal_index(o, H, week)]
+        elif name == "day-mean":
+            m = day_mean(True)
+        elif name == "shape":
+            m = now + day_mean(True) - day_mean(False)
+        elif name == "mean-24h":
+            c = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y, axis=1)], axis=1)
+            a = np.maximum(o + 1 - day, 0)
+            m = np.broadcast_to(((c[:, o + 1] - c[:, a]) / (o + 1 - a))[:, :, None], (y.shape[0], o.size, H))
+        else:
+            raise PlanError(f"unknown blend member '{name}' (known: {', '.join(NAIVE_MEMBERS + MODEL_MEMBERS)})",
+                            field="forecast.members")
+        m = np.array(m, dtype=float)
+        m[:, :, 0] = y[:, o]  # the current slot is known
+        out.append(m)
+    return np.stack(out)
+
+
+def fit_weights(X: np.ndarray, t: np.ndarray, sw: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Non-negative weights summing to one for members ``X [N, M]`` against targets ``t [N]`` (least
+    squares, rows weighted by ``sw``), then kept only if the blend's weighted mean absolute error beats the
+    best single member's; returns ``(weights [M], weighted mae)``."""
+    M = X.shape[1]
+    if sw is not None:
+        X, t = X * sw[:, None], t * sw
+    mae_single = np.abs(X - t[:, None]).mean(axis=0)
+    best = int(np.argmin(mae_single))
+    w_best = np.zeros(M)
+    w_best[best] = 1.0
+    if M == 1:
+        return w_best, float(mae_single[best])
+    scale = max(float(np.std(t)), 1e-9) * np.sqrt(len(t))
+    A = np.vstack([X, np.full((1, M), SUM_PENALTY * scale / np.sqrt(len(t)))])
+    b = np.concatenate([t, [SUM_PENALTY * scale / np.sqrt(len(t))]])
+    try:
+        w, _ = nnls(A, b, maxiter=50 * M)
+    except RuntimeError:
+        return w_best, float(mae_single[best])
+    if w.sum() <= 0:
+        return w_best, float(mae_single[best])
+    w = w / w.sum()
+    mae_blend = float(np.abs(X @ w - t).mean())
+    if mae_blend < mae_single[best]:
+        return w, mae_blend
+    return w_best, float(mae_single[best])
+
+
+class Blend(ProbForecaster):
+    """Per-lead-time NNLS blend of member forecasts with a fall-back to the best single member."""
+
+    name = "blend"
+
+    def __init__(self, members=NAIVE_MEMBERS, window_days: float = 84.0, refit_h: int = 24,
+                 calib_days: float = 28.0, days: int = 7, loss: str = "mae", gbm: dict | None = None,
+                 mstl: dict | None = None) -> None:
+        members = tuple(members)
+        bad = [m for m in members if m not in NAIVE_MEMBERS + MODEL_MEMBERS]
+        if bad or not members:
+            raise PlanError(f"unknown blend member(s) {bad} (known: {', '.join(NAIVE_MEMBERS + MODEL_MEMBERS)})",
+                            field="forecast.members")
+        if window_days <= 0 or refit_h < 1 or calib_days <= 0:
+            raise PlanError("window_days and calib_days must be > 0 and refit_h >= 1", field="forecast")
+        if loss not in ("mape", "mae"):
+            raise PlanError(f"loss must be 'mape' or 'mae', got '{loss}'", field="forecast.loss")
+        self.loss = loss
+        self.members, self.window_days, self.refit_h = members, float(window_days), int(refit_h)
+        self.calib_days, self.days = float(calib_days), int(days)
+        self._models = {}
+        if "gbm" in members:
+            from gridshift.forecast.gbm import GbmForecaster
+
+            self._models["gbm"] = GbmForecaster(**(gbm or {}))
+        if "mstl" in members:
+            from gridshift.forecast.stats import MstlForecaster
+
+            self._models["mstl"] = MstlForecaster(**(mstl or {}))
+        self.last_weights: np.ndarray | None = None  # [Z, K, H, M] weights used at the last call
+
+    def member_forecasts(self, y, origins, horizon, *, slots_per_h, t0_abs=0, exog=None) -> np.ndarray:
+        naive = [m for m in self.members if m in NAIVE_MEMBERS]
+        parts = {}
+        if naive:
+            arr = naive_members(y, origins, horizon, slots_per_h, naive, self.days)
+            parts.update(zip(naive, arr))
+        for m, model in self._models.items():
+            parts[m] = model.point_origins(y, origins, horizon, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)
+        return np.stack([parts[m] for m in self.members])  # [M, Z, K, H]
+
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        y = np.asarray(series, dtype=float)
+        Z, _n = y.shape
+        org = np.asarray(origins, dtype=int)
+        H = horizon
+        W = round(self.window_days * 24 * slots_per_h)
+        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
+        lo = int(max(0, rp.min() - W - H + 1))
+        ext = np.arange(lo, int(org.max()) + 1)  # origins whose member forecasts are needed
+        F = self.member_forecasts(y, ext, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)  # [M, Z, E, H]
+        M = F.shape[0]
+        h = np.arange(H)
+        weights = np.zeros((Z, org.size, H, M))
+        p_idx = self.members.index("persistence") if "persistence" in self.members else 0
+        for r in np.unique(rp):
+            wr = np.zeros((Z, H, M))
+            wr[:, :, p_idx] = 1.0
+            for j in range(1, H):
+                a, b = max(lo, int(r) - j - W + 1), int(r) - j + 1  # origins with target o + j <= r
+                if b - a < MIN_FIT:
+                    continue
+                tgt = y[:, a + j: b + j]  # [Z, N]
+                for z in range(Z):
+                    X = F[:, z, a - lo: b - lo, j].T  # [N, M]
+                    ok = np.isfinite(X).all(axis=1) & np.isfinite(tgt[z])
+                    if ok.sum() < MIN_FIT:
+                        continue
+                    sw = None
+                    if self.loss == "mape":  # relative errors, with a floor so near-zero targets do not dominate
+                        sc = np.abs(tgt[z, ok])
+                        sw = 1.0 / np.maximum(sc, MAPE_FLOOR * max(float(sc.mean()), 1e-12))
+                    wr[z, j], _ = fit_weights(X[ok], tgt[z, ok], sw)
+            weights[:, rp == r] = wr[:, None]
+        self.last_weights = weights
+        Fo = F[:, :, org - lo, :]  # [M, Z, K, H]
+        out = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(Fo), weights)
+        out[:, :, 0] = y[:, org]
+        del h
+        return out
+
+
+class Ensemble(Blend):
+    """The blend with the model-based members LightGBM (``gbm``) and MSTL (``mstl``) added."""
+
+    name = "ensemble"
+
+    def __init__(self, members=NAIVE_MEMBERS + MODEL_MEMBERS, **kw) -> None:
+        super().__init__(members=members, **kw)

@@ -1,0 +1,60 @@
+"""Every forecaster by name: ``make_forecaster(name, **params)``.
+
+=====================  =====================================================================================
+name                   model
+=====================  =====================================================================================
+``perfect``            the actual future (an oracle; the planner hands it the series)
+``persistence``        the current value, for every lead time
+``seasonal-naive``     the same hour yesterday (``season_h=24``; ``season_h=168`` for last week)
+``seasonal-naive-week`` the same hour last week
+``blend``              **default**: per-lead-time NNLS blend of naive members, falls back to the best member
+``ensemble``           ``blend`` plus the LightGBM and MSTL members
+``gbm``                LightGBM, direct multi-horizon on calendar, lag and cross-signal features
+``mstl``               statsforecast MSTL (daily + weekly seasonality), anchored on the current value
+``external``           issued forecasts read from a file or an HTTP endpoint
+``lead-error``         the actual future with errors that grow with lead time (for studies)
+=====================  =====================================================================================
+"""
+
+from __future__ import annotations
+
+from gridshift.errors import PlanError
+from gridshift.forecast.interface import Forecaster
+
+DEFAULT_MODEL = "blend"
+NAIVE_BASELINES = ("persistence", "seasonal-naive")
+
+
+def _lazy(module: str, cls: str):
+    def make(**params):
+        import importlib
+
+        return getattr(importlib.import_module(module), cls)(**params)
+    make.__name__ = cls
+    return make
+
+
+FORECASTERS = {
+    "perfect": _lazy("gridshift.forecast.simple", "Perfect"),
+    "persistence": _lazy("gridshift.forecast.simple", "Persistence"),
+    "seasonal-naive": _lazy("gridshift.forecast.simple", "SeasonalNaive"),
+    "seasonal-naive-week": _lazy("gridshift.forecast.simple", "SeasonalNaiveWeek"),
+    "blend": _lazy("gridshift.forecast.ensemble", "Blend"),
+    "ensemble": _lazy("gridshift.forecast.ensemble", "Ensemble"),
+    "gbm": _lazy("gridshift.forecast.gbm", "GbmForecaster"),
+    "mstl": _lazy("gridshift.forecast.stats", "MstlForecaster"),
+    "external": _lazy("gridshift.forecast.external", "ExternalForecaster"),
+    "lead-error": _lazy("gridshift.forecast.errormodel", "LeadErrorReplay"),
+}
+
+
+def make_forecaster(name: str, **params) -> Forecaster:
+    """The forecaster called ``name`` built with ``params`` (unknown names and parameters are a
+    :class:`~gridshift.errors.PlanError`)."""
+    make = FORECASTERS.get(name)
+    if make is None:
+        raise PlanError(f"unknown forecaster '{name}' (known: {', '.join(FORECASTERS)})", field="forecast")
+    try:
+        return make(**params)
+    except TypeError as e:
+        raise PlanError(f"bad parameters for forecaster '{name}': {e}", field="forecast") from e
