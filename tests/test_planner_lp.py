@@ -92,7 +92,7 @@ def test_plans_respect_caps_pools_gangs_and_the_oracle_bound(ws):
     world, sig = ws
     from gridshift.model.scenario import Objective
 
-    runs = [simulate(world, sig, p) for p in (Asap(), Threshold(), Mpc(), Oracle())]
+    runs = [simulate(world, sig, p) for p in (Asap(), Threshold(), Mpc(forecast="perfect"), Oracle())]
     for p, r in zip(("asap", "threshold", "mpc", "oracle"), runs):
         r.policy = p
     add_scores(runs, world, sig, Objective())
@@ -115,6 +115,6 @@ def test_mpc_with_perfect_forecast_meets_deadlines_the_oracle_meets(ws):
     # fluid plan can lose a packing the oracle finds (a known limit, see docs/policies.md)
     world, sig = ws
     o = simulate(world, sig, Oracle())
-    m = simulate(world, sig, Mpc())
+    m = simulate(world, sig, Mpc(forecast="perfect"))
     if o.metrics["jobs_missed_deadline"] == 0:
         assert m.metrics["jobs_missed_deadline"] == 0

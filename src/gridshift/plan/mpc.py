@@ -14,6 +14,8 @@ import numpy as np
 
 from gridshift.errors import PlanError
 from gridshift.forecast import make_forecaster
+from gridshift.forecast.registry import DEFAULT_MODEL
+from gridshift.forecast.shared import forecaster_key, shared
 from gridshift.forecast.simple import Perfect
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
@@ -53,13 +55,21 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
 class Mpc(LpPolicy):
     name = "mpc"
 
-    def __init__(self, forecast: str = "perfect", horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
-                 block_h: int = 6, **params: Any) -> None:
+    def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
+                 block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
+                 **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
+        if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
+            raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
-                         **params)
-        self.forecaster = make_forecaster(forecast)
+                         forecast_params=forecast_params, risk_quantile=risk_quantile, **params)
+        self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
+        self.forecast_key = forecaster_key(forecast, forecast_params)
+        self.risk_quantile = risk_quantile
+        if risk_quantile is not None and not hasattr(self.forecaster, "predict_quantiles"):
+            raise PlanError(f"forecaster '{forecast}' gives no quantiles, so risk_quantile cannot be used",
+                            field="params.risk_quantile")
         self.horizon_h, self.epoch_h, self.fine_h, self.block_h = horizon_h, epoch_h, fine_h, block_h
         self._plan = None
 
@@ -75,8 +85,10 @@ class Mpc(LpPolicy):
     def _forecast(self, obs: Observation, name: str, H: int) -> np.ndarray:
         if isinstance(self.forecaster, Perfect):
             self.forecaster.actual = self._actual[name]
-        hist = obs.signals.history(name, obs.t)
-        return self.forecaster.predict(hist, H, t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph)
+            return self.forecaster.predict(obs.signals.history(name, obs.t), H,
+                                           t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph)
+        return shared(obs.signals, (self.forecast_key, name, H), obs.t, lambda: self.forecaster.predict(
+            obs.signals.history(name, obs.t), H, t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph))
 
     def _demand(self, obs: Observation, H: int) -> np.ndarray:
         svc = obs.world.services
@@ -86,8 +98,13 @@ class Mpc(LpPolicy):
         flat = svc.demand_rps.reshape(N * R, T)
         if isinstance(self.forecaster, Perfect):
             out = _extend(flat[:, obs.t:], H)
+        elif self.risk_quantile is not None:  # plan batch work around the demand services may reach
+            q = (self.risk_quantile,)
+            out = shared(svc, (self.forecast_key, "demand", H, q), obs.t, lambda: self.forecaster.predict_quantiles(
+                flat[:, : obs.t + 1], H, t_abs=obs.t, slots_per_h=self.sph, levels=q)[:, :, 0])
         else:
-            out = self.forecaster.predict(flat[:, : obs.t + 1], H, t_abs=obs.t, slots_per_h=self.sph)
+            out = shared(svc, (self.forecast_key, "demand", H), obs.t, lambda: self.forecaster.predict(
+                flat[:, : obs.t + 1], H, t_abs=obs.t, slots_per_h=self.sph))
         return out.reshape(N, R, H)
 
     def _pinned(self, obs: Observation, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,7 +181,7 @@ class Oracle(LpPolicy):
                  time_limit_s: float = 600.0, **params: Any) -> None:
         if block_h < 1 or max_columns < 1000:
             raise PlanError("block_h must be >= 1 and max_columns >= 1000", field="params")
-        super().__init__(block_h=block_h, bound=bound, max_columns=max_columns, time_limit_s=time_limit_s, **params)
+        super().__init__(forecast="perfect", block_h=block_h, bound=bound, max_columns=max_columns, time_limit_s=time_limit_s, **params)
         self.block_h = block_h
         self.bound = bound
         self.max_columns = max_columns
