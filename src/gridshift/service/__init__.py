@@ -1,0 +1,1 @@
+"""The live service: persistent state (``models``, ``db``, ``store``) shared by the API, reconciler and executors."""

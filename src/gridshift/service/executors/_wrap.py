@@ -1,0 +1,135 @@
+"""Run one job command and record how it ended.
+
+    python _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]
+
+The executor starts this wrapper as the leader of a new session and process group; the command runs in the
+same group. A catchable signal sent to the wrapper (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2) is relayed to
+every other process of the group and does not end the wrapper; SIGSTOP, SIGCONT and SIGKILL go to the group
+directly. When the command ends the wrapper writes PATH atomically as JSON: ``exit_code``
+(negative: killed by that signal), ``reason`` and ``ended_at`` (UTC). With ``--orphan-kill`` the job is
+stopped when the wrapper's parent dies (SIGTERM, SIGKILL 10 s later) and the command is killed when the
+wrapper itself is killed. Standard library only, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def write_exit(path: str, exit_code: int, reason: str) -> None:
+    data = {"exit_code": exit_code, "reason": reason, "ended_at": datetime.now(UTC).isoformat()}
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def describe(code: int) -> str:
+    if code == 0:
+        return "exit code 0"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exit code {code}"
+
+
+def _group_others(pgid: int) -> list[int]:
+    """Pids in process group ``pgid`` other than this one."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(rest[2]) == pgid and rest[0] not in "ZX":
+            pids.append(int(entry))
+    return pids
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv:
+        print("usage: _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]", file=sys.stderr)
+        return 2
+    sep = argv.index("--")
+    opts, cmd = argv[:sep], argv[sep + 1:]
+    if "--exit-file" not in opts or not cmd:
+        print("usage: _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]", file=sys.stderr)
+        return 2
+    exit_file = opts[opts.index("--exit-file") + 1]
+    orphan_kill = "--orphan-kill" in opts
+    parent = os.getppid()
+    child: subprocess.Popen | None = None
+
+    def on_signal(signum: int, frame: object) -> None:
+        for pid in _group_others(os.getpgrp()):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, on_signal)
+    preexec = None
+    if orphan_kill:  # the command also dies if the wrapper itself is killed (PR_SET_PDEATHSIG, Linux)
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def preexec() -> None:
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+    try:
+        child = subprocess.Popen(cmd, preexec_fn=preexec)
+    except FileNotFoundError:
+        write_exit(exit_file, 127, f"command not found: {cmd[0]}")
+        return 127
+    except PermissionError:
+        write_exit(exit_file, 126, f"command not executable: {cmd[0]}")
+        return 126
+    except OSError as e:
+        write_exit(exit_file, 126, f"could not start {cmd[0]}: {e.strerror or e}")
+        return 126
+
+    if orphan_kill:
+        def watch_parent() -> None:
+            while child.poll() is None:
+                if os.getppid() != parent:
+                    on_signal(signal.SIGTERM, None)
+                    os.killpg(os.getpgrp(), signal.SIGCONT)
+                    deadline = time.monotonic() + 10.0
+                    while child.poll() is None and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    for pid in _group_others(os.getpgrp()):
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    return
+                time.sleep(1.0)
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+
+    code = child.wait()
+    write_exit(exit_file, code, describe(code))
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
