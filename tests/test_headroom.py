@@ -386,3 +386,27 @@ def test_cli_refuses_foreign_output_dir(tmp_path):
     res = runner.invoke(app, ["headroom", "--out", str(out), "--regions", "NY"])
     assert "not written by gridshift" in _one_line_error(res)
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_tier_shares_from_a_scenario(tmp_path):
+    from pathlib import Path
+
+    from gridshift.assemble import assemble
+    from gridshift.scenario_io import load_scenario
+    from gridshift.studies.tiers import main_accelerator, tier_energy_shares
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "dr-a100-cut25.yaml"
+    w = assemble(load_scenario(path)).world
+    shares = tier_energy_shares(w)
+    assert shares.sum() == pytest.approx(1.0) and (shares > 0).all()  # the example mixes all four tiers
+    assert main_accelerator(w) == "A100"
+    r = CliRunner().invoke(app, ["headroom", "--regions", "TEX", "--curtailment", "0.5%", "--scenario", str(path),
+                                 "--json", "-o", str(tmp_path / "h")])
+    assert r.exit_code == 0, r.output
+    import json
+
+    doc = json.loads(r.output)
+    assert doc["tiers"]["shares"] == pytest.approx(list(shares), abs=1e-5)
+    bad = CliRunner().invoke(app, ["headroom", "--scenario", str(path), "--tier-shares", "1,0,0,0",
+                                   "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "not both" in bad.output

@@ -239,6 +239,8 @@ def register(app: typer.Typer) -> None:
                  "1, 2, 3 accept 10, 25, 50 % throughput loss; 3 may pause).")] = None,
         accelerator: Annotated[str | None, typer.Option(
             help="Accelerator whose power-cap curve tiers 1-2 may use (with --tier-shares).")] = None,
+        scenario: Annotated[Path | None, typer.Option(
+            help="Take the tier shares (and the accelerator) from a scenario's workload instead.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of tables.")] = False,
     ) -> None:
         """Curtailment-enabled grid headroom per US region: the largest constant new load that stays under
@@ -247,6 +249,16 @@ def register(app: typer.Typer) -> None:
         from gridshift.cli_common import err, fail, out
 
         try:
+            if scenario is not None:
+                if tier_shares is not None:
+                    raise ScenarioError("give --tier-shares or --scenario, not both", field="scenario")
+                from gridshift.assemble import assemble
+                from gridshift.scenario_io import load_scenario
+                from gridshift.studies.tiers import main_accelerator, tier_energy_shares
+
+                asm = assemble(load_scenario(scenario))
+                tier_shares = ",".join(f"{x:.6f}" for x in tier_energy_shares(asm.world))
+                accelerator = accelerator or main_accelerator(asm.world)
             doc, table, tiers, final = _run(out_dir, regions, years, curtailment, basis, max_event_h, tier_shares,
                                             accelerator, quiet=as_json)
         except GridShiftError as e:
