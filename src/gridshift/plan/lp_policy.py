@@ -237,6 +237,10 @@ class LpPolicy(Policy):
         placed = np.zeros(len(jt), bool)
         if st.jobs:
             placed[np.concatenate(st.jobs)] = True
+        # jobs whose latest start has come claim their accelerators before the plan is rounded
+        self._safety_net(obs, st, active[~placed[active]], tp_pool)
+        if st.jobs:
+            placed[np.concatenate(st.jobs)] = True
         in_class = np.full(len(jt), -1)
         in_class[classes.jobs] = classes.member
         eff_dl = np.full(len(jt), np.inf)
@@ -319,17 +323,21 @@ class LpPolicy(Policy):
                 got_acc += g
         self.planned_acc += planned
         self.placed_acc += min(got_acc, planned)
-        # safety net: jobs whose latest start has come run wherever they fit, cheapest pools first
-        waiting = active[~placed[active]]
-        if waiting.size:
-            # (one slot of margin: the plan may put a job in its last feasible slot)
-            urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
-            for j in priority_order(obs, urgent):  # each on the pool where it runs fastest
-                fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
-                first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
+        self._safety_net(obs, st, active[~placed[active]], tp_pool)
         idx, pool, gang = st.result()
         self._protect_deadlines(obs, st, idx, pool, gang)
         return Decision(idx, pool, gang, st.cap, reps)
+
+    def _safety_net(self, obs: Observation, st: PlacementState, waiting: np.ndarray, tp_pool: np.ndarray) -> None:
+        """Jobs whose latest start has come (one slot of margin: the plan may put a job in its last feasible
+        slot) run wherever they fit, each on the pool where it runs fastest."""
+        if not waiting.size:
+            return
+        jt, fl = obs.world.jobs, obs.world.fleet
+        urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
+        for j in priority_order(obs, urgent):
+            fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
+            first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
 
     def _future_headroom_mw(self, obs: Observation, p: int, run_slots: float, rigid_mw: np.ndarray) -> float:
         """Facility MW left at pool p's site, over the next ``run_slots`` slots, under the lowest power cap
