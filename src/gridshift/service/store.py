@@ -627,17 +627,18 @@ class Store:
 
     def mark_attempt_failed(self, job_id: str, error: str, backoff_s: float = 30.0, *,
                             max_backoff_s: float = 3600.0, expect_version: int | None = None,
-                            actor: str | None = None) -> bool:
+                            actor: str | None = None, retry: bool = True) -> bool:
         """Record that the job's current attempt failed. Returns True if the job will be retried: it goes
         back to queued with ``next_attempt_at`` = now + ``backoff_s`` × 2^(attempt − 1) (at most
-        ``max_backoff_s``); after ``max_attempts`` attempts it is failed, with the reason."""
+        ``max_backoff_s``); after ``max_attempts`` attempts, or at once with ``retry=False`` (an error no
+        retry can fix), it is failed, with the reason."""
         error = " ".join(str(error).split()) or "unknown error"
         with self._tx() as conn:
             job = self._locked(conn, job_id, expect_version)
             if job.terminal:
                 raise IllegalTransition(f"job '{job_id}' is already {job.status}")
             attempt = max(job.attempts, 1)  # a failure before the first start counts as one attempt
-            if attempt < job.max_attempts:
+            if retry and attempt < job.max_attempts:
                 delay_s = min(backoff_s * 2.0 ** (attempt - 1), max_backoff_s)
                 retry_at = utcnow() + timedelta(seconds=delay_s)
                 values = {**_transition_values("queued", None), "attempts": attempt, "next_attempt_at": retry_at,

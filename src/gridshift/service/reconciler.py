@@ -1,0 +1,436 @@
+"""The reconciler: keeps the executor's jobs where the policy wants them (see docs/reconciler.md).
+
+Each pass (:meth:`Reconciler.tick`) settles pending dispatch intents (after a restart: against the
+executor's ``recover()``), takes in what the executor reports (finished, failed, lost jobs), builds the
+simulator's world and slot-0 observation from the live state, asks the same :class:`~gridshift.plan.base.
+Policy` the simulator uses for a decision, and carries out the difference as executor actions, each one
+logged as an intent before the call and completed after it. Passes run on a clock and when
+:meth:`Reconciler.notify` is called (new job, signal update, grid event, executor report).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
+from gridshift.plan.registry import make_policy
+from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
+from gridshift.service.executors.base import Placement as ExecPlacement
+from gridshift.service.reconcile_core import (
+    SIGNAL_HOLD_S,
+    SIGNAL_NAMES,
+    WAITING,
+    Action,
+    LiveJob,
+    as_utc,
+    build_observation,
+    build_world,
+    checked_caps,
+    diff_actions,
+    explain,
+    floor_time,
+    placements,
+    site_power_mw,
+)
+from gridshift.service.store import (
+    ConflictError,
+    Dispatch,
+    JobRow,
+    NotFound,
+    Placement,
+    Principal,
+    Store,
+    utcnow,
+)
+
+log = logging.getLogger("gridshift.reconciler")
+
+SYSTEM = Principal.system()
+LIVE_STATUSES = ("queued", "planned", "running", "paused")
+EXEC_KNOWN = ("running", "paused", "succeeded", "failed")  # states that prove a start took effect
+LOOKBACK_S = 168 * 3600
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else as_utc(t).isoformat()
+
+
+class Reconciler:
+    """Plans with ``policy`` every ``interval_s`` seconds (or at once on :meth:`notify`) over slots of
+    ``slot_s`` seconds and a horizon of ``horizon_s``, and drives ``executor`` to match.
+
+    ``fleet_scenario`` gives the sites, pools, zones, objective and inference services (its batch
+    workloads are ignored: jobs come from ``store``). ``clock`` returns the current time (UTC).
+    A failed attempt is retried after ``backoff_s`` × 2^(attempt − 1) (at most ``max_backoff_s``); a job
+    fails after its own ``max_attempts`` or after ``max_attempts`` given here, whichever is fewer.
+    """
+
+    def __init__(self, store: Store, executor: Executor, fleet_scenario: Scenario, *,
+                 policy: str | PolicySpec = "asap", slot_s: int = 3600, interval_s: float = 10.0,
+                 horizon_s: float = 48 * 3600, clock: Callable[[], datetime] = utcnow,
+                 max_attempts: int | None = None, backoff_s: float = 30.0, max_backoff_s: float = 3600.0,
+                 signal_hold_s: float = SIGNAL_HOLD_S, plan_keep: int = 100) -> None:
+        if slot_s not in ALLOWED_SLOT_S:
+            raise ValueError(f"slot_s must be one of {ALLOWED_SLOT_S}")
+        if horizon_s < slot_s or interval_s <= 0 or backoff_s < 0:
+            raise ValueError("horizon_s must be >= slot_s, interval_s > 0 and backoff_s >= 0")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.store, self.executor, self.fleet = store, executor, fleet_scenario
+        self.policy_spec = PolicySpec(name=policy) if isinstance(policy, str) else policy
+        make_policy(self.policy_spec, 0, objective=fleet_scenario.objective)  # bad names and params fail here
+        self.slot_s, self.interval_s, self.horizon_s = int(slot_s), float(interval_s), float(horizon_s)
+        self.n_slots = int(math.ceil(horizon_s / slot_s))
+        self.clock = clock
+        self.max_attempts, self.backoff_s, self.max_backoff_s = max_attempts, float(backoff_s), float(max_backoff_s)
+        self.signal_hold_s, self.plan_keep = float(signal_hold_s), plan_keep
+        self._recovered = False
+        self._tick_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._wake, self._halt = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._plan_saved_nonempty = False
+        self._last_power: tuple[datetime, np.ndarray, np.ndarray] | None = None  # (at, facility MW, g/kWh)
+        self._st: dict[str, Any] = {"ticks": 0, "errors": 0, "last_tick_at": None, "last_tick_s": None,
+                                    "plan_time_s": None, "slot_start": None, "site_power_mw": {},
+                                    "site_it_power_mw": {}, "energy_mwh": 0.0, "carbon_t": 0.0, "queue": {},
+                                    "pending_dispatches": 0, "last_actions": {}, "last_error": None,
+                                    "last_error_at": None, "last_trigger": None, "last_trigger_at": None}
+
+    # ---------------------------------------------------------------------------------------- loop
+
+    def notify(self, reason: str) -> None:
+        """Ask for a pass now (a new job, a signal update, a grid event, an executor report)."""
+        with self._state_lock:
+            self._st["last_trigger"], self._st["last_trigger_at"] = str(reason), _iso(utcnow())
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run passes in a daemon thread until :meth:`stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._halt.clear()
+        self._thread = threading.Thread(target=self._run, name="gridshift-reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float | None = 30.0) -> None:
+        """Stop the loop after the pass in progress and wait for it."""
+        self._halt.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._halt.is_set():
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # noted in status(); the next pass tries again
+                log.exception("reconciler pass failed")
+            if self._halt.is_set():
+                break
+            self._wake.wait(self.interval_s)
+
+    def status(self) -> dict[str, Any]:
+        """Loop state and metrics: last pass time and duration, policy time, estimated power per site (MW),
+        energy (MWh) and carbon (t) since start, jobs per status, last error."""
+        with self._state_lock:
+            out = dict(self._st)
+        out.update(running=self._thread is not None and self._thread.is_alive(), policy=self.policy_spec.key,
+                   interval_s=self.interval_s, slot_s=self.slot_s, horizon_s=self.horizon_s)
+        return out
+
+    def _note_error(self, message: str) -> None:
+        log.warning("%s", message)
+        with self._state_lock:
+            self._st["last_error"], self._st["last_error_at"] = message, _iso(utcnow())
+            self._st["errors"] += 1
+
+    # ---------------------------------------------------------------------------------------- pass
+
+    def tick(self) -> dict[str, Any]:
+        """One pass: settle intents, take in reports, plan, dispatch, save the plan. Returns its summary."""
+        with self._tick_lock:
+            t_wall = time.perf_counter()
+            now = as_utc(self.clock())
+            try:
+                recovered = None
+                if not self._recovered:
+                    recovered = {st.job_id: st for st in self.executor.recover()}
+                self._settle(recovered)
+                self._recovered = True
+                reports = {st.job_id: st for st in self.executor.report()}
+                self._ingest(reports)
+                summary = self._plan(now, reports)
+                queue = self.store.queue_stats()
+                pending = len(self.store.pending_dispatches())
+            except Exception as e:
+                self._note_error(f"reconciler pass: {type(e).__name__}: {e}")
+                raise
+            with self._state_lock:
+                self._st.update(ticks=self._st["ticks"] + 1, last_tick_at=_iso(now),
+                                last_tick_s=time.perf_counter() - t_wall, queue=queue, pending_dispatches=pending,
+                                last_actions=summary.get("actions", {}))
+            return summary
+
+    # ------------------------------------------------------------------------- intents and executor
+
+    def _settle(self, recovered: dict[str, ExecStatus] | None) -> None:
+        """Carry out every pending intent: left by a crash, by a failed pass, or a stop the API logged."""
+        for d in self.store.pending_dispatches():
+            try:
+                job = self.store.get_job(SYSTEM, d.job_id)
+            except NotFound:
+                self.store.complete_dispatch(d.id, error="the job no longer exists")
+                continue
+            if d.action == "start":
+                st = (recovered or {}).get(d.job_id) or self.executor.status(d.job_id)
+                if st.attempt == d.attempt and st.state in EXEC_KNOWN:
+                    self.store.complete_dispatch(d.id, executor_ref=st.ref)  # it took effect: not re-issued
+                    continue
+                if job.terminal:
+                    self.store.complete_dispatch(d.id, error=f"the job was {job.status} before it started")
+                    continue
+                if job.attempts != d.attempt:
+                    self.store.complete_dispatch(d.id, error=f"superseded by attempt {job.attempts}")
+                    continue
+            self._execute(d, job)
+
+    def _call(self, d: Dispatch, job: JobRow) -> str | None:
+        ex = self.executor
+        if d.action == "start":
+            try:
+                command = shlex.split(job.command) if job.command else None
+            except ValueError as e:
+                raise ExecutorError(f"cannot parse the command: {e}", job_id=job.id, retryable=False) from None
+            launch = JobLaunch(job.id, command, env={}, placement=_exec_placement(job.placement),
+                               work_acc_h=float(job.spec.get("work_acc_h", 1.0)), attempt=d.attempt)
+            return ex.start(launch)
+        if d.action == "pause":
+            return ex.pause(job.id).ref
+        if d.action == "resume":
+            return ex.resume(job.id, _exec_placement(job.placement)).ref
+        if d.action == "stop":
+            st = ex.status(job.id)
+            return st.ref if st.state == "unknown" or st.finished else ex.stop(job.id).ref
+        if d.action == "set_power_cap":
+            return ex.set_power_cap(job.id, float((d.args or {})["power_cap_frac"])).ref
+        raise ExecutorError(f"unknown action '{d.action}'", job_id=job.id, retryable=False)
+
+    def _execute(self, d: Dispatch, job: JobRow) -> bool:
+        """Call the executor for intent ``d`` and record the outcome; True if it succeeded."""
+        try:
+            ref = self._call(d, job)
+        except Exception as e:  # an executor may fail in ways it did not foresee: treat as retryable
+            err = e if isinstance(e, ExecutorError) else ExecutorError(f"{type(e).__name__}: {e}", job_id=job.id)
+            self._on_error(d, job, err)
+            return False
+        self.store.complete_dispatch(d.id, executor_ref=ref)
+        return True
+
+    def _on_error(self, d: Dispatch, job: JobRow, err: ExecutorError) -> None:
+        msg = err.message
+        self._note_error(f"{d.action} of job {job.id} failed: {msg}")
+        if d.action == "stop" and err.retryable:
+            return  # stays pending: the next pass tries again
+        self.store.complete_dispatch(d.id, error=msg)
+        job = self.store.get_job(SYSTEM, job.id)
+        if job.terminal:
+            return
+        try:
+            if d.action == "start":
+                self._fail_attempt(job, msg, retry=err.retryable)
+            elif d.action == "pause" and job.status == "paused":
+                self.store.transition(job.id, "running", f"pause failed: {msg}", expect_version=job.version)
+            elif d.action == "resume" and job.status == "running":
+                if err.retryable:
+                    self.store.transition(job.id, "paused", f"resume failed: {msg}", expect_version=job.version)
+                else:
+                    try:
+                        self.executor.stop(job.id)
+                    except ExecutorError:
+                        pass
+                    self._fail_attempt(job, f"resume failed: {msg}", retry=True)
+        except ConflictError as e:  # the job changed meanwhile; the next pass sees it
+            log.info("job %s changed while handling an error: %s", job.id, e)
+
+    def _fail_attempt(self, job: JobRow, error: str, *, retry: bool = True) -> None:
+        if self.max_attempts is not None and max(job.attempts, 1) >= self.max_attempts:
+            retry = False
+        try:
+            again = self.store.mark_attempt_failed(job.id, error, self.backoff_s, max_backoff_s=self.max_backoff_s,
+                                                   expect_version=job.version, retry=retry)
+        except ConflictError as e:
+            log.info("job %s changed before its failure was recorded: %s", job.id, e)
+            return
+        log.info("job %s attempt %d failed (%s); %s", job.id, job.attempts, error,
+                 "retry after backoff" if again else "job failed")
+
+    # ------------------------------------------------------------------------------------- reports
+
+    def _jobs(self, statuses: Iterable[str]) -> list[JobRow]:
+        out, cursor = [], None
+        while True:
+            page, cursor = self.store.list_jobs(SYSTEM, status=list(statuses), limit=1000, cursor=cursor)
+            out.extend(page)
+            if cursor is None:
+                return out
+
+    def _ingest(self, reports: dict[str, ExecStatus]) -> None:
+        """Finished attempts: succeeded, or failed / lost (retried with backoff, failed after N)."""
+        for job in self._jobs(("running", "paused")):
+            st = reports.get(job.id)
+            try:
+                if st is None or st.state == "unknown":
+                    if job.status == "running":
+                        self._fail_attempt(job, "lost: the executor has no record of this job")
+                elif st.attempt is not None and st.attempt != job.attempts:
+                    self._fail_attempt(job, f"lost: the executor knows attempt {st.attempt}, not {job.attempts}")
+                elif st.state == "succeeded":
+                    if job.status == "paused":
+                        job = self.store.transition(job.id, "running", "finished while being paused",
+                                                    expect_version=job.version)
+                    self.store.transition(job.id, "succeeded", "finished (exit code 0)", expect_version=job.version)
+                elif st.state == "failed":
+                    self._fail_attempt(job, st.reason or f"exit code {st.exit_code}")
+                elif st.state == "lost":
+                    self._fail_attempt(job, f"lost: {st.reason or 'the process is gone'}")
+            except ConflictError as e:
+                log.info("job %s changed while its report was taken in: %s", job.id, e)
+
+    # ---------------------------------------------------------------------------------------- plan
+
+    def _stored_signals(self, t0: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        start = t0 - timedelta(seconds=LOOKBACK_S + self.signal_hold_s)
+        end = t0 + timedelta(seconds=self.n_slots * self.slot_s)
+        out = {}
+        for z in self.fleet.zones:
+            for name in SIGNAL_NAMES:
+                pts = self.store.signals_between(z.id, name, start, end)
+                if pts:
+                    out[(z.id, name)] = [(p.at, p.value) for p in pts]
+        return out
+
+    def live_jobs(self, now: datetime, reports: dict[str, ExecStatus]
+                  ) -> tuple[list[LiveJob], list[JobRow], dict[str, JobRow]]:
+        """(jobs to plan, in submission order; queued jobs waiting for a retry; rows by job id)."""
+        rows = sorted(self._jobs(LIVE_STATUSES), key=lambda r: (as_utc(r.submitted_at), r.id))
+        live, later = [], []
+        for r in rows:
+            if r.status in WAITING and r.next_attempt_at is not None and as_utc(r.next_attempt_at) > now:
+                later.append(r)
+                continue
+            job = r.to_job()
+            job = job.model_copy(update={"arrival": min(as_utc(job.arrival), now)})
+            st = reports.get(r.id)
+            progress = st.progress_frac if st is not None and st.attempt == r.attempts else None
+            pl = r.placement
+            live.append(LiveJob(job, r.status, pl.site if pl else None, pl.accelerator if pl else None,
+                                pl.gang if pl else None, pl.power_cap_frac if pl else None, progress, True))
+        return live, later, {r.id: r for r in rows}
+
+    def _plan(self, now: datetime, reports: dict[str, ExecStatus]) -> dict[str, Any]:
+        t0 = floor_time(now, self.slot_s)
+        live, later, rows = self.live_jobs(now, reports)
+        events = [_known_by(g.event, now) for g in self.store.grid_events(end_after=t0)]
+        world, signals, _ = build_world(self.fleet, [lj.job for lj in live], t0, self.slot_s, self.n_slots,
+                                        events, self._stored_signals(t0))
+        obs = build_observation(world, signals, live)
+        actions: list[Action] = []
+        plan_time_s = 0.0
+        items: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        if obs.active.size:
+            policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
+            t = time.perf_counter()
+            policy.reset(world, signals)
+            d = policy.decide(obs)
+            plan_time_s = time.perf_counter() - t
+            cap = checked_caps(world, obs, d, policy.name)
+            placed = placements(world, d, cap)
+            actions = diff_actions(world, live, placed)
+            items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key)
+            warnings = list(getattr(policy, "plan_warnings", lambda: [])())
+        done = Counter()
+        for a in actions:
+            if self._dispatch(a, rows):
+                done[a.kind] += 1
+        items += [{"job_id": r.id, "why": {"policy": self.policy_spec.key, "action": "wait", "bound": "retry_backoff",
+                                           "retry_at": _iso(r.next_attempt_at), "last_error": r.failure_reason}}
+                  for r in later]
+        running = [(r.placement.site, r.placement.accelerator, r.placement.gang, r.placement.power_cap_frac)
+                   for r in self._jobs(("running",)) if r.placement is not None]
+        it_mw, fac_mw = site_power_mw(world, running)
+        self._account(now, world, signals, fac_mw)
+        names = world.fleet.site_names
+        summary = {"now": _iso(now), "slot_start": _iso(t0), "active_jobs": int(obs.active.size),
+                   "placed": sum(1 for it in items if it.get("site")), "waiting_for_retry": len(later),
+                   "actions": dict(done), "plan_time_s": round(plan_time_s, 6),
+                   "site_power_mw": {n: round(float(v), 6) for n, v in zip(names, fac_mw)}}
+        if warnings:
+            summary["warnings"] = warnings
+        if items or self._plan_saved_nonempty:
+            self.store.save_plan(self.policy_spec.key, items, summary, horizon_s=self.horizon_s, keep=self.plan_keep)
+            self._plan_saved_nonempty = bool(items)
+        with self._state_lock:
+            self._st.update(plan_time_s=plan_time_s, slot_start=_iso(t0),
+                            site_power_mw={n: float(v) for n, v in zip(names, fac_mw)},
+                            site_it_power_mw={n: float(v) for n, v in zip(names, it_mw)})
+        return summary
+
+    def _dispatch(self, a: Action, rows: dict[str, JobRow | None]) -> bool:
+        """Log the intent, call the executor, record the outcome. False if the job changed meanwhile or the
+        executor failed (handled: retry, failure or revert)."""
+        job = rows.get(a.job_id)
+        if job is None:
+            return False
+        placement = Placement(a.site, a.accelerator, a.gang, a.power_cap_frac) if a.site else None
+        args = {"power_cap_frac": a.power_cap_frac} if a.kind == "set_power_cap" else None
+        where = f" on {a.site}/{a.accelerator} x{a.gang} at cap {a.power_cap_frac:.2f}" if a.site else ""
+        try:
+            job, d = self.store.record_dispatch_intent(job.id, a.kind, expect_version=job.version,
+                                                       placement=placement, args=args,
+                                                       reason=f"{self.policy_spec.key}: {a.kind}{where}")
+        except ConflictError as e:  # changed since it was read (cancelled, …): the next pass re-plans
+            log.info("skipped %s of job %s: %s", a.kind, a.job_id, e)
+            rows[a.job_id] = None
+            self._wake.set()
+            return False
+        ok = self._execute(d, job)
+        rows[a.job_id] = job if ok else None
+        return ok
+
+    def _account(self, now: datetime, world, signals, fac_mw: np.ndarray) -> None:
+        """Energy and carbon since start: the previous pass's facility power held until now."""
+        ci = signals.at("carbon_g_per_kwh", 0)[world.fleet.site_zone]
+        with self._state_lock:
+            if self._last_power is not None:
+                at, mw, g = self._last_power
+                dt_h = max((now - at).total_seconds(), 0.0) / 3600.0
+                if mw.shape == fac_mw.shape:
+                    self._st["energy_mwh"] += float(mw.sum() * dt_h)
+                    self._st["carbon_t"] += float((mw * dt_h * g).sum() / 1000.0)
+            self._last_power = (now, fac_mw.copy(), ci.copy())
+
+
+def _known_by(e, now: datetime):
+    """The event as issued no later than ``now``: once it is in the store, the planners may use it."""
+    early_s = (as_utc(e.start) - now).total_seconds()
+    return e.model_copy(update={"notice_s": early_s}) if early_s > e.notice_s else e
+
+
+def _exec_placement(p: Placement | None) -> ExecPlacement:
+    if p is None:
+        raise ExecutorError("the job has no placement", retryable=False)
+    return ExecPlacement(p.site, p.accelerator, int(p.gang), 1.0 if p.power_cap_frac is None else p.power_cap_frac)
