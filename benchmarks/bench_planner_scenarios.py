@@ -224,7 +224,7 @@ def table(results: dict) -> str:
                          f" | {m['wall_s']:.1f} |")
     nightly = {n: r for n, r in results.items() if n.startswith("nightly-")}
     if nightly:
-        pols = ("asap", "threshold", "mpc-perfect", "mpc-seasonal", "oracle")
+        pols = ("asap", "threshold", "mpc-perfect", "mpc-seasonal", "mpc-blend", "oracle")
         lines += ["", "Nightly jobs: saving of the jobs' own carbon (batch_carbon_t) vs running each job at its "
                   "nominal 01:00 start (the baseline of Wiesner et al.) / vs asap (start of the window)", "",
                   "| scenario | " + " | ".join(pols) + " | Wiesner et al. 2021 (2020 data, vs nominal) |",
