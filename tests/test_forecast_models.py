@@ -175,3 +175,23 @@ def test_lead_error_model_fit_recovers_a_known_error_profile():
     np.testing.assert_allclose(em.bias_rel[1:], (2 + h[1:] * z.mean()) / 100, rtol=1e-9)
     assert em.rho > 0.99
     assert LeadErrorModel.from_dict(em.to_dict()) == em
+
+
+def test_forecasts_are_shared_between_consumers():
+    """Two planners with the same forecaster get the very same forecast array for a slot (computed once)."""
+    from gridshift.forecast.shared import shared
+
+    class Owner:
+        pass
+
+    owner, calls = Owner(), []
+
+    def compute():
+        calls.append(1)
+        return np.arange(3.0)
+
+    a = shared(owner, ("blend{}", "carbon_g_per_kwh", 48), 7, compute)
+    b = shared(owner, ("blend{}", "carbon_g_per_kwh", 48), 7, compute)
+    c = shared(owner, ("blend{}", "carbon_g_per_kwh", 48), 8, compute)
+    assert a is b and len(calls) == 2 and c is not a
+    assert not a.flags.writeable
