@@ -1,0 +1,294 @@
+"""Benchmark: sustained job submissions to ``gridshift serve`` over loopback, on SQLite and on PostgreSQL.
+
+For each backend a fresh database is migrated (PostgreSQL: a throwaway server started with the system's
+binaries, as the tests do), ``python -m gridshift.cli_serve serve`` runs as a subprocess on a free port
+(one uvicorn worker, access log off, rate limit raised above the offered load), and asynchronous httpx
+clients keep ``--connections`` requests in flight: ``POST /api/v1/jobs`` with a fresh ``Idempotency-Key``,
+spread over several tenant tokens, for ``--seconds`` after a short warm-up. Reported: submissions per
+second, latency p50/p90/p99/max, and errors.
+
+Target (2-core machine, PostgreSQL): >= 500 submissions/s with p99 <= 100 ms. The machine may be shared
+with other work; the load average before and after each run is recorded with the figures.
+
+    python benchmarks/bench_api.py [--seconds 60] [--connections 4] [--clients 2] [--backends sqlite postgresql]
+                                   [--json benchmarks/results/api_load.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+JOB = {"kind": "batch-inference", "work_acc_h": 2.0, "gang_min": 1, "gang_max": 8, "tier": 2,
+       "command": "python infer.py --shard 3"}
+N_TENANTS = 4
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway PostgreSQL server (tests/pgserver.py), or None without the binaries."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        bindir = pgserver.find_bindir()
+        if bindir is None:
+            raise RuntimeError("no PostgreSQL binaries (apt-get install postgresql)")
+        user = pgserver._server_user()
+        self.root = Path(tempfile.mkdtemp(prefix="gridshift-bench-pg-"))
+        if user is not None:
+            import pwd
+
+            pw = pwd.getpwnam(user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self.server = pgserver.PgServer(bindir, self.root, free_port(), user)
+        self.server.init()
+        self.server.start()
+
+    def url(self) -> str:
+        return self.server.create_database()
+
+    def pid(self) -> int:
+        return int((self.server.data / "postmaster.pid").read_text().split()[0])
+
+    def close(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def prepare(url: str) -> list[str]:
+    """Migrate ``url`` and make one token per tenant; returns the secrets."""
+    from gridshift.service.db import upgrade
+    from gridshift.service.store import Store
+
+    upgrade(url)
+    with Store(url) as store:
+        return [store.create_token(f"bench {i}", "tenant", f"tenant-{i}")[1] for i in range(N_TENANTS)]
+
+
+def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gridshift.cli_serve", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--db", url, "--rate-per-s", "1000000", "--burst", "1000000", "--no-access-log",
+           "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=log.parent)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become healthy within 60 s")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root_pid: int) -> float:
+    """CPU time of a process and its children (PostgreSQL's postmaster and backends), s."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == root_pid or int(fields[1]) == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _load(base: str, secrets: list[str], connections: int, warmup_s: float, seconds: float,
+                client_no: int) -> dict:
+    """Keep ``connections`` submissions in flight; latencies (s) of those that started after the warm-up."""
+    import httpx
+
+    t_start = time.perf_counter()
+    t_measure, t_end = t_start + warmup_s, t_start + warmup_s + seconds
+    lat: list[float] = []
+    codes: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    body = json.dumps(JOB).encode()
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+        async def worker(w: int) -> None:
+            headers = {"Authorization": f"Bearer {secrets[(client_no * connections + w) % len(secrets)]}",
+                       "Content-Type": "application/json"}
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= t_end:
+                    return
+                try:
+                    r = await client.post("/api/v1/jobs", content=body,
+                                          headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+                    code = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    code = type(exc).__name__
+                t1 = time.perf_counter()
+                if t0 >= t_measure:
+                    codes[code] = codes.get(code, 0) + 1
+                    if code == "201":
+                        lat.append(t1 - t0)
+
+        await asyncio.gather(*(worker(w) for w in range(connections)))
+    return {"latency_s": lat, "codes": codes}
+
+
+def _client_process(args: tuple) -> dict:
+    import resource
+
+    try:
+        import uvloop
+
+        out = uvloop.run(_load(*args))
+    except ImportError:
+        out = asyncio.run(_load(*args))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = ru.ru_utime + ru.ru_stime
+    return out
+
+
+def run_backend(name: str, url: str, a: argparse.Namespace, workdir: Path, db_pid: int | None = None) -> dict:
+    secrets = prepare(url)
+    port = free_port()
+    proc = start_server(url, port, workdir / f"server-{name}.log")
+    load_before = os.getloadavg()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        jobs = [(base, secrets, a.connections, a.warmup, a.seconds, i) for i in range(a.clients)]
+        with mp.get_context("spawn").Pool(a.clients) as pool:
+            pending = pool.map_async(_client_process, jobs)
+            time.sleep(a.warmup)
+            cpu0, db0, t0 = cpu_s(proc.pid), tree_cpu_s(db_pid) if db_pid else 0.0, time.perf_counter()
+            time.sleep(a.seconds)
+            cpu1, db1, t1 = cpu_s(proc.pid), tree_cpu_s(db_pid) if db_pid else 0.0, time.perf_counter()
+            parts = pending.get()
+    finally:
+        load_after = os.getloadavg()
+        stop_server(proc)
+    lat = np.concatenate([np.asarray(p["latency_s"], dtype=float) for p in parts]) * 1000.0
+    codes: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["codes"].items():
+            codes[k] = codes.get(k, 0) + v
+    ok = int(lat.size)
+    pct = np.percentile(lat, [50, 90, 99]) if ok else np.full(3, np.nan)
+    out = {
+        "backend": name,
+        "submissions": ok,
+        "submissions_per_s": round(ok / a.seconds, 1),
+        "latency_ms": {"p50": round(float(pct[0]), 2), "p90": round(float(pct[1]), 2),
+                       "p99": round(float(pct[2]), 2), "max": round(float(lat.max()), 2) if ok else None},
+        "responses": codes,
+        "errors": sum(v for k, v in codes.items() if k != "201"),
+        "server_cpu_ms_per_submission": round((cpu1 - cpu0) * 1000.0 / max(ok, 1), 3),
+        "server_cpu_share": round((cpu1 - cpu0) / (t1 - t0), 2),
+        "client_cpu_ms_per_submission": round(sum(p["cpu_s"] for p in parts) * 1000.0 / max(ok, 1), 3),
+        "postgres_cpu_ms_per_submission": round((db1 - db0) * 1000.0 / max(ok, 1), 3) if db_pid else None,
+        "load_avg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+    }
+    total = out["server_cpu_ms_per_submission"] + out["client_cpu_ms_per_submission"] + (
+        out["postgres_cpu_ms_per_submission"] or 0.0)
+    out["cpu_ms_per_submission_total"] = round(total, 3)
+    # what the measured CPU cost per submission would allow if every core did only this work (an estimate)
+    out["estimate_submissions_per_s_if_cores_idle"] = round((os.cpu_count() or 1) * 1000.0 / total, 0) if total else None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=4, help="requests in flight per client process")
+    ap.add_argument("--clients", type=int, default=2, help="client processes")
+    ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "api_load.json")
+    a = ap.parse_args()
+
+    results = []
+    workdir = Path(tempfile.mkdtemp(prefix="gridshift-bench-api-"))
+    try:
+        for backend in a.backends:
+            if backend == "sqlite":
+                r = run_backend("sqlite", f"sqlite:///{workdir / 'bench.db'}", a, workdir)
+            else:
+                pg = Postgres()
+                try:
+                    r = run_backend("postgresql", pg.url(), a, workdir, db_pid=pg.pid())
+                finally:
+                    pg.close()
+            results.append(r)
+            lm = r["latency_ms"]
+            print(f"{r['backend']:<11} {r['submissions_per_s']:>7.1f} submissions/s  p50 {lm['p50']:.1f} ms  "
+                  f"p99 {lm['p99']:.1f} ms  max {lm['max']} ms  errors {r['errors']}  "
+                  f"server {r['server_cpu_ms_per_submission']:.2f} ms CPU/submission ({r['server_cpu_share']:.2f} cores), "
+                  f"clients {r['client_cpu_ms_per_submission']:.2f}, postgres {r['postgres_cpu_ms_per_submission']}  "
+                  f"load {r['load_avg_1m_before_after']}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    pg = next((r for r in results if r["backend"] == "postgresql"), None)
+    doc = {
+        "benchmark": "api_load",
+        "what": "POST /api/v1/jobs with a fresh Idempotency-Key, sustained, loopback, one uvicorn worker",
+        "seconds": a.seconds, "warmup_s": a.warmup, "connections_per_client": a.connections, "clients": a.clients,
+        "target": {"backend": "postgresql", "submissions_per_s": 500, "p99_ms": 100},
+        "target_met": None if pg is None else bool(pg["submissions_per_s"] >= 500 and pg["latency_ms"]["p99"] <= 100),
+        "results": results,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "shared": "the machine runs other work at the same time; see load_avg_1m_before_after"},
+        "code": git_state(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()
