@@ -1178,65 +1178,12 @@ def _root_routes(app: FastAPI) -> None:
         return HTMLResponse(DASHBOARD_HTML)
 
 
-DASHBOARD_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>GridShift</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1d2b36;max-width:80rem}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
-table{border-collapse:collapse;margin:.4rem 0}td,th{border-bottom:1px solid #dde;padding:.25rem .6rem;text-align:left}
-th{background:#f3f5f8}.err{color:#b00020}.muted{color:#778}code{background:#f3f5f8;padding:0 .2rem}
-input{width:28rem;font:inherit}
-</style></head><body>
-<h1>GridShift</h1>
-<p><label>Token <input id="tok" type="password" placeholder="gs_..." autocomplete="off"></label>
-<button id="go">Show</button> <span id="msg" class="muted"></span></p>
-<div id="out"></div>
-<script>
-const $ = (id) => document.getElementById(id);
-$("tok").value = sessionStorage.getItem("gridshift-token") || "";
-function esc(v){return String(v ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));}
-function table(rows, cols){
-  if(!rows.length) return '<p class="muted">none</p>';
-  return "<table><tr>"+cols.map(c=>"<th>"+esc(c[0])+"</th>").join("")+"</tr>"+
-    rows.map(r=>"<tr>"+cols.map(c=>"<td>"+esc(c[1](r))+"</td>").join("")+"</tr>").join("")+"</table>";
-}
-async function get(path){
-  const r = await fetch("/api/v1"+path, {headers:{Authorization:"Bearer "+$("tok").value.trim()}});
-  const body = await r.json().catch(()=>({detail:r.statusText}));
-  if(!r.ok) throw new Error(r.status+": "+(body.detail||r.statusText));
-  return body;
-}
-async function section(title, path, render){
-  try { return "<h2>"+esc(title)+"</h2>"+render(await get(path)); }
-  catch(e){ return "<h2>"+esc(title)+'</h2><p class="err">'+esc(e.message)+"</p>"; }
-}
-async function show(){
-  sessionStorage.setItem("gridshift-token", $("tok").value.trim());
-  $("msg").textContent = "loading…";
-  const parts = await Promise.all([
-    section("Health", "/health", h => "<p>database: "+esc(h.database.backend)+", "+
-      (h.database.reachable ? "reachable" : "unreachable")+", revision "+esc(h.database.revision)+"</p>"),
-    section("Sites and accelerator pools", "/sites", s => table(s, [["site", x=>x.name], ["zone", x=>x.zone],
-      ["PUE", x=>x.pue], ["power cap MW", x=>x.power_cap_mw],
-      ["pools", x=>x.pools.map(p=>p.count+" × "+p.accelerator).join(", ")]])),
-    section("Power", "/power", p => table(Object.entries(p.site_power_mw), [["site", x=>x[0]],
-      ["power MW", x=>x[1].toFixed(3)]]) + '<p class="muted">source: '+esc(p.source)+"</p>"),
-    section("Jobs", "/jobs?limit=200", p => table(p.items, [["id", x=>x.id], ["tenant", x=>x.tenant],
-      ["status", x=>x.status], ["kind", x=>x.spec.kind], ["work acc-h", x=>x.spec.work_acc_h],
-      ["site", x=>x.placement ? x.placement.site : ""], ["submitted (UTC)", x=>x.submitted_at]])),
-    section("Plan", "/plan", p => '<p class="muted">plan '+p.id+" by "+esc(p.policy)+" at "+esc(p.created_at)+
-      "</p>"+table(p.items, [["job", x=>x.job_id], ["site", x=>x.site], ["accelerator", x=>x.accelerator],
-      ["gang", x=>x.gang], ["start (UTC)", x=>x.start_at], ["why", x=>JSON.stringify(x.why||{})]])),
-    section("Inference services", "/services", s => table(s, [["name", x=>x.name], ["tenant", x=>x.tenant],
-      ["replicas", x=>JSON.stringify(x.replica_targets)]])),
-    section("Grid events", "/events", e => table(e, [["id", x=>x.id], ["kind", x=>x.event.kind],
-      ["start (UTC)", x=>x.event.start], ["end (UTC)", x=>x.event.end], ["status", x=>x.status]])),
-  ]);
-  $("out").innerHTML = parts.join("");
-  $("msg").textContent = "updated " + new Date().toISOString();
-}
-$("go").onclick = show;
-if($("tok").value) show();
-</script></body></html>
-"""
+def _dashboard_html() -> str:
+    """The live dashboard: one self-contained page (plain JS and inline SVG; no external requests) that polls
+    ``/api/v1`` with the token the user enters."""
+    from importlib import resources
+
+    return resources.files("gridshift.service").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+DASHBOARD_HTML = _dashboard_html()

@@ -1,0 +1,149 @@
+"""The live dashboard end to end: a real ``gridshift serve`` with a reconciler on the local executor, driven by
+headless Chromium through playwright. The page takes a token, a job submitted through its form shows up as
+planned or running on a site, in the job list and on the Gantt chart.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``, or ``GRIDSHIFT_CHROMIUM``) and the ``playwright`` Python
+package; playwright's own browser download is not used. Missing either is a failure, not a skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gridshift.service.db import upgrade
+from gridshift.service.store import Store
+
+CHROMIUM = os.environ.get("GRIDSHIFT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+API = "/api/v1"
+FLEET_YAML = """\
+name: dashboard-test
+time_range: {start: 2023-06-05T00:00:00Z, end: 2023-06-06T00:00:00Z}
+slot_duration_s: 3600
+zones:
+  - {id: ZA, carbon_g_per_kwh: 300, price_usd_per_mwh: 80}
+  - {id: ZB, carbon_g_per_kwh: 120, price_usd_per_mwh: 95}
+sites:
+  - name: alpha
+    zone: ZA
+    pue: 1.2
+    power_cap_mw: 0.05
+    pools: [{accelerator: H100, count: 16}]
+  - name: beta
+    zone: ZB
+    pue: 1.3
+    power_cap_mw: 0.05
+    pools: [{accelerator: A100, count: 16}]
+workloads:
+  jobs: [{job_id: unused, kind: fine-tuning, arrival: 2023-06-05T00:00:00Z, work_acc_h: 1.0}]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def service(tmp_path):
+    """``gridshift serve`` on a free port: (base URL, operator token)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(url)
+    with Store(url) as store:
+        secret = store.create_token("dashboard test", "operator")[1]
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(FLEET_YAML)
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli_serve", "serve", "--db", url, "--fleet", str(fleet),
+                             "--executor", "local", "--port", str(port), "--no-access-log"],
+                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {secret}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}{API}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "gridshift serve did not come up:\n" + (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        yield base, secret
+    finally:
+        try:  # stop what the test started, so no simulated job outlives the service
+            jobs = httpx.get(f"{base}{API}/jobs?status=queued&status=planned&status=running&status=paused",
+                             headers=auth, timeout=5).json()["items"]
+            for j in jobs:
+                httpx.post(f"{base}{API}/jobs/{j['id']}/cancel", headers=auth, json={}, timeout=5)
+            end = time.monotonic() + 20
+            while jobs and time.monotonic() < end:
+                jobs = httpx.get(f"{base}{API}/jobs?status=running&status=paused", headers=auth,
+                                 timeout=5).json()["items"]
+                time.sleep(0.3)
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's 'chromium' package "
+                    "(or set GRIDSHIFT_CHROMIUM to a Chromium binary)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the 'playwright' Python package is missing: pip install playwright (no browser download needed)")
+    base, secret = service
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            external: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
+            page.goto(base + "/")
+            page.fill("#token", secret)
+            page.click("#save-token")
+            page.wait_for_function("document.getElementById('conn').textContent.startsWith('updated')",
+                                   timeout=60_000)
+            assert "alpha" in page.inner_text("#power") and "beta" in page.inner_text("#power")
+
+            page.select_option("#f-kind", "fine-tuning")
+            page.fill("#f-work", "400")  # a simulated run of minutes: still running when the page looks
+            page.fill("#f-gang", "2")
+            page.click("#f-submit")
+            page.wait_for_selector(".submitted-job[data-job]", timeout=30_000)
+            job_id = page.get_attribute(".submitted-job", "data-job")
+            placed = (f".submitted-job[data-job='{job_id}'][data-status='running'],"
+                      f".submitted-job[data-job='{job_id}'][data-status='planned']")
+            page.wait_for_function(
+                "sel => { const e = document.querySelector(sel); return e && / on (alpha|beta)\\//.test(e.textContent); }",
+                arg=placed, timeout=120_000)
+            page.wait_for_selector(f".gantt-bar[data-job='{job_id}']", timeout=30_000)
+            text = page.inner_text("#submit-status")
+            assert job_id[:8] in text and ("alpha/H100" in text or "beta/A100" in text), text
+            assert job_id[:8] in page.inner_text("#jobs")
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            assert not external, f"the dashboard requested other hosts: {external}"
+        finally:
+            browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
