@@ -4,13 +4,15 @@ the line and the field."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gridshift.errors import ScenarioError
 from gridshift.model.scenario import Scenario
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -42,11 +44,13 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic adds union-member tags such as 'float' or 'list[PowerCapStep]'; drop them from the path
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str"})))
+    # pydantic adds union-member tags such as 'float', 'Zone' or 'list[PowerCapStep]'; drop them from the path
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str", "Zone"})))
 
 
-def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
+    """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
+    the line and the field (``shape`` describes the expected mapping for a document that is not one)."""
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)
@@ -56,9 +60,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         problem = getattr(e, "problem", None) or str(e)
         raise ScenarioError(f"malformed YAML: {problem}", file=source, row=line) from e
     if not isinstance(data, dict):
-        raise ScenarioError("a scenario must be a YAML mapping (name, time_range, zones, sites, ...)", file=source)
+        raise ScenarioError(f"{shape} must be a YAML mapping", file=source)
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = _clean_loc(tuple(err["loc"]))
@@ -69,15 +73,25 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(msg + more, file=source, row=_line_of(node, loc), field=_field_path(loc) or None) from e
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of ``path``, or one :class:`ScenarioError` saying what could not be read (``what``:
+    e.g. 'scenario file')."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
-        raise ScenarioError("scenario file not found", file=p) from e
+        raise ScenarioError(f"{what} not found", file=p) from e
     except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"cannot read scenario file: {e}", file=p) from e
-    sc = parse_scenario(text, str(p))
+        raise ScenarioError(f"cannot read {what}: {e}", file=p) from e
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    p = Path(path)
+    sc = parse_scenario(read_text(p, "scenario file"), str(p))
     if sc.events_file:
         from gridshift.events_io import read_events_csv
 

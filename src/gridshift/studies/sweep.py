@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,7 +30,7 @@ from pydantic import (
 from gridshift.errors import ScenarioError
 from gridshift.model.fleet import Zone
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.scenario_io import _clean_loc, _field_path, _line_of
+from gridshift.scenario_io import _clean_loc, _field_path, parse_yaml_model
 
 ALL_SITES = "*"
 AXES = ("zone", "year", "seed", "fleet_scale", "policy")
@@ -138,25 +137,7 @@ class SweepSpec(BaseModel):
 
 def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
     """A validated :class:`SweepSpec` from YAML text; :class:`ScenarioError` naming file, line and field."""
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ScenarioError(f"malformed YAML: {getattr(e, 'problem', None) or e}", file=source,
-                            row=mark.line + 1 if mark is not None else None) from e
-    if not isinstance(data, dict):
-        raise ScenarioError("a sweep file must be a YAML mapping (name, base, axes)", file=source)
-    try:
-        return SweepSpec.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = _clean_loc(tuple(err["loc"]))
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p in {"Zone", "str"}))
-        msg = "is required" if err.get("type") == "missing" else err["msg"].removeprefix("Value error, ")
-        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-        raise ScenarioError(msg + more, file=source, row=_line_of(node, loc),
-                            field=_field_path(loc) or None) from e
+    return parse_yaml_model(SweepSpec, text, source, "a sweep file (name, base, axes)")
 
 
 # ------------------------------------------------------------------------------------------ expansion

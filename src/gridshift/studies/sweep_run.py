@@ -37,7 +37,7 @@ from gridshift.report.output import (
     write_json_atomic,
     write_text_atomic,
 )
-from gridshift.scenario_io import load_scenario
+from gridshift.scenario_io import load_scenario, read_text
 from gridshift.studies.sweep import (
     AXES,
     Cell,
@@ -64,13 +64,7 @@ class LoadedSweep:
 def load_sweep(path: str | Path) -> LoadedSweep:
     """Read and validate a sweep file and its base scenario, and expand the cells (errors name the file)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ScenarioError("sweep file not found", file=p) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"cannot read sweep file: {e}", file=p) from e
-    spec = parse_sweep(text, str(p))
+    spec = parse_sweep(read_text(p, "sweep file"), str(p))
     base_path = Path(spec.base) if Path(spec.base).is_absolute() else p.parent / spec.base
     if not base_path.is_file():
         raise ScenarioError(f"base scenario '{spec.base}' not found (looked at {base_path})", file=p, field="base")
