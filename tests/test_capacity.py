@@ -6,6 +6,7 @@ import math
 
 import pytest
 from typer.testing import CliRunner
+from worldkit import external_refs
 
 from gridshift.catalog import load_catalog
 from gridshift.cli import app
@@ -268,22 +269,6 @@ def test_tornado_clips_bounded_inputs():
 
 
 # ------------------------------------------------------------------------------------ command
-
-
-def external_refs(html: str) -> list[str]:
-    """src/href of script, link and img tags that are not inline data."""
-    from html.parser import HTMLParser
-
-    found = []
-
-    class P(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            for k, v in attrs:
-                if tag in ("script", "link", "img") and k in ("src", "href") and v and not v.startswith("data:"):
-                    found.append(v)
-
-    P().feed(html)
-    return found
 
 
 def _ok(*args):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from typer.testing import CliRunner
+from worldkit import external_refs
 
 from gridshift.cli import app
 from gridshift.data import registry
@@ -19,22 +20,6 @@ runner = CliRunner()
 
 REQUIRED = {"energy_mwh", "carbon_t", "cost_usd", "jobs_completed", "deadline_miss_frac", "avg_jct_h",
             "slo_attainment", "peak_power_mw", "cap_violation_mwh", "plan_time_s"}
-
-
-def external_refs(html: str) -> list[str]:
-    """src/href attributes of script, link and img tags (a self-contained page has none)."""
-    from html.parser import HTMLParser
-
-    found = []
-
-    class P(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            for k, v in attrs:
-                if tag in ("script", "link", "img") and k in ("src", "href") and v and not v.startswith("data:"):
-                    found.append(v)
-
-    P().feed(html)
-    return found
 
 
 def _write(tmp_path, doc) -> Path:

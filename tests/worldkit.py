@@ -81,3 +81,19 @@ class PauseAt(Policy):
             return Decision.idle(obs.world)
         j = obs.active
         return Decision(j, np.zeros(j.size, np.int32), np.full(j.size, self.gang, np.int32))
+
+
+def external_refs(html: str) -> list[str]:
+    """src/href attributes of script, link and img tags (a self-contained page has none)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            for k, v in attrs:
+                if tag in ("script", "link", "img") and k in ("src", "href") and v and not v.startswith("data:"):
+                    found.append(v)
+
+    P().feed(html)
+    return found
