@@ -240,9 +240,10 @@ def data_path(name: str) -> None:
 
 def _register_studies() -> None:
     """Commands that live in their own modules (planning studies, forecasting)."""
-    from gridshift import cli_capacity, cli_flex, cli_forecast, cli_headroom, cli_serve, cli_sweep, cli_ven
+    from gridshift import (cli_capacity, cli_flex, cli_forecast, cli_headroom, cli_hetero, cli_serve, cli_sweep,
+                           cli_ven)
 
-    for mod in (cli_capacity, cli_headroom, cli_sweep, cli_forecast, cli_ven, cli_flex, cli_serve):
+    for mod in (cli_capacity, cli_headroom, cli_sweep, cli_forecast, cli_ven, cli_flex, cli_serve, cli_hetero):
         mod.register(app)
 
 

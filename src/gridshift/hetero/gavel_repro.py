@@ -1,0 +1,170 @@
+"""Reproduction of Gavel's published simulation experiments (Narayanan et al., OSDI 2020, §7.2–7.3).
+
+Cluster: 36 V100 + 36 P100 + 36 K80. Jobs generated as Gavel's ``scheduler/utils.py`` does: job type
+uniform over the 26 configurations (multi-GPU jobs only over those measured at that size), gang size 1/2/4/8
+with probability 0.70/0.10/0.15/0.05 (1 only in the single-GPU experiment), duration 60·10^U(1.5, 3) s with
+probability 0.8 else 60·10^U(3, 4) s, steps = duration × the job's V100 throughput at its size, Poisson
+arrivals; average JCT over jobs 4000–5000 of a continuous stream; three seeds. The makespan experiment puts
+500 multi-GPU jobs in the queue at t = 0.
+
+Published figures (from the authors' notebooks in the Gavel repository, stanford-futuredata/gavel):
+least-attained-service with single-GPU jobs at 5.6 jobs/h, heterogeneity-agnostic 95.99 h vs aware 28.96 h;
+multi-GPU jobs at 2.8 jobs/h, 169.93 h vs 55.78 h; makespan of 500 static multi-GPU jobs, FIFO 426.6 h vs
+heterogeneity-aware minimum makespan 169.4 h.
+
+The core (workload generation, cluster, experiment definitions) does no I/O: the throughput tensor is
+passed in (:func:`gavel_tensor` turns the loaded table into one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gridshift.hetero.sim import Cluster, JobSet, RoundSimulator, SimConfig
+
+GAVEL_TYPES = ("k80", "p100", "v100")
+CATALOG_NAMES = {"k80": "K80", "p100": "P100", "v100": "V100"}
+GANG_SIZES = np.array([1, 2, 4, 8])
+REFERENCE = "v100"
+
+
+@dataclass(frozen=True)
+class Published:
+    avg_jct_h: dict[str, float] | None = None  # by policy variant (agnostic / aware)
+    makespan_h: dict[str, float] | None = None
+
+
+PUBLISHED = {
+    "las-single-5.6": Published(avg_jct_h={"agnostic": 95.99, "aware": 28.96}),
+    "las-multi-2.8": Published(avg_jct_h={"agnostic": 169.93, "aware": 55.78}),
+    "makespan-500": Published(makespan_h={"agnostic": 426.6, "aware": 169.4}),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    jobs_per_h: float | None  # None = every job at t = 0
+    multi_gpu: bool
+    window: tuple[int, int]  # jobs whose JCT is averaged (lo <= id < hi)
+    n_jobs: int  # jobs generated
+    agnostic: tuple[str, bool]  # (policy, aware)
+    aware: tuple[str, bool]
+    metric: str  # "avg_jct_h" or "makespan_h"
+
+
+def experiments(quick: bool = False) -> list[Experiment]:
+    """The three published experiments; ``quick`` shrinks the job stream for the test suite."""
+    if quick:
+        win, n, static = (60, 160), 260, 60
+    else:
+        win, n, static = (4000, 5000), 9000, 500
+    las = ("max-min-fairness", False), ("max-min-fairness", True)
+    return [
+        Experiment("las-single-5.6", 5.6, False, win, n, *las, metric="avg_jct_h"),
+        Experiment("las-multi-2.8", 2.8, True, win, n, *las, metric="avg_jct_h"),
+        Experiment(f"makespan-{static}" if quick else "makespan-500", None, True, (0, static), static,
+                   ("fifo", False), ("min-makespan", True), metric="makespan_h"),
+    ]
+
+
+def gavel_tensor(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """``(job types, thr[type, gang, pool])`` from :func:`gridshift.data.gavel.load_gavel_throughputs`.
+
+    Consolidated placements only (a job's GPUs on one server); pools ordered k80, p100, v100.
+    """
+    t = table[table["consolidated"]]
+    types = sorted(t["job_type"].unique())
+    ti = {n: i for i, n in enumerate(types)}
+    gi = {int(g): i for i, g in enumerate(GANG_SIZES)}
+    pi = {a: i for i, a in enumerate(GAVEL_TYPES)}
+    thr = np.zeros((len(types), len(GANG_SIZES), len(GAVEL_TYPES)))
+    ok = t["gpus"].isin(list(gi)) & t["accelerator"].isin(list(pi))
+    t = t[ok]
+    thr[t["job_type"].map(ti).to_numpy(), t["gpus"].map(gi).to_numpy(), t["accelerator"].map(pi).to_numpy()] = \
+        t["steps_per_s"].to_numpy()
+    return types, thr
+
+
+def gavel_cluster(board_power_w: dict[str, float], idle_power_w: dict[str, float],
+                  per_type: int = 36) -> Cluster:
+    """Gavel's simulated cluster: ``per_type`` each of K80, P100, V100 at one site."""
+    return Cluster(pool_type=[CATALOG_NAMES[a] for a in GAVEL_TYPES], count=np.full(3, per_type),
+                   busy_power_w=np.array([board_power_w[CATALOG_NAMES[a]] for a in GAVEL_TYPES]),
+                   idle_power_w=np.array([idle_power_w[CATALOG_NAMES[a]] for a in GAVEL_TYPES]))
+
+
+def generate_jobs(thr: np.ndarray, *, n_jobs: int, jobs_per_h: float | None, multi_gpu: bool, seed: int,
+                  choose_gang: bool = False) -> JobSet:
+    """Gavel's job generator (see the module docstring). With ``choose_gang`` each job may run at any
+    measured size from 1 to 8 (its generated size stays the default)."""
+    rng = np.random.default_rng(seed)
+    ref = GAVEL_TYPES.index(REFERENCE)
+    if multi_gpu:
+        u = rng.random(n_jobs)
+        gang = np.select([u <= 0.7, u <= 0.8, u <= 0.95], [1, 2, 4], 8)
+    else:
+        gang = np.ones(n_jobs, dtype=np.int64)
+    long = rng.random(n_jobs) >= 0.8
+    dur_s = np.where(long, 60 * 10 ** rng.uniform(3, 4, n_jobs), 60 * 10 ** rng.uniform(1.5, 3, n_jobs))
+    gi = np.searchsorted(GANG_SIZES, gang)
+    runs_at = thr[:, :, ref] > 0  # [type, gang]
+    job_type = np.empty(n_jobs, dtype=np.int64)
+    for k in range(len(GANG_SIZES)):  # uniform over the configurations measured at that size
+        idx = np.flatnonzero(gi == k)
+        allowed = np.flatnonzero(runs_at[:, k])
+        job_type[idx] = rng.choice(allowed, size=len(idx))
+    steps = dur_s * thr[job_type, gi, ref]
+    if jobs_per_h is None:
+        arrival = np.zeros(n_jobs)
+    else:
+        gaps = rng.exponential(3600.0 / jobs_per_h, n_jobs)
+        arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
+    min_g = max_g = None
+    if choose_gang:
+        multi = runs_at[job_type][:, 1:].any(axis=1)  # distributed-capable configuration
+        min_g = np.ones(n_jobs, dtype=np.int64)
+        max_g = np.where(multi, 8, 1)
+    return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, min_gang=min_g, max_gang=max_g)
+
+
+def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Cluster, seed: int, *,
+                   choose_gang: bool = False, **config) -> dict:
+    """Run one experiment variant (``"agnostic"`` or ``"aware"``) for one seed; returns a result row."""
+    policy, aware = exp.agnostic if variant == "agnostic" else exp.aware
+    jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu, seed=seed,
+                         choose_gang=choose_gang)
+    cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed, **config)
+    res = RoundSimulator(jobs, cluster, thr, GANG_SIZES, cfg).run()
+    w = res.window(*exp.window)
+    pub = PUBLISHED.get(exp.name)
+    pub_val = None
+    if pub is not None:
+        src = pub.avg_jct_h if exp.metric == "avg_jct_h" else pub.makespan_h
+        pub_val = src.get(variant) if src else None
+    return {"name": exp.name + ("-gang-choice" if choose_gang else ""), "policy": variant,
+            "policy_detail": f"{policy} ({'aware' if aware else 'agnostic'})", "seed": seed,
+            "jobs_per_h": exp.jobs_per_h, "avg_jct_h": w["avg_jct_h"], "makespan_h": w["makespan_h"],
+            "jobs_measured": w["jobs"], "energy_mwh": w["energy_mwh"],
+            "published_avg_jct_h": pub_val if exp.metric == "avg_jct_h" else None,
+            "published_makespan_h": pub_val if exp.metric == "makespan_h" else None,
+            "solves": res.solves, "solve_s": res.solve_s, "wall_s": res.wall_s, "moves": res.moves}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean over seeds per (name, policy), keeping the published figure beside ours."""
+    df = pd.DataFrame(rows)
+    out = []
+    for (name, pol), g in df.groupby(["name", "policy"], sort=False):
+        r = g.iloc[0].to_dict()
+        for k in ("avg_jct_h", "makespan_h", "energy_mwh", "wall_s", "solve_s"):
+            r[k] = float(g[k].mean())
+        r["seeds"] = [int(s) for s in g["seed"]]
+        r["avg_jct_h_by_seed"] = [float(v) for v in g["avg_jct_h"]]
+        r["makespan_h_by_seed"] = [float(v) for v in g["makespan_h"]]
+        r.pop("seed", None)
+        out.append(r)
+    return out

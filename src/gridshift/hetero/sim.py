@@ -1,0 +1,368 @@
+"""Round simulator for heterogeneity policies (the setting of Gavel's simulator, OSDI 2020 §6).
+
+Jobs arrive over time, each with a job type, a number of steps and a gang size (or a range of gang sizes
+the policy may choose from). At the start of every round the simulator admits the jobs that have arrived,
+re-solves the policy's allocation when the set of jobs (or the hour's power cap, carbon or price) has
+changed, lets the mechanism (:mod:`gridshift.hetero.rounds`) place whole jobs, and advances every placed
+job by ``throughput × run time``; a job that finishes inside a round completes at that instant and its
+accelerators idle until the next round. Energy is counted per job (its accelerators at busy power while it
+runs) and per site (idle power for accelerators not running), carbon with the site's hourly intensity.
+
+Steps are a job's unit of work on every pool and gang size (Gavel's throughputs at ``g`` GPUs are steps/s
+of the whole job), so a job may change pool or gang size between rounds and keep its progress. Moving a
+job costs ``restart_s`` of the round it moves in (0 by default, as in Gavel's simulator).
+
+The core does no I/O: workloads, throughputs and grid series come in as arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+from gridshift.hetero.problem import AllocationProblem
+from gridshift.hetero.rounds import RoundInputs, place_fifo, place_round
+
+ROUND_S = 360.0  # Gavel's default round (6 minutes)
+
+
+@dataclass
+class Cluster:
+    pool_type: list[str]  # accelerator type of each pool
+    count: np.ndarray  # [P]
+    busy_power_w: np.ndarray  # [P] one accelerator running a job, W
+    idle_power_w: np.ndarray  # [P] one idle accelerator, W
+    pool_site: np.ndarray | None = None  # [P] (default: one site)
+    site_names: list[str] = field(default_factory=lambda: ["site"])
+    site_cap_w: np.ndarray | None = None  # [S, H] facility cap per hour from t=0 (inf = none), W
+    carbon_g_per_kwh: np.ndarray | None = None  # [S, H] hourly intensity from t=0
+    price_per_mwh: np.ndarray | None = None  # [S, H] hourly price from t=0
+
+    def __post_init__(self) -> None:
+        self.count = np.asarray(self.count, dtype=np.int64)
+        n = len(self.count)
+        self.busy_power_w = np.asarray(self.busy_power_w, dtype=float).reshape(n)
+        self.idle_power_w = np.asarray(self.idle_power_w, dtype=float).reshape(n)
+        self.pool_site = (np.zeros(n, dtype=np.int64) if self.pool_site is None
+                          else np.asarray(self.pool_site, dtype=np.int64))
+        if len(self.site_names) < int(self.pool_site.max()) + 1:
+            raise ValueError("site_names shorter than the sites pools refer to")
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.site_names)
+
+    def hourly(self, series: np.ndarray | None, hour: int, default: float) -> np.ndarray:
+        if series is None:
+            return np.full(self.n_sites, default)
+        return np.asarray(series)[:, min(hour, series.shape[1] - 1)]
+
+
+@dataclass
+class JobSet:
+    arrival_s: np.ndarray  # [N]
+    job_type: np.ndarray  # [N] index into the throughput tensor's first axis
+    steps: np.ndarray  # [N] work, steps
+    gang: np.ndarray  # [N] requested gang size
+    min_gang: np.ndarray | None = None  # [N] smallest gang the policy may choose (default: gang)
+    max_gang: np.ndarray | None = None  # [N] largest (default: gang)
+    weight: np.ndarray | None = None  # [N]
+    tenant: np.ndarray | None = None  # [N] tenant index
+    deadline_s: np.ndarray | None = None  # [N] absolute SLO time (inf = none)
+
+    def __post_init__(self) -> None:
+        self.arrival_s = np.asarray(self.arrival_s, dtype=float)
+        n = len(self.arrival_s)
+        if np.any(np.diff(self.arrival_s) < 0):
+            raise ValueError("jobs must be sorted by arrival time")
+        self.job_type = np.asarray(self.job_type, dtype=np.int64)
+        self.steps = np.asarray(self.steps, dtype=float)
+        self.gang = np.asarray(self.gang, dtype=np.int64)
+        self.min_gang = self.gang.copy() if self.min_gang is None else np.asarray(self.min_gang, dtype=np.int64)
+        self.max_gang = self.gang.copy() if self.max_gang is None else np.asarray(self.max_gang, dtype=np.int64)
+        self.weight = np.ones(n) if self.weight is None else np.asarray(self.weight, dtype=float)
+        self.tenant = np.zeros(n, dtype=np.int64) if self.tenant is None else np.asarray(self.tenant, dtype=np.int64)
+        self.deadline_s = np.full(n, np.inf) if self.deadline_s is None else np.asarray(self.deadline_s, dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+@dataclass
+class SimResult:
+    policy: str
+    aware: bool
+    completion_s: np.ndarray  # [N] (nan = not finished)
+    jct_s: np.ndarray  # [N]
+    energy_j: np.ndarray  # [N] busy energy of each job's accelerators
+    carbon_g: np.ndarray  # [N]
+    gang_run: np.ndarray  # [N] last gang size each job ran with
+    site_energy_j: np.ndarray  # [S] including idle accelerators
+    site_carbon_g: np.ndarray  # [S]
+    site_power_w: np.ndarray  # [rounds, S] average power in each round
+    round_start_s: np.ndarray  # [rounds]
+    moves: int  # placements on a different pool than the job's previous round
+    preemptions: int  # rounds in which a job that ran last round waits
+    solves: int
+    solve_s: float
+    wall_s: float
+    end_s: float
+    cap_exceeded_rounds: int = 0
+
+    def window(self, lo: int, hi: int) -> dict:
+        """Average JCT (h), makespan (h) and energy over jobs ``lo <= id < hi``."""
+        sl = slice(lo, hi)
+        jct = self.jct_s[sl]
+        done = np.isfinite(jct)
+        return {"jobs": int(done.sum()), "avg_jct_h": float(np.mean(jct[done]) / 3600) if done.any() else float("nan"),
+                "makespan_h": float(np.nanmax(self.completion_s[sl]) / 3600) if done.any() else float("nan"),
+                "energy_mwh": float(self.energy_j[sl].sum() / 3.6e9),
+                "carbon_t": float(self.carbon_g[sl].sum() / 1e6)}
+
+
+@dataclass
+class SimConfig:
+    policy: str = "max-min-fairness"  # one of policies.POLICIES or "fifo"
+    aware: bool = True
+    choose_gang: bool = False  # let the policy pick each job's gang size in [min_gang, max_gang]
+    round_s: float = ROUND_S
+    stickiness: float = 1.2
+    backfill: bool = True
+    restart_s: float = 0.0
+    carbon_weight: float = 0.0
+    price_weight: float = 0.0
+    stop_after: tuple[int, int] | None = None  # stop once jobs lo..hi-1 are done (steady-state window)
+    max_time_s: float = 5e7
+    seed: int = 0  # random choices of the agnostic FIFO
+
+
+class RoundSimulator:
+    """Simulate one policy on one workload. ``thr[type, gang_index, pool]`` is steps/s (0 = cannot run)."""
+
+    def __init__(self, jobs: JobSet, cluster: Cluster, thr: np.ndarray, gang_sizes: np.ndarray,
+                 config: SimConfig) -> None:
+        self.jobs, self.cluster, self.cfg = jobs, cluster, config
+        self.thr = np.asarray(thr, dtype=float)
+        self.gang_sizes = np.asarray(gang_sizes, dtype=np.int64)
+        if self.thr.shape[2] != len(cluster.count) or self.thr.shape[1] != len(self.gang_sizes):
+            raise ValueError("throughput tensor does not match the pools or gang sizes")
+        self._gidx = {int(g): i for i, g in enumerate(self.gang_sizes)}
+        self._rng = np.random.default_rng(config.seed)
+        for g in np.unique(np.concatenate([jobs.gang, jobs.min_gang, jobs.max_gang])):
+            if int(g) not in self._gidx:
+                raise ValueError(f"gang size {int(g)} has no throughput column")
+
+    # ----------------------------------------------------------------- allocation problem for active jobs
+    def _rows(self, act: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(job position, gang, throughput [R, P]) of every row (gang variant) of the active jobs."""
+        j = self.jobs
+        if not self.cfg.choose_gang:
+            g = j.gang[act]
+            gi = np.array([self._gidx[int(x)] for x in g], dtype=np.int64)
+            return np.arange(len(act)), g, self.thr[j.job_type[act], gi]
+        pos, gs = [], []
+        for k, g in enumerate(self.gang_sizes.tolist()):
+            ok = (j.min_gang[act] <= g) & (j.max_gang[act] >= g) & (self.thr[j.job_type[act], k].max(axis=1) > 0)
+            idx = np.flatnonzero(ok)
+            pos.append(idx)
+            gs.append(np.full(len(idx), g))
+        pos_a = np.concatenate(pos)
+        g_a = np.concatenate(gs)
+        o = np.argsort(pos_a, kind="stable")
+        pos_a, g_a = pos_a[o], g_a[o]
+        gi = np.array([self._gidx[int(x)] for x in g_a], dtype=np.int64)
+        return pos_a, g_a, self.thr[j.job_type[act][pos_a], gi]
+
+    def _problem(self, act, rows, t, hour) -> AllocationProblem:
+        c, j = self.cluster, self.jobs
+        pos, g, thr = rows
+        extra_w = g[:, None] * (c.busy_power_w - c.idle_power_w)[None, :]
+        capped = c.site_cap_w is not None
+        cap_w = None
+        if capped:
+            base = np.bincount(c.pool_site, weights=c.count * c.idle_power_w, minlength=c.n_sites)
+            cap_w = np.maximum(c.hourly(c.site_cap_w, hour, np.inf) - base, 0.0)
+        return AllocationProblem(
+            throughput=thr, gang=g, job_of_row=pos, count=c.count, weight=j.weight[act],
+            remaining_steps=np.maximum(j.steps[act] - self.done[act], 0.0),
+            elapsed_s=np.maximum(t - j.arrival_s[act], 0.0), deadline_s=j.deadline_s[act] - t,
+            pool_site=c.pool_site, cap_w=cap_w, power_w=extra_w,
+            carbon_g_per_kwh=c.hourly(c.carbon_g_per_kwh, hour, 0.0)[c.pool_site],
+            price_per_mwh=c.hourly(c.price_per_mwh, hour, 0.0)[c.pool_site],
+            carbon_weight=self.cfg.carbon_weight if c.carbon_g_per_kwh is not None else 0.0,
+            price_weight=self.cfg.price_weight if c.price_per_mwh is not None else 0.0)
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> SimResult:
+        cfg, c, j = self.cfg, self.cluster, self.jobs
+        n, n_pools, n_sites = len(j), len(c.count), c.n_sites
+        self.done = np.zeros(n)
+        completion = np.full(n, np.nan)
+        energy = np.zeros(n)
+        carbon = np.zeros(n)
+        gang_run = j.gang.astype(np.int64).copy()
+        site_e = np.zeros(n_sites)
+        site_c = np.zeros(n_sites)
+        power_rows, starts = [], []
+        last_pool = np.full(n, -1, dtype=np.int64)
+        fifo = cfg.policy == "fifo"
+        active = np.zeros(0, dtype=np.int64)
+        nxt = 0
+        t = float(j.arrival_s[0]) if n else 0.0
+        need_alloc, alloc_key = True, None
+        moves = preempt = solves = cap_bad = 0
+        solve_s = 0.0
+        wall0 = time.perf_counter()
+        since = 0.0
+        run_on = np.zeros((0, n_pools))
+        x_jp = g_jp = t_jp = None
+        lo, hi = cfg.stop_after if cfg.stop_after else (0, n)
+        grid_aware = c.site_cap_w is not None or cfg.carbon_weight > 0 or cfg.price_weight > 0
+        while t < cfg.max_time_s:
+            # admit arrivals
+            k = int(np.searchsorted(j.arrival_s, t, side="right"))
+            if k > nxt:
+                active = np.concatenate([active, np.arange(nxt, k)])
+                run_on = np.vstack([run_on, np.zeros((k - nxt, n_pools))])
+                nxt = k
+                need_alloc = True
+            if len(active) == 0:
+                if nxt >= n:
+                    break
+                t = float(j.arrival_s[nxt])
+                continue
+            hour = int(t // 3600)
+            if grid_aware and alloc_key != hour:
+                need_alloc = True
+            a = len(active)
+            if fifo:
+                pool_of = self._fifo_round(active, last_pool, hour)
+            else:
+                if need_alloc:
+                    rows = self._rows(active)
+                    prob = self._problem(active, rows, t, hour)
+                    from gridshift.hetero.policies import allocate
+                    res = allocate(cfg.policy, prob, aware=cfg.aware)
+                    solves += 1
+                    solve_s += res.solve_s
+                    x_jp, g_jp, t_jp = self._per_pool(active, rows, res.x)
+                    run_on[:] = 0.0
+                    since = 0.0
+                    need_alloc, alloc_key = False, hour
+                recv = run_on / since if since > 0 else np.zeros_like(run_on)
+                inp = RoundInputs(alloc=x_jp, gang=g_jp, throughput=t_jp, received_frac=recv,
+                                  deficit_s=x_jp * since - run_on, incumbent=last_pool[active],
+                                  free=c.count.copy(), pool_site=c.pool_site,
+                                  site_headroom_w=self._headroom(hour),
+                                  power_w=g_jp * (c.busy_power_w - c.idle_power_w)[None, :])
+                pool_of = place_round(inp, stickiness=cfg.stickiness, backfill=cfg.backfill, aware=cfg.aware)
+            # advance the placed jobs
+            placed = np.flatnonzero(pool_of >= 0)
+            pj, pp = active[placed], pool_of[placed]
+            if fifo:
+                gidx = np.array([self._gidx[int(x)] for x in j.gang[pj]], dtype=np.int64)
+                gang = j.gang[pj]
+                rate = self.thr[j.job_type[pj], gidx, pp]
+            else:
+                gang = g_jp[placed, pp].astype(np.int64)
+                rate = t_jp[placed, pp]
+            prev = last_pool[pj]
+            moved = (prev >= 0) & (prev != pp)
+            moves += int(moved.sum())
+            preempt += int(((last_pool[active] >= 0) & (pool_of < 0)).sum())
+            avail = np.full(len(pj), cfg.round_s) - np.where(moved, cfg.restart_s, 0.0)
+            left = np.maximum(j.steps[pj] - self.done[pj], 0.0)
+            need = np.where(rate > 0, left / np.maximum(rate, 1e-300), np.inf)
+            run = np.clip(np.minimum(avail, need), 0.0, None)
+            self.done[pj] += rate * run
+            fin = need <= avail + 1e-9
+            end = t + (cfg.round_s - avail) + need
+            completion[pj[fin]] = end[fin]
+            gang_run[pj] = gang
+            # energy and carbon
+            ci = c.hourly(c.carbon_g_per_kwh, hour, 0.0)
+            e_job = gang * c.busy_power_w[pp] * run
+            energy[pj] += e_job
+            carbon[pj] += e_job / 3.6e6 * ci[c.pool_site[pp]]
+            busy_acc_s = np.bincount(pp, weights=gang * run, minlength=n_pools)
+            e_site = (np.bincount(c.pool_site[pp], weights=e_job, minlength=n_sites)
+                      + np.bincount(c.pool_site, weights=(c.count * cfg.round_s - busy_acc_s) * c.idle_power_w,
+                                    minlength=n_sites))
+            site_e += e_site
+            site_c += e_site / 3.6e6 * ci
+            power_rows.append(e_site / cfg.round_s)
+            starts.append(t)
+            if c.site_cap_w is not None:
+                cap_bad += int(np.any(e_site / cfg.round_s > c.hourly(c.site_cap_w, hour, np.inf) + 1e-6))
+            # time accounting for priorities
+            if not fifo:
+                run_on[placed, pp] += run
+                since += cfg.round_s
+            last_pool[active] = -1
+            last_pool[pj] = pp
+            keep = np.ones(a, dtype=bool)
+            keep[placed[fin]] = False
+            if not keep.all():
+                active, run_on = active[keep], run_on[keep]
+                if x_jp is not None and not fifo:
+                    x_jp, g_jp, t_jp = x_jp[keep], g_jp[keep], t_jp[keep]
+                last_pool[pj[fin]] = -1
+                need_alloc = True
+            t += cfg.round_s
+            if nxt >= hi and np.all(np.isfinite(completion[lo:hi])):
+                break
+        jct = completion - j.arrival_s
+        return SimResult(
+            policy=cfg.policy, aware=cfg.aware, completion_s=completion, jct_s=jct, energy_j=energy,
+            carbon_g=carbon, gang_run=gang_run, site_energy_j=site_e, site_carbon_g=site_c,
+            site_power_w=np.array(power_rows).reshape(-1, n_sites), round_start_s=np.array(starts),
+            moves=moves, preemptions=preempt, solves=solves, solve_s=solve_s,
+            wall_s=time.perf_counter() - wall0, end_s=t, cap_exceeded_rounds=cap_bad)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _per_pool(self, act, rows, x):
+        """Collapse gang variants: per job and pool, the summed fraction and the variant with most time."""
+        pos, g, thr = rows
+        a, n_pools = len(act), x.shape[1]
+        x_jp = np.zeros((a, n_pools))
+        np.add.at(x_jp, pos, x)
+        if not self.cfg.choose_gang:  # one row per job, in job order
+            return x_jp, np.repeat(g[:, None].astype(float), n_pools, axis=1), thr.copy()
+        # per job and pool the variant with most time; ties (incl. no time at all) -> the requested gang
+        req = self.jobs.gang[act][pos]
+        score = x + np.where(g == req, 1e-12, 0.0)[:, None]
+        g_jp = np.zeros((a, n_pools))
+        t_jp = np.zeros((a, n_pools))
+        for p in range(n_pools):
+            o = np.lexsort((score[:, p], pos))
+            last = o[np.r_[np.flatnonzero(np.diff(pos[o])), len(o) - 1]]
+            g_jp[pos[last], p] = g[last]
+            t_jp[pos[last], p] = thr[last, p]
+        return x_jp, g_jp, t_jp
+
+    def _headroom(self, hour: int) -> np.ndarray | None:
+        c = self.cluster
+        if c.site_cap_w is None:
+            return None
+        base = np.bincount(c.pool_site, weights=c.count * c.idle_power_w, minlength=c.n_sites)
+        return np.maximum(c.hourly(c.site_cap_w, hour, np.inf) - base, 0.0)
+
+    def _fifo_round(self, act, last_pool, hour):
+        c, j = self.cluster, self.jobs
+        gi = np.array([self._gidx[int(x)] for x in j.gang[act]], dtype=np.int64)
+        thr = self.thr[j.job_type[act], gi]
+        gang = np.repeat(j.gang[act][:, None], len(c.count), axis=1)
+        running = last_pool[act]
+        held = np.bincount(running[running >= 0], weights=j.gang[act][running >= 0], minlength=len(c.count))
+        power = gang * (c.busy_power_w - c.idle_power_w)[None, :]
+        head = self._headroom(hour)
+        if head is not None:
+            r = np.flatnonzero(running >= 0)
+            used = np.bincount(c.pool_site[running[r]], weights=power[r, running[r]], minlength=c.n_sites)
+            head = head - used
+        order = np.argsort(j.arrival_s[act], kind="stable")
+        return place_fifo(order, running.copy(), gang, thr, c.count - held.astype(np.int64), aware=self.cfg.aware,
+                          pool_site=c.pool_site, site_headroom_w=head, power_w=power, rng=self._rng)
