@@ -137,6 +137,8 @@ class SimConfig:
     stop_after: tuple[int, int] | None = None  # stop once jobs lo..hi-1 are done (steady-state window)
     max_time_s: float = 5e7
     seed: int = 0  # random choices of the agnostic FIFO
+    resolve_each_round: bool | None = None  # re-solve every round (default: for policies that depend on the
+    # work left — min-makespan, finish-time-fairness — whose allocation drifts as rounding deviates from it)
 
 
 class RoundSimulator:
@@ -220,6 +222,8 @@ class RoundSimulator:
         run_on = np.zeros((0, n_pools))
         x_jp = g_jp = t_jp = None
         lo, hi = cfg.stop_after if cfg.stop_after else (0, n)
+        resolve_each = (cfg.resolve_each_round if cfg.resolve_each_round is not None
+                        else cfg.policy in ("min-makespan", "finish-time-fairness"))
         grid_aware = c.site_cap_w is not None or cfg.carbon_weight > 0 or cfg.price_weight > 0
         while t < cfg.max_time_s:
             # admit arrivals
@@ -236,6 +240,8 @@ class RoundSimulator:
                 continue
             hour = int(t // 3600)
             if grid_aware and alloc_key != hour:
+                need_alloc = True
+            if resolve_each:
                 need_alloc = True
             a = len(active)
             if fifo:
