@@ -22,11 +22,11 @@ hetero_app = typer.Typer(no_args_is_help=True, help="Heterogeneity-aware allocat
 
 def _gavel_inputs():
     from gridshift.catalog import load_catalog
-    from gridshift.data.gavel import load_gavel_throughputs
     from gridshift.hetero.gavel_repro import gavel_cluster, gavel_tensor
+    from gridshift.hetero.throughput import ThroughputTable
 
     cat = load_catalog()
-    _, thr = gavel_tensor(load_gavel_throughputs())
+    _, thr = gavel_tensor(ThroughputTable.from_gavel(catalog=cat))
     board = {n: cat[n].board_power_w for n in ("K80", "P100", "V100")}
     idle = {n: cat[n].idle_power_w for n in ("K80", "P100", "V100")}
     return thr, gavel_cluster(board, idle)

@@ -71,22 +71,11 @@ def experiments(quick: bool = False) -> list[Experiment]:
     ]
 
 
-def gavel_tensor(table: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """``(job types, thr[type, gang, pool])`` from :func:`gridshift.data.gavel.load_gavel_throughputs`.
-
-    Consolidated placements only (a job's GPUs on one server); pools ordered k80, p100, v100.
-    """
-    t = table[table["consolidated"]]
-    types = sorted(t["job_type"].unique())
-    ti = {n: i for i, n in enumerate(types)}
-    gi = {int(g): i for i, g in enumerate(GANG_SIZES)}
-    pi = {a: i for i, a in enumerate(GAVEL_TYPES)}
-    thr = np.zeros((len(types), len(GANG_SIZES), len(GAVEL_TYPES)))
-    ok = t["gpus"].isin(list(gi)) & t["accelerator"].isin(list(pi))
-    t = t[ok]
-    thr[t["job_type"].map(ti).to_numpy(), t["gpus"].map(gi).to_numpy(), t["accelerator"].map(pi).to_numpy()] = \
-        t["steps_per_s"].to_numpy()
-    return types, thr
+def gavel_tensor(table) -> tuple[list[str], np.ndarray]:
+    """``(job types, thr[type, gang, pool])`` from a :class:`~gridshift.hetero.throughput.ThroughputTable`
+    built by ``ThroughputTable.from_gavel()`` (consolidated placements); pools ordered k80, p100, v100."""
+    types = list(table.job_types)
+    return types, table.tensor(types, GANG_SIZES, [CATALOG_NAMES[a] for a in GAVEL_TYPES])
 
 
 def gavel_cluster(board_power_w: dict[str, float], idle_power_w: dict[str, float],

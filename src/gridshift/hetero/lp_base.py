@@ -149,13 +149,15 @@ class Terms:
 
 
 # ------------------------------------------------------------------------------------------- the job LP
-FREE, REQ, SINGLE = 0, 1, 2  # job states of the aggregated solve (see solve_job_lp)
+FREE, REQ, HI, VAR = 0, 1, 2, 3  # job states of the aggregated solve (see solve_job_lp)
 FULL_LP_MAX_JOBS = 300  # up to this many jobs the LP is solved whole
 SAMPLE_JOBS = 256  # jobs in the sampled LP that prices the aggregated solve
 MAX_ROUNDS = 12
-FREE_GAP = 0.01  # jobs this close (relative) to a tie between two states start FREE
+FREE_GAP = 0.01  # jobs this close (relative) to a tie between two columns at sampled prices start FREE
+FREE_GAP_REPICK = 0.001  # the same at the prices of a solved model
 FREE_MIN_PER_ROW = 4  # and at least this many per coupling row
-REASSIGN_SHARE = 0.05  # more wrong states than this share of the jobs: re-pick them all (once)
+VAR_BAND = 0.02  # a job's reduced cost within this (relative) of 0: the model decides how much it runs
+REPICK_SHARE = 0.05  # more failed (or VAR) jobs than this share: re-pick all states at the new prices
 _BIG = 1e6  # penalty per unit of elastic slack in the sampled / reduced LPs (relative to the objective scale)
 
 
@@ -265,21 +267,24 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, whol
     """Exact optimum of ``lp``.
 
     Small LPs (``<= FULL_LP_MAX_JOBS`` jobs, or ``whole``) go to HiGHS whole. Larger ones are solved by
-    *aggregation*. A job whose optimum uses a single column needs no rows of its own:
+    *aggregation*: a job whose optimum uses a single column needs no rows of its own. States:
 
-    * ``SINGLE``: one column with bounds ``[need / n_c, 1]`` (``need = beta + b z``, constant when ``z`` is
-      fixed or ``b = 0``; 0 without a requirement); the LP picks where in that range it runs;
-    * ``REQ`` (``z`` free, ``b > 0``): requirement just met, ``x_c = (beta + b z) / n_c``, affine in ``z``,
-      so its use of the coupling rows folds into ``z``'s column and no variable is left.
+    * ``REQ``: requirement just met, ``x_c = (beta + b z) / n_c`` (0 without a requirement): a constant,
+      or affine in ``z`` when ``z`` is free and ``b > 0`` (its use of the coupling rows folds into
+      ``z``'s column);
+    * ``HI``: ``x_c = 1``; ``VAR``: one column with bounds ``[need / n_c, 1]`` (``need`` constant), the
+      LP picks where (both only when the job's need does not move with ``z``);
+    * ``FREE``: all the job's columns, its time row and requirement row.
 
-    Only the other (``FREE``) jobs enter the model with all their columns and rows, so it has few rows.
-    States come from prices (``warm``, or an LP over a sample of the jobs, each standing for ``J /
-    sample`` of them); jobs near a tie between two columns start FREE. After each solve, every aggregated
-    job is checked against the LP's prices: its state gives its row duals, all its columns must have
-    non-positive reduced cost, the duals the right signs, and the ``z`` bounds a REQ state implies must
-    not bind. Jobs that fail are freed and the model re-solved; when none fails the duals prove the
-    solution optimal for the whole LP (the tests compare with solving it whole). After ``MAX_ROUNDS``, or
-    if half the jobs are free, the whole LP is solved.
+    Only FREE and VAR jobs enter the HiGHS model, which stays small. States come from prices (an LP
+    over a sample of the jobs, each standing for ``J / sample`` of them), or from ``warm``, a solution of
+    a related LP (same columns); jobs near a tie between two columns start FREE. After each solve every
+    aggregated job is checked against the model's prices: its state gives its row duals, all its columns
+    must have non-positive reduced cost, the duals the right signs, the ``z`` bounds a REQ state implies
+    must not bind and no coupling row may need its (expensive) slack. Jobs that fail are freed and the
+    model re-solved (once, if many fail, all states are re-picked at the new prices instead). When none
+    fails, the duals prove the solution optimal for the whole LP (the tests compare with solving it
+    whole). After ``MAX_ROUNDS``, or with half the jobs free, the whole LP is solved.
     """
     J = lp.n_jobs
     if whole or J <= FULL_LP_MAX_JOBS:
@@ -287,46 +292,24 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, whol
     if warm is not None and warm.x.size == lp.job.size:
         kind, col = _states_of(lp, warm.x)
     else:
-        kind, col = _best_states(lp, *_prices(lp, deadline))
-    reassigned = False
+        kind, col = _best_states(lp, *_prices(lp, deadline), FREE_GAP)
+    repicked = False
     for _ in range(MAX_ROUNDS):
-        sol, bad = _solve_reduced(lp, kind, col, deadline)
+        sol, bad, sane = _solve_reduced(lp, kind, col, deadline)
         if sol is None:
             break
         if not bad.size:
             return sol
-        if not reassigned and bad.size > REASSIGN_SHARE * J and np.all(sol.lam < _BIG):
-            # many wrong states (e.g. a warm start from another objective): re-pick all at these prices
+        if not repicked and sane and (bad.size > REPICK_SHARE * J or np.count_nonzero(kind == VAR) > REPICK_SHARE * J):
             free = kind == FREE
-            kind, col = _best_states(lp, sol.lam, sol.z)
-            kind[free] = FREE
-            reassigned = True
+            kind, col = _best_states(lp, sol.lam, sol.z, FREE_GAP_REPICK)
+            kind[free | np.isin(np.arange(J), bad)] = FREE
+            repicked = True
             continue
         if np.count_nonzero(kind == FREE) + bad.size > J // 2:
             break
         kind[bad] = FREE
     return _whole(lp, deadline)
-
-
-def _states_of(lp: JobLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """States of a solution ``x`` of a related LP: a job on one column keeps it (REQ if tied to a free
-    ``z``), a job split over several is FREE, an idle job without requirement is SINGLE on its best
-    column."""
-    J = lp.n_jobs
-    kind, col = np.full(J, FREE), np.full(J, -1)
-    if not lp.job.size:
-        return kind, col
-    on = x > 1e-12
-    cnt = np.bincount(lp.job, on, J)
-    key = np.where(on, x, -np.inf) + np.where(on, 0.0, lp.e * 1e-300)  # the used column, else the best e
-    order = np.lexsort((-key, lp.job))
-    first = order[np.flatnonzero(np.r_[True, np.diff(lp.job[order]) != 0])]
-    jobs = lp.job[first]
-    ok = (cnt[jobs] == 1) | ((cnt[jobs] == 0) & ~lp.req[jobs])
-    col[jobs[ok]] = first[ok]
-    tied = lp.req & (lp.b > 0) & (lp.z_hi > lp.z_lo)
-    kind[jobs[ok]] = np.where(tied[jobs[ok]], REQ, SINGLE)
-    return kind, col
 
 
 def _whole(lp: JobLP, deadline: float) -> JobSol:
@@ -336,9 +319,16 @@ def _whole(lp: JobLP, deadline: float) -> JobSol:
     return sol
 
 
+def _tied(lp: JobLP) -> np.ndarray:
+    """Jobs whose need moves with ``z`` (only REQ or FREE for them)."""
+    return lp.req & (lp.b > 0) & (lp.z_hi > lp.z_lo)
+
+
 def _prices(lp: JobLP, deadline: float) -> tuple[np.ndarray, float]:
     """Coupling prices and ``z`` of the LP over ``SAMPLE_JOBS`` evenly spaced jobs, each standing for
-    ``J / SAMPLE_JOBS`` jobs (coupling use and objective scaled up); requirements are elastic there."""
+    ``J / SAMPLE_JOBS`` jobs (coupling use and objective scaled up). Requirements are elastic there, and
+    those that do not move with ``z`` are eased by 2 % (a sample of jobs whose needs exactly fill the
+    cluster would otherwise overfill it half of the time, and price capacity at the elastic penalty)."""
     J = lp.n_jobs
     pick = np.unique(np.linspace(0, J - 1, SAMPLE_JOBS).round().astype(np.int64))
     k = J / pick.size
@@ -346,8 +336,9 @@ def _prices(lp: JobLP, deadline: float) -> tuple[np.ndarray, float]:
     newid[pick] = np.arange(pick.size)
     sel = np.flatnonzero(newid[lp.job] >= 0)
     scale = _BIG * (1.0 + float(np.max(np.abs(lp.e[sel])))) if sel.size else 1.0
+    ease = np.where(_tied(lp)[pick], 1.0, 0.98)
     sub = JobLP(n_jobs=pick.size, job=newid[lp.job[sel]], n=lp.n[sel], e=lp.e[sel] * k, A=lp.A[:, sel] * k,
-                cap=lp.cap, a=lp.a, req=lp.req[pick], b=lp.b[pick], beta=lp.beta[pick],
+                cap=lp.cap, a=lp.a, req=lp.req[pick], b=lp.b[pick] * ease, beta=lp.beta[pick] * ease,
                 pen=np.full(pick.size, scale * k) if lp.pen is None else lp.pen[pick] * k,
                 f=lp.f, z_lo=lp.z_lo, z_hi=lp.z_hi)
     sol = _solve_reduced(sub, np.full(pick.size, FREE), np.full(pick.size, -1), deadline, elastic=True)[0]
@@ -356,23 +347,22 @@ def _prices(lp: JobLP, deadline: float) -> tuple[np.ndarray, float]:
     return sol.lam, sol.z
 
 
-def _best_states(lp: JobLP, lam: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each job's best column at prices ``lam`` and ``z`` (REQ if tied to a free ``z``, else SINGLE). Jobs
-    with no column that fits, and the jobs closest to a tie between their two best columns (relative gap
-    below ``FREE_GAP``, and at least ``FREE_MIN_PER_ROW`` per coupling row), start FREE: the optimum
-    splits a few jobs between columns, and those set the prices."""
+def _best_states(lp: JobLP, lam: np.ndarray, z: float, free_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each job's best column at prices ``lam`` and ``z``, and its state there: REQ if tied to ``z`` or
+    its reduced cost is clearly negative, HI if clearly positive, VAR within ``VAR_BAND`` (relative) of 0.
+    Jobs with no column that fits, and the jobs closest to a tie between their two best columns
+    (relative gap below ``free_gap``, and at least ``FREE_MIN_PER_ROW`` per coupling row), are FREE: the
+    optimum splits a few jobs between columns, and those set the prices."""
     J = lp.n_jobs
     kind, col = np.full(J, FREE), np.full(J, -1)
     if not lp.job.size:
         return kind, col
-    fixed = lp.z_hi <= lp.z_lo
-    z = lp.z_lo if fixed else float(np.clip(z, lp.z_lo, lp.z_hi))
-    tied = lp.req & (lp.b > 0) & (not fixed)
-    jc = lp.job
-    ratio = np.where(lp.req, lp.beta + lp.b * z, 0.0)[jc] / np.where(lp.n > 0, lp.n, 1.0)
-    profit = lp.e - lp.A.T @ lam  # per unit of x
-    at_need = profit * ratio
-    value = np.where(tied[jc], at_need, np.where(lp.req[jc], np.maximum(at_need, profit), profit))
+    z = lp.z_lo if lp.z_hi <= lp.z_lo else float(np.clip(z, lp.z_lo, lp.z_hi))
+    tied, jc = _tied(lp), lp.job
+    ratio = np.where(lp.req, lp.beta + lp.b * z, 0.0)[jc] / lp.n  # time at need
+    price = lp.A.T @ lam
+    profit = lp.e - price  # per unit of x
+    value = np.where(tied[jc], profit * ratio, np.maximum(profit * ratio, profit))
     value = np.where(ratio <= 1 - 1e-9, value, -np.inf)
     order = np.lexsort((-value, jc))  # per job, best column first
     pos = np.flatnonzero(np.r_[True, np.diff(jc[order]) != 0])
@@ -381,104 +371,136 @@ def _best_states(lp: JobLP, lam: np.ndarray, z: float) -> tuple[np.ndarray, np.n
     v1 = value[first]
     v2 = np.where((pos + 1 < order.size) & (jc[order[nxt]] == jobs), value[order[nxt]], -np.inf)
     idle = ~lp.req[jobs] & (v1 <= 0)  # runs nowhere at these prices, whichever column it keeps
-    gap = np.where(np.isfinite(v2) & ~idle, (v1 - v2) / (np.abs(v1) + np.abs(v2) + 1e-300), np.inf)
+    with np.errstate(invalid="ignore"):
+        gap = np.where(np.isfinite(v2) & ~idle, (v1 - v2) / (np.abs(v1) + np.abs(v2) + 1e-300), np.inf)
     ok = np.isfinite(v1)
-    col[jobs[ok]] = first[ok]
-    kind[jobs[ok]] = np.where(tied[jobs[ok]], REQ, SINGLE)
+    c = first[ok]
+    rel = profit[c] / (np.abs(lp.e[c]) + np.abs(price[c]) + 1e-300)
+    col[jobs[ok]] = c
+    kind[jobs[ok]] = np.where(tied[jobs[ok]] | (rel < -VAR_BAND), REQ, np.where(rel > VAR_BAND, HI, VAR))
     m = min(jobs.size, FREE_MIN_PER_ROW * lp.cap.size + 8)
     kind[jobs[np.argpartition(gap, m - 1)[:m]]] = FREE
-    kind[jobs[gap < FREE_GAP]] = FREE
+    kind[jobs[gap < free_gap]] = FREE
+    return kind, col
+
+
+def _states_of(lp: JobLP, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """States from a solution ``x`` of a related LP: a job on one column keeps it (REQ if tied to ``z``,
+    else VAR), an idle job without requirement is VAR on its best column, a split job is FREE."""
+    J = lp.n_jobs
+    kind, col = np.full(J, FREE), np.full(J, -1)
+    if not lp.job.size:
+        return kind, col
+    on = x > 1e-12
+    cnt = np.bincount(lp.job, on, J)
+    order = np.lexsort((-np.where(on, 1.0 + x, np.tanh(lp.e)), lp.job))  # the used column, else the best e
+    first = order[np.flatnonzero(np.r_[True, np.diff(lp.job[order]) != 0])]
+    jobs = lp.job[first]
+    ok = (cnt[jobs] == 1) | ((cnt[jobs] == 0) & ~lp.req[jobs])
+    col[jobs[ok]] = first[ok]
+    kind[jobs[ok]] = np.where(_tied(lp)[jobs[ok]], REQ, VAR)
     return kind, col
 
 
 def _solve_reduced(lp: JobLP, kind: np.ndarray, col: np.ndarray, deadline: float,
-                   elastic: bool = False) -> tuple[JobSol | None, np.ndarray]:
-    """Solve with the REQ and SINGLE jobs aggregated; returns (solution, aggregated jobs that fail the
-    optimality check). Coupling rows get a slack at a large price (an over-full row frees its jobs)."""
+                   elastic: bool = False) -> tuple[JobSol | None, np.ndarray, bool]:
+    """Solve with the REQ, HI and VAR jobs aggregated; returns (solution, aggregated jobs that fail the
+    optimality check, whether the prices are sane: no coupling row needed its slack)."""
     J, K = lp.n_jobs, lp.cap.size
+    none = np.zeros(0, np.int64)
     fc = np.flatnonzero(kind[lp.job] == FREE)  # columns of FREE jobs
-    rj = np.flatnonzero(kind == REQ)
-    rc = col[rj]
-    sj = np.flatnonzero(kind == SINGLE)
-    sc = col[sj]
-    k0, k1 = lp.beta[rj] / lp.n[rc], lp.b[rj] / lp.n[rc]  # REQ: x = k0 + k1 z
-    z_cap = (lp.n[rc] - lp.beta[rj]) / lp.b[rj]  # REQ: x <= 1
-    z_hi = min(lp.z_hi, float(z_cap.min())) if rj.size else lp.z_hi
-    if z_hi < lp.z_lo - 1e-12:  # the REQ states allow no z in range: free the jobs that cap it
-        return JobSol(np.zeros(lp.job.size), lp.z_lo, np.zeros(K), -np.inf, "optimal", 0), rj[z_cap < lp.z_lo]
-    s_lo = np.where(lp.req[sj], (lp.beta[sj] + lp.b[sj] * lp.z_lo) / lp.n[sc], 0.0)  # SINGLE: [s_lo, 1]
     jf = np.unique(lp.job[fc])
     fj = jf[lp.req[jf]]
+    aj = np.flatnonzero((kind == REQ) | (kind == HI))  # fixed: x = k0 + k1 z
+    ac = col[aj]
+    vj = np.flatnonzero(kind == VAR)
+    vc = col[vj]
+    tied = _tied(lp)
+    is_req = kind[aj] == REQ
+    k0 = np.where(is_req, np.where(lp.req[aj], lp.beta[aj] + lp.b[aj] * np.where(tied[aj], 0.0, lp.z_lo), 0.0)
+                  / lp.n[ac], 1.0)
+    k1 = np.where(is_req & tied[aj], lp.b[aj] / lp.n[ac], 0.0)
+    tj = np.flatnonzero(k1 > 0)
+    z_cap = (lp.n[ac[tj]] - lp.beta[aj[tj]]) / lp.b[aj[tj]]  # REQ tied: x <= 1
+    z_hi = min(lp.z_hi, float(z_cap.min())) if tj.size else lp.z_hi
+    if z_hi < lp.z_lo - 1e-12:  # the REQ states allow no z in range: free the jobs that cap it
+        return JobSol(np.zeros(lp.job.size), lp.z_lo, np.zeros(K), -np.inf, "optimal", 0), aj[tj[z_cap < lp.z_lo]], False
+    v_lo = np.where(lp.req[vj], lp.beta[vj] + lp.b[vj] * lp.z_lo, 0.0) / lp.n[vc]
     soft = lp.pen is not None or elastic
-    nf, ns, nq = fc.size, sc.size, (fj.size if soft else 0)
-    iz = nf + ns
+    nf, nv, nq = fc.size, vc.size, (fj.size if soft else 0)
+    iz = nf + nv
     scale = 1.0 + (float(np.max(np.abs(lp.e))) if lp.e.size else 0.0) + abs(lp.f)
     pen = lp.pen[fj] if lp.pen is not None else np.full(fj.size, _BIG * scale)
-    cost = np.concatenate([lp.e[fc], lp.e[sc], [lp.f + float(lp.e[rc] @ k1)], -pen[:nq], np.full(K, -_BIG * scale)])
-    lo = np.concatenate([np.zeros(nf), s_lo, [lp.z_lo], np.zeros(nq + K)])
-    hi = np.concatenate([np.full(nf, INF), np.ones(ns), [z_hi], np.full(nq + K, INF)])
+    cost = np.concatenate([lp.e[fc], lp.e[vc], [lp.f + float(lp.e[ac] @ k1)], -pen[:nq], np.full(K, -_BIG * scale)])
+    lo = np.concatenate([np.zeros(nf), v_lo, [lp.z_lo], np.zeros(nq + K)])
+    hi = np.concatenate([np.full(nf, INF), np.ones(nv), [z_hi], np.full(nq + K, INF)])
     time_row = np.full(J, -1)
     time_row[jf] = np.arange(jf.size)
     req_row = np.full(J, -1)
     req_row[fj] = jf.size + np.arange(fj.size)
     r0 = jf.size + fj.size  # first coupling row
-    Af = lp.A[:, np.r_[fc, sc]].tocoo()
+    Af = lp.A[:, np.r_[fc, vc]].tocoo()
+    Aa = lp.A[:, ac]
     ri = [time_row[lp.job[fc]], req_row[lp.job[fc]], req_row[fj], r0 + Af.row, r0 + np.arange(K),
           r0 + np.arange(K), req_row[fj[:nq]]]
     ci = [np.arange(nf), np.arange(nf), np.full(fj.size, iz), Af.col, np.full(K, iz), iz + 1 + nq + np.arange(K),
           iz + 1 + np.arange(nq)]
-    vi = [np.ones(nf), lp.n[fc], -lp.b[fj], Af.data, lp.a + lp.A[:, rc] @ k1, -np.ones(K), np.ones(nq)]
+    vi = [np.ones(nf), lp.n[fc], -lp.b[fj], Af.data, lp.a + Aa @ k1, -np.ones(K), np.ones(nq)]
     ri, ci, vi = np.concatenate(ri), np.concatenate(ci), np.concatenate(vi)
     keep = ri >= 0
     rlo = np.concatenate([np.full(jf.size, -INF), lp.beta[fj], np.full(K, -INF)])
-    rhi = np.concatenate([np.ones(jf.size), np.full(fj.size, INF), lp.cap - lp.A[:, rc] @ k0])
+    rhi = np.concatenate([np.ones(jf.size), np.full(fj.size, INF), lp.cap - Aa @ k0])
     v, row_dual, status = _highs(cost, lo, hi, rlo, rhi, ri[keep], ci[keep], vi[keep], deadline,
-                                 presolve=not (rj.size or sj.size))
+                                 aggregated=bool(aj.size or vj.size))
     if v is None:
-        return None, np.zeros(0, np.int64)
+        return None, none, False
     z = float(v[iz])
     x = np.zeros(lp.job.size)
-    x[fc], x[sc], x[rc] = v[:nf], v[nf:iz], k0 + k1 * z
+    x[fc], x[vc], x[ac] = v[:nf], v[nf:iz], k0 + k1 * z
     x = np.clip(x, 0.0, None)
     lam = row_dual[r0:]
     sol = JobSol(x=x, z=z, lam=lam, value=lp.value(x, z), status=status, free_jobs=jf.size)
-    if elastic or not (rj.size or sj.size):
-        return sol, np.zeros(0, np.int64)
+    if elastic or not (aj.size or vj.size):
+        return sol, none, True
     over = np.flatnonzero(v[iz + 1 + nq:] > 1e-9 * (1 + np.abs(lp.cap)))
     if over.size:  # a coupling row over-full: free the aggregated jobs with a fixed minimum on it
         on = np.asarray(abs(lp.A[over]).sum(axis=0)).ravel() > 0
-        return sol, np.r_[rj[on[rc]], sj[on[sc] & (s_lo > 0)]]
-    return sol, _check_states(lp, lam, x, z, rj, rc, sj, sc, s_lo, z_cap, z_hi)
+        return sol, np.r_[aj[on[ac] & (x[ac] > 0)], vj[on[vc] & (v_lo > 0)]], False
+    bad = _check_states(lp, lam, x, aj, ac, vj, vc)
+    if tj.size and z_hi < lp.z_hi and z >= z_hi - 1e-9 * (1 + abs(z_hi)):
+        bad = np.union1d(bad, aj[tj[z_cap <= 2 * z]])  # a REQ job's time binds: free it and those close
+    return sol, bad, True
 
 
-def _check_states(lp: JobLP, lam, x, z, rj, rc, sj, sc, s_lo, z_cap, z_hi) -> np.ndarray:
+def _check_states(lp: JobLP, lam, x, aj, ac, vj, vc) -> np.ndarray:
     """Aggregated jobs whose state is not optimal at prices ``lam`` (see :func:`solve_job_lp`): row duals
     ``mu`` (requirement) and ``nu`` (time) from the state, then reduced costs of all the job's columns."""
     J = lp.n_jobs
     profit = lp.e - lp.A.T @ lam
     mu, nu = np.zeros(J), np.zeros(J)
-    mu[rj] = -profit[rc] / lp.n[rc]  # REQ: requirement tight, time slack
-    d = profit[sc]  # SINGLE: the column's reduced cost in the model; > 0 at 1 (time tight), < 0 at s_lo
-    nu[sj] = np.maximum(d, 0.0)
-    mu[sj] = np.where(lp.req[sj] & (d < 0), -d / lp.n[sc], 0.0)
+    d = profit[ac]
+    is_req = x[ac] < 1 - 1e-12  # REQ (HI runs all the time)
+    mu[aj] = np.where(is_req & lp.req[aj], -d / lp.n[ac], 0.0)  # requirement tight, time slack
+    nu[aj] = np.where(is_req, 0.0, d)  # HI: time tight, requirement slack
+    d = profit[vc]  # VAR: the column's reduced cost in the model; > 0 at 1 (time tight), < 0 at need
+    nu[vj] = np.maximum(d, 0.0)
+    mu[vj] = np.where(lp.req[vj] & (d < 0), -d / lp.n[vc], 0.0)
     agg = np.zeros(J, bool)
-    agg[rj] = agg[sj] = True
-    scale = np.abs(lp.e) + np.abs(lp.A).T @ np.abs(lam) + np.abs(mu[lp.job] * lp.n) + nu[lp.job]
+    agg[aj] = agg[vj] = True
+    scale = np.abs(lp.e) + np.abs(lp.A).T @ np.abs(lam) + np.abs(mu[lp.job] * lp.n) + np.abs(nu[lp.job])
     rcost = profit + mu[lp.job] * lp.n - nu[lp.job]
     bad = np.zeros(J, bool)
     bad[lp.job[agg[lp.job] & (rcost > 1e-9 + 1e-7 * scale)]] = True
-    bad[rj] |= mu[rj] < -1e-9 - 1e-7 * np.abs(mu[rj])  # would rather run more than required
+    bad |= agg & ((mu < -1e-9 - 1e-7 * np.abs(mu)) | (nu < -1e-9 - 1e-7 * np.abs(nu)))
     if lp.pen is not None:
         bad |= agg & lp.req & (mu > lp.pen * (1 + 1e-7) + 1e-9)
-    if rj.size and z_hi < lp.z_hi and z >= z_hi - 1e-9 * (1 + abs(z_hi)):
-        bad[rj[z_cap <= 2 * z]] = True  # a REQ job's time binds: free it and those close to binding
     return np.flatnonzero(bad)
 
 
-def _highs(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True):
+def _highs(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, aggregated=False):
     """Maximise on HiGHS; returns (column values, row duals, status) or (None, None, None) if unsolved.
-    (HiGHS's presolve takes seconds on aggregated models, thousands of bounded columns in a few rows,
-    that the simplex then solves in milliseconds: it is switched off for them.)"""
+    Aggregated models (many bounded columns in a few rows, starting feasible at their lower bounds) run
+    without presolve, which takes seconds on them, and with the primal simplex (10x faster there)."""
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = cost.size, rlo.size
     lp.sense_ = highspy.ObjSense.kMaximize
@@ -491,8 +513,9 @@ def _highs(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True):
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
-    if not presolve:
+    if aggregated:
         h.setOptionValue("presolve", "off")
+        h.setOptionValue("simplex_strategy", 4)
     h.passModel(lp)
     h.run()
     st = h.getModelStatus()
