@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
-from gridshift.service.db import upgrade
+from gridshift.service.db import head_revision, make_engine, upgrade
 from gridshift.service.store import PlanItem, Principal, Store
 
 from pgserver import PgServer, free_port, pg_server  # noqa: F401  (session fixture)
@@ -53,7 +53,8 @@ class Recorder:
 
     def status(self) -> dict:
         return {"state": "running", "site_power_mw": {"frankfurt": 0.12, "london": 0.05}, "plan_seconds": 0.25,
-                "carbon_t_total": 1.5}
+                "carbon_t_total": 1.5, "cost_usd": 420.0,
+                "counterfactual": {"policy": "asap", "energy_mwh": 9.0, "carbon_t": 2.25, "cost_usd": 450.0}}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -176,6 +177,57 @@ def test_idempotency_key_returns_the_first_job(env):
     assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key"
 
 
+def test_client_job_ids(env):
+    """A job may carry the client's own id: unique per tenant (409 otherwise), usable in the job's routes by
+    its tenant, and by an operator when only one tenant uses it."""
+    r = env.call("POST", f"{API}/jobs", "tenant", json={**JOB, "id": "train-42"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["client_id"] == "train-42" and job["id"] != "train-42"
+    assert r.headers["location"] == f"{API}/jobs/{job['id']}"
+    got = env.call("GET", f"{API}/jobs/train-42", "tenant")
+    assert got.status_code == 200 and got.json()["id"] == job["id"]
+    assert env.call("GET", f"{API}/jobs/train-42/history", "tenant").json()[0]["job_id"] == job["id"]
+    assert env.call("GET", f"{API}/jobs/train-42/plan", "tenant").json() == {"job_id": job["id"], "items": []}
+    r = env.call("POST", f"{API}/jobs", "tenant", json={**JOB, "id": "train-42", "work_acc_h": 2.0})
+    assert r.status_code == 409 and r.json()["field"] == "id"
+    assert "tenant 'alice' already has a job with id 'train-42'" in r.json()["detail"], r.json()
+    assert env.reconciler.reasons == ["job submitted"]
+    # an operator reaches it by that id while it is alice's alone; bob may use it too
+    assert env.call("GET", f"{API}/jobs/train-42", "operator").json()["id"] == job["id"]
+    assert env.call("GET", f"{API}/jobs/train-42", "bob").status_code == 404
+    bobs = env.call("POST", f"{API}/jobs", "bob", json={**JOB, "id": "train-42"})
+    assert bobs.status_code == 201 and bobs.json()["client_id"] == "train-42"
+    assert env.call("GET", f"{API}/jobs/train-42", "bob").json()["id"] == bobs.json()["id"]
+    r = env.call("GET", f"{API}/jobs/train-42", "operator")
+    assert r.status_code == 409 and "several tenants" in r.json()["detail"]
+    assert env.call("POST", f"{API}/jobs/train-42/cancel", "tenant").json()["status"] == "cancelled"
+    assert env.call("GET", f"{API}/jobs/{bobs.json()['id']}", "bob").json()["status"] == "queued"
+    # with the first submission's Idempotency-Key, a resubmission is the first job, not a conflict
+    key = {"Idempotency-Key": "run-7"}
+    first = env.call("POST", f"{API}/jobs", "tenant", json={**JOB, "id": "run-7"}, headers=key)
+    again = env.call("POST", f"{API}/jobs", "tenant", json={**JOB, "id": "run-7"}, headers=key)
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
+    assert env.call("POST", f"{API}/jobs", "tenant", json=JOB).json()["client_id"] is None
+
+
+def test_operator_lists_jobs_by_tenant(env):
+    alice = [env.job("alice") for _ in range(3)]
+    bob = env.job("bob")
+    r = env.call("GET", f"{API}/jobs", "operator", params={"tenant": "alice", "limit": 2})
+    page = r.json()
+    assert r.status_code == 200 and [j["id"] for j in page["items"]] == alice[:2]
+    r = env.call("GET", f"{API}/jobs", "operator", params={"tenant": "alice", "cursor": page["next_cursor"]})
+    assert [j["id"] for j in r.json()["items"]] == alice[2:] and r.json()["next_cursor"] is None
+    assert [j["id"] for j in env.call("GET", f"{API}/jobs", "operator", params={"tenant": "bob"}).json()["items"]] \
+        == [bob]
+    assert env.call("GET", f"{API}/jobs", "tenant", params={"tenant": "alice"}).json()["items"][0]["id"] == alice[0]
+    r = env.call("GET", f"{API}/jobs", "tenant", params={"tenant": "bob"})
+    assert r.status_code == 403 and "only its own" in r.json()["detail"]
+    r = env.call("GET", f"{API}/jobs", "operator", params={"tenant": "a/b"})
+    assert r.status_code == 422 and r.json()["field"] == "tenant"
+
+
 def test_list_pagination(env):
     ids = [env.job() for _ in range(5)]
     seen, cursor = [], None
@@ -221,7 +273,9 @@ def test_tenant_isolation(env):
     ({"work_acc_h": 1}, "kind", "Field required"),
     ({**JOB, "tier": 7}, "tier", "less than or equal to 3"),
     ({**JOB, "gang_min": 4, "gang_max": 2}, None, "gang_max must be >= gang_min"),
-    ({**JOB, "deadline": "2001-01-01T00:00:00"}, None, "deadline must be after arrival"),
+    ({**JOB, "deadline": "2001-01-01T00:00:00Z"}, None, "deadline must be after arrival"),
+    ({**JOB, "deadline": "2030-01-01T00:00:00"}, "deadline", "must be timezone-aware UTC"),
+    ({**JOB, "id": "has space"}, "id", "should match pattern"),
     ({**JOB, "command": "rm\x00"}, "command", "NUL"),
     ({**JOB, "throughput": {"H100": -1}}, None, "throughput for 'H100'"),
 ])
@@ -563,6 +617,9 @@ def test_metrics(env):
     text = env.call("GET", "/metrics", "operator").text
     for line in ('gridshift_site_power_mw{site="frankfurt"} 0.12', 'gridshift_queue_jobs{status="queued"} 1.0',
                  "gridshift_plan_seconds 0.25", "gridshift_carbon_t_total 1.5", "gridshift_database_up 1.0",
+                 "gridshift_cost_usd_total 420.0", 'gridshift_counterfactual_carbon_t_total{policy="asap"} 2.25',
+                 'gridshift_counterfactual_cost_usd_total{policy="asap"} 450.0',
+                 'gridshift_counterfactual_energy_mwh_total{policy="asap"} 9.0',
                  'gridshift_http_requests_total{method="GET",route="/api/v1/jobs",status="200"} 1.0',
                  'gridshift_http_request_seconds_count{method="GET",route="/api/v1/jobs"} 1.0'):
         assert line in text, line
@@ -574,6 +631,7 @@ def test_metrics_without_a_reconciler_read_the_store(store):
     with TestClient(create_app(store, fleet=FLEET, settings=ApiSettings(public_metrics=True))) as client:
         text = client.get("/metrics").text
     assert "gridshift_plan_seconds 2.5" in text and 'gridshift_site_power_mw{site="london"}' in text
+    assert "gridshift_cost_usd_total" not in text and "counterfactual" not in text  # nothing reports them
     assert 'gridshift_site_power_mw{site="london"} 0.0\n' not in text
 
 
@@ -581,7 +639,7 @@ def test_health_reports_the_database(env, db_url):
     r = env.client.get(f"{API}/health")
     assert r.status_code == 200
     h = r.json()
-    assert h["status"] == "ok" and h["database"]["reachable"] and h["database"]["revision"] == "0001"
+    assert h["status"] == "ok" and h["database"]["reachable"] and h["database"]["revision"] == head_revision()
     assert h["database"]["backend"] == db_url.split(":")[0].split("+")[0]
     assert h["reconciler"] == {"state": "running"}, "without a token: whether it runs, not the details"
     full = env.call("GET", f"{API}/health", "operator").json()["reconciler"]
@@ -625,6 +683,29 @@ def test_database_down_gives_503_and_recovers(request, db_url, tmp_path):
         assert env.call("POST", f"{API}/jobs", "tenant", json=JOB).status_code == 201
 
 
+def test_exhausted_connection_pool_gives_503(db_url):
+    """Every pooled connection busy for longer than the pool timeout: the store's DatabaseUnavailable, a 503
+    with Retry-After (not a 500); the next request after one is returned succeeds."""
+    store = Store(engine=make_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2))
+    try:
+        with TestClient(create_app(store, settings=FAST)) as client:
+            env = Env(store, client)
+            job = env.job()
+            held = store.engine.connect()
+            try:
+                for method, path, kw in (("GET", f"/jobs/{job}", {}), ("POST", "/jobs", {"json": JOB})):
+                    r = env.call(method, API + path, "operator", **kw)
+                    assert r.status_code == 503, r.text
+                    assert "busy: no connection free in the pool" in r.json()["detail"]
+                    assert r.headers["retry-after"] == "5"
+                assert client.get(f"{API}/health").status_code == 503
+            finally:
+                held.close()
+            assert env.call("GET", f"{API}/jobs/{job}", "operator").status_code == 200
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------------------------------- CLI, fleet
 
 
@@ -660,7 +741,7 @@ def test_serve_command_runs_the_api(tmp_path):
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < give_up, "the server did not start"
                 time.sleep(0.2)
-        assert health.status_code == 200 and health.json()["database"]["revision"] == "0001"
+        assert health.status_code == 200 and health.json()["database"]["revision"] == head_revision()
         r = httpx.post(f"{base}{API}/jobs", json={**JOB, "tenant": "alice"}, headers=auth)
         assert r.status_code == 201 and r.json()["tenant"] == "alice"
         assert "GridShift" in httpx.get(base + "/").text

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -141,6 +140,18 @@ def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
             text = page.inner_text("#submit-status")
             assert job_id[:8] in text and ("alpha/H100" in text or "beta/A100" in text), text
             assert job_id[:8] in page.inner_text("#jobs")
+            # the totals: cost so far and the asap counterfactual are figures the reconciler reports, not n/a
+            page.wait_for_function(
+                """() => { const b = k => (document.querySelector(`[data-card='${k}'] b`) || {}).textContent || "";
+                           return /^\\$\\d+\\.\\d\\d$/.test(b("cost")) && /^\\$\\d+\\.\\d\\d$/.test(b("cf-cost"))
+                                  && /^\\d+\\.\\d+ (kg|t)$/.test(b("cf-carbon")); }""", timeout=30_000)
+            cards = {k: page.inner_text(f"[data-card='{k}'] b") for k in ("carbon", "cost", "cf-carbon", "cf-cost")}
+            assert not any("n/a" in v for v in cards.values()), cards
+            rs = httpx.get(f"{base}{API}/health", headers={"Authorization": f"Bearer {secret}"}, timeout=5).json()
+            cf = rs["reconciler"]["counterfactual"]
+            assert cf["policy"] == "asap" and cf["carbon_t"] >= 0 and cf["cost_usd"] >= 0
+            assert rs["reconciler"]["cost_usd"] >= 0
+            assert "asap counterfactual carbon" in page.inner_text("#totals")
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             assert not external, f"the dashboard requested other hosts: {external}"
         finally:

@@ -174,6 +174,84 @@ def test_local_simulated_job_power_cap_and_checkpoint_exit(ex: LocalExecutor) ->
     assert (ex.state_dir / "jobs" / "ckpt" / "a1-r2.exit.json").exists()  # the second run finished it
 
 
+def test_local_pause_right_after_start_never_kills_the_job(ex: LocalExecutor, tmp_path: Path) -> None:
+    """A pause at once after the start (before the job has its checkpoint handler) freezes the job instead
+    of ending it with the checkpoint signal's default action; it then resumes and finishes. Twenty times
+    without a pause in between, then with growing delays that sweep the moment the handler is installed."""
+    delays = [0.0] * 20 + [0.005 * i for i in range(1, 13)]
+    ids = []
+    for i, delay in enumerate(delays):
+        out = tmp_path / f"early{i}"
+        out.mkdir()
+        job_id = f"early-{i}"
+        ex.start(launch(job_id, job_cmd(out, 4)))
+        if delay:
+            time.sleep(delay)
+        st = ex.pause(job_id)
+        assert (st.state, st.exit_code) == ("paused", None), (i, st)
+        members = [p for p in ex_group(ex, job_id)]
+        assert members and all(proc_stat(p)[0] == "T" for p in members), (i, members)
+        assert ex.status(job_id).state == "paused"
+        assert ex.resume(job_id).state == "running"
+        ids.append(job_id)
+    for i, job_id in enumerate(ids):
+        st = wait_for(lambda: (s := status(ex, job_id)).finished and s, what=f"{job_id} to finish")
+        assert (st.state, st.exit_code) == ("succeeded", 0), (job_id, st.reason)
+        assert (tmp_path / f"early{i}" / "progress").read_text() == "4"
+
+
+def test_local_pause_of_a_job_without_a_checkpoint_handler_freezes_it(ex: LocalExecutor, tmp_path: Path) -> None:
+    """Neither the shell nor ``sleep`` handles SIGUSR1: the job is frozen without the signal, at once (no
+    checkpoint to wait for), and finishes after the resume."""
+    ex.start(launch("plain", ["sh", "-c", f"sleep 0.5; echo done > {tmp_path / 'plain.out'}"]))
+    wait_for(lambda: len(ex_group(ex, "plain")) >= 2, what="the shell and its sleep")
+    t = time.monotonic()
+    st = ex.pause("plain")
+    assert (st.state, st.exit_code) == ("paused", None)
+    assert time.monotonic() - t < ex.pause_grace_s / 2  # nothing to wait for
+    assert ex.resume("plain").state == "running"
+    st = wait_for(lambda: (s := status(ex, "plain")).finished and s, what="plain to finish")
+    assert st.state == "succeeded" and (tmp_path / "plain.out").read_text() == "done\n"
+
+
+def test_wrapper_takes_signals_only_once_its_handlers_are_installed(tmp_path: Path) -> None:
+    """Started with the relayed signals blocked, as the executor starts it, the wrapper survives a checkpoint
+    signal sent before its handlers exist, and an early SIGTERM ends it without starting the command."""
+    import signal
+    import subprocess
+
+    from gridshift.service.executors.local import WRAP_PY
+
+    def start(exit_file: Path, marker: Path) -> subprocess.Popen:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+        try:
+            return subprocess.Popen([sys.executable, "-I", str(WRAP_PY), "--exit-file", str(exit_file), "--",
+                                     sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"],
+                                    start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    p = start(tmp_path / "a.exit.json", tmp_path / "a.ran")
+    p.send_signal(signal.SIGUSR1)  # at once: the interpreter is still starting
+    assert p.wait(20) == 0
+    assert json.loads((tmp_path / "a.exit.json").read_text())["exit_code"] == 0 and (tmp_path / "a.ran").exists()
+
+    p = start(tmp_path / "b.exit.json", tmp_path / "b.ran")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 128 + signal.SIGTERM
+    ended = json.loads((tmp_path / "b.exit.json").read_text())
+    assert ended["exit_code"] == -signal.SIGTERM and "before the command started" in ended["reason"]
+    assert not (tmp_path / "b.ran").exists()
+
+
+def ex_group(ex: LocalExecutor, job_id: str) -> list[int]:
+    """The job's processes (its wrapper's group)."""
+    from gridshift.service.executors.local import group_members
+
+    rec = ex.record(job_id)
+    return list(group_members(rec["pgid"]))
+
+
 def test_local_recovery_after_the_service_died(tmp_path: Path) -> None:
     state = tmp_path / "state"
     out = tmp_path / "job3"

@@ -92,11 +92,13 @@ def test_gavel_known_values(gavel):
 
 @needs_gavel
 def test_gavel_tensor_matches_the_reproduction_module(gavel):
-    from gridshift.data.gavel import load_gavel_throughputs
     from gridshift.hetero.gavel_repro import GANG_SIZES, gavel_tensor
 
-    types, thr = gavel_tensor(load_gavel_throughputs())
+    types, thr = gavel_tensor(gavel)
+    assert len(types) == 26 and thr.shape == (26, len(GANG_SIZES), 3)
     assert np.array_equal(gavel.tensor(types, GANG_SIZES, ["K80", "P100", "V100"]), thr)
+    i = types.index("ResNet-18 (batch size 256)")
+    assert thr[i, list(GANG_SIZES).index(1), 2] == pytest.approx(10.300256501360458)
 
 
 @needs_gavel

@@ -355,10 +355,7 @@ def test_threshold_pauses_and_resumes_as_the_grid_changes(store, executor):
     job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 4000.0, "gang_min": 8, "gang_max": 8})
     rec.tick()  # 09:00: Frankfurt is green
     assert store.get_job(SYSTEM, job.id).status == "running" and executor.status(job.id).state == "running"
-    deadline = time.monotonic() + 20  # a job has its checkpoint handler once it reports progress
-    while not executor.status(job.id).progress_frac and time.monotonic() < deadline:
-        time.sleep(0.05)
-    now[0] = T0 + timedelta(hours=6)  # 15:00: neither site is green
+    now[0] = T0 + timedelta(hours=6)  # 15:00: neither site is green (paused at once: no wait for its handler)
     assert rec.tick()["actions"] == {"pause": 1}
     assert store.get_job(SYSTEM, job.id).status == "paused" and executor.status(job.id).state == "paused"
     assert store.current_plan().items[0].why == {"policy": "threshold", "action": "pause", "bound": "policy"}
@@ -390,3 +387,142 @@ def test_loop_runs_in_a_thread_and_wakes_on_notify(store, executor):
     finally:
         rec.stop()
     assert rec.status()["running"] is False
+
+
+# ------------------------------------------------------------------ cost and the asap counterfactual
+
+def facility_mw(busy: int, cap: float = 1.0, count: int = 16, pue: float = 1.2) -> float:
+    """By hand, from the catalog's H100 (700 W board, 70 W idle, 260 W host per accelerator)."""
+    return (busy * 700.0 * cap + (count - busy) * 70.0 + count * 260.0) * pue / 1e6
+
+
+def test_cost_and_counterfactual_match_a_hand_computation(store, executor):
+    """One job on a constant grid: threshold runs it at once, as asap would, so the counterfactual's books
+    equal the actual ones, and both equal power × time × signal."""
+    t0 = datetime(2024, 3, 4, 9, tzinfo=timezone.utc)
+    now = [t0]
+    rec = Reconciler(store, executor, fleet(CONST_FLEET), policy="threshold", clock=lambda: now[0])
+    st = rec.status()
+    assert st["cost_usd"] == 0.0 and st["counterfactual"] == {
+        "policy": "asap", "energy_mwh": 0.0, "carbon_t": 0.0, "cost_usd": 0.0, "running_jobs": 0,
+        "unfinished_jobs": 0}
+    job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 4000.0, "gang_min": 8, "gang_max": 8})
+    for minutes in (0, 10, 30):  # two intervals, 0.5 h in all
+        now[0] = t0 + timedelta(minutes=minutes)
+        rec.tick()
+    p = store.get_job(SYSTEM, job.id).placement
+    assert store.get_job(SYSTEM, job.id).status == "running" and (p.site, p.gang) == ("site-a", 8)
+    energy = facility_mw(8, p.power_cap_frac) * 0.5
+    st = rec.status()
+    assert st["energy_mwh"] == pytest.approx(energy, rel=1e-9)
+    assert st["carbon_t"] == pytest.approx(energy * 300.0 / 1000.0, rel=1e-9)  # 300 g/kWh
+    assert st["cost_usd"] == pytest.approx(energy * 80.0, rel=1e-9)  # 80 $/MWh
+    cf = st["counterfactual"]
+    assert cf["policy"] == "asap" and cf["running_jobs"] == 1 and cf["unfinished_jobs"] == 1
+    for key in ("energy_mwh", "carbon_t", "cost_usd"):
+        assert cf[key] == pytest.approx(st[key], rel=1e-12), key
+
+
+DEFER_FLEET = {**CONST_FLEET, "zones": [{"id": "ZZ", "carbon_g_per_kwh": 100.0, "price_usd_per_mwh": 80.0}]}
+
+
+@pytest.mark.parametrize("spec", [PolicySpec(name="threshold"),
+                                  PolicySpec(name="mpc", params={"forecast": "perfect"})], ids=lambda s: s.name)
+def test_deferring_beats_the_asap_counterfactual(store, executor, spec):
+    """Carbon is 500 g/kWh for the next four hours and 100 after: the policy waits, asap would not."""
+    t0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    now = [t0]
+    store.upsert_signals([{"zone": "ZZ", "signal": "carbon_g_per_kwh", "at": t0 + timedelta(hours=h), "value": 500.0,
+                           "source": "test"} for h in range(4)])
+    rec = Reconciler(store, executor, fleet(DEFER_FLEET), policy=spec, clock=lambda: now[0])
+    job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 8.0, "gang_min": 8, "gang_max": 8,
+                                       "deadline": (t0 + timedelta(hours=7)).isoformat()})
+    rec.tick()
+    assert store.get_job(SYSTEM, job.id).status == "queued"  # waiting for the greener hours
+    assert rec.status()["counterfactual"]["running_jobs"] == 1  # asap runs it now
+    for h in range(1, 8):
+        now[0] = t0 + timedelta(hours=h)
+        rec.tick()
+        if store.get_job(SYSTEM, job.id).status == "running":
+            deadline = time.monotonic() + 20  # one simulated hour is 0.05 s here
+            while not executor.status(job.id).finished and time.monotonic() < deadline:
+                time.sleep(0.05)
+    assert store.get_job(SYSTEM, job.id).status == "succeeded"
+    st = rec.status()
+    cf = st["counterfactual"]
+    assert cf["running_jobs"] == 0 and cf["unfinished_jobs"] == 0
+    # the same energy (the job ran one hour on 8 accelerators either way), at a fifth of the intensity
+    assert st["energy_mwh"] == pytest.approx(cf["energy_mwh"], rel=1e-9)
+    idle, busy = facility_mw(0), facility_mw(8)
+    assert st["carbon_t"] < cf["carbon_t"]
+    assert cf["carbon_t"] - st["carbon_t"] == pytest.approx((busy - idle) * (500.0 - 100.0) / 1000.0, rel=1e-6)
+    assert st["cost_usd"] == pytest.approx(cf["cost_usd"], rel=1e-9)  # one price all day
+
+
+# ------------------------------------------------------------------------------ keeping the mpc plan
+
+def test_mpc_keeps_its_plan_until_something_changes(store, executor):
+    """Passes without a trigger decide from the plan mpc solved at the start of its epoch (no LP solve);
+    a new job, a notify, stored signals, a grid event, an executor report and a new epoch each make the
+    next pass solve again."""
+    now = [T0]
+    spec = PolicySpec(name="mpc", params={"forecast": "persistence"})  # epoch_h = 1
+    rec = Reconciler(store, executor, fleet(), policy=spec, clock=lambda: now[0])
+    ids = [store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 4000.0, "gang_min": 4, "gang_max": 8})[0].id
+           for _ in range(3)]
+    first = rec.tick()
+    assert (first["plan"], first["plan_reason"]) == ("solved", "first plan") and first["actions"]
+    st = rec.status()
+    assert (st["passes"], st["plans_solved"], st["plans_kept"], st["lp_solves"]) == (1, 1, 0, 1)
+    assert st["last_plan_reason"] == "first plan" and st["plan_solved_at"] == T0.isoformat()
+    placed = {i: store.get_job(SYSTEM, i).placement for i in ids}
+    for minutes in (10, 20, 30, 40):  # inside mpc's hour, nothing changed: the plan is kept, no churn
+        now[0] = T0 + timedelta(minutes=minutes)
+        s = rec.tick()
+        assert (s["plan"], s["actions"]) == ("kept", {}), s
+    st = rec.status()
+    assert (st["passes"], st["plans_solved"], st["plans_kept"], st["lp_solves"]) == (5, 1, 4, 1)
+    assert {i: store.get_job(SYSTEM, i).placement for i in ids} == placed
+    assert store.current_plan().summary["plan"] == "kept"
+
+    def solves_because(reason: str) -> None:
+        before = rec.status()["lp_solves"]
+        s = rec.tick()
+        assert (s["plan"], s["plan_reason"]) == ("solved", reason), s
+        assert rec.status()["lp_solves"] == before + 1
+        s = rec.tick()
+        assert s["plan"] == "kept" and s["actions"] == {}, s  # and the next pass keeps the new plan
+        assert rec.status()["lp_solves"] == before + 1
+
+    store.submit_job(SYSTEM, {"kind": "batch-inference", "work_acc_h": 4.0, "gang_max": 2})
+    solves_because("jobs changed")
+    rec.notify("service changed")
+    solves_because("service changed")
+    store.upsert_signals([{"zone": "DE-LU", "signal": "carbon_g_per_kwh", "at": T0 + timedelta(hours=2),
+                           "value": 999.0, "source": "test"}])  # stored without a notify
+    solves_because("signals changed")
+    store.add_grid_event(GridEvent(id="cut-frankfurt", kind="limit", sites=["frankfurt"], start=T0 + timedelta(hours=2),
+                                   end=T0 + timedelta(hours=4), notice_s=3600, limit_mw=0.02), source="test")
+    solves_because("grid events changed")
+    executor.stop(ids[0])  # ended behind the reconciler's back: the report changes the job
+    solves_because("executor report")
+    now[0] = T0 + timedelta(hours=1)
+    solves_because("new epoch")
+    st = rec.status()
+    assert st["plans_solved"] == 7 and st["lp_solves"] == 7 and st["plans_kept"] == 4 + 6
+    assert st["passes"] == st["ticks"] == 5 + 12
+
+
+def test_threshold_keeps_its_decisions_within_a_slot(store, executor):
+    """Non-LP policies keep their world and policy for one slot; the next slot plans afresh."""
+    now = [T0]
+    rec = Reconciler(store, executor, fleet(CONST_FLEET), policy="threshold", clock=lambda: now[0])
+    store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 4000.0, "gang_min": 8, "gang_max": 8})
+    assert rec.tick()["plan"] == "solved"
+    now[0] = T0 + timedelta(minutes=30)
+    assert rec.tick()["plan"] == "kept"
+    now[0] = T0 + timedelta(minutes=60)
+    s = rec.tick()
+    assert (s["plan"], s["plan_reason"], s["actions"]) == ("solved", "new epoch", {})
+    st = rec.status()
+    assert (st["plans_solved"], st["plans_kept"], st["lp_solves"]) == (2, 1, 0)

@@ -113,6 +113,31 @@ def test_migrations_up_down_up(empty_url):
         engine.dispose()
 
 
+def test_client_id_migration_down_and_up_keeps_the_jobs(empty_url):
+    upgrade(empty_url)
+    with Store(empty_url) as store:
+        plain, _ = store.submit_job(ALICE, SPEC)
+        named, _ = store.submit_job(ALICE, {**SPEC, "id": "train-1"})
+    downgrade(empty_url, "0001")
+    engine = make_engine(empty_url)
+    try:
+        assert current_revision(engine) == "0001"
+        assert "client_id" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM jobs")).scalar() == 2
+    finally:
+        engine.dispose()
+    upgrade(empty_url)
+    with Store(empty_url) as store:
+        store.check_schema()
+        assert store.get_job(ALICE, named.id).client_id is None  # the column's values went with it
+        assert store.get_job(ALICE, plain.id).status == "queued"
+        again, created = store.submit_job(ALICE, {**SPEC, "id": "train-1"})
+        assert created and again.client_id == "train-1"
+        with pytest.raises(ConflictError):
+            store.submit_job(ALICE, {**SPEC, "id": "train-1"})
+
+
 def test_unmigrated_database_is_a_clear_error(empty_url):
     with Store(empty_url) as store:
         with pytest.raises(StateError, match="no GridShift schema"):
@@ -239,6 +264,95 @@ def test_list_jobs_pages_and_filters(store):
         store.list_jobs(ALICE, status="bogus")
     with pytest.raises(InvalidSpec):
         store.list_jobs(ALICE, cursor="not-a-cursor")
+
+
+def test_deadlines_must_be_timezone_aware(store):
+    for naive in ("2030-01-01T00:00:00", datetime(2030, 1, 1)):
+        with pytest.raises(InvalidSpec, match="deadline must be timezone-aware UTC") as exc_info:
+            store.submit_job(ALICE, {**SPEC, "deadline": naive})
+        assert exc_info.value.field == "deadline"
+    job, _ = store.submit_job(ALICE, {**SPEC, "deadline": "2030-01-01T02:00:00+02:00"})
+    assert job.spec["deadline"] == "2030-01-01T00:00:00Z"  # an offset is fine; it is stored as UTC
+    job, _ = store.submit_job(ALICE, {**SPEC, "deadline": datetime(2030, 1, 1, 5, tzinfo=timezone.utc)})
+    assert store.get_job(ALICE, job.id).to_job().deadline == datetime(2030, 1, 1, 5, tzinfo=timezone.utc)
+    with pytest.raises(InvalidSpec, match="deadline"):
+        store.submit_job(ALICE, {**SPEC, "deadline": "next tuesday"})
+    assert store.queue_stats()["queued"] == 2
+
+
+def test_client_job_ids_are_unique_per_tenant(store):
+    job, created = store.submit_job(ALICE, {**SPEC, "id": "train-42"})
+    assert created and job.client_id == "train-42" and job.id != "train-42"
+    assert "id" not in job.spec
+    assert store.get_job(ALICE, job.id) == job
+    # a tenant names its job by its own id on every job call
+    assert store.get_job(ALICE, "train-42") == job
+    assert [e.to_status for e in store.job_history(ALICE, "train-42")] == ["queued"]
+    assert store.job_plan(ALICE, "train-42") == []
+    with pytest.raises(ConflictError, match="tenant 'alice' already has a job with id 'train-42'") as exc_info:
+        store.submit_job(ALICE, {**SPEC, "id": "train-42", "work_acc_h": 2.0})
+    assert exc_info.value.field == "id" and job.id in str(exc_info.value)
+    # the same Idempotency-Key is a resubmission, not a conflict
+    keyed, _ = store.submit_job(ALICE, {**SPEC, "id": "keyed"}, idempotency_key="k")
+    again, created = store.submit_job(ALICE, {**SPEC, "id": "keyed"}, idempotency_key="k")
+    assert again == keyed and not created
+    with pytest.raises(ConflictError, match="id 'keyed'"):
+        store.submit_job(ALICE, {**SPEC, "id": "keyed"}, idempotency_key="other")
+    # another tenant may use the same id; neither sees the other's job by it
+    bobs, created = store.submit_job(BOB, {**SPEC, "id": "train-42"})
+    assert created and bobs.id != job.id
+    assert store.get_job(BOB, "train-42").id == bobs.id and store.get_job(ALICE, "train-42").id == job.id
+    # an operator finds a job by a client id only one tenant uses
+    assert store.get_job(OPERATOR, "keyed").id == keyed.id
+    with pytest.raises(ConflictError, match="used by several tenants"):
+        store.get_job(OPERATOR, "train-42")
+    with pytest.raises(NotFound):
+        store.get_job(ALICE, "no-such-id")
+    # the intent protocol takes only the service's ids
+    with pytest.raises(NotFound):
+        store.transition("keyed", "planned", "plan", expect_version=1, placement=PLACE)
+    assert store.cancel_job(ALICE, "train-42").status == "cancelled"
+    assert store.get_job(BOB, "train-42").status == "queued"
+    for bad in ("", "has space", "-leading-dash", "x" * 129, "a/b", 42):
+        with pytest.raises(InvalidSpec) as exc_info:
+            store.submit_job(ALICE, {**SPEC, "id": bad})
+        assert exc_info.value.field == "id"
+    assert (store.queue_stats()["queued"], store.queue_stats()["cancelled"]) == (2, 1)  # nothing else was written
+
+
+def test_list_jobs_by_tenant(store):
+    alice = [store.submit_job(ALICE, SPEC)[0].id for _ in range(3)]
+    bob = [store.submit_job(BOB, SPEC)[0].id for _ in range(2)]
+    store.submit_job(OPERATOR, {**SPEC, "tenant": "carol"})
+    assert [j.id for j in store.list_jobs(OPERATOR, tenant="alice")[0]] == alice
+    assert [j.id for j in store.list_jobs(OPERATOR, tenant="bob", status="queued")[0]] == bob
+    assert store.list_jobs(OPERATOR, tenant="nobody") == ([], None)
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.list_jobs(OPERATOR, tenant="alice", limit=2, cursor=cursor)
+        seen += [j.id for j in page]
+        if cursor is None:
+            break
+    assert seen == alice
+    assert [j.id for j in store.list_jobs(ALICE, tenant="alice")[0]] == alice
+    with pytest.raises(PermissionDenied, match="only its own"):
+        store.list_jobs(ALICE, tenant="bob")
+
+
+def test_pool_timeout_is_database_unavailable(db_url):
+    store = Store(engine=make_engine(db_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2))
+    try:
+        job, _ = store.submit_job(ALICE, SPEC)
+        held = store.engine.connect()  # the pool's only connection
+        try:
+            with pytest.raises(DatabaseUnavailable, match="busy: no connection free in the pool") as exc_info:
+                store.get_job(ALICE, job.id)
+            assert "\n" not in str(exc_info.value)
+        finally:
+            held.close()
+        assert store.get_job(ALICE, job.id) == job
+    finally:
+        store.close()
 
 
 def test_cancel(store):

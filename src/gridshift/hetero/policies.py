@@ -16,11 +16,14 @@ eligible jobs and ``U`` the policy's objective at the equal share (the scale of 
   ``rho_j = (elapsed_j + remaining_j / thr_j(x)) / t_iso_j`` and ``t_iso_j = elapsed_j + remaining_j /
   ref_j`` (so the equal share has ``rho = 1`` for everyone; jobs with nothing remaining are left out).
   ``rho`` is not linear in ``x``: for a fixed ``rho`` the condition ``rho_j(x) <= rho`` is linear,
-  ``n_j(x) >= b_j(rho) = remaining_j / ((rho * t_iso_j - elapsed_j) * ref_j)``. We solve
-  ``max z s.t. n_j(x) >= z * b_j(rho)`` and set ``rho <- max_j rho_j(x)`` (a Dinkelbach-style iteration:
-  exact in one step when nothing has elapsed, a few steps otherwise; it stops when ``z = 1``, which proves
-  ``rho`` optimal). With grid weights, ``rho + g`` is minimised by golden-section search over ``rho`` (the
-  least grid rate that meets ``rho`` is convex in ``rho``).
+  ``n_j(x) >= b_j(rho) = remaining_j / ((rho * t_iso_j - elapsed_j) * ref_j)``. We solve the LP
+  ``z*(rho) = max z s.t. n_j(x) >= z * b_j(rho)``: ``z*`` increases with ``rho`` and is 1 at the optimum.
+  Each solve brackets it (``z < 1``: ``rho`` too low; its ``x`` achieves ``max_j rho_j(x)``: an upper
+  bound); the next ``rho`` is that achieved value (a Dinkelbach step, exact at once when nothing has
+  elapsed), then secant steps on ``log z*(rho) = 0``, bisection if a step leaves the bracket; it stops at
+  ``z = 1`` (1e-9) or a bracket of 1e-8 (relative), typically after 3-7 LPs. With grid weights,
+  ``rho + g`` is then minimised by golden-section search over ``rho`` (the least grid rate that meets
+  ``rho`` is convex in ``rho``).
 * ``min-makespan``: maximise ``r - g(x) / M_eq`` subject to ``thr_j(x) >= r * remaining_j`` for
   ``j in J+`` with work left; ``1 / r`` is the makespan estimate (s) and ``M_eq = max_j remaining_j /
   ref_j`` the makespan of the equal share (the LP works in ``q = r * M_eq``, ``U = 1``). Objective in 1/s.
@@ -36,8 +39,9 @@ eligible jobs and ``U`` the policy's objective at the equal share (the scale of 
 
 The fairness and makespan LPs have many optima (a max-min optimum may leave every job but the worst at
 the minimum and capacity idle). They are solved lexicographically: after the policy's objective, a
-second solve (warm-started) maximises efficiency, ``sum_{J+} n_j(x) - |J+| g(x)``, with the first
-objective held within 1e-7 (relative) of its optimum. So no capacity is wasted that a job could use.
+second solve maximises efficiency, ``sum_{J+} n_j(x) - |J+| g(x)``, with the first objective held within
+1e-7 (relative) of its optimum. So no capacity is wasted that a job could use. Every LP is solved by
+:func:`lp_base.solve_job_lp` (exact; large ones by aggregation, see :mod:`gridshift.hetero.lp_base`).
 
 Heterogeneity-agnostic variant (``aware=False``): the same policy on :func:`lp_base.agnostic_view` (each
 site one pool of identical accelerators, each row's throughput the same everywhere), split back over the
@@ -55,8 +59,19 @@ from dataclasses import replace
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.hetero.lp_base import (INF, Columns, JobLP, JobSol, Terms, agnostic_view, job_max, money_rate,
-                                      repair, solve_job_lp)
+from gridshift.hetero.lp_base import (
+    INF,
+    Columns,
+    JobLP,
+    JobSol,
+    Terms,
+    agnostic_view,
+    first_rows,
+    job_max,
+    money_rate,
+    repair,
+    solve_job_lp,
+)
 from gridshift.hetero.problem import Allocation, AllocationProblem
 
 POLICIES: tuple[str, ...] = ("max-min-fairness", "finish-time-fairness", "min-makespan", "max-throughput",
@@ -69,8 +84,11 @@ _NEEDS_REMAINING = ("finish-time-fairness", "min-makespan")
 # ------------------------------------------------------------------------------------------- public API
 def allocate(policy: str, problem: AllocationProblem, *, aware: bool = True,
              time_limit_s: float = 10.0) -> Allocation:
-    """Time fractions ``x[row, pool]`` for ``policy`` (one of :data:`POLICIES`); always base-feasible.
-    ``solve_s`` is the wall time of the whole call (model building and every LP solve)."""
+    """Time fractions ``x[row, pool]`` for ``policy`` (one of :data:`POLICIES`); always base-feasible
+    (``problem.check`` passes). ``objective`` is :func:`evaluate` of ``x``; ``solve_s`` the wall time of
+    the whole call (model building and every LP solve); ``status`` is ``"optimal"``, ``"slo-infeasible"``
+    (min-cost) or ``"time-limit"`` (no optimum within ``time_limit_s``: the best solution found, or the
+    equal time share if none)."""
     if policy not in POLICIES:
         raise PlanError(f"unknown allocation policy {policy!r}; valid: {', '.join(POLICIES)}")
     t0 = time.perf_counter()
@@ -80,11 +98,22 @@ def allocate(policy: str, problem: AllocationProblem, *, aware: bool = True,
         raise PlanError(f"policy {policy!r} needs remaining_steps")
     view, split = (problem, None) if aware else agnostic_view(problem)
     ctx = _Ctx(view, t0 + time_limit_s)
-    x, status = _SOLVERS[policy](ctx)
-    x = ctx.cols.dense(x, view.throughput.shape)
+    try:
+        x, status = _SOLVERS[policy](ctx)
+        x = ctx.cols.dense(x, view.throughput.shape)
+    except PlanError:
+        if time.perf_counter() < ctx.deadline:
+            raise
+        x, status = _equal_share(view), "time-limit"  # out of time: the reference allocation
     x = repair(problem, x if split is None else split(x))
-    return Allocation(x=x, objective=evaluate(policy, problem, x, terms=ctx.t if aware else None),
-                      solve_s=time.perf_counter() - t0, policy=policy, status=status)
+    terms = ctx.t if aware else None
+    value = evaluate(policy, problem, x, terms=terms)
+    if status == "time-limit":  # a solver stopped early: keep the equal share if that is better
+        eq = repair(problem, _equal_share(view) if split is None else split(_equal_share(view)))
+        eq_value = evaluate(policy, problem, eq, terms=terms)
+        if SENSE[policy] * (eq_value - value) > 0:
+            x, value = eq, eq_value
+    return Allocation(x=x, objective=value, solve_s=time.perf_counter() - t0, policy=policy, status=status)
 
 
 def evaluate(policy: str, problem: AllocationProblem, x: np.ndarray, *, terms: Terms | None = None) -> float:
@@ -134,8 +163,8 @@ class _Ctx:
         self.cols = Columns(pr, self.t)
         self.J = self.t.J
 
-    def solve(self, lp: JobLP, warm: JobSol | None = None) -> JobSol:
-        return solve_job_lp(lp, deadline=self.deadline, warm=warm)
+    def solve(self, lp: JobLP, warm: JobSol | None = None, warm_prices: bool = False) -> JobSol:
+        return solve_job_lp(lp, deadline=self.deadline, warm=warm, warm_prices=warm_prices)
 
     def efficiency(self) -> np.ndarray:
         """Secondary objective of the lexicographic policies: total normalised throughput - grid term."""
@@ -151,7 +180,9 @@ class _Ctx:
         else:
             z = min(max(lp.z_lo, hold / lp.f), first.z) if lp.f > 0 else first.z
             second = replace(lp, e=self.efficiency(), f=0.0, z_lo=z, z_hi=z)
-        return self.solve(second, warm=first)
+        # capacity priced (it binds): the needs pin most jobs where the first stage put them, start there;
+        # capacity to spare: jobs will move for efficiency, start afresh from sampled prices
+        return self.solve(second, warm=first if np.any(first.lam > 0) else None)
 
 
 def _max_min_fairness(c: _Ctx):
@@ -218,23 +249,30 @@ def _finish_time_fairness(c: _Ctx):
         return float(np.max(_rho(t, jobs, np.bincount(cols.job, cols.thr * x, c.J)[jobs])))
 
     zero = np.zeros(cols.n)
-    rho = float(np.max((e + rem / t.best[jobs]) / t_iso))  # each job alone on its best column: a lower bound
-    best, sol = np.inf, None
+    lo = float(np.max((e + rem / t.best[jobs]) / t_iso))  # each job alone on its best column: a lower bound
+    hi, rho, sol, seen = np.inf, lo, None, []
     for _ in range(40):
-        sol = c.solve(lp_at(rho, zero, f=1.0, z_hi=INF), warm=sol)
-        best = min(best, rho_of(sol.x))
-        if abs(sol.z - 1.0) <= 1e-7:  # z = 1 at a feasible rho: no allocation does better for everyone
+        sol = c.solve(lp_at(rho, zero, f=1.0, z_hi=INF), warm=sol, warm_prices=True)
+        hi = min(hi, rho_of(sol.x))  # x achieves this rho: an upper bound
+        if sol.z < 1.0:
+            lo = max(lo, rho)  # needs at rho cannot all be met: a lower bound
+        if hi - lo <= 1e-8 * hi or abs(sol.z - 1.0) <= 1e-9:
             break
-        if sol.z > 1.0 and rho - best <= 1e-9 * rho:  # no progress left
-            break
-        rho = best  # z < 1 (only from the lower bound): rho infeasible, jump to the best feasible one
+        seen.append((rho, np.log(sol.z)))
+        rho = hi  # Dinkelbach step: the rho x achieves
+        if len(seen) >= 2 and seen[-1][1] != seen[-2][1]:  # secant on log z(rho) = 0 (z is increasing)
+            (r1, g1), (r2, g2) = seen[-2:]
+            rho = r2 - g2 * (r2 - r1) / (g2 - g1)
+        if not lo < rho < hi:
+            rho = 0.5 * (lo + hi)
+    best = hi
     rho = best * (1 + 1e-7)
     if np.any(cols.grid != 0):
         rho, f = _golden_grid(c, lambda r: lp_at(r, -cols.grid, z_lo=1.0, z_hi=1.0), rho)
         final = lp_at(rho, c.efficiency(), z_lo=1.0, z_hi=1.0).hold(-cols.grid, 0.0, -f - 1e-7 * max(1.0, f))
     else:
         final = lp_at(rho, c.efficiency(), z_lo=1.0, z_hi=1.0)
-    sol = c.solve(final, warm=sol)
+    sol = c.solve(final, warm=sol if np.any(sol.lam > 0) else None)  # as in _Ctx.lexicographic
     return sol.x, sol.status
 
 
@@ -245,7 +283,7 @@ def _golden_grid(c: _Ctx, lp_at, rho_lo: float) -> tuple[float, float]:
 
     def f(rho: float) -> float:
         nonlocal warm
-        warm = c.solve(lp_at(rho), warm=warm)
+        warm = c.solve(lp_at(rho), warm=warm, warm_prices=True)
         return -warm.value
 
     f_lo = f(rho_lo)
@@ -272,6 +310,18 @@ _SOLVERS = {"max-min-fairness": _max_min_fairness, "finish-time-fairness": _fini
 
 
 # ------------------------------------------------------------------------------------------- helpers
+def _equal_share(pr: AllocationProblem) -> np.ndarray:
+    """The equal time share behind ``ref`` (lp_base docstring): each job's first row runs ``s`` of the
+    time, spread over the pools in proportion to their size (0 where it cannot run)."""
+    x = np.zeros(pr.throughput.shape)
+    total = float(pr.count.sum())
+    if total > 0:
+        r0 = first_rows(pr)
+        share = min(1.0, total / float(pr.gang[r0].sum()))
+        x[r0] = np.where(pr.throughput[r0] > 0, share * pr.count[None, :] / total, 0.0)
+    return x
+
+
 def _rho(t: Terms, jobs: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """Finish-time fairness ``rho_j`` of ``jobs`` at job throughputs ``thr`` (inf where 0)."""
     rem, e = t.rem[jobs], t.elapsed[jobs]

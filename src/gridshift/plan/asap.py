@@ -30,7 +30,6 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     """Shared slot recipe: pinned non-interruptible jobs, service replicas, running jobs in ``keep`` that
     still fit, then first fit of waiting jobs; ``waiting_allowed(jobs, p)`` filters the waiting jobs that
     may start on pool p; jobs flagged in ``first`` (a mask over all jobs) go ahead of the others."""
-    w = obs.world
     active = obs.active
     running = active[obs.running_pool[active] >= 0]
     is_rigid = obs.rigid(running)

@@ -77,7 +77,8 @@ MAX_SHIFT_S = 100 * 366 * 86400.0
 NAME_PATTERN = r"^[^\x00-\x20\x7f/][^\x00-\x1f\x7f/]{0,199}$"
 ZONE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 SIGNAL_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"
-JOB_ID_PATTERN = r"^[A-Za-z0-9-]{1,36}$"
+CLIENT_JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a job id a client chooses (store.CLIENT_JOB_ID)
+JOB_ID_PATTERN = CLIENT_JOB_ID_PATTERN  # the service's UUIDs match it too
 TOKEN_ID_PATTERN = r"^[0-9a-f]{1,32}$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,512}$"
 KEY_PATTERN = r"^[!-~]{1,200}$"
@@ -97,7 +98,7 @@ _DESCRIPTIONS = {
     401: "No token, or an unknown or revoked one.",
     403: "The token's role may not use this route.",
     404: "No such object, or not visible to this token.",
-    409: "Conflicts with the object's current state.",
+    409: "Conflicts with the current state: a finished job, a stale version, a job id in use or shared.",
     413: "Request body too large.",
     422: "Invalid input: the message names the field and what is wrong.",
     429: "Rate limit exceeded; see Retry-After.",
@@ -120,9 +121,23 @@ def _to_utc(v: datetime | None) -> datetime | None:
     return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
 
+def _aware_utc(v: datetime | None) -> datetime | None:
+    """A deadline is an instant: a time without a zone is refused, any other is converted to UTC."""
+    if v is None:
+        return None
+    if v.tzinfo is None or v.utcoffset() is None:
+        raise ValueError("must be timezone-aware UTC: give it with 'Z' or an offset, e.g. "
+                         f"{v.replace(microsecond=0).isoformat()}Z")
+    return v.astimezone(timezone.utc)
+
+
 def _job_submit_model() -> type[BaseModel]:
-    """The submission body: :class:`Job`'s fields without the service-set ones, plus ``command``."""
-    fields: dict[str, Any] = {}
+    """The submission body: :class:`Job`'s fields without the service-set ones, plus ``id`` and ``command``."""
+    fields: dict[str, Any] = {
+        "id": (str | None, Field(None, pattern=CLIENT_JOB_ID_PATTERN,
+                                 description="Your own id for the job (1-128 characters: letters, digits, "
+                                             ". _ : -), unique per tenant; a second job with it is a 409. The "
+                                             "job's id stays the service's UUID; yours is its client_id."))}
     for name, info in Job.model_fields.items():
         if name in ("job_id", "arrival"):
             continue
@@ -138,7 +153,7 @@ def _job_submit_model() -> type[BaseModel]:
         "JobSubmit", __config__=ConfigDict(extra="forbid"),
         __doc__="A job to queue: the fields of a GridShift Job; the id, tenant and arrival are set by the "
                 "service.",
-        __validators__={"_utc": field_validator("deadline")(lambda v: _to_utc(v))},
+        __validators__={"_utc": field_validator("deadline")(lambda v: _aware_utc(v))},
         **fields,
     )
 
@@ -156,7 +171,8 @@ class PlacementOut(BaseModel):
 class JobOut(BaseModel):
     """A job as stored: its spec, status, placement and attempts."""
 
-    id: str
+    id: str = Field(description="The service's id for the job (a UUID).")
+    client_id: str | None = Field(None, description="The id the client gave the job at submission, if any.")
     tenant: str
     status: JobStatus
     spec: dict[str, Any]
@@ -174,7 +190,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, j: JobRow) -> "JobOut":
         p = j.placement
-        return cls(id=j.id, tenant=j.tenant, status=j.status, spec=j.spec, command=j.command,
+        return cls(id=j.id, client_id=j.client_id, tenant=j.tenant, status=j.status, spec=j.spec, command=j.command,
                    idempotency_key=j.idempotency_key, submitted_at=j.submitted_at, updated_at=j.updated_at,
                    placement=None if p is None else PlacementOut(site=p.site, accelerator=p.accelerator,
                                                                  gang=p.gang, power_cap_frac=p.power_cap_frac),
@@ -634,6 +650,23 @@ class _Collector:
         g = GaugeMetricFamily("gridshift_carbon_t_total", "Carbon emitted by the fleet's work so far, t CO2e.")
         g.add_metric([], carbon if carbon is not None else 0.0)
         yield g
+        cost = _first_number(rec_status, "cost_usd_total", "cost_usd")
+        if cost is not None:
+            g = GaugeMetricFamily("gridshift_cost_usd_total", "Energy cost of the fleet's work so far, $.")
+            g.add_metric([], cost)
+            yield g
+        cf = rec_status.get("counterfactual") if isinstance(rec_status, Mapping) else None
+        if isinstance(cf, Mapping):
+            policy = str(cf.get("policy", "asap"))
+            for key, name, text in (("carbon_t", "gridshift_counterfactual_carbon_t_total", "t CO2e"),
+                                    ("cost_usd", "gridshift_counterfactual_cost_usd_total", "$"),
+                                    ("energy_mwh", "gridshift_counterfactual_energy_mwh_total", "MWh")):
+                v = _first_number(cf, key)
+                if v is not None:
+                    g = GaugeMetricFamily(name, f"The same work under the counterfactual policy so far, {text}.",
+                                          labels=["policy"])
+                    g.add_metric([policy], v)
+                    yield g
 
 
 class MetricsMiddleware:
@@ -753,7 +786,8 @@ TENANT_OR_OPERATOR = require("tenant", "operator")
 OPERATOR = require("operator")
 GRID_OR_OPERATOR = require("grid", "operator")
 
-JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="Job id (UUID).")]
+JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="Job id: the service's UUID, or the id the "
+                                 "job was submitted with (a tenant's own; for an operator, if one tenant uses it).")]
 ServiceName = Annotated[str, PathParam(pattern=NAME_PATTERN, description="Service name.")]
 EventId = Annotated[str, PathParam(pattern=NAME_PATTERN, description="Grid event id.")]
 TokenId = Annotated[str, PathParam(pattern=TOKEN_ID_PATTERN, description="Token id (the part after 'gs_').")]
@@ -814,7 +848,7 @@ def _router() -> APIRouter:  # noqa: C901 (one function per route)
     @r.post("/jobs", response_model=JobOut, status_code=201, tags=["jobs"], summary="Submit a job",
             responses={200: {"model": JobOut, "description": "A job was already submitted with this "
                                                              "Idempotency-Key: the first one."},
-                       201: {"description": "The job was queued."}, **_errors()})
+                       201: {"description": "The job was queued."}, **_errors(409)})
     @_threaded
     def submit_job(
         request: Request,
@@ -842,30 +876,34 @@ def _router() -> APIRouter:  # noqa: C901 (one function per route)
         request: Request,
         principal: Principal = Depends(TENANT_OR_OPERATOR),
         status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these statuses.")] = None,
+        tenant: Annotated[str | None, Query(pattern=NAME_PATTERN, description="Only this tenant's jobs (a "
+                                                                             "tenant token: only its own).")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     ) -> JobPage:
         _check_cursor(cursor)
-        rows, nxt = _st(request).store.list_jobs(principal, status=status, limit=limit, cursor=cursor)
+        rows, nxt = _st(request).store.list_jobs(principal, status=status, limit=limit, cursor=cursor, tenant=tenant)
         return JobPage(items=[JobOut.of(j) for j in rows], next_cursor=nxt)
 
-    @r.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="A job", responses=_errors(404))
+    @r.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], summary="A job", responses=_errors(404, 409))
     @_threaded
     def get_job(request: Request, job_id: JobId, principal: Principal = Depends(TENANT_OR_OPERATOR)) -> JobOut:
         return JobOut.of(_st(request).store.get_job(principal, job_id))
 
     @r.get("/jobs/{job_id}/history", response_model=list[JobEventOut], tags=["jobs"],
-           summary="A job's status changes, oldest first", responses=_errors(404))
+           summary="A job's status changes, oldest first", responses=_errors(404, 409))
     @_threaded
     def job_history(request: Request, job_id: JobId,
                     principal: Principal = Depends(TENANT_OR_OPERATOR)) -> list[JobEventOut]:
         return [JobEventOut.of(e) for e in _st(request).store.job_history(principal, job_id)]
 
     @r.get("/jobs/{job_id}/plan", response_model=JobPlanOut, tags=["jobs"],
-           summary="Where and when the current plan puts a job, and why", responses=_errors(404))
+           summary="Where and when the current plan puts a job, and why", responses=_errors(404, 409))
     @_threaded
     def job_plan(request: Request, job_id: JobId, principal: Principal = Depends(TENANT_OR_OPERATOR)) -> JobPlanOut:
         items = _st(request).store.job_plan(principal, job_id)
+        if job_id not in {i.job_id for i in items}:  # named by its client id, or not in the plan
+            job_id = _st(request).store.get_job(principal, job_id).id
         return JobPlanOut(job_id=job_id, items=[PlanItemOut.of(i) for i in items])
 
     @r.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"], summary="Cancel a job",

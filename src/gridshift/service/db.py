@@ -17,11 +17,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     InterfaceError,
     NoSuchModuleError,
     OperationalError,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from gridshift.errors import GridShiftError
@@ -75,31 +77,39 @@ def describe_error(exc: BaseException) -> str:
     return " ".join(first.split())
 
 
-def make_engine(url: str | URL | None = None, *, echo: bool = False, foreign_keys: bool = True) -> Engine:
+def make_engine(url: str | URL | None = None, *, echo: bool = False, foreign_keys: bool = True,
+                pool_size: int | None = None, max_overflow: int | None = None,
+                pool_timeout_s: float | None = None) -> Engine:
     """An engine for ``url``.
 
     SQLite: WAL journal, ``synchronous=NORMAL``, foreign keys on, a busy timeout; write transactions begin
     with ``BEGIN IMMEDIATE`` so concurrent writers wait for each other instead of failing on lock upgrade
     (a connection with execution option ``gridshift_readonly=True`` begins a plain deferred transaction).
     PostgreSQL: psycopg 3, connect timeout. Both: ``pool_pre_ping`` so connections dropped while the
-    database was away are replaced.
+    database was away are replaced. ``pool_size``, ``max_overflow`` and ``pool_timeout_s`` set the
+    connection pool (SQLAlchemy's defaults: 5, 10 and 30 s); a caller that finds no free connection in time
+    gets :class:`DatabaseUnavailable`.
     """
     u = normalize_url(url)
+    pool = {k: v for k, v in (("pool_size", pool_size), ("max_overflow", max_overflow),
+                              ("pool_timeout", pool_timeout_s)) if v is not None}
     try:
         if u.get_backend_name() == "sqlite":
-            return _sqlite_engine(u, echo=echo, foreign_keys=foreign_keys)
+            return _sqlite_engine(u, echo=echo, foreign_keys=foreign_keys, pool=pool)
         connect_args = {} if "connect_timeout" in u.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-        return create_engine(u, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(u, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
     except (NoSuchModuleError, ImportError) as exc:
         raise StateError(f"cannot open {mask_url(u)}: {exc} (install 'psycopg[binary]>=3.1')") from None
 
 
-def _sqlite_engine(u: URL, *, echo: bool, foreign_keys: bool) -> Engine:
+def _sqlite_engine(u: URL, *, echo: bool, foreign_keys: bool, pool: dict | None = None) -> Engine:
     memory = u.database in (None, "", ":memory:")
     kwargs: dict = {"echo": echo, "pool_pre_ping": True,
                     "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
     if memory:
         kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(pool or {})
     engine = create_engine(u, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -128,6 +138,12 @@ def translate_errors(url: str | URL) -> Iterator[None]:
     """Turn driver errors into one-line :class:`StateError`\\ s naming ``url`` (password masked)."""
     try:
         yield
+    except PoolTimeout as exc:  # every pooled connection in use for pool_timeout seconds
+        cause = str(exc).split(" (Background on this error")[0]
+        raise DatabaseUnavailable(f"database {mask_url(url)} busy: no connection free in the pool ({cause}); "
+                                  "retry later") from None
+    except DisconnectionError as exc:
+        raise DatabaseUnavailable(f"database {mask_url(url)} unavailable: {describe_error(exc)}") from None
     except IntegrityError as exc:
         raise ConflictError(f"database {mask_url(url)}: {describe_error(exc)}") from None
     except (OperationalError, InterfaceError) as exc:

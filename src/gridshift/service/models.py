@@ -100,7 +100,8 @@ class Token(Base):
 
 
 class JobRecord(Base):
-    """A submitted batch job, its status and where it runs (``site`` … ``power_cap_frac``, set when placed)."""
+    """A submitted batch job, its status and where it runs (``site`` … ``power_cap_frac``, set when placed).
+    ``id`` is the service's UUID; ``client_id`` the id the client gave it, if any (unique per tenant)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -109,6 +110,8 @@ class JobRecord(Base):
         UniqueConstraint("tenant", "idempotency_key"),
         Index(None, "tenant", "submitted_at", "id"),
         Index(None, "status", "submitted_at"),
+        # the client's own job ids, unique per tenant (leading column: found by id alone too)
+        Index("uq_jobs_client_id_tenant", "client_id", "tenant", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -127,6 +130,7 @@ class JobRecord(Base):
     next_attempt_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    client_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class JobEventRecord(Base):

@@ -229,10 +229,10 @@ def pool_index(world: World, site: str | None, accelerator: str | None) -> int:
     return int(hit[0]) if hit.size else -1
 
 
-def build_observation(world: World, signals: Signals, live: Sequence[LiveJob]) -> Observation:
-    """The slot-0 observation of the live jobs (``live[i]`` is row i of ``world.jobs``): active = running,
-    paused and ready waiting jobs; work left from the executor's progress; running and paused jobs hold
-    their current pool."""
+def build_observation(world: World, signals: Signals, live: Sequence[LiveJob], t: int = 0) -> Observation:
+    """The observation at slot ``t`` (0: the slot the world starts with) of the live jobs (``live[i]`` is
+    row i of ``world.jobs``): active = running, paused and ready waiting jobs; work left from the
+    executor's progress; running and paused jobs hold their current pool."""
     n = len(live)
     remaining = world.jobs.work_acc_h.astype(float).copy()
     running_pool = np.full(n, -1, np.int32)
@@ -253,8 +253,8 @@ def build_observation(world: World, signals: Signals, live: Sequence[LiveJob]) -
             if lj.status == RUNNING and p >= 0:
                 running_pool[i] = p
                 running_gang[i] = int(lj.gang or 0)
-    demand = world.services.demand_rps[:, :, 0] if world.n_slots else np.zeros((world.services.n, 0))
-    return Observation(0, world, signals, np.array(active, np.int64), remaining, running_pool, running_gang,
+    demand = world.services.demand_rps[:, :, t] if world.n_slots else np.zeros((world.services.n, 0))
+    return Observation(t, world, signals, np.array(active, np.int64), remaining, running_pool, running_gang,
                        has_started, last_pool, demand)
 
 
@@ -308,6 +308,20 @@ def diff_actions(world: World, live: Sequence[LiveJob], placed: Mapping[int, tup
 
 # --------------------------------------------------------------------------------- power and reasons
 
+def job_rate(world: World, i: int, site: str | None, accelerator: str | None, gang: int | None,
+             cap: float | None) -> float:
+    """Work per hour (reference accelerator-hours) of job row ``i`` at that placement, as the simulator
+    counts it: gang × the job's speed on the type × the throughput kept at the power cap (no overheads)."""
+    p = pool_index(world, site, accelerator)
+    if p < 0 or not gang:
+        return 0.0
+    f = world.fleet
+    k = int(f.pool_type[p])
+    xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
+    tp = float(np.interp(min(max(1.0 if cap is None else float(cap), xs[0]), 1.0), xs, ys))
+    return float(gang) * float(world.jobs.speed[i, k]) * tp
+
+
 def site_power_mw(world: World, running: Sequence[tuple[str | None, str | None, int, float | None]]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(IT MW, facility MW) per site with ``running`` = [(site, accelerator, gang, cap), …] busy for the
@@ -330,7 +344,7 @@ def site_power_mw(world: World, running: Sequence[tuple[str | None, str | None, 
 
 def explain(world: World, signals: Signals, obs: Observation, d: Decision, cap: np.ndarray,
             live: Sequence[LiveJob], placed: Mapping[int, tuple[str, str, int, float]], policy: str,
-            ) -> list[dict[str, Any]]:
+            t: int = 0) -> list[dict[str, Any]]:
     """Plan items (``gridshift.service.store.PlanItem`` fields) for the active jobs: where each runs in this
     slot and why — its pool's carbon intensity, price and PUE, and which limit binds (``pool_full``: no
     accelerator left; ``site_power_cap``: the site cannot power one more), or, for a job left waiting,
@@ -342,9 +356,9 @@ def explain(world: World, signals: Signals, obs: Observation, d: Decision, cap: 
     free = f.pool_count - used
     inc = batch_increment_mw(world, cap)
     site_mw = base_site_mw(world) + np.bincount(f.pool_site, weights=used * inc, minlength=f.n_sites)
-    headroom = world.site_cap_mw(0, 0, 1)[:, 0] - site_mw
-    ci, pr = signals.at("carbon_g_per_kwh", 0), signals.at("price_usd_per_mwh", 0)
-    slot_start = world.slot_starts[0].to_pydatetime()
+    headroom = world.site_cap_mw(t, t, 1)[:, 0] - site_mw
+    ci, pr = signals.at("carbon_g_per_kwh", t), signals.at("price_usd_per_mwh", t)
+    slot_start = world.slot_starts[t].to_pydatetime()
     items = []
     for i in obs.active.tolist():
         lj = live[i]

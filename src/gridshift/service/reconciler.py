@@ -6,6 +6,11 @@ simulator's world and slot-0 observation from the live state, asks the same :cla
 Policy` the simulator uses for a decision, and carries out the difference as executor actions, each one
 logged as an intent before the call and completed after it. Passes run on a clock and when
 :meth:`Reconciler.notify` is called (new job, signal update, grid event, executor report).
+
+A plan is kept for the planner's epoch (``mpc``: ``epoch_h``; other policies: one slot) and decided from
+again at later passes until something changes (a trigger, other jobs, grid events or stored signals); the
+books of energy, carbon and cost, and of the ``asap`` counterfactual, are in
+:mod:`gridshift.service.counterfactual`.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
+from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
+from gridshift.service.counterfactual import Ledger
 from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
 from gridshift.service.reconcile_core import (
@@ -39,12 +47,14 @@ from gridshift.service.reconcile_core import (
     diff_actions,
     explain,
     floor_time,
+    job_rate,
     placements,
     site_power_mw,
 )
 from gridshift.service.store import (
     ConflictError,
     Dispatch,
+    GridEventRow,
     JobRow,
     NotFound,
     Placement,
@@ -63,6 +73,27 @@ LOOKBACK_S = 168 * 3600
 
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else as_utc(t).isoformat()
+
+
+@dataclass
+class KeptPlan:
+    """A plan the reconciler keeps between passes: the policy (for ``mpc``, with its solved LP) and the
+    world and signals it was made for, from slot ``t0``, for the live jobs ``job_ids`` (the world's rows),
+    with the grid events and stored signals it saw. Valid for ``epoch_s`` from ``t0``."""
+
+    t0: datetime
+    epoch_s: float
+    job_ids: tuple[str, ...]
+    events: tuple
+    stored: dict
+    world: Any
+    signals: Any
+    policy: Policy
+    solved_at: datetime
+
+
+def _events_key(rows: Iterable[GridEventRow]) -> tuple:
+    return tuple((g.id, g.revision, g.status, as_utc(g.updated_at)) for g in rows)
 
 
 class Reconciler:
@@ -100,10 +131,15 @@ class Reconciler:
         self._wake, self._halt = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._plan_saved_nonempty = False
-        self._last_power: tuple[datetime, np.ndarray, np.ndarray] | None = None  # (at, facility MW, g/kWh)
-        self._st: dict[str, Any] = {"ticks": 0, "errors": 0, "last_tick_at": None, "last_tick_s": None,
+        self._ledger = Ledger(fleet_scenario, self.slot_s, self.n_slots)
+        self._kept: KeptPlan | None = None
+        self._trigger: str | None = None  # a change since the last pass that the kept plan did not see
+        self._st: dict[str, Any] = {"ticks": 0, "passes": 0, "plans_solved": 0, "plans_kept": 0, "lp_solves": 0,
+                                    "last_plan_reason": None, "plan_solved_at": None,
+                                    "errors": 0, "last_tick_at": None, "last_tick_s": None,
                                     "plan_time_s": None, "slot_start": None, "site_power_mw": {},
-                                    "site_it_power_mw": {}, "energy_mwh": 0.0, "carbon_t": 0.0, "queue": {},
+                                    "site_it_power_mw": {}, "energy_mwh": 0.0, "carbon_t": 0.0, "cost_usd": 0.0,
+                                    "counterfactual": self._ledger.status(), "queue": {},
                                     "pending_dispatches": 0, "last_actions": {}, "last_error": None,
                                     "last_error_at": None, "last_trigger": None, "last_trigger_at": None}
 
@@ -113,6 +149,7 @@ class Reconciler:
         """Ask for a pass now (a new job, a signal update, a grid event, an executor report)."""
         with self._state_lock:
             self._st["last_trigger"], self._st["last_trigger_at"] = str(reason), _iso(utcnow())
+            self._trigger = str(reason)  # the next pass plans afresh
         self._wake.set()
 
     def start(self) -> None:
@@ -144,9 +181,11 @@ class Reconciler:
 
     def status(self) -> dict[str, Any]:
         """Loop state and metrics: last pass time and duration, policy time, estimated power per site (MW),
-        energy (MWh) and carbon (t) since start, jobs per status, last error."""
+        energy (MWh), carbon (t) and cost ($) since start and the same under the ``asap`` counterfactual,
+        jobs per status, last error."""
         with self._state_lock:
             out = dict(self._st)
+            out["counterfactual"] = dict(out["counterfactual"])
         out.update(running=self._thread is not None and self._thread.is_alive(), policy=self.policy_spec.key,
                    interval_s=self.interval_s, slot_s=self.slot_s, horizon_s=self.horizon_s)
         return out
@@ -164,6 +203,8 @@ class Reconciler:
         with self._tick_lock:
             t_wall = time.perf_counter()
             now = as_utc(self.clock())
+            with self._state_lock:
+                trigger, self._trigger = self._trigger, None
             try:
                 recovered = None
                 if not self._recovered:
@@ -171,15 +212,17 @@ class Reconciler:
                 self._settle(recovered)
                 self._recovered = True
                 reports = {st.job_id: st for st in self.executor.report()}
-                self._ingest(reports)
-                summary = self._plan(now, reports)
+                if self._ingest(reports):
+                    trigger = trigger or "executor report"
+                summary = self._plan(now, reports, trigger)
                 queue = self.store.queue_stats()
                 pending = len(self.store.pending_dispatches())
             except Exception as e:
+                self._kept = None  # the next pass plans afresh
                 self._note_error(f"reconciler pass: {type(e).__name__}: {e}")
                 raise
             with self._state_lock:
-                self._st.update(ticks=self._st["ticks"] + 1, last_tick_at=_iso(now),
+                self._st.update(ticks=self._st["ticks"] + 1, passes=self._st["ticks"] + 1, last_tick_at=_iso(now),
                                 last_tick_s=time.perf_counter() - t_wall, queue=queue, pending_dispatches=pending,
                                 last_actions=summary.get("actions", {}))
             return summary
@@ -242,6 +285,7 @@ class Reconciler:
     def _on_error(self, d: Dispatch, job: JobRow, err: ExecutorError) -> None:
         msg = err.message
         self._note_error(f"{d.action} of job {job.id} failed: {msg}")
+        self._replan_next(f"{d.action} failed")
         if d.action == "stop" and err.retryable:
             return  # stays pending: the next pass tries again
         self.store.complete_dispatch(d.id, error=msg)
@@ -287,10 +331,17 @@ class Reconciler:
             if cursor is None:
                 return out
 
-    def _ingest(self, reports: dict[str, ExecStatus]) -> None:
-        """Finished attempts: succeeded, or failed / lost (retried with backoff, failed after N)."""
+    def _ingest(self, reports: dict[str, ExecStatus]) -> bool:
+        """Finished attempts: succeeded, or failed / lost (retried with backoff, failed after N). True if a
+        report changed a job."""
+        changed = False
         for job in self._jobs(("running", "paused")):
             st = reports.get(job.id)
+            if st is None or st.state == "unknown":
+                changed = changed or job.status == "running"
+            else:
+                changed = changed or st.state in ("succeeded", "failed", "lost") or (
+                    st.attempt is not None and st.attempt != job.attempts)
             try:
                 if st is None or st.state == "unknown":
                     if job.status == "running":
@@ -308,6 +359,7 @@ class Reconciler:
                     self._fail_attempt(job, f"lost: {st.reason or 'the process is gone'}")
             except ConflictError as e:
                 log.info("job %s changed while its report was taken in: %s", job.id, e)
+        return changed
 
     # ---------------------------------------------------------------------------------------- plan
 
@@ -340,27 +392,82 @@ class Reconciler:
                                 pl.gang if pl else None, pl.power_cap_frac if pl else None, progress, True))
         return live, later, {r.id: r for r in rows}
 
-    def _plan(self, now: datetime, reports: dict[str, ExecStatus]) -> dict[str, Any]:
+    def _replan_next(self, reason: str) -> None:
+        """Make the next pass plan afresh."""
+        with self._state_lock:
+            self._trigger = self._trigger or reason
+
+    def _epoch_s(self, policy: Policy) -> float:
+        """How long a plan is kept: the planner's epoch (``mpc``: ``epoch_h``), else one slot; never beyond
+        the horizon."""
+        epoch_h = getattr(policy, "epoch_h", None)
+        epoch_s = float(epoch_h) * 3600.0 if isinstance(epoch_h, (int, float)) and epoch_h > 0 else self.slot_s
+        return min(max(epoch_s, float(self.slot_s)), self.n_slots * float(self.slot_s))
+
+    def _why_replan(self, trigger: str | None, t0: datetime, job_ids: tuple[str, ...], events: tuple) -> str | None:
+        """Why the kept plan cannot serve this pass (None: it can). Besides the triggers (notify, an
+        executor report that changed a job, a failed dispatch): a new epoch, other jobs to plan (submitted,
+        finished, cancelled, waiting for a retry), changed grid events or stored signals."""
+        kept = self._kept
+        if kept is None:
+            return "first plan"
+        if trigger:
+            return trigger
+        dt = (t0 - kept.t0).total_seconds()
+        if dt < 0 or dt >= kept.epoch_s:
+            return "new epoch"
+        if job_ids != kept.job_ids:
+            return "jobs changed"
+        if events != kept.events:
+            return "grid events changed"
+        if self._stored_signals(kept.t0) != kept.stored:
+            return "signals changed"
+        return None
+
+    def _plan(self, now: datetime, reports: dict[str, ExecStatus], trigger: str | None = None) -> dict[str, Any]:
         t0 = floor_time(now, self.slot_s)
         live, later, rows = self.live_jobs(now, reports)
-        events = [_known_by(g.event, now) for g in self.store.grid_events(end_after=t0)]
-        world, signals, _ = build_world(self.fleet, [lj.job for lj in live], t0, self.slot_s, self.n_slots,
-                                        events, self._stored_signals(t0))
-        obs = build_observation(world, signals, live)
+        order = {r.id: (as_utc(r.submitted_at), r.id) for r in rows.values()}  # rows changes as we dispatch
+        grid = self.store.grid_events(end_after=t0)
+        events = [_known_by(g.event, now) for g in grid]
+        job_ids = tuple(lj.job.job_id for lj in live)
+        why = self._why_replan(trigger, t0, job_ids, _events_key(grid))
+        if why is None:  # keep the plan: its world, from its slot, and the policy with what it solved
+            kept = self._kept
+            world, signals, stored, policy = kept.world, kept.signals, kept.stored, kept.policy
+            k = int(round((t0 - kept.t0).total_seconds() / self.slot_s))  # the world's slot this pass plans
+        else:
+            stored = self._stored_signals(t0)
+            world, signals, _ = build_world(self.fleet, [lj.job for lj in live], t0, self.slot_s, self.n_slots,
+                                            events, stored)
+            k = 0
+            policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
+        obs = build_observation(world, signals, live, k)
         actions: list[Action] = []
         plan_time_s = 0.0
         items: list[dict[str, Any]] = []
         warnings: list[str] = []
+        if why is not None:
+            self._kept = KeptPlan(t0, self._epoch_s(policy), job_ids, _events_key(grid), stored, world, signals,
+                                  policy, now)
         if obs.active.size:
-            policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
+            solves = getattr(policy, "n_solves", 0)
             t = time.perf_counter()
-            policy.reset(world, signals)
+            if why is not None:
+                policy.reset(world, signals)
             d = policy.decide(obs)
             plan_time_s = time.perf_counter() - t
+            with self._state_lock:
+                st = self._st
+                if why is not None:
+                    st.update(plans_solved=st["plans_solved"] + 1, last_plan_reason=why, plan_solved_at=_iso(now))
+                else:
+                    st["plans_kept"] += 1
+                st["lp_solves"] += getattr(policy, "n_solves", 0) - solves
             cap = checked_caps(world, obs, d, policy.name)
             placed = placements(world, d, cap)
             actions = diff_actions(world, live, placed)
-            items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key)
+            items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key, k)
             warnings = list(getattr(policy, "plan_warnings", lambda: [])())
         done = Counter()
         for a in actions:
@@ -369,14 +476,18 @@ class Reconciler:
         items += [{"job_id": r.id, "why": {"policy": self.policy_spec.key, "action": "wait", "bound": "retry_backoff",
                                            "retry_at": _iso(r.next_attempt_at), "last_error": r.failure_reason}}
                   for r in later]
-        running = [(r.placement.site, r.placement.accelerator, r.placement.gang, r.placement.power_cap_frac)
-                   for r in self._jobs(("running",)) if r.placement is not None]
-        it_mw, fac_mw = site_power_mw(world, running)
-        self._account(now, world, signals, fac_mw)
+        running = {r.id: (r.placement.site, r.placement.accelerator, r.placement.gang, r.placement.power_cap_frac)
+                   for r in self._jobs(("running",)) if r.placement is not None}
+        it_mw, fac_mw = site_power_mw(world, list(running.values()))
+        row = {lj.job.job_id: i for i, lj in enumerate(live)}
+        rates = {jid: job_rate(world, row[jid], *p) for jid, p in running.items() if jid in row}
+        self._account(now, t0, world, signals, k, live, later, order, events, stored, fac_mw, rates)
         names = world.fleet.site_names
         summary = {"now": _iso(now), "slot_start": _iso(t0), "active_jobs": int(obs.active.size),
                    "placed": sum(1 for it in items if it.get("site")), "waiting_for_retry": len(later),
                    "actions": dict(done), "plan_time_s": round(plan_time_s, 6),
+                   "plan": "kept" if why is None else "solved", "plan_reason": why,
+                   "plan_solved_at": _iso(self._kept.solved_at) if self._kept else None,
                    "site_power_mw": {n: round(float(v), 6) for n, v in zip(names, fac_mw)}}
         if warnings:
             summary["warnings"] = warnings
@@ -405,23 +516,46 @@ class Reconciler:
         except ConflictError as e:  # changed since it was read (cancelled, …): the next pass re-plans
             log.info("skipped %s of job %s: %s", a.kind, a.job_id, e)
             rows[a.job_id] = None
+            self._replan_next("a job changed while it was dispatched")
             self._wake.set()
             return False
         ok = self._execute(d, job)
         rows[a.job_id] = job if ok else None
         return ok
 
-    def _account(self, now: datetime, world, signals, fac_mw: np.ndarray) -> None:
-        """Energy and carbon since start: the previous pass's facility power held until now."""
-        ci = signals.at("carbon_g_per_kwh", 0)[world.fleet.site_zone]
+    def _account(self, now: datetime, t0: datetime, world, signals, t: int, live: list[LiveJob],
+                 later: list[JobRow], order: dict[str, tuple], events, stored, fac_mw: np.ndarray,
+                 rates: dict[str, float]) -> None:
+        """The books (``gridshift.service.counterfactual``): the previous pass's facility power held until
+        now, for the dispatched placements and for the ``asap`` shadow; then asap's decision for now."""
+        led = self._ledger
+        led.accrue(now)
+        waiting = []
+        for r in later:
+            job = r.to_job()
+            waiting.append((job.model_copy(update={"arrival": min(as_utc(job.arrival), now)}), order[r.id]))
+        led.observe(live, waiting, order, self._real_status)
+        try:
+            cf_mw, cf_rates = led.decide(t0, events, stored, (world, signals, t, [lj.job.job_id for lj in live]))
+            led.error = None
+        except Exception as e:  # the counterfactual never stops the real pass
+            led.error = f"{type(e).__name__}: {e}"
+            log.warning("asap counterfactual: %s", led.error)
+            prev = led.held
+            cf_mw = prev.shadow_mw if prev is not None else site_power_mw(world, [])[1]
+            cf_rates = prev.shadow_rate if prev is not None else {}
+        zone = world.fleet.site_zone
+        led.hold(now, signals.at("carbon_g_per_kwh", t)[zone], signals.at("price_usd_per_mwh", t)[zone], fac_mw,
+                 rates, cf_mw, cf_rates)
         with self._state_lock:
-            if self._last_power is not None:
-                at, mw, g = self._last_power
-                dt_h = max((now - at).total_seconds(), 0.0) / 3600.0
-                if mw.shape == fac_mw.shape:
-                    self._st["energy_mwh"] += float(mw.sum() * dt_h)
-                    self._st["carbon_t"] += float((mw * dt_h * g).sum() / 1000.0)
-            self._last_power = (now, fac_mw.copy(), ci.copy())
+            self._st.update(energy_mwh=led.actual.energy_mwh, carbon_t=led.actual.carbon_t,
+                            cost_usd=led.actual.cost_usd, counterfactual=led.status())
+
+    def _real_status(self, job_id: str) -> str | None:
+        try:
+            return self.store.get_job(SYSTEM, job_id).status
+        except NotFound:
+            return None
 
 
 def _known_by(e, now: datetime):

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -175,7 +176,8 @@ class Placement:
 class JobRow:
     """A job as stored. ``spec`` holds the :class:`~gridshift.model.workload.Job` fields (without
     ``job_id``, ``tenant`` and ``arrival``, which the service sets) and an optional ``command`` (a shell-style
-    string). ``attempts`` counts execution attempts started (a failure before any start counts as one)."""
+    string). ``attempts`` counts execution attempts started (a failure before any start counts as one).
+    ``id`` is the service's UUID; ``client_id`` the client's own id for the job, if it gave one."""
 
     id: str
     tenant: str
@@ -190,6 +192,7 @@ class JobRow:
     next_attempt_at: datetime | None
     failure_reason: str | None
     version: int
+    client_id: str | None = None  # the id the client gave the job (unique per tenant), if any
 
     @property
     def command(self) -> str | None:
@@ -325,7 +328,7 @@ def _job(m: Mapping[str, Any]) -> JobRow:
                   idempotency_key=m["idempotency_key"], submitted_at=m["submitted_at"],
                   updated_at=m["updated_at"], placement=placement, attempts=m["attempts"],
                   max_attempts=m["max_attempts"], next_attempt_at=m["next_attempt_at"],
-                  failure_reason=m["failure_reason"], version=m["version"])
+                  failure_reason=m["failure_reason"], version=m["version"], client_id=m.get("client_id"))
 
 
 def _dispatch(m: Mapping[str, Any]) -> Dispatch:
@@ -376,6 +379,9 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     for name in ("job_id", "arrival"):
         if name in data:
             raise InvalidSpec("job spec: set by the service, leave it out", field=name)
+    data.pop("id", None)  # the client's id: checked by client_job_id
+    if data.get("deadline") is not None:
+        data["deadline"] = aware_utc(data["deadline"], "deadline")
     command = data.pop("command", None)
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise InvalidSpec("job spec: command must be a non-empty string", field="command")
@@ -388,6 +394,38 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     if command is not None:
         out["command"] = command
     return out
+
+
+def aware_utc(value: Any, field: str) -> Any:
+    """``value`` (a datetime or an ISO 8601 string) as a timezone-aware UTC datetime. A time without a zone
+    is refused (InvalidSpec naming ``field``): the deadline of a job is an instant, not a wall-clock time.
+    Anything else is passed on for the model to refuse."""
+    t = value
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    if not isinstance(t, datetime):
+        return value
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise InvalidSpec(f"job spec: {field} must be timezone-aware UTC: give it with 'Z' or an offset, "
+                          f"e.g. {t.replace(microsecond=0).isoformat()}Z", field=field)
+    return t.astimezone(timezone.utc)
+
+
+CLIENT_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def client_job_id(spec: Mapping[str, Any]) -> str | None:
+    """The client's own id in a submission (``spec["id"]``), checked; None if it gave none."""
+    value = spec.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_JOB_ID.fullmatch(value):
+        raise InvalidSpec("job spec: id must be 1 to 128 characters: letters, digits and . _ : - (starting with a "
+                          "letter or digit)", field="id")
+    return value
 
 
 def _encode_cursor(at: datetime, job_id: str) -> str:
@@ -491,17 +529,28 @@ class Store:
             return JOBS.c.tenant == principal.tenant
         raise PermissionDenied(f"role '{principal.role}' cannot read or change jobs")
 
-    def _select_job(self, conn: Connection, principal: Principal, job_id: str, *, lock: bool) -> JobRow:
-        q = select(JOBS).where(JOBS.c.id == job_id)
+    def _select_job(self, conn: Connection, principal: Principal, job_id: str, *, lock: bool,
+                    by_client_id: bool = True) -> JobRow:
+        """The job with id ``job_id`` the principal may see; failing that (``by_client_id``), the one with
+        that client id: the tenant's own, or for an operator the only one (ConflictError if tenants share
+        it)."""
         scope = self._scope(principal)
-        if scope is not None:
-            q = q.where(scope)
-        if lock:
-            q = q.with_for_update()
-        row = conn.execute(q).mappings().first()
-        if row is None:
-            raise NotFound(f"no job '{job_id}'")
-        return _job(row)
+        for column in (JOBS.c.id, JOBS.c.client_id):
+            q = select(JOBS).where(column == job_id)
+            if scope is not None:
+                q = q.where(scope)
+            if lock:
+                q = q.with_for_update()
+            rows = conn.execute(q.limit(2)).mappings().all()
+            if len(rows) == 1:
+                return _job(rows[0])
+            if len(rows) > 1:
+                tenants = ", ".join(sorted(r["tenant"] for r in rows))
+                raise ConflictError(f"job id '{job_id}' is used by several tenants ({tenants}); use the job's "
+                                    "UUID or a tenant token")
+            if not by_client_id or not CLIENT_JOB_ID.fullmatch(job_id):
+                break
+        raise NotFound(f"no job '{job_id}'")
 
     def submit_job(self, principal: Principal, spec: Mapping[str, Any], idempotency_key: str | None = None,
                    *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[JobRow, bool]:
@@ -521,12 +570,13 @@ class Store:
             raise InvalidSpec("idempotency key must be 1 to 200 characters", field="idempotency_key")
         if max_attempts < 1:
             raise InvalidSpec("max_attempts must be >= 1", field="max_attempts")
+        client_id = client_job_id(spec)
         now = utcnow()
         values = {"id": str(uuid.uuid4()), "tenant": tenant, "status": "queued",
                   "spec": clean_job_spec(spec, tenant, now), "idempotency_key": idempotency_key,
                   "submitted_at": now, "updated_at": now, "site": None, "accelerator": None, "gang": None,
                   "power_cap_frac": None, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": None,
-                  "failure_reason": None, "version": 1}
+                  "failure_reason": None, "version": 1, "client_id": client_id}
         try:
             with self._tx() as conn:
                 conn.execute(insert(JOBS), values)
@@ -534,14 +584,21 @@ class Store:
                                               "to_status": "queued", "reason": "submitted",
                                               "actor": principal.token_id, "detail": None})
         except ConflictError:
-            if idempotency_key is None:
-                raise
+            # Which unique key was hit: the idempotency key (the first job is the answer) or the client id.
             with self._tx(readonly=True) as conn:
-                row = conn.execute(select(JOBS).where(JOBS.c.tenant == tenant,
-                                                      JOBS.c.idempotency_key == idempotency_key)).mappings().first()
-            if row is None:
-                raise
-            return _job(row), False
+                if idempotency_key is not None:
+                    row = conn.execute(select(JOBS).where(JOBS.c.tenant == tenant, JOBS.c.idempotency_key
+                                                          == idempotency_key)).mappings().first()
+                    if row is not None:
+                        return _job(row), False
+                if client_id is not None:
+                    row = conn.execute(select(JOBS).where(JOBS.c.tenant == tenant, JOBS.c.client_id
+                                                          == client_id)).mappings().first()
+                    if row is not None:
+                        raise ConflictError(f"tenant '{tenant}' already has a job with id '{client_id}' (job "
+                                            f"{row['id']}, {row['status']}); choose another id, or resubmit "
+                                            "with the first submission's Idempotency-Key", field="id") from None
+            raise
         return _job(values), True
 
     def get_job(self, principal: Principal, job_id: str) -> JobRow:
@@ -549,13 +606,18 @@ class Store:
             return self._select_job(conn, principal, job_id, lock=False)
 
     def list_jobs(self, principal: Principal, status: str | Collection[str] | None = None, limit: int = 100,
-                  cursor: str | None = None) -> tuple[list[JobRow], str | None]:
-        """Jobs the principal may see, oldest submission first; returns (page, cursor of the next page)."""
+                  cursor: str | None = None, *, tenant: str | None = None) -> tuple[list[JobRow], str | None]:
+        """Jobs the principal may see, oldest submission first, only ``tenant``'s if given (a tenant may
+        name only itself); returns (page, cursor of the next page)."""
         limit = max(1, min(int(limit), MAX_LIST_LIMIT))
         q = select(JOBS)
         scope = self._scope(principal)
         if scope is not None:
             q = q.where(scope)
+        if tenant is not None:
+            if principal.role == "tenant" and tenant != principal.tenant:
+                raise PermissionDenied(f"tenant '{principal.tenant}' can list only its own jobs")
+            q = q.where(JOBS.c.tenant == tenant)
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             bad = [s for s in statuses if s not in JOB_STATUSES]
@@ -574,7 +636,7 @@ class Store:
 
     def job_history(self, principal: Principal, job_id: str) -> list[JobEvent]:
         with self._tx(readonly=True) as conn:
-            self._select_job(conn, principal, job_id, lock=False)
+            job_id = self._select_job(conn, principal, job_id, lock=False).id
             rows = conn.execute(select(EVENTS).where(EVENTS.c.job_id == job_id).order_by(EVENTS.c.id)).mappings()
             return [_event(r) for r in rows]
 
@@ -597,7 +659,7 @@ class Store:
         return _job(m)
 
     def _locked(self, conn: Connection, job_id: str, expect_version: int | None) -> JobRow:
-        job = self._select_job(conn, Principal.system(), job_id, lock=True)
+        job = self._select_job(conn, Principal.system(), job_id, lock=True, by_client_id=False)
         if expect_version is not None and job.version != expect_version:
             raise VersionConflict(f"job '{job_id}' is at version {job.version}, not {expect_version}; read it again")
         return job
@@ -948,7 +1010,7 @@ class Store:
     def job_plan(self, principal: Principal, job_id: str) -> list[PlanItem]:
         """The current plan's items for one job (where, when and why)."""
         with self._tx(readonly=True) as conn:
-            self._select_job(conn, principal, job_id, lock=False)
+            job_id = self._select_job(conn, principal, job_id, lock=False).id
             latest = select(func.max(PLANS.c.id)).scalar_subquery()
             rows = conn.execute(select(PLAN_ITEMS).where(PLAN_ITEMS.c.plan_id == latest, PLAN_ITEMS.c.job_id == job_id)
                                 .order_by(PLAN_ITEMS.c.id)).mappings()

@@ -2,10 +2,13 @@
 
     python _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]
 
-The executor starts this wrapper as the leader of a new session and process group; the command runs in the
-same group. A catchable signal sent to the wrapper (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2) is relayed to
-every other process of the group and does not end the wrapper; SIGSTOP, SIGCONT and SIGKILL go to the group
-directly. When the command ends the wrapper writes PATH atomically as JSON: ``exit_code``
+The executor starts this wrapper as the leader of a new session and process group, with the signals it relays
+blocked until its handlers are installed; the command runs in the same group. A catchable signal sent to the
+wrapper (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2) is relayed to every other process of the group and does
+not end the wrapper; the checkpoint signal (``$GRIDSHIFT_CHECKPOINT_SIGNAL``) only to the processes that
+handle it, so a command still starting up is not ended by it. An ending signal (SIGTERM, SIGINT, SIGHUP)
+that arrives before the command is started ends the wrapper without starting it. SIGSTOP, SIGCONT and
+SIGKILL go to the group directly. When the command ends the wrapper writes PATH atomically as JSON: ``exit_code``
 (negative: killed by that signal), ``reason`` and ``ended_at`` (UTC). With ``--orphan-kill`` the job is
 stopped when the wrapper's parent dies (SIGTERM, SIGKILL 10 s later) and the command is killed when the
 wrapper itself is killed. Standard library only, so it starts fast.
@@ -23,6 +26,7 @@ import time
 from datetime import UTC, datetime
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def write_exit(path: str, exit_code: int, reason: str) -> None:
@@ -45,6 +49,31 @@ def describe(code: int) -> str:
             name = f"signal {-code}"
         return f"killed by {name}"
     return f"exit code {code}"
+
+
+def _checkpoint_signal() -> int | None:
+    """The checkpoint signal (``$GRIDSHIFT_CHECKPOINT_SIGNAL``, default SIGUSR1), unless it is one that
+    ends a job on purpose."""
+    name = os.environ.get("GRIDSHIFT_CHECKPOINT_SIGNAL", "SIGUSR1").upper()
+    try:
+        sig = signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except KeyError:
+        return None
+    return None if sig in ENDING else int(sig)
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Has ``pid`` a handler for ``signum`` installed, and the signal not blocked (``/proc/<pid>/status``)?"""
+    bit = 1 << (signum - 1)
+    masks = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("SigCgt:", "SigBlk:", "SigIgn:")):
+                    masks[line[:6]] = int(line.split(":", 1)[1].strip(), 16)
+    except (OSError, ValueError):
+        return False
+    return bool(masks.get("SigCgt", 0) & bit) and not (masks.get("SigBlk", 0) | masks.get("SigIgn", 0)) & bit
 
 
 def _group_others(pgid: int) -> list[int]:
@@ -76,9 +105,15 @@ def main(argv: list[str]) -> int:
     orphan_kill = "--orphan-kill" in opts
     parent = os.getppid()
     child: subprocess.Popen | None = None
+    checkpoint = _checkpoint_signal()
+    early: list[int] = []  # ending signals that came before the command was started
 
     def on_signal(signum: int, frame: object) -> None:
+        if child is None and signum in ENDING:
+            early.append(signum)
         for pid in _group_others(os.getpgrp()):
+            if signum == checkpoint and not _catches(pid, signum):
+                continue  # not (yet) handled there: its default action would end the job
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
@@ -86,6 +121,12 @@ def main(argv: list[str]) -> int:
 
     for sig in FORWARDED:
         signal.signal(sig, on_signal)
+    # The executor starts the wrapper with these signals blocked; now that the handlers are in place, take
+    # them (one sent meanwhile is delivered here). The command inherits the unblocked mask.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    if early:
+        write_exit(exit_file, -early[0], f"{describe(-early[0])} before the command started")
+        return 128 + early[0]
     preexec = None
     if orphan_kill:  # the command also dies if the wrapper itself is killed (PR_SET_PDEATHSIG, Linux)
         import ctypes

@@ -45,6 +45,7 @@ _HERE = Path(__file__).resolve().parent
 WRAP_PY = _HERE / "_wrap.py"
 SIMJOB_PY = _HERE / "_simjob.py"
 _POLL_S = 0.05
+WRAPPER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)  # _wrap.FORWARDED
 
 
 # ---------------------------------------------------------------- processes (Linux /proc)
@@ -80,6 +81,27 @@ def group_members(pgid: int | None) -> dict[int, str]:
             if st is not None and st[1] == pgid and st[0] not in "ZX":
                 out[int(entry)] = st[0]
     return out
+
+
+def _sigset(text: str) -> int:
+    return int(text.split(":", 1)[1].strip(), 16)
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Does ``pid`` have a handler installed for ``signum``, and the signal not blocked? Only then is it
+    safe to send it a signal whose default action ends the process: a program that has not yet installed its
+    checkpoint handler (still starting) or never does is not sent the checkpoint signal (``/proc/<pid>/status``:
+    SigCgt, SigBlk, SigIgn)."""
+    bit = 1 << (int(signum) - 1)
+    masks = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("SigCgt:", "SigBlk:", "SigIgn:")):
+                    masks[line[:6]] = _sigset(line)
+    except (OSError, ValueError, IndexError):
+        return False
+    return bool(masks.get("SigCgt", 0) & bit) and not (masks.get("SigBlk", 0) | masks.get("SigIgn", 0)) & bit
 
 
 def find_wrapper(exit_file: Path) -> tuple[int, int] | None:
@@ -372,6 +394,10 @@ class LocalExecutor(Executor):
                    pause_requested_at=None, stop_requested_at=None)
         self._save(rec)
         out_log, err_log = d / f"a{rec['attempt']}.out.log", d / f"a{rec['attempt']}.err.log"
+        # The wrapper starts with the signals it relays blocked (the mask is inherited across fork and exec)
+        # and unblocks them once its handlers are installed: a signal sent in between waits for the handler
+        # instead of ending the wrapper by its default action.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {*WRAPPER_SIGNALS, self.checkpoint_signal})
         try:
             with open(out_log, "ab") as out, open(err_log, "ab") as err:
                 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -381,6 +407,8 @@ class LocalExecutor(Executor):
             rec["phase"] = "failed-to-launch"
             self._save(rec)
             raise ExecutorError(f"could not launch: {e.strerror or e}", job_id=launch.job_id) from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         st = proc_stat(p.pid)
         rec.update(phase="started", pid=p.pid, pgid=p.pid, start_ticks=st[2] if st else None,
                    started_at=rec.get("started_at") or utc_now().isoformat())
@@ -448,12 +476,17 @@ class LocalExecutor(Executor):
             ack.unlink(missing_ok=True)
             rec.update(pause="requested", pause_requested_at=utc_now().isoformat())
             self._save(rec)
-            if proc_alive(rec["pid"], rec.get("start_ticks")) is not None:
-                _kill(rec["pid"], self.checkpoint_signal)  # the wrapper relays it to the job's processes
-            else:
-                _killpg(rec["pgid"], self.checkpoint_signal)
-            self._wait(lambda: ack.exists() or self._exit_file(rec).exists()
-                       or not group_members(rec["pgid"]), self.pause_grace_s)
+            # The checkpoint signal goes to the job's processes that handle it. One that has not installed
+            # its handler yet (a job paused right after its start) or never does would be ended by the
+            # signal's default action: it is frozen with the rest without it. With no handler anywhere,
+            # there is no checkpoint to wait for.
+            ready = [pid for pid in group_members(rec["pgid"])
+                     if pid != rec["pid"] and catches(pid, self.checkpoint_signal)]
+            for pid in ready:
+                _kill(pid, self.checkpoint_signal)
+            if ready:
+                self._wait(lambda: ack.exists() or self._exit_file(rec).exists()
+                           or not group_members(rec["pgid"]), self.pause_grace_s)
             if not self._exit_file(rec).exists() and group_members(rec["pgid"]):
                 self._freeze(rec)
             return self._status(rec)
