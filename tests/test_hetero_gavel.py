@@ -54,12 +54,23 @@ def test_aware_beats_agnostic_and_fifo_at_reduced_size(quick_rows):
     ag, aw = _row(quick_rows, "makespan-500", "agnostic"), _row(quick_rows, "makespan-500", "aware")
     assert ag["policy_detail"].startswith("fifo") and aw["policy_detail"].startswith("min-makespan")
     assert aw["makespan_h"] < ag["makespan_h"]
+    # the fluid LP bound holds for every schedule of the same jobs, and the round mechanism stays near it
+    bound = aw["makespan_lp_bound_h"]
+    assert bound == ag["makespan_lp_bound_h"] and bound > 0
+    assert bound <= aw["makespan_h"] * (1 + 1e-6) and bound <= ag["makespan_h"]  # LP tolerance 1e-7
+    assert aw["makespan_h"] <= 1.15 * bound
+    assert _row(quick_rows, "las-single-5.6", "aware")["makespan_lp_bound_h"] is None
 
 
 def test_choosing_the_gang_size_helps_on_the_multi_gpu_stream(quick_rows):
     fixed = _row(quick_rows, "las-multi-2.8", "aware")
     chosen = _row(quick_rows, "las-multi-2.8-gang-choice", "aware")
     assert chosen["avg_jct_h"] < fixed["avg_jct_h"]
+    # more gang sizes to choose from can only lower the makespan bound
+    mk_fixed = _row(quick_rows, "makespan-500", "aware")
+    mk_chosen = _row(quick_rows, "makespan-500-gang-choice", "aware")
+    assert mk_chosen["makespan_lp_bound_h"] <= mk_fixed["makespan_lp_bound_h"] + 1e-9
+    assert mk_chosen["makespan_lp_bound_h"] <= mk_chosen["makespan_h"] * (1 + 1e-6)
 
 
 def test_pools_never_over_allocated_in_a_simulation(gavel):

@@ -112,7 +112,8 @@ def register(app: typer.Typer) -> None:
         if out_dir is not None:
             keys = ("name", "policy", "policy_detail", "jobs_per_h", "avg_jct_h", "makespan_h",
                     "published_avg_jct_h", "published_makespan_h", "seeds", "avg_jct_h_by_seed",
-                    "makespan_h_by_seed", "jobs_measured", "energy_mwh", "wall_s", "solve_s")
+                    "makespan_h_by_seed", "makespan_lp_bound_h", "makespan_lp_bound_h_by_seed", "jobs_measured",
+                    "energy_mwh", "moves", "wall_s", "solve_s")
             doc = {"experiments": [{k: r.get(k) for k in keys} for r in rows], "quick": quick,
                    "cluster": {"K80": 36, "P100": 36, "V100": 36}, "round_s": 360.0}
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -197,6 +197,13 @@ class RoundSimulator:
             carbon_weight=self.cfg.carbon_weight if c.carbon_g_per_kwh is not None else 0.0,
             price_weight=self.cfg.price_weight if c.price_per_mwh is not None else 0.0)
 
+    def initial_problem(self) -> AllocationProblem:
+        """The allocation problem over every job at t = 0 with nothing done (all jobs present only when they
+        all arrive at 0, as in a makespan experiment)."""
+        self.done = np.zeros(len(self.jobs))
+        act = np.flatnonzero(self.jobs.arrival_s <= 0.0)
+        return self._problem(act, self._rows(act), 0.0, 0)
+
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> SimResult:
         cfg, c, j = self.cfg, self.cluster, self.jobs
