@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -351,6 +352,73 @@ def test_pool_timeout_is_database_unavailable(db_url):
         finally:
             held.close()
         assert store.get_job(ALICE, job.id) == job
+    finally:
+        store.close()
+
+
+def test_pool_keeps_its_connections(db_url):
+    """The default pool holds 15 connections and keeps them: no connection is opened per burst."""
+    store = Store(db_url)
+    try:
+        assert (store.engine.pool.size(), store.engine.pool._max_overflow) == (15, 0)
+        opened = []
+        from sqlalchemy import event
+
+        event.listen(store.engine, "connect", lambda *a: opened.append(1))
+        barrier = threading.Barrier(8)
+
+        def burst(i: int) -> None:
+            barrier.wait()
+            for k in range(5):
+                store.submit_job(ALICE, SPEC, f"burst-{i}-{k}")
+
+        for _ in range(2):
+            threads = [threading.Thread(target=burst, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            barrier.reset()
+        assert len(opened) <= 8
+        assert len(store.list_jobs(ALICE, limit=1000)[0]) == 8 * 5
+    finally:
+        store.close()
+
+
+def test_failed_write_releases_the_write_lock(store):
+    """A write transaction that fails (here a conflict) leaves the next writer free to go."""
+    job, _ = store.submit_job(ALICE, {**SPEC, "id": "once"})
+    with pytest.raises(ConflictError):
+        store.submit_job(ALICE, {**SPEC, "id": "once"})
+    done = []
+    t = threading.Thread(target=lambda: done.append(store.submit_job(ALICE, SPEC)[1]))
+    t.start()
+    t.join(10)
+    assert done == [True]
+
+
+def test_postgres_connections_closed_by_the_server_are_replaced(pg_server):  # noqa: F811 (the fixture)
+    """A pooled connection the server closed (a terminated backend) is pinged and replaced before use (the
+    ping's round trip is skipped only while the connection's socket is quiet)."""
+    db_url = pg_server.create_database()
+    upgrade(db_url)
+    store = Store(engine=make_engine(db_url, pool_size=2, max_overflow=0))
+    try:
+        first, _ = store.submit_job(ALICE, SPEC, "before")
+        others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        admin = make_engine(db_url, pool_size=1)
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) {others}"))
+                deadline = time.monotonic() + 10
+                while conn.execute(text(f"SELECT count(*) {others}")).scalar() and time.monotonic() < deadline:
+                    time.sleep(0.05)  # until the backends have exited (and closed their sockets)
+                    conn.rollback()
+        finally:
+            admin.dispose()
+        second, created = store.submit_job(ALICE, SPEC, "after")
+        assert created and store.get_job(ALICE, second.id).status == "queued"
+        assert [(e.to_status, e.reason) for e in store.job_history(ALICE, second.id)] == [("queued", "submitted")]
     finally:
         store.close()
 

@@ -676,6 +676,17 @@ class MetricsMiddleware:
         self.app = app
         self.requests = requests
         self.latency = latency
+        # labelled children by (route, method, status): ``labels()`` checks and locks on every call
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def _child(self, route: str, method: str, status: str) -> tuple[Any, Any]:
+        key = (route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = (self.requests.labels(route, method, status), self.latency.labels(route, method))
+            if len(self._children) < 10_000:  # routes are templates; methods and statuses are few
+                self._children[key] = child
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -693,10 +704,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.requests.labels(route, method, str(status)).inc()
-            self.latency.labels(route, method).observe(time.perf_counter() - t0)
+            requests, latency = self._child(getattr(scope.get("route"), "path", None) or "unmatched",
+                                            scope.get("method", ""), str(status))
+            requests.inc()
+            latency.observe(time.perf_counter() - t0)
 
 
 def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = None,

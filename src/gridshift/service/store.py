@@ -13,12 +13,14 @@ whose outcome is unknown; each is checked against the executor's report, never r
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import math
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +37,9 @@ from gridshift.model.events import GridEvent
 from gridshift.model.service import Service
 from gridshift.model.workload import Job
 from gridshift.service.db import (
+    SQLITE_BUSY_TIMEOUT_S,
     ConflictError,
+    DatabaseUnavailable,
     StateError,
     current_revision,
     head_revision,
@@ -440,6 +444,24 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidSpec(f"invalid cursor: {exc}", field="cursor") from None
 
 
+_JOB_COLUMNS = ("id", "tenant", "status", "spec", "idempotency_key", "submitted_at", "updated_at", "site",
+                "accelerator", "gang", "power_cap_frac", "attempts", "max_attempts", "next_attempt_at",
+                "failure_reason", "version", "client_id")
+_EVENT_COLUMNS = ("job_id", "at", "from_status", "to_status", "reason", "actor", "detail")
+
+
+@functools.cache
+def _submit_statement():  # noqa: ANN202
+    """``WITH ev AS (INSERT INTO job_events …) INSERT INTO jobs …``: a job and its first event in one
+    statement (PostgreSQL; the event's foreign key is checked at the end of the statement). Parameters:
+    ``j_<column>`` for the job, ``e_<column>`` for the event (no parameter may be named like a column)."""
+    from sqlalchemy import bindparam
+
+    ev = insert(EVENTS).values({c: bindparam(f"e_{c}", type_=EVENTS.c[c].type) for c in _EVENT_COLUMNS})
+    return (insert(JOBS).values({c: bindparam(f"j_{c}", type_=JOBS.c[c].type) for c in _JOB_COLUMNS})
+            .add_cte(ev.cte("first_event")))
+
+
 # ------------------------------------------------------------------------------------------------- store
 
 
@@ -449,6 +471,11 @@ class Store:
     def __init__(self, url: str | URL | None = None, *, engine: Engine | None = None) -> None:
         self.engine = engine if engine is not None else make_engine(url)
         self.url = mask_url(self.engine.url)
+        # SQLite admits one writer at a time; its busy handler makes the others sleep and poll (up to 100 ms
+        # a try), which under concurrent submissions gave waits of hundreds of ms. This store's write
+        # transactions queue on a lock instead (woken as soon as the writer before them finishes); other
+        # processes on the same file still wait through the busy timeout.
+        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -461,11 +488,19 @@ class Store:
 
     @contextmanager
     def _tx(self, readonly: bool = False) -> Iterator[Connection]:
-        with translate_errors(self.engine.url), self.engine.connect() as conn:
-            if readonly:
-                conn = conn.execution_options(gridshift_readonly=True)
-            with conn.begin():
-                yield conn
+        lock = None if readonly else self._write_lock
+        if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise DatabaseUnavailable(f"database {self.url} unavailable: database is locked (another write "
+                                      f"transaction of this service took over {SQLITE_BUSY_TIMEOUT_S:g} s)")
+        try:
+            with translate_errors(self.engine.url), self.engine.connect() as conn:
+                if readonly:
+                    conn = conn.execution_options(gridshift_readonly=True)
+                with conn.begin():
+                    yield conn
+        finally:
+            if lock is not None:
+                lock.release()
 
     @property
     def dialect(self) -> str:
@@ -577,12 +612,20 @@ class Store:
                   "submitted_at": now, "updated_at": now, "site": None, "accelerator": None, "gang": None,
                   "power_cap_frac": None, "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": None,
                   "failure_reason": None, "version": 1, "client_id": client_id}
+        event = {"job_id": values["id"], "at": now, "from_status": None, "to_status": "queued",
+                 "reason": "submitted", "actor": principal.token_id, "detail": None}
         try:
-            with self._tx() as conn:
-                conn.execute(insert(JOBS), values)
-                conn.execute(insert(EVENTS), {"job_id": values["id"], "at": now, "from_status": None,
-                                              "to_status": "queued", "reason": "submitted",
-                                              "actor": principal.token_id, "detail": None})
+            if self.engine.dialect.name == "postgresql":
+                # One statement (the job and its first event), one round trip, atomic on its own: no BEGIN
+                # and COMMIT round trips around two INSERTs.
+                with translate_errors(self.engine.url), self.engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    conn.execute(_submit_statement(), {**{f"j_{k}": v for k, v in values.items()},
+                                                       **{f"e_{k}": v for k, v in event.items()}})
+            else:
+                with self._tx() as conn:
+                    conn.execute(insert(JOBS), values)
+                    conn.execute(insert(EVENTS), event)
         except ConflictError:
             # Which unique key was hit: the idempotency key (the first job is the answer) or the client id.
             with self._tx(readonly=True) as conn:
