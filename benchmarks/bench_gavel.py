@@ -61,6 +61,12 @@ def main() -> None:
         keep = [r for r in old.get("experiments", []) if r["name"] not in set(only) | {f"{n}-gang-choice" for n in only}]
         doc["experiments"] = keep + rows
         doc["ratios"] = {**old.get("ratios", {}), **ratios}
+        # where each experiment's figures come from: earlier runs keep their own code, time and wall
+        prev = old.get("runs") or [{k: old.get(k) for k in ("code", "measured_utc", "wall_s", "seeds", "workers")}
+                                   | {"experiments": sorted({r["name"] for r in keep})}]
+        doc["runs"] = [r | {"experiments": [n for n in r["experiments"] if n in {k["name"] for k in keep}]}
+                       for r in prev] + [{k: doc[k] for k in ("code", "measured_utc", "wall_s", "seeds", "workers")}
+                                         | {"experiments": sorted({r["name"] for r in rows})}]
     a.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     print(f"wrote {a.json} in {wall:.0f} s")
 

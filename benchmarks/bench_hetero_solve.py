@@ -10,7 +10,8 @@ Problems (one per run, seeds 0, 1, ...): three accelerator types, K80, P100 and 
 V100 1-12x the K80, the P100 in between (30-70 % of the way), times ``gang ** 0.8`` for multi-accelerator
 jobs. Work left: Gavel's durations (60 * 10^U(1.5, 3) s w.p. 0.8, else 60 * 10^U(3, 4) s) at the V100
 throughput; elapsed U(0, 10 h); 30 % of jobs have a deadline 2-10x their V100 run time (min-cost SLOs);
-rent 0.45 / 1.46 / 2.48 per accelerator-hour (illustrative cloud prices).
+rent 0.45 / 1.46 / 2.48 USD per accelerator-hour (Google Cloud on-demand GPU prices for K80, P100, V100,
+cloud.google.com/compute/gpus-pricing, as SkyPilot's GCP catalog lists them).
 
 Timed: building the :class:`AllocationProblem` plus :func:`allocate` (median and 90th percentile over
 the runs). Targets (2 shared cores): max-min fairness <= 50 ms for 2,048 jobs and <= 1 s for 20,000 (Gavel's
@@ -37,7 +38,7 @@ from gridshift.hetero.problem import AllocationProblem
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_S = {("max-min-fairness", 2048): 0.05, ("max-min-fairness", 20000): 1.0}
 GAVEL_ECOS_S = 0.059
-RENT_PER_ACC_H = np.array([0.45, 1.46, 2.48])  # K80, P100, V100
+RENT_PER_ACC_H = np.array([0.45, 1.46, 2.48])  # K80, P100, V100: Google Cloud on-demand USD/GPU-hour
 
 
 def gavel_like(n_jobs: int, seed: int) -> AllocationProblem:
