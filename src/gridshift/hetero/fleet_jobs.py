@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from gridshift.catalog import UniqueKeyLoader
 from gridshift.errors import CatalogError
 from gridshift.hetero.throughput import ThroughputTable
 from gridshift.model.accelerator import AcceleratorType
@@ -126,23 +127,6 @@ class FleetSpec:
 # --------------------------------------------------------------------------------------------- reading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 class _V:
     """Validation helpers that raise one-line CatalogErrors naming the file and the field path."""
 
@@ -204,7 +188,7 @@ def parse_fleet_spec(text: str, label: str = FLEET_RESOURCE,
     cat = load_catalog() if catalog is None else catalog
     v = _V(label)
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+        doc = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass rejecting duplicate keys
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
