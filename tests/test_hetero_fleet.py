@@ -25,6 +25,15 @@ def test_only_the_grid_aware_variant_stays_under_the_afternoon_cap(fleet):
     assert df.loc["las-aware", "rounds_above_cap"] > 0
 
 
+def test_every_variant_runs_and_gang_choice_stays_in_range(fleet):
+    df, _, _ = fleet
+    assert list(df.index) == ["fifo", "las-agnostic", "las-aware", "las-aware-gang-choice", "las-aware-grid"]
+    assert bool(df.loc["las-aware-gang-choice", "gang_choice"]) and not df.loc["las-aware", "gang_choice"]
+    # the fairness policies all beat strict FIFO on the same stream
+    for v in ("las-agnostic", "las-aware", "las-aware-gang-choice", "las-aware-grid"):
+        assert df.loc[v, "avg_jct_h"] < df.loc["fifo", "avg_jct_h"], v
+
+
 def test_energy_by_tenant_adds_up(fleet):
     df, _, _ = fleet
     for v, r in df.iterrows():

@@ -6,6 +6,8 @@ example compares, on the same job stream:
 
 * ``fifo`` (heterogeneity-agnostic, as most clusters run today);
 * least-attained-service, heterogeneity-agnostic and -aware;
+* least-attained-service, aware, choosing each job's gang size within the sizes it can run at (1-8 for
+  fine-tuning and inference, 32-64 for pre-training);
 * least-attained-service, aware, with an afternoon power cap at one site and a carbon weight — fairness
   and grid-awareness composed in one LP.
 
@@ -74,6 +76,8 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
     dur_s = 3600 * np.exp(rng.uniform(np.log(lo_h), np.log(hi_h)))
     job_type = np.empty(n, dtype=np.int64)
     gang = np.empty(n, dtype=np.int64)
+    min_gang = np.empty(n, dtype=np.int64)
+    max_gang = np.empty(n, dtype=np.int64)
     for i in range(n):
         cands = np.flatnonzero(kind_of_type == names[i])
         t = int(rng.choice(cands))
@@ -84,19 +88,22 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
             ok = ok[gang_sizes[ok] <= 8] if np.any(gang_sizes[ok] <= 8) else ok
         gi = int(rng.choice(ok))
         job_type[i], gang[i] = t, gang_sizes[gi]
+        min_gang[i], max_gang[i] = gang_sizes[ok].min(), gang_sizes[ok].max()  # sizes the job may run at
     gidx = np.searchsorted(gang_sizes, gang)
     steps = dur_s * thr[job_type, gidx, ref_pool]
     gaps = rng.exponential(3600.0 / setup.jobs_per_h, n)
     arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
     tenant = rng.choice(len(TENANTS), size=n)
-    return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, tenant=tenant)
+    return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, tenant=tenant,
+                  min_gang=min_gang, max_gang=max_gang)
 
 
-VARIANTS = (
-    ("fifo", "fifo", False, False, 0.0),
-    ("las-agnostic", "max-min-fairness", False, False, 0.0),
-    ("las-aware", "max-min-fairness", True, False, 0.0),
-    ("las-aware-grid", "max-min-fairness", True, True, None),  # None: setup.carbon_weight
+VARIANTS = (  # (name, policy, aware, grid, carbon weight, the policy chooses gang sizes)
+    ("fifo", "fifo", False, False, 0.0, False),
+    ("las-agnostic", "max-min-fairness", False, False, 0.0, False),
+    ("las-aware", "max-min-fairness", True, False, 0.0, False),
+    ("las-aware-gang-choice", "max-min-fairness", True, False, 0.0, True),
+    ("las-aware-grid", "max-min-fairness", True, True, None, False),  # None: setup.carbon_weight
 )
 
 
@@ -104,9 +111,9 @@ def run_fleet(jobs: JobSet, cluster: Cluster, thr: np.ndarray, gang_sizes: np.nd
               setup: FleetSetup) -> pd.DataFrame:
     """One row per variant: JCT, energy, carbon, energy by tenant, cap compliance."""
     rows = []
-    for name, policy, aware, grid, cw in VARIANTS:
+    for name, policy, aware, grid, cw, choose in VARIANTS:
         cl = cluster if grid else Cluster(**{**cluster.__dict__, "site_cap_w": None})
-        cfg = SimConfig(policy=policy, aware=aware, stop_after=setup.window, seed=setup.seed,
+        cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose, stop_after=setup.window, seed=setup.seed,
                         carbon_weight=setup.carbon_weight if cw is None else cw)
         res = RoundSimulator(jobs, cl, thr, gang_sizes, cfg).run()
         w = res.window(*setup.window)
@@ -117,7 +124,7 @@ def run_fleet(jobs: JobSet, cluster: Cluster, thr: np.ndarray, gang_sizes: np.nd
             hours = (res.round_start_s // 3600).astype(int)
             cap = cluster.site_cap_w[:, np.minimum(hours, cluster.site_cap_w.shape[1] - 1)].T
             rounds_capped = int(np.sum(np.any(res.site_power_w > cap + 1e-6, axis=1)))
-        rows.append({"variant": name, "policy": policy, "aware": aware, "grid": grid,
+        rows.append({"variant": name, "policy": policy, "aware": aware, "grid": grid, "gang_choice": choose,
                      "avg_jct_h": w["avg_jct_h"], "energy_mwh": w["energy_mwh"], "carbon_t": w["carbon_t"],
                      "jobs": w["jobs"], "site_energy_mwh": (res.site_energy_j / 3.6e9).round(3).tolist(),
                      "site_carbon_t": (res.site_carbon_g / 1e6).round(3).tolist(),
