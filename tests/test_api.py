@@ -18,8 +18,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from gridshift.model.scenario import PolicySpec
 from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
 from gridshift.service.db import head_revision, make_engine, upgrade
+from gridshift.service.reconciler import check_live_policy
 from gridshift.service.store import PlanItem, Principal, Store
 
 from pgserver import PgServer, free_port, pg_server  # noqa: F401  (session fixture)
@@ -47,9 +49,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.reasons: list[str] = []
+        self.policy_spec = PolicySpec(name="asap")
 
     def notify(self, reason: str) -> None:
         self.reasons.append(reason)
+
+    def set_policy(self, spec: PolicySpec) -> PolicySpec:
+        self.policy_spec = check_live_policy(spec)  # the reconciler's own check
+        self.reasons.append(f"policy changed to {spec.key}")
+        return spec
 
     def status(self) -> dict:
         return {"state": "running", "site_power_mw": {"frankfurt": 0.12, "london": 0.05}, "plan_seconds": 0.25,
@@ -331,6 +339,8 @@ def _routes(env: Env):
         ("PUT", "/api/v1/services/{name}/replicas", {"replica_targets": {"frankfurt": {"H100": 4}}},
          R(401, 403, 200, 403)),
         ("GET", "/api/v1/plan", None, R(401, 403, 200, 403)),
+        ("GET", "/api/v1/policy", None, R(401, 403, 200, 403)),
+        ("PUT", "/api/v1/policy", {"name": "threshold"}, R(401, 403, 200, 403)),
         ("POST", "/api/v1/signals", signals, R(401, 403, 200, 200)),
         ("GET", "/api/v1/signals?" + q, None, R(401, 403, 200, 403)),
         ("POST", "/api/v1/signals/pull", pull, R(401, 403, 200, 403)),
@@ -786,8 +796,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance  # noq
 
 @pytest.fixture
 def fuzz_env(db_url):
-    with Store(db_url) as store, TestClient(create_app(store, fleet=FLEET, settings=FAST)) as client:
-        env = Env(store, client)
+    rec = Recorder()
+    with Store(db_url) as store, TestClient(create_app(store, fleet=FLEET, reconciler=rec, settings=FAST)) as client:
+        env = Env(store, client, rec)
         env.job()
         env.service()
         env.event()
@@ -816,3 +827,30 @@ def test_openapi_no_server_errors_and_conforming_responses(fuzz_env, mode):
         except Exception as exc:  # noqa: BLE001 (collect every operation's failure, then report)
             failures.append(f"{op.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_policy_routes_without_a_reconciler(store):
+    with TestClient(create_app(store, fleet=FLEET, settings=FAST)) as client:
+        env = Env(store, client)
+        r = env.call("GET", f"{API}/policy", "operator")
+        assert r.status_code == 404 and "reconciler" in r.json()["detail"]
+        assert env.call("PUT", f"{API}/policy", "operator", json={"name": "asap"}).status_code == 404
+        # the body is checked before anything else: unknown fields and bad names are 422
+        r = env.call("PUT", f"{API}/policy", "operator", json={"name": "asap", "horizon": 3})
+        assert r.status_code == 422
+
+
+def test_serve_refuses_a_bad_policy_before_writing_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridshift.cli import app
+
+    db = tmp_path / "state.db"
+    fleet = Path(__file__).resolve().parent / "scenarios" / "small.yaml"
+    for args, field in ((["--policy", "oracle"], "policy"), (["--policy", "mpc", "--policy-param", "nope"],
+                                                              "policy-param"),
+                        (["--policy", "threshold", "--policy-param", "bogus=1"], "params")):
+        res = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{db}", "--fleet", str(fleet), *args])
+        assert res.exit_code == 2, res.output
+        assert field in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert not db.exists(), "nothing is written before the options are checked"

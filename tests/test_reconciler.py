@@ -526,3 +526,43 @@ def test_threshold_keeps_its_decisions_within_a_slot(store, executor):
     assert (s["plan"], s["plan_reason"], s["actions"]) == ("solved", "new epoch", {})
     st = rec.status()
     assert (st["plans_solved"], st["plans_kept"], st["lp_solves"]) == (2, 1, 0)
+
+
+def test_operator_switches_the_policy_through_the_api(store, executor):
+    from fastapi.testclient import TestClient
+
+    from gridshift.service.api import create_app, fleet_from_sites
+
+    now = [T0]
+    scenario = fleet()
+    rec = Reconciler(store, executor, scenario, policy="asap", clock=lambda: now[0])
+    ops = {"Authorization": f"Bearer {store.create_token('ops', 'operator')[1]}"}
+    alice = {"Authorization": f"Bearer {store.create_token('alice', 'tenant', 'alice')[1]}"}
+    job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 4000.0, "gang_min": 8, "gang_max": 8})
+    with TestClient(create_app(store, fleet=fleet_from_sites(scenario.sites, scenario.zones), reconciler=rec)) as c:
+        r = c.get("/api/v1/policy", headers=ops)
+        assert r.status_code == 200 and r.json() == {"name": "asap", "label": "asap", "params": {},
+                                                     "available": ["asap", "threshold", "mpc"]}
+        rec.tick()
+        assert store.current_plan().policy == "asap"
+        # refused, and nothing changes: a policy that needs the future, an unknown parameter, a tenant
+        r = c.put("/api/v1/policy", headers=ops, json={"name": "oracle"})
+        assert r.status_code == 422 and "live" in r.json()["detail"], r.text
+        r = c.put("/api/v1/policy", headers=ops, json={"name": "threshold", "params": {"bogus": 1}})
+        assert r.status_code == 422 and r.json()["field"].endswith("params") and "bogus" in r.json()["detail"]
+        assert c.put("/api/v1/policy", headers=alice, json={"name": "threshold"}).status_code == 403
+        assert c.get("/api/v1/policy", headers=alice).status_code == 403
+        assert rec.status()["policy"] == "asap"
+        # switched: the next pass plans afresh with it
+        r = c.put("/api/v1/policy", headers=ops, json={"name": "threshold", "label": "green-hours"})
+        assert r.status_code == 200 and r.json()["label"] == "green-hours", r.text
+        assert rec.status()["last_trigger"] == "policy changed to green-hours"
+        now[0] = T0 + timedelta(hours=6)  # 15:00: neither site is green, so threshold pauses what asap ran
+        assert rec.tick()["actions"] == {"pause": 1}
+        plan = store.current_plan()
+        assert plan.policy == "green-hours" and plan.items[0].why["policy"] == "green-hours"
+        r = c.put("/api/v1/policy", headers=ops, json={"name": "mpc", "params": {"forecast": "persistence"}})
+        assert r.status_code == 200 and r.json()["params"] == {"forecast": "persistence"}
+        assert rec.status()["policy_params"] == {"forecast": "persistence"}
+    store.cancel_job(SYSTEM, job.id)
+    rec.tick()

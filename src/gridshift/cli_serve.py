@@ -15,8 +15,35 @@ from gridshift.errors import GridShiftError
 DEFAULT_DB = "sqlite:///gridshift.db"
 
 
+def _policy_spec(name: str, params: list[str], scenario: Any) -> Any:
+    """The planning policy from ``--policy`` and ``--policy-param KEY=VALUE`` (values read as YAML scalars),
+    checked before anything is written."""
+    import yaml
+
+    from gridshift.model.scenario import PolicySpec
+    from gridshift.plan.registry import make_policy
+    from gridshift.service.reconciler import LIVE_POLICIES
+
+    if name not in LIVE_POLICIES:
+        raise GridShiftError(f"policy '{name}' cannot plan a live fleet; use one of {', '.join(LIVE_POLICIES)}",
+                             field="policy")
+    values: dict[str, Any] = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise GridShiftError(f"expected KEY=VALUE, got '{item}'", field="policy-param")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            values[key.strip()] = raw
+    spec = PolicySpec(name=name, params=values)
+    if scenario is not None:
+        make_policy(spec, 0, objective=scenario.objective)
+    return spec
+
+
 def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor: str,
-                     ray_address: str | None) -> Any:
+                     ray_address: str | None, policy: Any = None) -> Any:
     """The reconciler, if ``gridshift.service.reconciler`` provides one with a start()/stop() lifecycle and
     everything its constructor needs is at hand (a fleet scenario for planning); else None."""
     try:
@@ -34,7 +61,8 @@ def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor:
         return make(executor, **({"address": ray_address} if executor == "ray" and ray_address else {}))
 
     offered = {"store": lambda: store, "executor": make_executor, "fleet_scenario": lambda: scenario,
-               "scenario": lambda: scenario, "fleet": lambda: fleet, "ray_address": lambda: ray_address}
+               "scenario": lambda: scenario, "fleet": lambda: fleet, "ray_address": lambda: ray_address,
+               "policy": lambda: policy}
     kwargs: dict[str, Any] = {}
     for name, p in params.items():
         if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -62,6 +90,10 @@ def register(app: typer.Typer) -> None:
         db: Annotated[str, typer.Option(help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB.")] = DEFAULT_DB,
         fleet: Annotated[Optional[Path], typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
         executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
+        policy: Annotated[str, typer.Option(help="Planning policy: asap | threshold | mpc (PUT /api/v1/policy "
+                                                 "switches it while running).")] = "asap",
+        policy_param: Annotated[Optional[list[str]], typer.Option(
+            help="A policy parameter KEY=VALUE (repeatable), e.g. forecast=persistence for mpc.")] = None,
         ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (executor ray).")] = None,
         create_operator_token: Annotated[bool, typer.Option(
             "--create-operator-token", help="Create an operator token and print its secret once.")] = False,
@@ -98,6 +130,7 @@ def register(app: typer.Typer) -> None:
 
                 scenario = load_scenario(fleet)
                 fleet_doc = fleet_from_sites(scenario.sites, scenario.zones)
+            policy_spec = _policy_spec(policy, policy_param or [], scenario)
             if pull_interval_s is not None and scenario is None:
                 raise GridShiftError("--pull-interval-s pulls the fleet's zones: give --fleet", field="fleet")
             shift_s = 0.0
@@ -124,7 +157,7 @@ def register(app: typer.Typer) -> None:
         reconciler = None
         try:
             reconciler = _make_reconciler(store, scenario=scenario, fleet=fleet_doc, executor=executor,
-                                          ray_address=ray_address)
+                                          ray_address=ray_address, policy=policy_spec)
         except (GridShiftError, ValueError) as e:
             fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)

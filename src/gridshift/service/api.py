@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gridshift.errors import GridShiftError
 from gridshift.model.events import GridEvent
 from gridshift.model.service import Service
 from gridshift.model.workload import Job
@@ -380,6 +381,22 @@ class PowerOut(BaseModel):
     total_power_mw: float
 
 
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=64, description="Planning policy: asap, threshold or mpc.")
+    label: str | None = Field(None, pattern=NAME_PATTERN, max_length=64, description="Name in plans and metrics.")
+    params: dict[str, Any] = Field(default_factory=dict, max_length=32,
+                                   description="The policy's parameters, as in a scenario's `policies` entry.")
+
+
+class PolicyOut(BaseModel):
+    name: str
+    label: str
+    params: dict[str, Any]
+    available: list[str] = Field(description="Policies the live service can run.")
+
+
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -564,7 +581,6 @@ class _State:
         """(board power, host power per accelerator) in W; (0, 0) for an unknown type."""
         if name not in self._power_w:
             from gridshift.catalog import get_accelerator
-            from gridshift.errors import GridShiftError
 
             try:
                 a = get_accelerator(name)
@@ -999,6 +1015,43 @@ def _router() -> APIRouter:  # noqa: C901 (one function per route)
         if plan is None:
             raise NotFound("no plan has been made yet")
         return PlanOut.of(plan)
+
+    # ---------------------------------------------------------------------------------------- policy
+
+    def _policy_out(rec: Any) -> PolicyOut:
+        from gridshift.service.reconciler import LIVE_POLICIES
+
+        spec = rec.policy_spec
+        return PolicyOut(name=spec.name, label=spec.key, params=jsonable_encoder(spec.params),
+                         available=list(LIVE_POLICIES))
+
+    def _reconciler(request: Request) -> Any:
+        rec = request.app.state.reconciler
+        if rec is None or not callable(getattr(rec, "set_policy", None)):
+            raise NotFound("no reconciler runs (start gridshift serve with --fleet)")
+        return rec
+
+    @r.get("/policy", response_model=PolicyOut, tags=["plan"], summary="The reconciler's planning policy",
+           responses=_errors(404))
+    @_threaded
+    def get_policy(request: Request, _: Principal = Depends(OPERATOR)) -> PolicyOut:
+        return _policy_out(_reconciler(request))
+
+    @r.put("/policy", response_model=PolicyOut, tags=["plan"],
+           summary="Switch the planning policy (the next pass plans afresh with it)", responses=_errors(404))
+    @_threaded
+    def put_policy(request: Request, body: PolicyIn, p: Principal = Depends(OPERATOR)) -> PolicyOut:
+        from gridshift.model.scenario import PolicySpec
+
+        rec = _reconciler(request)
+        try:
+            rec.set_policy(PolicySpec(name=body.name, label=body.label, params=body.params))
+        except GridShiftError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (a policy's own checks may raise anything on odd parameters)
+            raise InvalidSpec(f"policy '{body.name}' rejected its parameters: {exc}", field="params") from exc
+        log.info("policy set to %s by token %s", rec.policy_spec.key, p.token_id)
+        return _policy_out(rec)
 
     # --------------------------------------------------------------------------------------- signals
 

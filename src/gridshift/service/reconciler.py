@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from gridshift.errors import ScenarioError
 from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
 from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
@@ -96,6 +97,18 @@ def _events_key(rows: Iterable[GridEventRow]) -> tuple:
     return tuple((g.id, g.revision, g.status, as_utc(g.updated_at)) for g in rows)
 
 
+LIVE_POLICIES = ("asap", "threshold", "mpc")  # policies that plan from what is known now (not `oracle`)
+
+
+def check_live_policy(spec: PolicySpec, objective: Any = None) -> PolicySpec:
+    """``spec`` if a live fleet can be planned with it; else ``ScenarioError`` naming the field."""
+    if spec.name not in LIVE_POLICIES:
+        raise ScenarioError(f"policy '{spec.name}' cannot plan a live fleet (it needs the future); use one of "
+                            f"{', '.join(LIVE_POLICIES)}", field="name")
+    make_policy(spec, 0, objective=objective)
+    return spec
+
+
 class Reconciler:
     """Plans with ``policy`` every ``interval_s`` seconds (or at once on :meth:`notify`) over slots of
     ``slot_s`` seconds and a horizon of ``horizon_s``, and drives ``executor`` to match.
@@ -152,6 +165,17 @@ class Reconciler:
             self._trigger = str(reason)  # the next pass plans afresh
         self._wake.set()
 
+    def set_policy(self, policy: str | PolicySpec) -> PolicySpec:
+        """Switch the planning policy. It is validated first (an unknown name or parameter raises
+        ``ScenarioError`` and nothing changes); the switch waits for a running pass to end, and the next
+        pass plans afresh with the new policy."""
+        spec = check_live_policy(PolicySpec(name=policy) if isinstance(policy, str) else policy, self.fleet.objective)
+        with self._tick_lock:  # never between a pass's plan and its dispatches
+            self.policy_spec = spec
+            self._kept = None
+        self.notify(f"policy changed to {spec.key}")
+        return spec
+
     def start(self) -> None:
         """Run passes in a daemon thread until :meth:`stop`."""
         if self._thread is not None and self._thread.is_alive():
@@ -187,7 +211,7 @@ class Reconciler:
             out = dict(self._st)
             out["counterfactual"] = dict(out["counterfactual"])
         out.update(running=self._thread is not None and self._thread.is_alive(), policy=self.policy_spec.key,
-                   interval_s=self.interval_s, slot_s=self.slot_s, horizon_s=self.horizon_s)
+                   policy_params=dict(self.policy_spec.params), interval_s=self.interval_s, slot_s=self.slot_s, horizon_s=self.horizon_s)
         return out
 
     def _note_error(self, message: str) -> None:
