@@ -162,6 +162,11 @@ def register(app: typer.Typer) -> None:
             fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)
         if reconciler is not None:
+            if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
+                from gridshift.service.api import pull_window
+
+                pull_window(store, settings, datetime.now(timezone.utc),
+                            lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
             reconciler.start()
         try:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level.lower(),

@@ -1230,6 +1230,28 @@ def pull_registry(store: Store, zone: str, signals: list[str] | tuple[str, ...],
     return counts
 
 
+def pull_window(store: Store, s: ApiSettings, now: datetime,
+                warn: Callable[..., None] | None = None) -> int:
+    """Pull the configured zones' registry signals for ``[now - pull_interval_s, now + pull_horizon_s)``
+    (shifted by ``pull_shift_s``) into the store; returns the rows stored. A zone or signal that fails is
+    reported through ``warn(kind, zone, signal, message, *args)`` and the others go on."""
+    start = now - timedelta(seconds=s.pull_interval_s or 0)
+    end = now + timedelta(seconds=s.pull_horizon_s)
+    stored = 0
+    for zone in s.pull_zones:
+        for signal in s.pull_signals:
+            try:
+                counts = pull_registry(store, zone, [signal], start, end, s.pull_shift_s)
+                stored += sum(counts.values())
+                if not sum(counts.values()) and warn is not None:
+                    warn("empty", zone, signal, "signal pull: no %s for zone %s in %s .. %s (shifted by %g s)",
+                         signal, zone, start.isoformat(), end.isoformat(), s.pull_shift_s)
+            except Exception as exc:  # noqa: BLE001 (keep the clock running; the next pull may succeed)
+                if warn is not None:
+                    warn("failed", zone, signal, "signal pull of %s for zone %s failed: %s", signal, zone, exc)
+    return stored
+
+
 async def _pull_clock(app: FastAPI) -> None:
     """Pull the configured zones' signals every ``pull_interval_s``."""
     s: ApiSettings = app.state.settings
@@ -1242,21 +1264,7 @@ async def _pull_clock(app: FastAPI) -> None:
         warned.add(key)
 
     while True:
-        now = datetime.now(timezone.utc)
-        start = now - timedelta(seconds=s.pull_interval_s or 0)
-        end = now + timedelta(seconds=s.pull_horizon_s)
-        stored = 0
-        for zone in s.pull_zones:
-            for signal in s.pull_signals:
-                try:
-                    counts = await asyncio.to_thread(pull_registry, app.state.store, zone, [signal], start, end,
-                                                     s.pull_shift_s)
-                    stored += sum(counts.values())
-                    if not sum(counts.values()):
-                        warn("empty", zone, signal, "signal pull: no %s for zone %s in %s .. %s (shifted by %g s)",
-                             signal, zone, start.isoformat(), end.isoformat(), s.pull_shift_s)
-                except Exception as exc:  # noqa: BLE001 (keep the clock running; the next pull may succeed)
-                    warn("failed", zone, signal, "signal pull of %s for zone %s failed: %s", signal, zone, exc)
+        stored = await asyncio.to_thread(pull_window, app.state.store, s, datetime.now(timezone.utc), warn)
         if stored:
             _notify(app, "signals")
         await asyncio.sleep(s.pull_interval_s or 60.0)
