@@ -582,6 +582,24 @@ def test_signals_pulled_on_a_clock(store):
     assert pts[0].value == load_carbon("DE-LU").loc[pts[0].at - timedelta(seconds=shift_s), "carbon_g_per_kwh"]
 
 
+def test_one_pull_window_synchronously(store):
+    """What ``gridshift serve`` runs before the reconciler's first pass: every zone and signal pulled now, a
+    zone the registry does not know reported and skipped."""
+    from gridshift.service.api import pull_window
+
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    shift_s = (now - datetime(2023, 6, 1, tzinfo=timezone.utc)).total_seconds()
+    settings = ApiSettings(pull_interval_s=3600, pull_zones=("NOWHERE", "DE-LU"), pull_horizon_s=6 * 3600,
+                           pull_shift_s=shift_s, pull_signals=("carbon_g_per_kwh", "price_usd_per_mwh"))
+    warned = []
+    stored = pull_window(store, settings, now, lambda kind, zone, signal, *a: warned.append((kind, zone, signal)))
+    window = (now - timedelta(hours=1), now + timedelta(hours=6))
+    carbon = store.signals_between("DE-LU", "carbon_g_per_kwh", *window)
+    price = store.signals_between("DE-LU", "price_usd_per_mwh", *window)
+    assert len(carbon) == 7 and len(price) == 7 and stored == 14
+    assert {z for _, z, _ in warned} == {"NOWHERE"} and len(warned) == 2
+
+
 # --------------------------------------------------------------------------------------------- events
 
 
