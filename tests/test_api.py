@@ -54,7 +54,7 @@ class Recorder:
     def notify(self, reason: str) -> None:
         self.reasons.append(reason)
 
-    def set_policy(self, spec: PolicySpec) -> PolicySpec:
+    def set_policy(self, spec: PolicySpec, *, actor: str | None = None) -> PolicySpec:
         self.policy_spec = check_live_policy(spec)  # the reconciler's own check
         self.reasons.append(f"policy changed to {spec.key}")
         return spec
@@ -872,3 +872,17 @@ def test_serve_refuses_a_bad_policy_before_writing_anything(tmp_path):
         assert res.exit_code == 2, res.output
         assert field in res.output and len(res.output.strip().splitlines()) == 1, res.output
         assert not db.exists(), "nothing is written before the options are checked"
+
+
+def test_serve_starts_with_the_flag_else_the_stored_policy(store):
+    from gridshift.cli_serve import _initial_policy, _policy_spec
+    from gridshift.scenario_io import load_scenario
+
+    scenario = load_scenario(Path(__file__).resolve().parent / "scenarios" / "small.yaml")
+    assert _initial_policy(store, None, scenario) == PolicySpec(name="asap")  # nothing stored
+    given = _policy_spec("mpc", ["forecast=persistence", "epoch_h=2"], scenario)
+    assert given.params == {"forecast": "persistence", "epoch_h": 2}
+    assert _initial_policy(store, given, scenario) == given
+    assert _initial_policy(store, None, scenario) == given, "a restart without --policy keeps the last one"
+    store.put_setting("policy", {"name": "oracle", "params": {}})  # not usable live: planning goes on with asap
+    assert _initial_policy(store, None, scenario) == PolicySpec(name="asap")

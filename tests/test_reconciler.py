@@ -552,10 +552,11 @@ def test_operator_switches_the_policy_through_the_api(store, executor):
         assert r.status_code == 422 and r.json()["field"].endswith("params") and "bogus" in r.json()["detail"]
         assert c.put("/api/v1/policy", headers=alice, json={"name": "threshold"}).status_code == 403
         assert c.get("/api/v1/policy", headers=alice).status_code == 403
-        assert rec.status()["policy"] == "asap"
+        assert rec.status()["policy"] == "asap" and store.get_setting("policy") is None
         # switched: the next pass plans afresh with it
         r = c.put("/api/v1/policy", headers=ops, json={"name": "threshold", "label": "green-hours"})
         assert r.status_code == 200 and r.json()["label"] == "green-hours", r.text
+        assert store.get_setting("policy") == {"name": "threshold", "label": "green-hours", "params": {}}
         assert rec.status()["last_trigger"] == "policy changed to green-hours"
         now[0] = T0 + timedelta(hours=6)  # 15:00: neither site is green, so threshold pauses what asap ran
         assert rec.tick()["actions"] == {"pause": 1}

@@ -48,7 +48,7 @@ from gridshift.service.store import (
 
 from pgserver import PgServer, free_port, pg_server  # noqa: F401  (session fixture)
 
-APP_TABLES = {"tokens", "jobs", "job_events", "dispatches", "signals", "grid_events", "services", "plans",
+APP_TABLES = {"tokens", "jobs", "job_events", "dispatches", "signals", "grid_events", "services", "plans", "settings",
               "plan_items"}
 SPEC = {"kind": "fine-tuning", "work_acc_h": 8.0, "gang_min": 1, "gang_max": 4, "tier": 2,
         "command": "python train.py --epochs 1"}
@@ -421,6 +421,15 @@ def test_postgres_connections_closed_by_the_server_are_replaced(pg_server):  # n
         assert [(e.to_status, e.reason) for e in store.job_history(ALICE, second.id)] == [("queued", "submitted")]
     finally:
         store.close()
+
+
+def test_settings_are_stored_and_replaced(store):
+    assert store.get_setting("policy") is None
+    store.put_setting("policy", {"name": "mpc", "params": {"forecast": "persistence"}}, actor="token abc")
+    assert store.get_setting("policy") == {"name": "mpc", "params": {"forecast": "persistence"}}
+    store.put_setting("policy", {"name": "threshold", "params": {}})
+    assert store.get_setting("policy") == {"name": "threshold", "params": {}}
+    assert store.get_setting("other") is None
 
 
 def test_cancel(store):

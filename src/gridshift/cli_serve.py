@@ -15,15 +15,19 @@ from gridshift.errors import GridShiftError
 DEFAULT_DB = "sqlite:///gridshift.db"
 
 
-def _policy_spec(name: str, params: list[str], scenario: Any) -> Any:
+def _policy_spec(name: str | None, params: list[str], scenario: Any) -> Any:
     """The planning policy from ``--policy`` and ``--policy-param KEY=VALUE`` (values read as YAML scalars),
-    checked before anything is written."""
+    checked before anything is written; None without ``--policy``."""
     import yaml
 
     from gridshift.model.scenario import PolicySpec
     from gridshift.plan.registry import make_policy
     from gridshift.service.reconciler import LIVE_POLICIES
 
+    if name is None:
+        if params:
+            raise GridShiftError("--policy-param needs --policy", field="policy-param")
+        return None
     if name not in LIVE_POLICIES:
         raise GridShiftError(f"policy '{name}' cannot plan a live fleet; use one of {', '.join(LIVE_POLICIES)}",
                              field="policy")
@@ -40,6 +44,25 @@ def _policy_spec(name: str, params: list[str], scenario: Any) -> Any:
     if scenario is not None:
         make_policy(spec, 0, objective=scenario.objective)
     return spec
+
+
+def _initial_policy(store: Any, given: Any, scenario: Any) -> Any:
+    """The policy the reconciler starts with: ``--policy`` if given (and stored, so later restarts keep it),
+    else the one an operator last set (``PUT /policy``, stored as the ``policy`` setting), else ``asap``."""
+    from gridshift.model.scenario import PolicySpec
+    from gridshift.service.reconciler import check_live_policy
+
+    if given is not None:
+        store.put_setting("policy", given.model_dump(), actor="gridshift serve --policy")
+        return given
+    stored = store.get_setting("policy")
+    if stored is not None:
+        try:
+            return check_live_policy(PolicySpec.model_validate(stored), scenario.objective)
+        except (GridShiftError, ValueError) as e:
+            logging.getLogger("gridshift.serve").warning("stored policy %s not usable (%s): planning with asap",
+                                                         stored, e)
+    return PolicySpec(name="asap")
 
 
 def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor: str,
@@ -90,8 +113,9 @@ def register(app: typer.Typer) -> None:
         db: Annotated[str, typer.Option(help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB.")] = DEFAULT_DB,
         fleet: Annotated[Optional[Path], typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
         executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
-        policy: Annotated[str, typer.Option(help="Planning policy: asap | threshold | mpc (PUT /api/v1/policy "
-                                                 "switches it while running).")] = "asap",
+        policy: Annotated[Optional[str], typer.Option(
+            help="Planning policy: asap | threshold | mpc (default: the one last set with PUT /api/v1/policy, "
+                 "else asap).")] = None,
         policy_param: Annotated[Optional[list[str]], typer.Option(
             help="A policy parameter KEY=VALUE (repeatable), e.g. forecast=persistence for mpc.")] = None,
         ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (executor ray).")] = None,
@@ -156,8 +180,9 @@ def register(app: typer.Typer) -> None:
                       soft_wrap=True)
         reconciler = None
         try:
-            reconciler = _make_reconciler(store, scenario=scenario, fleet=fleet_doc, executor=executor,
-                                          ray_address=ray_address, policy=policy_spec)
+            reconciler = _make_reconciler(
+                store, scenario=scenario, fleet=fleet_doc, executor=executor, ray_address=ray_address,
+                policy=None if scenario is None else _initial_policy(store, policy_spec, scenario))
         except (GridShiftError, ValueError) as e:
             fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)

@@ -1045,7 +1045,7 @@ def _router() -> APIRouter:  # noqa: C901 (one function per route)
 
         rec = _reconciler(request)
         try:
-            rec.set_policy(PolicySpec(name=body.name, label=body.label, params=body.params))
+            rec.set_policy(PolicySpec(name=body.name, label=body.label, params=body.params), actor=f"token {p.token_id}")
         except GridShiftError:
             raise
         except Exception as exc:  # noqa: BLE001 (a policy's own checks may raise anything on odd parameters)

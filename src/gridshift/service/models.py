@@ -253,3 +253,14 @@ class PlanItemRecord(Base):
     start_at: Mapped[datetime | None]
     power_cap_frac: Mapped[float | None] = mapped_column(Float)
     why: Mapped[dict[str, Any] | None]
+
+
+class SettingRecord(Base):
+    """A service setting an operator changed at run time (e.g. the planning policy), kept across restarts."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(200))

@@ -165,11 +165,13 @@ class Reconciler:
             self._trigger = str(reason)  # the next pass plans afresh
         self._wake.set()
 
-    def set_policy(self, policy: str | PolicySpec) -> PolicySpec:
+    def set_policy(self, policy: str | PolicySpec, *, actor: str | None = None) -> PolicySpec:
         """Switch the planning policy. It is validated first (an unknown name or parameter raises
-        ``ScenarioError`` and nothing changes); the switch waits for a running pass to end, and the next
-        pass plans afresh with the new policy."""
+        ``ScenarioError`` and nothing changes), then stored as the ``policy`` setting (so a restart keeps
+        it; a database error leaves the policy unchanged); the switch waits for a running pass to end, and
+        the next pass plans afresh with the new policy."""
         spec = check_live_policy(PolicySpec(name=policy) if isinstance(policy, str) else policy, self.fleet.objective)
+        self.store.put_setting("policy", spec.model_dump(), actor=actor)
         with self._tick_lock:  # never between a pass's plan and its dispatches
             self.policy_spec = spec
             self._kept = None

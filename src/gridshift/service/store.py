@@ -59,6 +59,7 @@ from gridshift.service.models import (
     PlanItemRecord,
     PlanRecord,
     ServiceRecord,
+    SettingRecord,
     SignalRecord,
     Token,
 )
@@ -72,6 +73,7 @@ GRID_EVENTS = GridEventRecord.__table__
 SERVICES = ServiceRecord.__table__
 PLANS = PlanRecord.__table__
 PLAN_ITEMS = PlanItemRecord.__table__
+SETTINGS = SettingRecord.__table__
 
 TOKEN_PREFIX = "gs"
 MAX_LIST_LIMIT = 1000
@@ -1038,6 +1040,22 @@ class Store:
                     conn.execute(delete(PLAN_ITEMS).where(PLAN_ITEMS.c.plan_id <= cutoff))
                     conn.execute(delete(PLANS).where(PLANS.c.id <= cutoff))
         return Plan(plan_id, now, policy, horizon_s, dict(summary), tuple(clean))
+
+    # ------------------------------------------------------------------------------------- settings
+
+    def get_setting(self, key: str) -> dict[str, Any] | None:
+        """A setting changed at run time (``put_setting``), or None if never set."""
+        with self._tx(readonly=True) as conn:
+            row = conn.execute(select(SETTINGS.c.value).where(SETTINGS.c.key == key)).first()
+        return None if row is None else dict(row[0])
+
+    def put_setting(self, key: str, value: Mapping[str, Any], *, actor: str | None = None) -> None:
+        """Store (or replace) a setting, with who changed it and when."""
+        now = utcnow()
+        doc = {"value": dict(value), "updated_at": now, "updated_by": actor}
+        with self._tx() as conn:
+            if not conn.execute(update(SETTINGS).where(SETTINGS.c.key == key).values(**doc)).rowcount:
+                conn.execute(insert(SETTINGS).values(key=key, **doc))
 
     def current_plan(self) -> Plan | None:
         """The newest plan with its items, or None."""
