@@ -47,6 +47,26 @@ class RoundInputs:
     power_w: np.ndarray | None = None  # [A, P] power the job draws there (gang included), W
 
 
+def per_pool(job_of_row: np.ndarray, gang: np.ndarray, throughput: np.ndarray, x: np.ndarray, n_jobs: int,
+             requested_gang: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse gang variants (rows) to ``[job, pool]``: the summed time fraction, and the gang and throughput
+    of the variant with most time there (ties, including no time at all, go to the requested gang)."""
+    n_pools = x.shape[1]
+    x_jp = np.zeros((n_jobs, n_pools))
+    np.add.at(x_jp, job_of_row, x)
+    score = x + np.where(gang == requested_gang[job_of_row], 1e-12, 0.0)[:, None]
+    g_jp = np.zeros((n_jobs, n_pools))
+    t_jp = np.zeros((n_jobs, n_pools))
+    if len(job_of_row) == 0:
+        return x_jp, g_jp, t_jp
+    for p in range(n_pools):
+        o = np.lexsort((score[:, p], job_of_row))
+        last = o[np.r_[np.flatnonzero(np.diff(job_of_row[o])), len(o) - 1]]
+        g_jp[job_of_row[last], p] = gang[last]
+        t_jp[job_of_row[last], p] = throughput[last, p]
+    return x_jp, g_jp, t_jp
+
+
 def priorities(alloc: np.ndarray, received_frac: np.ndarray, incumbent: np.ndarray,
                stickiness: float = 1.0) -> np.ndarray:
     """Gavel's priority ``x / received`` (``x * 1e9`` for pairs not yet served), 0 where ``x == 0``."""

@@ -24,7 +24,7 @@ import numpy as np
 
 
 from gridshift.hetero.problem import AllocationProblem
-from gridshift.hetero.rounds import RoundInputs, place_fifo, place_round
+from gridshift.hetero.rounds import RoundInputs, per_pool, place_fifo, place_round
 
 ROUND_S = 360.0  # Gavel's default round (6 minutes)
 
@@ -337,24 +337,9 @@ class RoundSimulator:
 
     # ------------------------------------------------------------------------------------------ helpers
     def _per_pool(self, act, rows, x):
-        """Collapse gang variants: per job and pool, the summed fraction and the variant with most time."""
+        """Per job and pool: summed fraction, and the gang and throughput of the variant with most time."""
         pos, g, thr = rows
-        a, n_pools = len(act), x.shape[1]
-        x_jp = np.zeros((a, n_pools))
-        np.add.at(x_jp, pos, x)
-        if not self.cfg.choose_gang:  # one row per job, in job order
-            return x_jp, np.repeat(g[:, None].astype(float), n_pools, axis=1), thr.copy()
-        # per job and pool the variant with most time; ties (incl. no time at all) -> the requested gang
-        req = self.jobs.gang[act][pos]
-        score = x + np.where(g == req, 1e-12, 0.0)[:, None]
-        g_jp = np.zeros((a, n_pools))
-        t_jp = np.zeros((a, n_pools))
-        for p in range(n_pools):
-            o = np.lexsort((score[:, p], pos))
-            last = o[np.r_[np.flatnonzero(np.diff(pos[o])), len(o) - 1]]
-            g_jp[pos[last], p] = g[last]
-            t_jp[pos[last], p] = thr[last, p]
-        return x_jp, g_jp, t_jp
+        return per_pool(pos, np.asarray(g), thr, x, len(act), self.jobs.gang[act])
 
     def _headroom(self, hour: int) -> np.ndarray | None:
         c = self.cluster

@@ -8,10 +8,12 @@ from gridshift.errors import PlanError, ScenarioError
 from gridshift.model.scenario import Objective, PolicySpec
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Policy
+from gridshift.plan.las import LeastAttainedService
 from gridshift.plan.mpc import Mpc, Oracle
 from gridshift.plan.threshold import Threshold
 
-POLICIES: dict[str, type[Policy]] = {"asap": Asap, "threshold": Threshold, "mpc": Mpc, "oracle": Oracle}
+POLICIES: dict[str, type[Policy]] = {"asap": Asap, "threshold": Threshold, "mpc": Mpc, "oracle": Oracle,
+                                     "las": LeastAttainedService}
 
 
 def register(cls: type[Policy]) -> type[Policy]:
