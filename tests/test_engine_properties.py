@@ -9,6 +9,7 @@ from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 from gridshift.errors import PlanError
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Policy
+from gridshift.plan.las import LeastAttainedService
 from gridshift.plan.placement import first_fit_1d
 from gridshift.plan.threshold import Threshold
 from gridshift.sim.engine import simulate
@@ -41,11 +42,11 @@ def worlds(draw):
     return make_world(fleet, jobs, sig), sig
 
 
-POLICIES = [Asap(), Threshold(percentile=40, window_h=6, max_delay_h=3)]
+POLICIES = [Asap(), Threshold(percentile=40, window_h=6, max_delay_h=3), LeastAttainedService()]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(worlds(), st.integers(0, 1))
+@given(worlds(), st.integers(0, len(POLICIES) - 1))
 def test_conservation(ws, pi):
     world, sig = ws
     run = simulate(world, sig, POLICIES[pi])
