@@ -35,18 +35,16 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
+from gridshift.service.serve_process import ServeProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -56,14 +54,6 @@ JOB = {"kind": "batch-inference", "work_acc_h": 2.0, "gang_min": 1, "gang_max": 
 N_TENANTS = 4
 STARTUP_S = 3.0  # time allowed for the client processes to start before the warm-up begins
 ANSWER_TIMEOUT_S = 30.0  # a request still unanswered this long after the end counts as a TimeoutError
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postgres:
@@ -109,26 +99,6 @@ def prepare(url: str) -> list[str]:
         return [store.create_token(f"bench {i}", "tenant", f"tenant-{i}")[1] for i in range(N_TENANTS)]
 
 
-def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gridshift.cli_serve", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--db", url, "--rate-per-s", "1000000", "--burst", "1000000", "--no-access-log",
-           "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=log.parent)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not become healthy within 60 s")
-
-
 def cpu_s(pid: int) -> float:
     """CPU time (user + system) a process has used so far, s."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -151,15 +121,6 @@ def tree_cpu_s(root_pid: int) -> float:
         elif int(fields[1]) == root_pid:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -270,8 +231,9 @@ def _client_process(args: tuple) -> dict:
 
 def run_backend(name: str, url: str, a: argparse.Namespace, workdir: Path, db_pid: int | None = None) -> dict:
     secrets = prepare(url)
-    port = free_port()
-    proc = start_server(url, port, workdir / f"server-{name}.log")
+    srv = ServeProcess(["--db", url, "--rate-per-s", "1000000", "--burst", "1000000", "--no-access-log",
+                        "--log-level", "warning"], cwd=workdir, log_path=workdir / f"server-{name}.log")
+    port, proc = srv.port, srv.proc
     load_before = os.getloadavg()
     try:
         # Clients and this process share one wall-clock schedule, so the CPU of server and database is read
@@ -288,7 +250,7 @@ def run_backend(name: str, url: str, a: argparse.Namespace, workdir: Path, db_pi
             parts = pending.get()
     finally:
         load_after = os.getloadavg()
-        stop_server(proc)
+        srv.stop()
     lat = np.concatenate([np.asarray(p["latency_s"], dtype=float) for p in parts]) * 1000.0
     codes: dict[str, int] = {}
     for p in parts:

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -25,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from gridshift.service.db import upgrade
+from gridshift.service.serve_process import ServeProcess
 from gridshift.service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +55,6 @@ JOBS = [("pre-training", 400, 8, 8), ("fine-tuning", 64, 4, 4), ("fine-tuning", 
         ("fine-tuning", 24, 4, 4), ("batch-inference", 16, 2, 4)]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=ROOT / "docs/img/dashboard.png")
@@ -79,27 +71,12 @@ def main() -> None:
         with Store(url) as store:
             secret = store.create_token("screenshot", "operator")[1]
         (tmp / "fleet.yaml").write_text(FLEET_YAML)
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
+        srv = ServeProcess(["--db", url, "--fleet", str(tmp / "fleet.yaml"), "--executor", "local", "--policy",
+                            "threshold", "--pull-interval-s", "900", "--replay-from", a.replay_from, "--no-access-log"],
+                           cwd=tmp, log_path=tmp / "serve.log")
+        base = srv.base
         auth = {"Authorization": f"Bearer {secret}"}
-        log = open(tmp / "serve.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli_serve", "serve", "--db", url, "--fleet",
-                                 str(tmp / "fleet.yaml"), "--executor", "local", "--policy", "threshold",
-                                 "--pull-interval-s", "900", "--replay-from", a.replay_from, "--port", str(port),
-                                 "--no-access-log"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit((tmp / "serve.log").read_text())
-                try:
-                    if httpx.get(f"{base}{API}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("gridshift serve did not come up:\n" + (tmp / "serve.log").read_text())
-                time.sleep(0.3)
             with httpx.Client(base_url=base + API, headers=auth, timeout=10) as c:
                 for i, (kind, work, gmin, gmax) in enumerate(JOBS):
                     # the local executor simulates a job without a command at 1 s per hour of run time
@@ -127,19 +104,7 @@ def main() -> None:
                 browser.close()
             print(f"wrote {a.out}")
         finally:
-            try:
-                with httpx.Client(base_url=base + API, headers=auth, timeout=10) as c:
-                    for j in c.get("/jobs?status=queued&status=planned&status=running&status=paused").json()["items"]:
-                        c.post(f"/jobs/{j['id']}/cancel", json={})
-                time.sleep(3)
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            srv.stop(cancel_jobs_token=secret)
 
 
 if __name__ == "__main__":

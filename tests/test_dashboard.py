@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from gridshift.service.db import upgrade
+from gridshift.service.serve_process import ServeProcess
 from gridshift.service.store import Store
 
 CHROMIUM = os.environ.get("GRIDSHIFT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,12 +42,6 @@ workloads:
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def service(tmp_path):
     """``gridshift serve`` on a free port: (base URL, operator token)."""
@@ -60,45 +51,12 @@ def service(tmp_path):
         secret = store.create_token("dashboard test", "operator")[1]
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(FLEET_YAML)
-    port = _free_port()
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli_serve", "serve", "--db", url, "--fleet", str(fleet),
-                             "--executor", "local", "--port", str(port), "--no-access-log"],
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": f"Bearer {secret}"}
+    srv = ServeProcess(["--db", url, "--fleet", str(fleet), "--executor", "local", "--no-access-log"],
+                       cwd=tmp_path, log_path=tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}{API}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "gridshift serve did not come up:\n" + (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
-        yield base, secret
+        yield srv.base, secret
     finally:
-        try:  # stop what the test started, so no simulated job outlives the service
-            jobs = httpx.get(f"{base}{API}/jobs?status=queued&status=planned&status=running&status=paused",
-                             headers=auth, timeout=5).json()["items"]
-            for j in jobs:
-                httpx.post(f"{base}{API}/jobs/{j['id']}/cancel", headers=auth, json={}, timeout=5)
-            end = time.monotonic() + 20
-            while jobs and time.monotonic() < end:
-                jobs = httpx.get(f"{base}{API}/jobs?status=running&status=paused", headers=auth,
-                                 timeout=5).json()["items"]
-                time.sleep(0.3)
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        srv.stop(cancel_jobs_token=secret)  # no simulated job outlives the service
 
 
 def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
