@@ -21,16 +21,12 @@ def _policy_spec(name: str | None, params: list[str], scenario: Any) -> Any:
     import yaml
 
     from gridshift.model.scenario import PolicySpec
-    from gridshift.plan.registry import make_policy
-    from gridshift.service.reconciler import LIVE_POLICIES
+    from gridshift.service.reconciler import check_live_policy
 
     if name is None:
         if params:
             raise GridShiftError("--policy-param needs --policy", field="policy-param")
         return None
-    if name not in LIVE_POLICIES:
-        raise GridShiftError(f"policy '{name}' cannot plan a live fleet; use one of {', '.join(LIVE_POLICIES)}",
-                             field="policy")
     values: dict[str, Any] = {}
     for item in params:
         key, sep, raw = item.partition("=")
@@ -40,10 +36,8 @@ def _policy_spec(name: str | None, params: list[str], scenario: Any) -> Any:
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             values[key.strip()] = raw
-    spec = PolicySpec(name=name, params=values)
-    if scenario is not None:
-        make_policy(spec, 0, objective=scenario.objective)
-    return spec
+    return check_live_policy(PolicySpec(name=name, params=values), None if scenario is None else scenario.objective,
+                             name_field="policy")
 
 
 def _initial_policy(store: Any, given: Any, scenario: Any) -> Any:
@@ -192,6 +186,7 @@ def register(app: typer.Typer) -> None:
 
                 pull_window(store, settings, datetime.now(timezone.utc),
                             lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
+                app.state.pulled_at_start = True  # the pull clock waits one interval before its next pull
             reconciler.start()
         try:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level.lower(),

@@ -73,11 +73,11 @@ class Catalog(dict[str, AcceleratorType]):
 # --------------------------------------------------------------------------------------------- YAML reading
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last one."""
 
 
-def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -89,17 +89,22 @@ def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bo
     return loader.construct_mapping(node, deep=deep)
 
 
-UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _read_yaml(text: str, label: str) -> dict[str, Any]:
+def load_yaml(text: str, label: str) -> Any:
+    """Parse YAML text, refusing duplicate keys; a syntax error is one ``CatalogError`` line with its place."""
     try:
-        doc = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise CatalogError(f"not valid YAML: {problem}{where}", file=label) from None
+
+
+def _read_yaml(text: str, label: str) -> dict[str, Any]:
+    doc = load_yaml(text, label)
     if not isinstance(doc, dict):
         raise CatalogError("a catalog must be a mapping with an 'accelerators' key", file=label)
     unknown = sorted(set(doc) - {"version", "accelerators"})

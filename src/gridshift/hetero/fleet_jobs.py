@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from gridshift.catalog import UniqueKeyLoader
+from gridshift.catalog import load_yaml
 from gridshift.errors import CatalogError
 from gridshift.hetero.throughput import ThroughputTable
 from gridshift.model.accelerator import AcceleratorType
@@ -187,13 +186,7 @@ def parse_fleet_spec(text: str, label: str = FLEET_RESOURCE,
 
     cat = load_catalog() if catalog is None else catalog
     v = _V(label)
-    try:
-        doc = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass rejecting duplicate keys
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}{at}", file=label) from None
-    doc = v.mapping(doc, "")
+    doc = v.mapping(load_yaml(text, label), "")
     v.keys(doc, "", ("accelerators", "assumptions", "training_mfu", "job_types"), ("version", "unsupported"))
     if doc.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise v.err("version", f"unsupported version {doc.get('version')!r} (expected {SCHEMA_VERSION})")

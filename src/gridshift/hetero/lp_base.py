@@ -439,24 +439,23 @@ def _at_z_bound(lp: JobLP, deadline: float) -> JobSol | None:
     if not np.isfinite(z_ub) or np.sum(cheapest[req]) > lp.cap.size * (1 + 1e-9):
         return None
     fixed = replace(lp, z_lo=z_ub, z_hi=z_ub)
-    warm = None
-    if lp.n_jobs > FULL_LP_MAX_JOBS:  # start from a spread that fits: prices make over-full rows dear
-        lam = 1.0 / np.maximum(np.abs(lp.cap), 1e-300)
-        At = abs(A).multiply(t[None, :]).tocsc()  # use of each row by each column at its need
-        for _ in range(40):
-            cost = np.where(t <= 1 + 1e-12, At.T @ lam, np.inf)
-            pick = _segments(lp.job, -cost)[0]
-            pick = pick[lp.req[lp.job[pick]] & np.isfinite(cost[pick])]
-            load = At[:, pick] @ np.ones(pick.size)
-            ratio = load / np.maximum(np.abs(lp.cap), 1e-300)
-            if np.all(ratio <= 1.0):
-                break
-            lam = lam * np.exp(2.0 * (ratio - 1.0))
-        else:  # no spread of the needs fits: capacity binds, z_ub is not the optimum (most likely)
-            return None
-        x = np.zeros(lp.job.size)
-        x[pick] = t[pick]
-        warm = JobSol(x=x, z=z_ub, lam=lam, value=0.0, status="optimal", free_jobs=0)
+    # start from a spread that fits (large LPs only, see the guard above): prices make over-full rows dear
+    lam = 1.0 / np.maximum(np.abs(lp.cap), 1e-300)
+    At = abs(A).multiply(t[None, :]).tocsc()  # use of each row by each column at its need
+    for _ in range(40):
+        cost = np.where(t <= 1 + 1e-12, At.T @ lam, np.inf)
+        pick = _segments(lp.job, -cost)[0]
+        pick = pick[lp.req[lp.job[pick]] & np.isfinite(cost[pick])]
+        load = At[:, pick] @ np.ones(pick.size)
+        ratio = load / np.maximum(np.abs(lp.cap), 1e-300)
+        if np.all(ratio <= 1.0):
+            break
+        lam = lam * np.exp(2.0 * (ratio - 1.0))
+    else:  # no spread of the needs fits: capacity binds, z_ub is not the optimum (most likely)
+        return None
+    x = np.zeros(lp.job.size)
+    x[pick] = t[pick]
+    warm = JobSol(x=x, z=z_ub, lam=lam, value=0.0, status="optimal", free_jobs=0)
     sol = solve_job_lp(fixed, deadline=deadline, warm=warm)
     if sol.over > 1e-9 * (1 + float(np.abs(lp.cap).sum())):
         return None
@@ -579,9 +578,7 @@ def _best_states(lp: JobLP, lam: np.ndarray, z: float, free_gap: float, band: fl
                                      np.where(rel > band, HI, np.where(rel > 0, VAR_UP, VAR)))
     pair = ok & (best >= C)
     st.col[jobs[pair]], st.col2[jobs[pair]] = f[best[pair] - C], best[pair] - C
-    st.kind[jobs[pair]] = PAIR
-    if lp.time_z:  # homogenised: nothing runs beyond its need
-        st.kind[(st.kind == HI) | (st.kind == VAR) | (st.kind == VAR_UP)] = REQ
+    st.kind[jobs[pair]] = PAIR  # (homogenised, time_z: every single state is REQ, nothing runs beyond its need)
     m = min(jobs.size, FREE_MIN_PER_ROW * lp.cap.size + 8)
     st.kind[jobs[np.argpartition(gap, m - 1)[:m]]] = FREE
     st.kind[jobs[gap < free_gap]] = FREE
@@ -730,8 +727,6 @@ def _solve_reduced(lp: JobLP, st: _States, deadline: float):
         near = cj[dn & (bound >= z - BIND_SHARE * abs(z) - tol)]
         if lp.time_z:  # homogenised: the binding bound is a job's time (x <= z): it needs its time row
             timed = np.union1d(timed, near)
-        else:
-            binding = np.union1d(binding, near)
         binding = np.union1d(binding, near)
     over = np.flatnonzero(v[iz + 1 + nq:] > 1e-9 * (1 + np.abs(lp.cap)))
     if binding.size:  # z sits where a state's range ends: its prices say nothing about the other states

@@ -52,6 +52,8 @@ def per_pool(job_of_row: np.ndarray, gang: np.ndarray, throughput: np.ndarray, x
     """Collapse gang variants (rows) to ``[job, pool]``: the summed time fraction, and the gang and throughput
     of the variant with most time there (ties, including no time at all, go to the requested gang)."""
     n_pools = x.shape[1]
+    if np.array_equal(job_of_row, np.arange(n_jobs)):  # one row per job (fixed gangs): nothing to collapse
+        return x.copy(), np.repeat(np.asarray(gang, float)[:, None], n_pools, axis=1), throughput.copy()
     x_jp = np.zeros((n_jobs, n_pools))
     np.add.at(x_jp, job_of_row, x)
     score = x + np.where(gang == requested_gang[job_of_row], 1e-12, 0.0)[:, None]

@@ -10,7 +10,7 @@ from gridshift.plan.placement import (
     PlacementState,
     first_fit_jobs,
     keep_running,
-    place_services,
+    place_fixed,
     priority_order,
 )
 
@@ -31,10 +31,7 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     still fit, then first fit of waiting jobs; ``waiting_allowed(jobs, p)`` filters the waiting jobs that
     may start on pool p; jobs flagged in ``first`` (a mask over all jobs) go ahead of the others."""
     active = obs.active
-    running = active[obs.running_pool[active] >= 0]
-    is_rigid = obs.rigid(running)
-    keep_running(st, obs, running[is_rigid], force=True)
-    reps = place_services(st, obs)
+    running, is_rigid, reps = place_fixed(st, obs)
     flexible = np.intersect1d(running[~is_rigid], keep)
     keep_running(st, obs, priority_order(obs, flexible, first), force=False)
     placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)

@@ -32,19 +32,28 @@ from gridshift.hetero.problem import AllocationProblem
 from gridshift.hetero.rounds import RoundInputs, per_pool, place_round
 from gridshift.plan.asap import home_ok
 from gridshift.plan.base import Decision, Observation, Policy
-from gridshift.plan.placement import PlacementState, keep_running, place_services
+from gridshift.plan.placement import PlacementState, place_fixed
 from gridshift.sim.world import Signals, World
 
 
 def gang_variants(gang_min: np.ndarray, gang_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(job position, gang) of every variant: ``gang_min``, ``gang_max`` and the powers of two between."""
-    pos, gangs = [], []
-    for i, (lo, hi) in enumerate(zip(gang_min.tolist(), gang_max.tolist(), strict=True)):
-        sizes = {int(lo), int(hi)} | {1 << k for k in range(0, 31) if lo < (1 << k) < hi}
-        for g in sorted(sizes):
-            pos.append(i)
-            gangs.append(g)
-    return np.asarray(pos, np.int64), np.asarray(gangs, np.int64)
+    """(job position, gang) of every variant, by job then gang: ``gang_min``, ``gang_max`` and the powers
+    of two between."""
+    lo, hi = np.asarray(gang_min, np.int64), np.asarray(gang_max, np.int64)
+    idx = np.arange(lo.size)
+    pos, gangs = [idx, idx[hi != lo]], [lo, hi[hi != lo]]
+    for k in range(int(np.log2(max(int(hi.max(initial=1)), 1))) + 1):
+        between = (lo < (1 << k)) & ((1 << k) < hi)
+        pos.append(idx[between])
+        gangs.append(np.full(int(between.sum()), 1 << k, np.int64))
+    pos_a, gang_a = np.concatenate(pos), np.concatenate(gangs)
+    o = np.lexsort((gang_a, pos_a))
+    return pos_a[o], gang_a[o]
+
+
+def _headroom_w(st: PlacementState) -> np.ndarray:
+    """[S] power jobs may still add at each site this slot, W (inf where a site has no cap)."""
+    return np.maximum(st.headroom_mw, 0.0) * 1e6
 
 
 class LeastAttainedService(Policy):
@@ -81,9 +90,7 @@ class LeastAttainedService(Policy):
     def decide(self, obs: Observation) -> Decision:
         st = PlacementState(obs)
         active = obs.active
-        running = active[obs.running_pool[active] >= 0]
-        keep_running(st, obs, running[obs.rigid(running)], force=True)
-        reps = place_services(st, obs)
+        _, _, reps = place_fixed(st, obs)
         placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
         share = np.sort(active[~np.isin(active, placed)])
         if share.size:
@@ -106,12 +113,10 @@ class LeastAttainedService(Policy):
         spd = jt.speed[share[pos]][:, f.pool_type]  # [R, P] reference acc-h per accelerator-hour
         ok = (spd > 0) & (gang[:, None] <= st.free[None, :]) & home_ok(obs, share[pos], f.pool_site)
         thr = np.where(ok, gang[:, None] * spd, 0.0)
-        headroom_w = np.maximum(st.headroom_mw, 0.0) * 1e6
         zone = f.site_zone[f.pool_site]
         prob = AllocationProblem(
             throughput=thr, gang=gang, job_of_row=pos, count=st.free.astype(float),
-            remaining_steps=obs.remaining_acc_h[share], pool_site=f.pool_site,
-            cap_w=np.where(np.isfinite(headroom_w), headroom_w, np.inf),
+            remaining_steps=obs.remaining_acc_h[share], pool_site=f.pool_site, cap_w=_headroom_w(st),
             power_w=gang[:, None] * st.inc_mw[None, :] * 1e6,
             carbon_g_per_kwh=obs.signals.at("carbon_g_per_kwh", obs.t)[zone],
             carbon_weight=self.carbon_weight)
@@ -128,7 +133,7 @@ class LeastAttainedService(Policy):
         inp = RoundInputs(alloc=self._x, gang=self._g.astype(np.int64), throughput=self._thr, received_frac=recv,
                           deficit_s=self._x * self._since_s - self._run_s, incumbent=obs.running_pool[share],
                           free=st.free.copy(), pool_site=f.pool_site,
-                          site_headroom_w=np.maximum(st.headroom_mw, 0.0) * 1e6,
+                          site_headroom_w=_headroom_w(st),
                           power_w=self._g * st.inc_mw[None, :] * 1e6)
         pool_of = place_round(inp, stickiness=self.stickiness, backfill=True, aware=self.aware)
         slot_s = float(obs.world.slot_duration_s)

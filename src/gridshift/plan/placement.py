@@ -123,6 +123,16 @@ def keep_running(st: PlacementState, obs: Observation, running: np.ndarray, *, f
     return np.concatenate(left) if left else np.zeros(0, np.int64)
 
 
+def place_fixed(st: PlacementState, obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What every policy places first: running non-interruptible work where it is (it cannot be paused or
+    moved), then the inference replicas. Returns (running jobs, which of them are rigid, replicas)."""
+    active = obs.active
+    running = active[obs.running_pool[active] >= 0]
+    is_rigid = obs.rigid(running)
+    keep_running(st, obs, running[is_rigid], force=True)
+    return running, is_rigid, place_services(st, obs)
+
+
 def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray | None = None,
                    demand_rps: np.ndarray | None = None, reps: np.ndarray | None = None) -> np.ndarray:
     """Replicas per service, region and pool to carry the current demand (or ``demand_rps``) plus headroom,

@@ -52,6 +52,7 @@ from gridshift.service.auth import (
 )
 from gridshift.service.db import StateError, current_revision, head_revision
 from gridshift.service.store import (
+    CLIENT_JOB_ID,
     GridEventRow,
     InvalidSpec,
     JobEvent,
@@ -78,7 +79,7 @@ MAX_SHIFT_S = 100 * 366 * 86400.0
 NAME_PATTERN = r"^[^\x00-\x20\x7f/][^\x00-\x1f\x7f/]{0,199}$"
 ZONE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 SIGNAL_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"
-CLIENT_JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a job id a client chooses (store.CLIENT_JOB_ID)
+CLIENT_JOB_ID_PATTERN = rf"^{CLIENT_JOB_ID.pattern}$"  # a job id a client chooses
 JOB_ID_PATTERN = CLIENT_JOB_ID_PATTERN  # the service's UUIDs match it too
 TOKEN_ID_PATTERN = r"^[0-9a-f]{1,32}$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_=-]{1,512}$"
@@ -1263,6 +1264,8 @@ async def _pull_clock(app: FastAPI) -> None:
         log.log(logging.DEBUG if key in warned else logging.WARNING, message, *args)
         warned.add(key)
 
+    if getattr(app.state, "pulled_at_start", False):  # `gridshift serve` pulled once before the first plan
+        await asyncio.sleep(s.pull_interval_s or 60.0)
     while True:
         stored = await asyncio.to_thread(pull_window, app.state.store, s, datetime.now(timezone.utc), warn)
         if stored:

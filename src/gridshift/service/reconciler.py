@@ -100,11 +100,11 @@ def _events_key(rows: Iterable[GridEventRow]) -> tuple:
 LIVE_POLICIES = ("asap", "threshold", "mpc")  # policies that plan from what is known now (not `oracle`)
 
 
-def check_live_policy(spec: PolicySpec, objective: Any = None) -> PolicySpec:
+def check_live_policy(spec: PolicySpec, objective: Any = None, *, name_field: str = "name") -> PolicySpec:
     """``spec`` if a live fleet can be planned with it; else ``ScenarioError`` naming the field."""
     if spec.name not in LIVE_POLICIES:
         raise ScenarioError(f"policy '{spec.name}' cannot plan a live fleet (it needs the future); use one of "
-                            f"{', '.join(LIVE_POLICIES)}", field="name")
+                            f"{', '.join(LIVE_POLICIES)}", field=name_field)
     make_policy(spec, 0, objective=objective)
     return spec
 
@@ -363,29 +363,32 @@ class Reconciler:
         changed = False
         for job in self._jobs(("running", "paused")):
             st = reports.get(job.id)
-            if st is None or st.state == "unknown":
-                changed = changed or job.status == "running"
-            else:
-                changed = changed or st.state in ("succeeded", "failed", "lost") or (
-                    st.attempt is not None and st.attempt != job.attempts)
             try:
                 if st is None or st.state == "unknown":
                     if job.status == "running":
+                        changed = True
                         self._fail_attempt(job, "lost: the executor has no record of this job")
                 elif st.attempt is not None and st.attempt != job.attempts:
+                    changed = True
                     self._fail_attempt(job, f"lost: the executor knows attempt {st.attempt}, not {job.attempts}")
-                elif st.state == "succeeded":
-                    if job.status == "paused":
-                        job = self.store.transition(job.id, "running", "finished while being paused",
-                                                    expect_version=job.version)
-                    self.store.transition(job.id, "succeeded", "finished (exit code 0)", expect_version=job.version)
-                elif st.state == "failed":
-                    self._fail_attempt(job, st.reason or f"exit code {st.exit_code}")
-                elif st.state == "lost":
-                    self._fail_attempt(job, f"lost: {st.reason or 'the process is gone'}")
+                elif st.state in ("succeeded", "failed", "lost"):
+                    changed = True
+                    self._finish_attempt(job, st)
             except ConflictError as e:
                 log.info("job %s changed while its report was taken in: %s", job.id, e)
         return changed
+
+    def _finish_attempt(self, job: Any, st: ExecStatus) -> None:
+        """Take in an attempt that ended: succeeded, failed or lost."""
+        if st.state == "succeeded":
+            if job.status == "paused":
+                job = self.store.transition(job.id, "running", "finished while being paused",
+                                            expect_version=job.version)
+            self.store.transition(job.id, "succeeded", "finished (exit code 0)", expect_version=job.version)
+        elif st.state == "failed":
+            self._fail_attempt(job, st.reason or f"exit code {st.exit_code}")
+        else:
+            self._fail_attempt(job, f"lost: {st.reason or 'the process is gone'}")
 
     # ---------------------------------------------------------------------------------------- plan
 
@@ -457,7 +460,8 @@ class Reconciler:
         grid = self.store.grid_events(end_after=t0)
         events = [_known_by(g.event, now) for g in grid]
         job_ids = tuple(lj.job.job_id for lj in live)
-        why = self._why_replan(trigger, t0, job_ids, _events_key(grid))
+        events_key = _events_key(grid)
+        why = self._why_replan(trigger, t0, job_ids, events_key)
         if why is None:  # keep the plan: its world, from its slot, and the policy with what it solved
             kept = self._kept
             world, signals, stored, policy = kept.world, kept.signals, kept.stored, kept.policy
@@ -474,7 +478,7 @@ class Reconciler:
         items: list[dict[str, Any]] = []
         warnings: list[str] = []
         if why is not None:
-            self._kept = KeptPlan(t0, self._epoch_s(policy), job_ids, _events_key(grid), stored, world, signals,
+            self._kept = KeptPlan(t0, self._epoch_s(policy), job_ids, events_key, stored, world, signals,
                                   policy, now)
         if obs.active.size:
             solves = getattr(policy, "n_solves", 0)

@@ -62,8 +62,11 @@ def _checkpoint_signal() -> int | None:
     return None if sig in ENDING else int(sig)
 
 
-def _catches(pid: int, signum: int) -> bool:
-    """Has ``pid`` a handler for ``signum`` installed, and the signal not blocked (``/proc/<pid>/status``)?"""
+def catches(pid: int, signum: int) -> bool:
+    """Does ``pid`` have a handler installed for ``signum``, and the signal not blocked? Only then is it
+    safe to send it a signal whose default action ends the process: a program that has not yet installed its
+    checkpoint handler (still starting) or never does is not sent the checkpoint signal (``/proc/<pid>/status``:
+    SigCgt, SigBlk, SigIgn)."""
     bit = 1 << (signum - 1)
     masks = {}
     try:
@@ -71,7 +74,7 @@ def _catches(pid: int, signum: int) -> bool:
             for line in f:
                 if line.startswith(("SigCgt:", "SigBlk:", "SigIgn:")):
                     masks[line[:6]] = int(line.split(":", 1)[1].strip(), 16)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         return False
     return bool(masks.get("SigCgt", 0) & bit) and not (masks.get("SigBlk", 0) | masks.get("SigIgn", 0)) & bit
 
@@ -112,7 +115,7 @@ def main(argv: list[str]) -> int:
         if child is None and signum in ENDING:
             early.append(signum)
         for pid in _group_others(os.getpgrp()):
-            if signum == checkpoint and not _catches(pid, signum):
+            if signum == checkpoint and not catches(pid, signum):
                 continue  # not (yet) handled there: its default action would end the job
             try:
                 os.kill(pid, signum)

@@ -40,12 +40,13 @@ from gridshift.service.executors.base import (
     check_power_cap_frac,
     utc_now,
 )
+from gridshift.service.executors._wrap import FORWARDED as WRAPPER_SIGNALS
+from gridshift.service.executors._wrap import catches
 
 _HERE = Path(__file__).resolve().parent
 WRAP_PY = _HERE / "_wrap.py"
 SIMJOB_PY = _HERE / "_simjob.py"
 _POLL_S = 0.05
-WRAPPER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)  # _wrap.FORWARDED
 
 
 # ---------------------------------------------------------------- processes (Linux /proc)
@@ -81,27 +82,6 @@ def group_members(pgid: int | None) -> dict[int, str]:
             if st is not None and st[1] == pgid and st[0] not in "ZX":
                 out[int(entry)] = st[0]
     return out
-
-
-def _sigset(text: str) -> int:
-    return int(text.split(":", 1)[1].strip(), 16)
-
-
-def catches(pid: int, signum: int) -> bool:
-    """Does ``pid`` have a handler installed for ``signum``, and the signal not blocked? Only then is it
-    safe to send it a signal whose default action ends the process: a program that has not yet installed its
-    checkpoint handler (still starting) or never does is not sent the checkpoint signal (``/proc/<pid>/status``:
-    SigCgt, SigBlk, SigIgn)."""
-    bit = 1 << (int(signum) - 1)
-    masks = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("SigCgt:", "SigBlk:", "SigIgn:")):
-                    masks[line[:6]] = _sigset(line)
-    except (OSError, ValueError, IndexError):
-        return False
-    return bool(masks.get("SigCgt", 0) & bit) and not (masks.get("SigBlk", 0) | masks.get("SigIgn", 0)) & bit
 
 
 def find_wrapper(exit_file: Path) -> tuple[int, int] | None:
