@@ -1,7 +1,7 @@
 """Benchmark: sustained job submissions to ``gridshift serve`` over loopback, on SQLite and on PostgreSQL.
 
 For each backend a fresh database is migrated (PostgreSQL: a throwaway server started with the system's
-binaries, as the tests do), ``python -m gridshift.cli_serve serve`` runs as a subprocess on a free port
+binaries, as the tests do), ``python -m gridshift.cli.serve serve`` runs as a subprocess on a free port
 (one uvicorn worker, access log off, rate limit raised above the offered load), and ``--clients`` load
 processes keep ``--connections`` keep-alive connections each busy with one ``POST /api/v1/jobs`` at a
 time, every one with a fresh ``Idempotency-Key``, spread over several tenant tokens, for ``--seconds``
@@ -47,7 +47,7 @@ from _provenance import git_state  # benchmarks/ is on sys.path when run as a sc
 from gridshift.service.serve_process import ServeProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 JOB = {"kind": "batch-inference", "work_acc_h": 2.0, "gang_min": 1, "gang_max": 8, "tier": 2,
        "command": "python infer.py --shard 3"}
@@ -57,7 +57,7 @@ ANSWER_TIMEOUT_S = 30.0  # a request still unanswered this long after the end co
 
 
 class Postgres:
-    """A throwaway PostgreSQL server (tests/pgserver.py), or None without the binaries."""
+    """A throwaway PostgreSQL server (tests/support/pgserver.py), or None without the binaries."""
 
     def __init__(self) -> None:
         import pgserver

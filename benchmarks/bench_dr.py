@@ -14,10 +14,10 @@ import json
 import time
 from importlib import resources
 
-from gridshift.assemble import assemble
+from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.runner import run_policies
-from gridshift.scenario_io import parse_scenario
+from gridshift.sim.runner import run_policies
+from gridshift.data.scenario import parse_scenario
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from gridshift.assemble import assemble
+from gridshift.world.build import assemble
 from gridshift.model.scenario import Scenario
-from gridshift.runner import policy_specs, run_policies
-from gridshift.scenario_io import load_scenario
+from gridshift.sim.runner import policy_specs, run_policies
+from gridshift.data.scenario import load_scenario
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 

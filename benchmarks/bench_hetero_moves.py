@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args: tuple[float, float, int]) -> dict:
-    from gridshift.cli_hetero import _gavel_inputs
+    from gridshift.cli.hetero import _gavel_inputs
     from gridshift.hetero.gavel_repro import GANG_SIZES, experiments, generate_jobs
     from gridshift.hetero.sim import RoundSimulator, SimConfig
 

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gridshift.assemble import assemble
+from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.plan.base import Observation
 from gridshift.plan.registry import make_policy
 from gridshift.sim.engine import JobState, check_decision
-from gridshift.sim.world import World
+from gridshift.world.arrays import World
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
@@ -134,7 +134,7 @@ def quarter() -> dict:
     """13 weeks of the demo fleet (jobs at the demo's density) with mpc re-planning every hour."""
     import yaml
 
-    from gridshift.runner import run_policies
+    from gridshift.sim.runner import run_policies
 
     doc = yaml.safe_load((ROOT / "src" / "gridshift" / "scenarios" / "demo.yaml").read_text())
     doc["name"] = "demo-quarter"

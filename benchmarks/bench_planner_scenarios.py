@@ -5,7 +5,7 @@ the scenario's objective; a markdown table, and ``benchmarks/results/planner_sce
 
 NAME is a file stem or a glob (``nightly-de-*``). Each policy is simulated on its own (wall time per
 policy); ``saving_vs_asap_frac`` = (asap − policy) / asap and ``oracle_capture_frac`` = (asap − policy) /
-(asap − oracle) on ``objective_value`` (gridshift.plan.score).
+(asap − oracle) on ``objective_value`` (gridshift.sim.score).
 
 Splitting (``--split auto``, the default): a scenario whose only workload is recurring jobs and that spans
 more than 45 days runs month by month and the months are summed. The oracle is one LP over the whole period
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridshift.assemble import assemble
+from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.runner import policy_specs, run_policies
-from gridshift.scenario_io import load_scenario
+from gridshift.sim.runner import policy_specs, run_policies
+from gridshift.data.scenario import load_scenario
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 

@@ -18,9 +18,9 @@ import resource
 import sys
 import time
 
-from gridshift.assemble import assemble
+from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.runner import run_policies
+from gridshift.sim.runner import run_policies
 
 SITES = [  # (zone, cloud region, accelerator mix)
     ("US-CAL-CISO", "us-west2", {"H100": 1000, "B200": 250}),

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 @dataclass(frozen=True)

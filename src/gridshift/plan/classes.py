@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridshift.sim.world import World
+from gridshift.world.arrays import World
 
 
 @dataclass

@@ -33,7 +33,7 @@ from gridshift.hetero.rounds import RoundInputs, per_pool, place_round
 from gridshift.plan.asap import home_ok
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.placement import PlacementState, place_fixed
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 def gang_variants(gang_min: np.ndarray, gang_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

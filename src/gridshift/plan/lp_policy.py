@@ -24,7 +24,7 @@ from gridshift.plan.placement import (
     priority_order,
     replica_increment_mw,
 )
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 def slack_s(obs: Observation, jobs: np.ndarray, rate: np.ndarray) -> np.ndarray:

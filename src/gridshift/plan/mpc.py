@@ -21,7 +21,7 @@ from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
 from gridshift.plan.lp_policy import LpPolicy
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 def period_slots(horizon_slots: int, sph: int, fine_h: int, block_h: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.plan.base import Observation
-from gridshift.sim.world import World
+from gridshift.world.arrays import World
 
 
 def pool_cap_frac(world: World, cap: np.ndarray | None) -> np.ndarray:

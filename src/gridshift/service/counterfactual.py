@@ -42,7 +42,7 @@ from gridshift.service.reconcile_core import (
     placements,
     site_power_mw,
 )
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 log = logging.getLogger("gridshift.reconciler")
 

@@ -2,7 +2,7 @@
 actions, and the numbers a plan and the metrics report. No database and no executor here.
 
 The planning world of one pass is the simulator's world over ``[slot start, slot start + horizon)``: the
-fleet, signals and grid events are built with the same helpers :func:`gridshift.assemble.assemble` uses,
+fleet, signals and grid events are built with the same helpers :func:`gridshift.world.build.assemble` uses,
 the live jobs become a :class:`~gridshift.model.workload.JobTable` as inline jobs would, and the current
 slot is slot 0. A policy therefore sees exactly what the simulator would show it in its first slot.
 """
@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridshift.assemble import _fleet, _lookback, _services, _types, _zone_signals
+from gridshift.world.build import (
+    accelerator_types as _types,
+    build_fleet as _fleet,
+    build_services as _services,
+    lookback_slots as _lookback,
+    zone_signals as _zone_signals,
+)
 from gridshift.catalog import load_catalog
 from gridshift.errors import DataError, PlanError, ScenarioError
 from gridshift.model.events import GridEvent
@@ -26,10 +32,10 @@ from gridshift.model.scenario import Scenario, TimeRange
 from gridshift.model.workload import Job
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.placement import base_site_mw, batch_increment_mw
-from gridshift.sim import accounting as acc
+from gridshift.world import accounting as acc
 from gridshift.sim.engine import check_decision
-from gridshift.sim.events import apply_signal_events, build_events
-from gridshift.sim.world import ServiceArrays, Signals, World
+from gridshift.world.events import apply_signal_events, build_events
+from gridshift.world.arrays import ServiceArrays, Signals, World
 from gridshift.workloads.batch import jobs_to_table
 from gridshift.workloads.build import DEFAULT_REFERENCE, speed_matrix
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from gridshift.model.events import N_TIERS
 from gridshift.plan.response import Levers, job_levers, merge, respond
-from gridshift.sim.events import EventArrays
+from gridshift.world.events import EventArrays
 
 EMERGENCY_STEP_S = 5.0
 STEP_S = 60.0

@@ -19,11 +19,11 @@ import pandas as pd
 
 from gridshift.errors import PlanError
 from gridshift.plan.base import Decision, Observation, Policy
-from gridshift.sim import accounting as acc
+from gridshift.world import accounting as acc
 from gridshift.sim.dr import DemandResponseSim, event_warnings
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 @dataclass(frozen=True)

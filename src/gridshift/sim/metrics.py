@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.workload import JOB_KINDS
-from gridshift.sim import accounting as acc
+from gridshift.world import accounting as acc
 from gridshift.sim.result import PolicyRun
-from gridshift.sim.world import Signals, World
+from gridshift.world.arrays import Signals, World
 
 
 def _times(world: World, seconds: np.ndarray) -> pd.DatetimeIndex:

@@ -30,7 +30,7 @@ from pydantic import (
 from gridshift.errors import ScenarioError
 from gridshift.model.fleet import Zone
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.scenario_io import _clean_loc, _field_path, parse_yaml_model
+from gridshift.data.scenario import _clean_loc, _field_path, parse_yaml_model
 
 ALL_SITES = "*"
 AXES = ("zone", "year", "seed", "fleet_scale", "policy")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.model.events import N_TIERS
-from gridshift.sim.world import World
+from gridshift.world.arrays import World
 
 
 def tier_energy_shares(world: World) -> np.ndarray:

@@ -1,0 +1,148 @@
+"""`gridshift forecast` commands: ``backtest``, ``errormodel``, ``models`` (registered by `register`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridshift.cli.common import fail, out
+from gridshift.errors import GridShiftError
+
+forecast_app = typer.Typer(no_args_is_help=True, help="Forecast grid signals: backtests and error models.")
+
+
+@forecast_app.command("models")
+def models_cmd() -> None:
+    """List the forecasting models (names for --model and for the planner's forecast parameter)."""
+    from gridshift.forecast.registry import DEFAULT_MODEL, FORECASTERS
+
+    for name in FORECASTERS:
+        out.print(name + ("  (default)" if name == DEFAULT_MODEL else ""), markup=False, highlight=False)
+
+
+@forecast_app.command("backtest")
+def backtest_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory (replaced atomically).")],
+    zone: Annotated[str | None, typer.Option("--zone", help="Zone (or EIA region / trace) to backtest.")] = None,
+    all_zones: Annotated[bool, typer.Option("--all-zones", help="Every zone the signal exists for.")] = False,
+    signal: Annotated[str, typer.Option("--signal", help="carbon_intensity, clean_share, price, load, request_rate.")] = "carbon_intensity",
+    horizon: Annotated[str, typer.Option("--horizon", help="Forecast horizon, e.g. 48h.")] = "48h",
+    model: Annotated[list[str] | None, typer.Option("--model", help="Model(s) to test (repeatable); "
+                                                       "persistence and seasonal-naive are always included.")] = None,
+    external: Annotated[str | None, typer.Option("--external", help="Issued-forecast CSV/JSON file or "
+                                                    "http(s) URL, tested as model 'external'.")] = None,
+    stride: Annotated[str, typer.Option("--stride", help="Hours between forecast origins.")] = "1h",
+    warmup: Annotated[str, typer.Option("--warmup", help="History before the first origin.")] = "35d",
+    fan_week: Annotated[str, typer.Option("--fan-week", help="UTC start of the week plotted.")] = "2023-07-03",
+) -> None:
+    """Rolling-origin backtest over 2023: per-lead MAE/MAPE/sMAPE, 80 % interval coverage and decision quality."""
+    try:
+        _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week)
+    except GridShiftError as e:
+        fail(e)
+
+
+def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week) -> None:
+    import time
+
+    import pandas as pd
+
+    from gridshift.errors import PlanError
+    from gridshift.forecast.registry import DEFAULT_MODEL, FORECASTERS
+    from gridshift.forecast.run import (
+        SUMMARY_COLUMNS,
+        aggregate_targets,
+        parse_hours,
+        plot_error_vs_lead,
+        plot_fan,
+        run_zone,
+        targets_table,
+    )
+    from gridshift.forecast.signals import available, check_signal
+    from gridshift.report.output import OutputDir, write_json_atomic, write_text_atomic
+
+    check_signal(signal)
+    models = list(model or [DEFAULT_MODEL])
+    for m in models:
+        if m not in FORECASTERS:
+            raise PlanError(f"unknown model '{m}' (known: {', '.join(FORECASTERS)})", field="model")
+    H, st, wu = parse_hours(horizon, "horizon"), parse_hours(stride, "stride"), parse_hours(warmup, "warmup")
+    if (zone is None) == (not all_zones):
+        raise PlanError("give exactly one of --zone Z or --all-zones", field="zone")
+    zones = available(signal) if all_zones else [zone]
+    if not all_zones:
+        known = available(signal)
+        if zone not in known:
+            raise PlanError(f"no '{signal}' data for zone '{zone}' (known: {', '.join(known)})", field="zone")
+    runs = []
+    t0 = time.perf_counter()
+    for z in zones:
+        r = run_zone(z, signal, models, H, stride_h=st, warmup_days=max(1, wu // 24), external=external)
+        runs.append(r)
+        out.print(f"{z}: {r.params['origins']} origins, {r.seconds:.1f} s", markup=False, highlight=False)
+    metrics = pd.concat([r.metrics for r in runs], ignore_index=True)
+    decision = pd.concat([r.decision for r in runs], ignore_index=True)
+    main = next((m for m in models if m in runs[0].results), DEFAULT_MODEL)
+    targets = targets_table(metrics, decision, main)
+    with OutputDir(out_dir) as tmp:
+        write_text_atomic(tmp / "summary.csv", metrics[SUMMARY_COLUMNS].to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "decision.csv", decision.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "targets.csv", targets.to_csv(index=False, float_format="%.6g"))
+        write_json_atomic(tmp / "run.json", {"signal": signal, "horizon_h": H, "stride_h": st, "model": main,
+                                             "seconds": round(time.perf_counter() - t0, 2),
+                                             "aggregate": aggregate_targets(targets) if len(targets) else {},
+                                             "zones": [r.params for r in runs]})
+        plot_error_vs_lead(tmp / "error_vs_lead.png", metrics, f"{signal} ({len(zones)} zone(s))")
+        for r in runs:
+            plot_fan(tmp / f"fan_{r.series.zone}.png", r, main, fan_week)
+    _print_targets(targets)
+    out.print(f"wrote {out_dir}", markup=False, highlight=False)
+
+
+def _print_targets(t) -> None:
+    from rich.table import Table
+
+    if not len(t):
+        return
+    tab = Table(title=f"{t.model.iloc[0]} vs naive baselines")
+    cols = [("zone", "zone", "{}"), ("pers. MAPE24 %", "persistence_mape24", "{:.2f}"),
+            ("s-naive MAPE24 %", "seasonal_naive_mape24", "{:.2f}"), ("model MAPE24 %", "model_mape24", "{:.2f}"),
+            ("worst ratio", "worst_mape_ratio", "{:.3f}"), ("cov80", "coverage80", "{:.3f}"),
+            ("DQ 8h", "dq8_model", "{:.3f}"), ("DQ 24h", "dq24_model", "{:.3f}")]
+    for c, _, _ in cols:
+        tab.add_column(c, justify="right")
+    for _, row in t.iterrows():
+        tab.add_row(*[f.format(row[k]) if k in row else "—" for _, k, f in cols])
+    out.print(tab)
+
+
+@forecast_app.command("errormodel")
+def errormodel_cmd(
+    zone: Annotated[str, typer.Option("--zone")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSON file for the fitted model.")],
+    signal: Annotated[str, typer.Option("--signal")] = "carbon_intensity",
+    model: Annotated[str, typer.Option("--model", help="Model whose backtest errors are fitted.")] = "blend",
+    horizon: Annotated[str, typer.Option("--horizon")] = "48h",
+) -> None:
+    """Fit a lead-time error model (for ``make_forecaster('lead-error', ...)``) from a backtest."""
+    try:
+        from gridshift.forecast.errormodel import LeadErrorModel
+        from gridshift.forecast.run import parse_hours, run_zone
+        from gridshift.report.output import write_json_atomic
+
+        r = run_zone(zone, signal, [model], parse_hours(horizon, "horizon"))
+        em = LeadErrorModel.fit(r.series.values[None], r.results[model].forecast)
+        write_json_atomic(out_file, {"zone": zone, "signal": signal, "model": model, "slot_h": 1, **em.to_dict()})
+        out.print(f"rho={em.rho:.3f}, sigma_rel at 1/24/48 h = {em.sigma_rel[1]:.3f}/"
+                  f"{em.sigma_rel[min(24, len(em.sigma_rel) - 1)]:.3f}/{em.sigma_rel[-1]:.3f}; wrote {out_file}",
+                  markup=False, highlight=False)
+    except GridShiftError as e:
+        fail(e)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.add_typer(forecast_app, name="forecast")

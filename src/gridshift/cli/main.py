@@ -1,0 +1,261 @@
+"""Command line: ``gridshift simulate | demo | schema | data | catalog``.
+
+Every user error (bad scenario, bad data, unknown name) prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gridshift.cli.common import err, fail as _fail, out
+from gridshift.errors import GridShiftError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
+data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, verify and locate datasets.")
+app.add_typer(data_app, name="data")
+
+
+SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
+                ("jobs completed", "jobs_completed", ""), ("deadline misses", "deadline_miss_frac", "share"),
+                ("avg job completion", "avg_jct_h", "h"), ("inference SLO attained", "slo_attainment", "share"),
+                ("work done", "work_done_frac", "share"),
+                ("batch carbon per work", "batch_carbon_kg_per_acc_h", "kg/acc-h"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
+                ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
+                ("planning time", "plan_time_s", "s"), ("objective value", "objective_value", "obj."),
+                ("saving vs asap", "saving_vs_asap_frac", "share"), ("oracle capture", "oracle_capture_frac", "share"))
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, int):
+        return f"{v:,d}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}" if abs(v) < 1 else f"{v:,.1f}"
+
+
+def _summary(runs) -> Table:
+    """Metrics as rows, policies as columns (fits a narrow terminal)."""
+    t = Table(title="GridShift results")
+    t.add_column("metric")
+    t.add_column("unit")
+    for r in runs:
+        t.add_column(r.policy, justify="right")
+    for label, key, unit in SUMMARY_ROWS:
+        if all(key not in r.metrics for r in runs):
+            continue
+        t.add_row(label, unit, *[_fmt(r.metrics[key]) if r.metrics.get(key) is not None else "—" for r in runs])
+    return t
+
+
+def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
+    from gridshift.world.build import assemble
+    from gridshift.data import load_registry
+    from gridshift.report import write_report
+    from gridshift.sim.runner import metrics_doc, policy_specs, run_policies
+
+    t0 = time.perf_counter()
+    try:
+        with err.status("loading data and building workloads", spinner="dots") if not quiet else _null():
+            asm = assemble(scenario)
+        specs = policy_specs(asm, policies)
+        progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.completed}/{task.total} slots"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
+        with progress:
+            tasks = {s.key: progress.add_task(s.key, total=asm.world.n_slots) for s in specs}
+
+            def tick(name: str, t: int, T: int) -> None:
+                if t % 24 == 0 or t == T:
+                    progress.update(tasks[name], completed=t)
+
+            runs = run_policies(asm, specs, tick)
+        doc = metrics_doc(asm, runs)
+        reg = load_registry()
+        attributions = sorted({d.attribution for d in reg.values() if d.attribution and any(
+            k in d.name for k in ("carbon/", "price/", "gaia/", "philly/", "azure-llm/", "mooncake/", "latency/"))})
+        final = write_report(out_dir, scenario.name, runs, doc, scenario_summary=asm.summary(),
+                             attributions=attributions)
+    except GridShiftError as e:
+        _fail(e, scenario_path)
+    if not quiet:
+        out.print(_summary(runs))
+        for r in runs:
+            for w in r.metrics.get("plan_warnings", [])[:10]:
+                err.print(f"warning ({r.policy}): {w}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"wrote {final}/metrics.json, report.html, PNGs and timeseries/ "
+                  f"in {time.perf_counter() - t0:.1f} s")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy name (repeatable); default: the scenario's.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory (written atomically).")] = Path("out"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Simulate a scenario under one or more policies and write metrics, time series and a report."""
+    from gridshift.data.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except GridShiftError as e:
+        _fail(e)
+    _run(str(scenario), sc, policy, out_dir, quiet)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("gridshift-demo"),
+    jobs: Annotated[Optional[int], typer.Option(help="Override the number of batch jobs.")] = None,
+    days: Annotated[Optional[int], typer.Option(help="Override the number of simulated days.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run the bundled demo scenario (4 weeks of 2023, 4 sites on 4 grids, mixed accelerators, real traces)."""
+    from datetime import timedelta
+
+    from gridshift.data.scenario import parse_scenario
+
+    src = "gridshift/scenarios/demo.yaml"
+    try:
+        sc = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), src)
+        upd = {}
+        if jobs is not None:
+            upd["workloads"] = sc.workloads.model_copy(update={"generate": sc.workloads.generate.model_copy(update={"count": jobs})})
+        if days is not None:
+            upd["time_range"] = sc.time_range.model_copy(update={"end": sc.time_range.start + timedelta(days=days)})
+        if upd:
+            from gridshift.model.scenario import Scenario
+            sc = Scenario.model_validate({**sc.model_dump(), **{k: v.model_dump() for k, v in upd.items()}})
+    except GridShiftError as e:
+        _fail(e)
+    _run(src, sc, None, out_dir, quiet)
+
+
+@app.command()
+def explain(
+    out_dir: Annotated[Path, typer.Argument(help="Output directory of `gridshift simulate` or `demo`.")],
+    job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
+    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy (repeatable); default all.")] = None,
+) -> None:
+    """Say why a job ran where and when it did: intensity and price it met and avoided, what bound it."""
+    from gridshift.report.explain import explain_job, policies_in
+
+    try:
+        names = policy or policies_in(out_dir)
+        for name in names:
+            for line in explain_job(out_dir, job, name):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            out.print()
+    except GridShiftError as e:
+        _fail(e)
+
+
+@app.command()
+def schema(
+    model: Annotated[str, typer.Argument(help="scenario | job | site | service | accelerator")] = "scenario",
+) -> None:
+    """Print the JSON Schema of a model."""
+    from gridshift import model as m
+
+    models = {"scenario": m.Scenario, "job": m.Job, "site": m.Site, "service": m.Service,
+              "accelerator": m.AcceleratorType, "zone": m.Zone}
+    if model not in models:
+        _fail(GridShiftError(f"unknown model '{model}' (known: {', '.join(models)})"))
+    out.print_json(json.dumps(models[model].model_json_schema()))
+
+
+@app.command()
+def catalog() -> None:
+    """List the accelerator catalog with sources."""
+    from gridshift.catalog import catalog_table
+
+    rows = catalog_table()
+    t = Table(title="Accelerator catalog")
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], (dict, list))][:10]
+    for k in keys:
+        t.add_column(k)
+    for r in rows:
+        t.add_row(*[str(r.get(k, "")) for k in keys])
+    out.print(t)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List every registered dataset, where it resolves, and its license."""
+    from gridshift.data import load_registry
+    from gridshift.data.registry import find as find_local
+
+    t = Table(title="Datasets")
+    for c in ("name", "license", "size MB", "found at"):
+        t.add_column(c)
+    for name, d in sorted(load_registry().items()):
+        p = find_local(name)
+        t.add_row(name, d.license[:40], f"{d.bytes / 1e6:.2f}", str(p) if p else "(not local; downloads on use)")
+    out.print(t)
+
+
+@data_app.command("verify")
+def data_verify(name: Annotated[Optional[str], typer.Argument()] = None) -> None:
+    """Check SHA-256 of one dataset, or all that are present locally."""
+    from gridshift.data import load_registry
+    from gridshift.data.registry import find as find_local, verify
+
+    try:
+        names = [name] if name else sorted(n for n in load_registry() if find_local(n))
+        bad = 0
+        for n in names:
+            ok, detail = verify(n)
+            bad += not ok
+            out.print(f"{'ok ' if ok else 'BAD'} {n}: {detail}", markup=False, highlight=False)
+    except GridShiftError as e:
+        _fail(e)
+    if bad:
+        raise typer.Exit(1)
+
+
+@data_app.command("path")
+def data_path(name: str) -> None:
+    """Print the local path of a dataset (downloading it if needed)."""
+    from gridshift.data import resolve
+
+    try:
+        out.print(str(resolve(name)), markup=False, highlight=False, soft_wrap=True)
+    except GridShiftError as e:
+        _fail(e)
+
+
+def _register_studies() -> None:
+    """Commands that live in their own modules (planning studies, forecasting)."""
+    from gridshift.cli import capacity, flex, forecast, headroom, hetero, serve, sweep, ven
+
+    for mod in (capacity, headroom, sweep, forecast, ven, flex, serve, hetero):
+        mod.register(app)
+
+
+_register_studies()
+
+
+def main() -> None:
+    try:
+        app()
+    except GridShiftError as e:  # anything not caught closer to its command
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Command line: ``gridshift serve`` (the API and, when available, the reconciler) and ``gridshift token``."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from gridshift.errors import GridShiftError
+
+DEFAULT_DB = "sqlite:///gridshift.db"
+
+
+def _policy_spec(name: str | None, params: list[str], scenario: Any) -> Any:
+    """The planning policy from ``--policy`` and ``--policy-param KEY=VALUE`` (values read as YAML scalars),
+    checked before anything is written; None without ``--policy``."""
+    import yaml
+
+    from gridshift.model.scenario import PolicySpec
+    from gridshift.service.reconciler import check_live_policy
+
+    if name is None:
+        if params:
+            raise GridShiftError("--policy-param needs --policy", field="policy-param")
+        return None
+    values: dict[str, Any] = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise GridShiftError(f"expected KEY=VALUE, got '{item}'", field="policy-param")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            values[key.strip()] = raw
+    return check_live_policy(PolicySpec(name=name, params=values), None if scenario is None else scenario.objective,
+                             name_field="policy")
+
+
+def _initial_policy(store: Any, given: Any, scenario: Any) -> Any:
+    """The policy the reconciler starts with: ``--policy`` if given (and stored, so later restarts keep it),
+    else the one an operator last set (``PUT /policy``, stored as the ``policy`` setting), else ``asap``."""
+    from gridshift.model.scenario import PolicySpec
+    from gridshift.service.reconciler import check_live_policy
+
+    if given is not None:
+        store.put_setting("policy", given.model_dump(), actor="gridshift serve --policy")
+        return given
+    stored = store.get_setting("policy")
+    if stored is not None:
+        try:
+            return check_live_policy(PolicySpec.model_validate(stored), scenario.objective)
+        except (GridShiftError, ValueError) as e:
+            logging.getLogger("gridshift.serve").warning("stored policy %s not usable (%s): planning with asap",
+                                                         stored, e)
+    return PolicySpec(name="asap")
+
+
+def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor: str,
+                     ray_address: str | None, policy: Any = None) -> Any:
+    """The reconciler, if ``gridshift.service.reconciler`` provides one with a start()/stop() lifecycle and
+    everything its constructor needs is at hand (a fleet scenario for planning); else None."""
+    try:
+        from gridshift.service import reconciler as rec_mod
+    except ImportError:
+        return None
+    cls = getattr(rec_mod, "Reconciler", None)
+    if cls is None or not all(callable(getattr(cls, m, None)) for m in ("start", "stop")):
+        return None
+    params = inspect.signature(cls).parameters
+
+    def make_executor() -> Any:
+        from gridshift.service.executors import make_executor as make
+
+        return make(executor, **({"address": ray_address} if executor == "ray" and ray_address else {}))
+
+    offered = {"store": lambda: store, "executor": make_executor, "fleet_scenario": lambda: scenario,
+               "scenario": lambda: scenario, "fleet": lambda: fleet, "ray_address": lambda: ray_address,
+               "policy": lambda: policy}
+    kwargs: dict[str, Any] = {}
+    for name, p in params.items():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        value = offered[name]() if name in offered else None
+        if value is None:
+            if p.default is inspect.Parameter.empty:
+                logging.getLogger("gridshift.serve").warning(
+                    "no reconciler: it needs '%s' (give --fleet SCENARIO.yaml)", name)
+                return None
+            continue
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``token`` to ``app``."""
+    token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
+    app.add_typer(token_app, name="token")
+
+    @app.command("serve")
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+        db: Annotated[str, typer.Option(help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB.")] = DEFAULT_DB,
+        fleet: Annotated[Optional[Path], typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
+        executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
+        policy: Annotated[Optional[str], typer.Option(
+            help="Planning policy: asap | threshold | mpc (default: the one last set with PUT /api/v1/policy, "
+                 "else asap).")] = None,
+        policy_param: Annotated[Optional[list[str]], typer.Option(
+            help="A policy parameter KEY=VALUE (repeatable), e.g. forecast=persistence for mpc.")] = None,
+        ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (executor ray).")] = None,
+        create_operator_token: Annotated[bool, typer.Option(
+            "--create-operator-token", help="Create an operator token and print its secret once.")] = False,
+        rate_per_s: Annotated[float, typer.Option(help="Requests per second allowed per token.")] = 50.0,
+        burst: Annotated[int, typer.Option(help="Requests a token may send at once above the rate.")] = 100,
+        max_body_bytes: Annotated[int, typer.Option(help="Largest request body, bytes.")] = 1 << 20,
+        pull_interval_s: Annotated[Optional[float], typer.Option(
+            help="Pull the fleet zones' carbon and price from the data registry every this many seconds.")] = None,
+        replay_from: Annotated[Optional[datetime], typer.Option(
+            help="With --pull-interval-s: the data time (UTC) that stands for the start of the service, to replay "
+                 "a past year as the present.", formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])] = None,
+        signal_files_dir: Annotated[Optional[Path], typer.Option(
+            help="Directory of grid signal CSVs an operator may pull from (POST /signals/pull with 'file').")] = None,
+        access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
+        log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
+    ) -> None:
+        """Run the GridShift service: migrate the database, then serve the API, dashboard and metrics."""
+        import uvicorn
+
+        from gridshift.cli.common import err, fail
+        from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
+        from gridshift.service.db import upgrade
+        from gridshift.service.store import Store
+
+        if executor not in ("local", "ray"):
+            fail(GridShiftError(f"unknown executor '{executor}' (use local or ray)", field="executor"))
+        logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        scenario = None
+        fleet_doc = None
+        try:
+            if fleet is not None:
+                from gridshift.data.scenario import load_scenario
+
+                scenario = load_scenario(fleet)
+                fleet_doc = fleet_from_sites(scenario.sites, scenario.zones)
+            policy_spec = _policy_spec(policy, policy_param or [], scenario)
+            if pull_interval_s is not None and scenario is None:
+                raise GridShiftError("--pull-interval-s pulls the fleet's zones: give --fleet", field="fleet")
+            shift_s = 0.0
+            if replay_from is not None:
+                start = replay_from.replace(tzinfo=timezone.utc) if replay_from.tzinfo is None else replay_from
+                shift_s = (datetime.now(timezone.utc) - start).total_seconds()
+            try:
+                settings = ApiSettings(
+                    max_body_bytes=max_body_bytes, rate_per_s=rate_per_s, burst=burst, pull_interval_s=pull_interval_s,
+                    pull_zones=tuple(z.id for z in scenario.zones) if scenario is not None else (),
+                    pull_signals=("carbon_g_per_kwh", "price_usd_per_mwh"), pull_shift_s=shift_s,
+                    signal_files_dir=None if signal_files_dir is None else str(signal_files_dir))
+            except ValueError as e:
+                raise GridShiftError(str(e)) from None
+            upgrade(db)
+            store = Store(db)
+            store.check_schema()
+        except GridShiftError as e:
+            fail(e)
+        if create_operator_token:
+            token_id, secret = store.create_token("operator (gridshift serve)", "operator")
+            err.print(f"operator token {token_id} (shown once): {secret}", markup=False, highlight=False,
+                      soft_wrap=True)
+        reconciler = None
+        try:
+            reconciler = _make_reconciler(
+                store, scenario=scenario, fleet=fleet_doc, executor=executor, ray_address=ray_address,
+                policy=None if scenario is None else _initial_policy(store, policy_spec, scenario))
+        except (GridShiftError, ValueError) as e:
+            fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
+        app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)
+        if reconciler is not None:
+            if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
+                from gridshift.service.api import pull_window
+
+                pull_window(store, settings, datetime.now(timezone.utc),
+                            lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
+                app.state.pulled_at_start = True  # the pull clock waits one interval before its next pull
+            reconciler.start()
+        try:
+            uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level.lower(),
+                        timeout_graceful_shutdown=10)
+        finally:
+            if reconciler is not None:
+                reconciler.stop()
+            store.close()
+
+    @token_app.command("create")
+    def token_create(
+        role: Annotated[str, typer.Option(help="tenant | operator | grid.")],
+        db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB,
+        tenant: Annotated[Optional[str], typer.Option(help="Tenant (role tenant only).")] = None,
+        name: Annotated[Optional[str], typer.Option(help="A label for the token.")] = None,
+    ) -> None:
+        """Create an API token and print its secret (shown only this once)."""
+        from gridshift.cli.common import fail, out
+        from gridshift.service.store import Store
+
+        try:
+            with Store(db) as store:
+                store.check_schema()
+                token_id, secret = store.create_token(name or f"{role} token", role, tenant)
+        except GridShiftError as e:
+            fail(e)
+        out.print(secret, markup=False, highlight=False, soft_wrap=True)
+
+    @token_app.command("list")
+    def token_list(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+        """List API tokens (never their secrets)."""
+        from gridshift.cli.common import fail, out
+        from gridshift.service.store import Store
+
+        try:
+            with Store(db) as store:
+                tokens = store.list_tokens()
+        except GridShiftError as e:
+            fail(e)
+        for t in tokens:
+            state = f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else "active"
+            out.print(f"{t.id}  {t.role:<8} {t.tenant or '-':<16} {state:<10} {t.name}", markup=False,
+                      highlight=False, soft_wrap=True)
+
+    @token_app.command("revoke")
+    def token_revoke(token_id: str, db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+        """Revoke an API token."""
+        from gridshift.cli.common import fail
+        from gridshift.service.store import NotFound, Store
+
+        try:
+            with Store(db) as store:
+                if not store.revoke_token(token_id):
+                    raise NotFound(f"no active token '{token_id}'")
+        except GridShiftError as e:
+            fail(e)
+
+
+if __name__ == "__main__":  # python -m gridshift.cli.serve serve ...
+    _app = typer.Typer(add_completion=False, no_args_is_help=True)
+    register(_app)
+    _app()

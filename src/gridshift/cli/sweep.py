@@ -1,0 +1,112 @@
+"""`gridshift sweep` command (registered on the main app by `register`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridshift.errors import GridShiftError
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
+def _summary_table(table, metrics: list[str]):
+    """Per policy: cells ok / failed and the mean of the sweep's plot metrics over its ok cells."""
+    import pandas as pd
+    from rich.table import Table
+
+    t = Table(title="Sweep results (mean over ok cells)")
+    t.add_column("policy")
+    t.add_column("ok", justify="right")
+    t.add_column("failed", justify="right")
+    keys = [(k, k) for k in metrics if k in table.columns]
+    for _, label in keys:
+        t.add_column(label, justify="right")
+    for pol, g in table.groupby("policy", sort=False):
+        ok = g[g["status"] == "ok"]
+        means = [pd.to_numeric(ok[k], errors="coerce").mean() if len(ok) else float("nan") for k, _ in keys]
+        t.add_row(str(pol), str(len(ok)), str(len(g) - len(ok)), *[_fmt(m) for m in means])
+    return t
+
+
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/sweeps.md).", metavar="SWEEP.yaml")],
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: the sweep's "
+                                                    "`out`, else sweep-<name>).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
+                                                   help="Cells at once (local Ray CPUs; default: the sweep's "
+                                                        "`workers`, else all CPUs).")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster, e.g. "
+                                                   "ray://head:10001 or auto (default: a local Ray).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed",
+                                               help="Run cells that failed before again.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run a grid of scenario variants (zones × years × seeds × fleet scales × policies) on Ray; resumable.
+
+    Writes OUT/cells/<id>/result.json per cell, OUT/results.parquet, OUT/report.html and OUT/failures.csv
+    (when cells failed). Exit code 1 when any cell failed, 2 on a bad sweep file.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gridshift.cli.common import err, fail, out
+    from gridshift.studies.sweep_run import load_sweep, run_sweep
+
+    try:
+        loaded = load_sweep(sweep_file)
+    except GridShiftError as e:
+        fail(e, str(sweep_file))
+    dest = out_dir or Path(loaded.spec.out or f"sweep-{loaded.spec.name}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+                        TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err, disable=quiet)
+    state: dict = {}
+
+    def on_start(to_run: int, skipped: int) -> None:
+        if not quiet and skipped:
+            err.print(f"{skipped} cell(s) already done in {dest}; running {to_run}", markup=False, highlight=False)
+        state["task"] = progress.add_task(f"sweep {loaded.spec.name}", total=to_run, failed=0)
+        state["failed"] = 0
+
+    def on_cell(doc: dict) -> None:
+        state["failed"] += doc["status"] != "ok"
+        progress.update(state["task"], advance=1, failed=state["failed"])
+        if doc["status"] != "ok" and not quiet:
+            progress.console.print(f"cell {doc['cell_id']} failed: {doc['error']}", markup=False, highlight=False,
+                                   soft_wrap=True)
+
+    try:
+        with progress:
+            res = run_sweep(loaded, dest, workers=workers, address=address, retry_failed=retry_failed,
+                            on_start=on_start, on_cell=on_cell)
+    except GridShiftError as e:
+        fail(e)
+    if not quiet:
+        if res.table is not None and len(res.table):
+            out.print(_summary_table(res.table, loaded.spec.plot_metrics))
+        n_fail = int((res.table["status"] != "ok").sum()) if res.table is not None and len(res.table) else 0
+        out.print(f"{len(res.cells)} cells: {len(res.ran)} ran, {len(res.skipped)} already done, {n_fail} failed; "
+                  f"wrote {res.out_dir}/results.parquet, report.html"
+                  f"{' and failures.csv' if n_fail else ''} in {res.timing_s['total_s']:.1f} s",
+                  markup=False, highlight=False, soft_wrap=True)
+    if res.table is not None and len(res.table) and (res.table["status"] != "ok").any():
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("sweep")(sweep)

@@ -1,0 +1,106 @@
+"""Read a scenario YAML file into a validated :class:`Scenario`, with one-line errors that name the file,
+the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gridshift.errors import ScenarioError
+from gridshift.model.scenario import Scenario
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic adds union-member tags such as 'float', 'Zone' or 'list[PowerCapStep]'; drop them from the path
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str", "Zone"})))
+
+
+def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
+    """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
+    the line and the field (``shape`` describes the expected mapping for a document that is not one)."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScenarioError(f"malformed YAML: {problem}", file=source, row=line) from e
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{shape} must be a YAML mapping", file=source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = _clean_loc(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err.get("type") == "missing":
+            msg = "is required"
+        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
+        raise ScenarioError(msg + more, file=source, row=_line_of(node, loc), field=_field_path(loc) or None) from e
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of ``path``, or one :class:`ScenarioError` saying what could not be read (``what``:
+    e.g. 'scenario file')."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ScenarioError(f"{what} not found", file=p) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"cannot read {what}: {e}", file=p) from e
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    p = Path(path)
+    sc = parse_scenario(read_text(p, "scenario file"), str(p))
+    if sc.events_file:
+        from gridshift.data.events import read_events_csv
+
+        ev_path = p.parent / sc.events_file
+        extra = read_events_csv(ev_path)
+        try:
+            sc = Scenario.model_validate({**sc.model_dump(), "events": [e.model_dump() for e in sc.events + extra],
+                                          "events_file": None})
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ScenarioError(msg, file=ev_path) from e
+    return sc
