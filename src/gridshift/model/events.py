@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gridshift.model.fleet import _utc
+from gridshift.model.time import as_utc
 
 # Largest throughput loss each tier accepts (share of its full-power throughput); tier 3 may also pause.
 TIER_MAX_THROUGHPUT_LOSS = (0.0, 0.10, 0.25, 0.50)
@@ -54,7 +54,7 @@ class GridEvent(BaseModel):
     price_usd_per_mwh: float | None = Field(default=None, allow_inf_nan=False)
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
-    _utc = field_validator("start", "end")(_utc)
+    _utc = field_validator("start", "end")(as_utc)
 
     @model_validator(mode="after")
     def _check(self) -> "GridEvent":

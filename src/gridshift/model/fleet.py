@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-def _utc(v: datetime) -> datetime:
-    if v.tzinfo is None:
-        return v.replace(tzinfo=timezone.utc)
-    return v.astimezone(timezone.utc)
+from gridshift.model.time import as_utc
 
 
 class Zone(BaseModel):
@@ -46,7 +42,7 @@ class PowerCapStep(BaseModel):
     start: datetime
     power_cap_mw: float = Field(gt=0, allow_inf_nan=False)
 
-    _utc = field_validator("start")(_utc)
+    _utc = field_validator("start")(as_utc)
 
 
 class Site(BaseModel):

@@ -8,9 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gridshift.model.events import DemandResponse, GridEvent
-from gridshift.model.fleet import Site, Zone, _utc
+from gridshift.model.fleet import Site, Zone
 from gridshift.model.service import Service
 from gridshift.model.workload import Job, JobKind
+from gridshift.model.time import as_utc, slot_hours
 
 ALLOWED_SLOT_S = (300, 600, 900, 1200, 1800, 3600)
 
@@ -21,7 +22,7 @@ class TimeRange(BaseModel):
     start: datetime
     end: datetime
 
-    _utc = field_validator("start", "end")(_utc)
+    _utc = field_validator("start", "end")(as_utc)
 
     @model_validator(mode="after")
     def _check(self) -> "TimeRange":
@@ -242,7 +243,7 @@ class Scenario(BaseModel):
 
     @property
     def slot_h(self) -> float:
-        return self.slot_duration_s / 3600.0
+        return slot_hours(self.slot_duration_s)
 
 
 def _check_events(sc: "Scenario") -> None:

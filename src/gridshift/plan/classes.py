@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridshift.world.arrays import World
+from gridshift.model.time import S_PER_H
 
 
 @dataclass
@@ -55,7 +56,7 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     f, jt = world.fleet, world.jobs
     T = period_start_s.size
     dl = jt.deadline_s[jobs]
-    eff = np.where(np.isfinite(dl), dl, jt.arrival_s[jobs] + max_delay_h * 3600.0)
+    eff = np.where(np.isfinite(dl), dl, jt.arrival_s[jobs] + max_delay_h * S_PER_H)
     if deadline_rounding == "down":
         d_per = np.searchsorted(period_end_s, eff + 1e-6, side="right")  # periods ending by the deadline
     else:
@@ -92,7 +93,7 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     sp = jt.speed[jobs][:, np.unique(f.pool_type)]
     typical = np.nanmedian(np.where(sp > 0, sp, np.nan), axis=1)
     typical = np.where(np.isfinite(typical), typical, 0.0)
-    after_h = np.maximum(eff - period_end_s[-1], 0.0) / 3600.0
+    after_h = np.maximum(eff - period_end_s[-1], 0.0) / S_PER_H
     need = np.maximum(remaining[jobs] - jt.gang_max[jobs] * typical * after_h, 0.0)
     min_work = np.bincount(member, weights=np.where(d_per >= T, need, 0.0), minlength=C)
     c_dl = np.full(C, np.inf)

@@ -25,13 +25,14 @@ from gridshift.plan.placement import (
     replica_increment_mw,
 )
 from gridshift.world.arrays import Signals, World
+from gridshift.model.time import S_PER_H, slots_per_hour
 
 
 def slack_s(obs: Observation, jobs: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """Seconds to spare before each job's deadline if it ran from now at ``rate`` reference
     accelerator-hours per hour (inf without a deadline)."""
     w = obs.world
-    return w.jobs.deadline_s[jobs] - obs.now_s - obs.remaining_acc_h[jobs] / np.maximum(rate, 1e-12) * 3600.0
+    return w.jobs.deadline_s[jobs] - obs.now_s - obs.remaining_acc_h[jobs] / np.maximum(rate, 1e-12) * S_PER_H
 
 
 def terminal_value(cpw: np.ndarray, dur_h: np.ndarray) -> np.ndarray:
@@ -48,7 +49,7 @@ def _gang_to_finish(obs: Observation, j: int, rate_per_acc_h: float) -> int:
     """Accelerators job ``j`` needs from now on, at ``rate_per_acc_h`` reference accelerator-hours per hour
     each, to finish its remaining work by its deadline (after a restart); a large number if it cannot."""
     jt = obs.world.jobs
-    left_h = (jt.deadline_s[j] - obs.now_s - jt.restart_overhead_s[j]) / 3600.0
+    left_h = (jt.deadline_s[j] - obs.now_s - jt.restart_overhead_s[j]) / S_PER_H
     if not np.isfinite(left_h):
         return 0
     if left_h <= 0 or rate_per_acc_h <= 0:
@@ -91,7 +92,7 @@ class LpPolicy(Policy):
         super().reset(world, signals)
         f = world.fleet
         self.sig = signature_ids(world)
-        self.sph = max(1, int(round(3600 / world.slot_duration_s)))
+        self.sph = slots_per_hour(world.slot_duration_s)
         tp = np.zeros((len(f.type_names), self.levels.size))
         for k in range(len(f.type_names)):
             xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
@@ -166,9 +167,9 @@ class LpPolicy(Policy):
             board_w=f.board_power_w, idle_w=f.idle_power_w, work=classes.work, speed=classes.speed,
             allowed=classes.allowed, max_acc=classes.max_acc, release=classes.release,
             deadline_period=classes.deadline_period, min_work=classes.min_work, terminal_cost=terminal,
-            late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / 3600.0, run_h=classes.run_h,
+            late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / S_PER_H, run_h=classes.run_h,
             slot_h=w.slot_h,
-            last_period=np.searchsorted(np.cumsum(dur_h) - dur_h, (classes.deadline_s - start_s) / 3600.0
+            last_period=np.searchsorted(np.cumsum(dur_h) - dur_h, (classes.deadline_s - start_s) / S_PER_H
                                         + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,

@@ -22,6 +22,7 @@ from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
 from gridshift.plan.lp_policy import LpPolicy
 from gridshift.world.arrays import Signals, World
+from gridshift.model.time import S_PER_H
 
 
 def period_slots(horizon_slots: int, sph: int, fine_h: int, block_h: int) -> np.ndarray:
@@ -147,7 +148,7 @@ class Mpc(LpPolicy):
         busy_now = np.bincount(np.maximum(obs.running_pool[jobs], 0), weights=np.where(
             obs.running_pool[jobs] >= 0, obs.running_gang[jobs], 0), minlength=f.n_pools).astype(float)
         inter = jobs[w.jobs.interruptible[jobs]]
-        pause_h = float(np.mean(w.jobs.checkpoint_overhead_s[inter] + w.jobs.restart_overhead_s[inter]) / 3600) \
+        pause_h = float(np.mean(w.jobs.checkpoint_overhead_s[inter] + w.jobs.restart_overhead_s[inter]) / S_PER_H) \
             if inter.size else 0.0
         prob = self.problem(classes, dur_h, uc, cap, demand, pin_acc, pin_mw, busy_now, pause_h, obs.now_s)
         sol = self.solve(prob)
@@ -200,10 +201,10 @@ class Oracle(LpPolicy):
                 lengths = np.append(lengths, T % per)
             for bucket in (1, 3, 6, 12, 24):
                 # columns ~ classes x window x pools x levels; classes ~ distinct (deadline bucket, signature)
-                dl = np.where(np.isfinite(jt.deadline_s), jt.deadline_s, jt.arrival_s + self.max_delay_h * 3600)
+                dl = np.where(np.isfinite(jt.deadline_s), jt.deadline_s, jt.arrival_s + self.max_delay_h * S_PER_H)
                 d_per = np.minimum((dl // (per * world.slot_duration_s)) // bucket, 10 ** 9)
                 keys = np.unique(np.stack([d_per, self.sig], axis=1), axis=0).shape[0]
-                window = (dl - jt.arrival_s) / 3600 / block_h + self.late_window_h / block_h + bucket
+                window = (dl - jt.arrival_s) / S_PER_H / block_h + self.late_window_h / block_h + bucket
                 est = keys * float(np.mean(np.minimum(window, lengths.size))) * float(n_pools.mean()) * self.levels.size
                 if est <= self.max_columns:
                     return lengths, bucket

@@ -12,6 +12,7 @@ import numpy as np
 
 from gridshift.plan.base import Observation
 from gridshift.world.arrays import World
+from gridshift.model.time import S_PER_H
 
 
 def pool_cap_frac(world: World, cap: np.ndarray | None) -> np.ndarray:
@@ -217,8 +218,8 @@ def latest_start_passed(obs: Observation, jobs_idx: np.ndarray, max_delay_h: flo
     types = np.unique(w.fleet.pool_type)
     sp = j.speed[np.ix_(jobs_idx, types)]
     slowest = np.where(sp > 0, sp, np.inf).min(axis=1)
-    run_s = obs.remaining_acc_h[jobs_idx] / np.maximum(j.gang_max[jobs_idx] * slowest, 1e-12) * 3600.0
+    run_s = obs.remaining_acc_h[jobs_idx] / np.maximum(j.gang_max[jobs_idx] * slowest, 1e-12) * S_PER_H
     latest = j.deadline_s[jobs_idx] - run_s - j.restart_overhead_s[jobs_idx] - margin_slots * w.slot_duration_s
     no_deadline = ~np.isfinite(j.deadline_s[jobs_idx])
-    latest = np.where(no_deadline, j.arrival_s[jobs_idx] + max_delay_h * 3600.0, latest)
+    latest = np.where(no_deadline, j.arrival_s[jobs_idx] + max_delay_h * S_PER_H, latest)
     return obs.now_s >= latest

@@ -17,6 +17,7 @@ from gridshift.errors import PlanError
 from gridshift.plan.asap import home_ok, place
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.placement import PlacementState, latest_start_passed
+from gridshift.model.time import S_PER_H
 
 
 class Threshold(Policy):
@@ -34,7 +35,7 @@ class Threshold(Policy):
     def green_sites(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """(green mask per site, current intensity per site)."""
         f = obs.world.fleet
-        n = max(1, int(round(self.window_h * 3600 / obs.world.slot_duration_s)))
+        n = max(1, int(round(self.window_h * S_PER_H / obs.world.slot_duration_s)))
         hist = obs.signals.history("carbon_g_per_kwh", obs.t)[:, -n:]
         thresh = np.percentile(hist, self.percentile, axis=1)
         now = obs.signals.at("carbon_g_per_kwh", obs.t)
@@ -58,7 +59,7 @@ class Threshold(Policy):
         j = w.jobs
         sp = j.speed[jobs][:, w.fleet.pool_type]
         rate = j.gang_max[jobs, None] * sp
-        run_s = obs.remaining_acc_h[jobs, None] / np.maximum(rate, 1e-12) * 3600.0
+        run_s = obs.remaining_acc_h[jobs, None] / np.maximum(rate, 1e-12) * S_PER_H
         run_s += np.where(obs.has_started[jobs], j.restart_overhead_s[jobs], 0.0)[:, None]
         return (sp > 0) & (obs.now_s + run_s <= j.deadline_s[jobs, None])
 

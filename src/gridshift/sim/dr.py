@@ -19,6 +19,7 @@ import pandas as pd
 from gridshift.model.events import N_TIERS
 from gridshift.plan.response import Levers, job_levers, merge, respond
 from gridshift.world.events import EventArrays
+from gridshift.model.time import S_PER_H
 
 EMERGENCY_STEP_S = 5.0
 STEP_S = 60.0
@@ -159,7 +160,7 @@ class DemandResponseSim:
             if in_ev.any():
                 frac_in = in_ev.mean()
                 tiers = jobs.tier[j[mine]]
-                hours = self.slot_s / 3600.0 * frac_in
+                hours = self.slot_s / S_PER_H * frac_in
                 np.add.at(log.tier_lost, tiers, loss[:n_jobs_u] * rate[mine] * hours)
                 np.add.at(log.tier_work, tiers, rate[mine] * hours)
                 full = rate[mine] / np.maximum(tp[p[mine]], 1e-12)
@@ -217,7 +218,7 @@ class DemandResponseSim:
                 "slo_attainment": float(log.served / log.demand) if log.demand > 0 else None,
                 "deliverable_mw": _num(log.deliverable_mw),
                 "deliverable_in_response_time_mw": _num(log.deliverable_in_time_mw),
-                "energy_shed_mwh": float(((tr["baseline_mw"] - tr["achieved_mw"]) * w).sum() / 3600.0),
+                "energy_shed_mwh": float(((tr["baseline_mw"] - tr["achieved_mw"]) * w).sum() / S_PER_H),
                 "jobs_slowed": len(log.job_lost_acc_h),
                 "most_slowed_jobs": [{"job_id": str(job_ids[jj]), "lost_acc_h": v} for jj, v in worst],
                 "sites": _site_split(fac_mw, site_names, ev.site_mask[e], ev.start_s[e], ev.end_s[e], self.slot_s),

@@ -24,6 +24,7 @@ from gridshift.sim.dr import DemandResponseSim, event_warnings
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
 from gridshift.world.arrays import Signals, World
+from gridshift.model.time import S_PER_H
 
 
 @dataclass(frozen=True)
@@ -185,10 +186,10 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
                           g=g, cap=cap, tp=tp, rate=rate, svc_units=svc_units)
             if eff is not None:
                 rate = rate * eff.job_tp_mult
-        need_s = np.divide(st.remaining_acc_h[j], rate, out=np.full(j.size, np.inf), where=rate > 0) * 3600.0
+        need_s = np.divide(st.remaining_acc_h[j], rate, out=np.full(j.size, np.inf), where=rate > 0) * S_PER_H
         finishing = need_s <= eff_s * (1 + 1e-12)
         run_s = np.where(finishing, need_s, eff_s)
-        prog = rate * run_s / 3600.0
+        prog = rate * run_s / S_PER_H
         st.remaining_acc_h[j] = np.where(finishing, 0.0, st.remaining_acc_h[j] - prog)
         st.done_acc_h[j] += np.where(finishing, jobs.work_acc_h[j] - st.done_acc_h[j], prog)
         busy_frac = (consumed + run_s) / slot_s

@@ -12,6 +12,7 @@ from gridshift.model.workload import JOB_KINDS
 from gridshift.world import accounting as acc
 from gridshift.sim.result import PolicyRun
 from gridshift.world.arrays import Signals, World
+from gridshift.model.time import S_PER_H
 
 
 def _times(world: World, seconds: np.ndarray) -> pd.DatetimeIndex:
@@ -55,7 +56,7 @@ def build_run(*, policy_name: str, world: World, signals: Signals, out: dict[str
     overdue = ~completed & has_deadline & (jobs.deadline_s <= horizon_s)
     missed = late | overdue
     known = has_deadline & (completed | (jobs.deadline_s <= horizon_s))
-    jct_h = (st.completion_s - jobs.arrival_s) / 3600.0
+    jct_h = (st.completion_s - jobs.arrival_s) / S_PER_H
     job_df = pd.DataFrame({
         "job_id": jobs.job_id,
         "kind": np.array([k.value for k in JOB_KINDS], dtype=object)[jobs.kind],

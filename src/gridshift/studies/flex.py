@@ -17,6 +17,7 @@ from gridshift.plan.response import commitment_curve
 from gridshift.world import accounting as acc
 from gridshift.sim.dr import group_levers
 from gridshift.sim.engine import simulate
+from gridshift.model.time import S_PER_H
 
 DEFAULT_DURATIONS_H = (0.25, 0.5, 1, 2, 4, 8, 12, 24)
 
@@ -50,7 +51,7 @@ def site_flex(asm: Assembled, site: str, at: datetime, *, policy: str = "asap",
     jobs = w.jobs
     jj = j[mine]
     left_h = np.divide(obs.remaining_acc_h[jj], rate[mine], out=np.full(jj.size, np.inf), where=rate[mine] > 0)
-    slack_h = (jobs.deadline_s[jj] - obs.now_s) / 3600.0 - left_h
+    slack_h = (jobs.deadline_s[jj] - obs.now_s) / S_PER_H - left_h
     svc = seen["svc_units"]
     unit_tier = np.r_[jobs.tier[jj], svc["tier"][sv_idx] if svc is not None else []].astype(np.int64)
     unit_rate = np.r_[rate[mine], svc["busy"][sv_idx] if svc is not None else []]

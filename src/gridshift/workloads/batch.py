@@ -35,12 +35,13 @@ How a trace becomes jobs (:func:`generate_jobs`), and the assumptions behind it:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
 from gridshift.model.scenario import JobGenerator
 from gridshift.model.workload import JOB_KINDS, Job, JobKind, JobTable
+from gridshift.model.time import S_PER_H, as_utc
 
 # Per-kind assumptions (not measured): time lost writing a checkpoint at pause and reloading it at resume
 # (seconds), and the data moved when a job changes site (GB: checkpoint with optimizer state for
@@ -172,7 +173,7 @@ def generate_jobs(
     lo, hi = spec.deadline_slack_frac
     if np.isfinite(hi):
         slack = rng.uniform(lo, hi, n)
-        deadline_s = arrival_s + length_h * 3600.0 * (1.0 + slack)
+        deadline_s = arrival_s + length_h * S_PER_H * (1.0 + slack)
         deadline_s[rng.random(n) < spec.no_deadline_frac] = np.inf
         deadline_s = np.maximum(deadline_s, np.nextafter(arrival_s, np.inf))
     else:
@@ -207,10 +208,6 @@ def generate_jobs(
     )
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
-
-
 def jobs_to_table(
     jobs: list[Job],
     *,
@@ -230,17 +227,17 @@ def jobs_to_table(
             f"default_speed_by_kind has shape {speed_default.shape}, expected {(len(JOB_KINDS), len(type_names))}"
         )
     col = {name.lower(): i for i, name in enumerate(type_names)}
-    t0 = _utc(start)
+    t0 = as_utc(start)
     n = len(jobs)
     kind = np.array([JOB_KINDS.index(j.kind) for j in jobs], dtype=np.int8)
     speed = speed_default[kind.astype(np.intp)].copy() if n else np.zeros((0, len(type_names)))
     arrival_s = np.empty(n)
     deadline_s = np.empty(n)
     for r, j in enumerate(jobs):
-        arrival_s[r] = (_utc(j.arrival) - t0).total_seconds()
+        arrival_s[r] = (as_utc(j.arrival) - t0).total_seconds()
         if arrival_s[r] < 0:
             raise ValueError(f"job '{j.job_id}': arrival {j.arrival.isoformat()} is before the scenario start")
-        deadline_s[r] = np.inf if j.deadline is None else (_utc(j.deadline) - t0).total_seconds()
+        deadline_s[r] = np.inf if j.deadline is None else (as_utc(j.deadline) - t0).total_seconds()
         for key, value in j.throughput.items():
             c = col.get(key.lower())
             if c is None:

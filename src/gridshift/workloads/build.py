@@ -19,6 +19,7 @@ from gridshift.model.workload import JOB_KINDS, JobTable, ServiceDemand
 from gridshift.workloads.batch import generate_jobs, jobs_to_table
 from gridshift.workloads.inference import region_utc_offset_h, shape_demand
 from gridshift.workloads.templates import recurring_jobs, workday_jobs, zone
+from gridshift.model.time import S_PER_H
 
 _GAIA_TRACES = {"gaia/pai-100k": "pai-100k", "gaia/azure-100k": "azure-100k", "gaia/mustang-100k": "mustang-100k"}
 # Reference type for inline jobs when the scenario has no generator (the generator's default).
@@ -62,7 +63,7 @@ def _generated(scenario: Scenario, type_names: tuple[str, ...], speed: np.ndarra
     pool = None
     if spec.length_trace == "philly":
         runtime_s = np.asarray(load_philly_runtimes(), dtype=np.float64)
-        pool = runtime_s[np.isfinite(runtime_s) & (runtime_s > 0)] / 3600.0
+        pool = runtime_s[np.isfinite(runtime_s) & (runtime_s > 0)] / S_PER_H
     try:
         return generate_jobs(
             spec,

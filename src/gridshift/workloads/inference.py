@@ -28,6 +28,7 @@ import pandas as pd
 
 from gridshift.model.service import DemandSpec
 from gridshift.model.workload import ServiceDemand
+from gridshift.model.time import S_PER_DAY, S_PER_H
 
 BLOCK_MIN = 15  # bootstrap block length, minutes
 PEAK_LOCAL_H = 16.5  # local hour of the diurnal peak (trough 12 h later)
@@ -122,10 +123,10 @@ def shape_demand(
     ratios = minute_ratios(request_times_s)
     out = np.zeros((len(regions), n_slots))
     for r, region in enumerate(regions):
-        local_s = minute_s + float(region_utc_offset_h[region]) * 3600.0
-        hour = (local_s % 86400.0) / 3600.0
+        local_s = minute_s + float(region_utc_offset_h[region]) * S_PER_H
+        hour = (local_s % S_PER_DAY) / S_PER_H
         diurnal = 1.0 + spec.diurnal_amplitude_frac * np.cos(2 * np.pi * (hour - PEAK_LOCAL_H) / 24.0)
-        weekday = (np.floor(local_s / 86400.0).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
+        weekday = (np.floor(local_s / S_PER_DAY).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
         weekly = np.where(weekday >= 5, spec.weekend_factor, 1.0)
         noise = _bootstrap(ratios, n_slots * per_slot, rng).reshape(n_slots, per_slot)
         shape = (noise * diurnal * weekly).mean(axis=1)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from gridshift.model.workload import JobTable
 from gridshift.world.events import EventArrays
+from gridshift.model.time import slot_hours
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class World:
 
     @property
     def slot_h(self) -> float:
-        return self.slot_duration_s / 3600.0
+        return slot_hours(self.slot_duration_s)
 
     def sites_under_event(self, t: int) -> np.ndarray | None:
         """bool [S]: sites with a grid-event limit in slot t that is known by then (None without events)."""
