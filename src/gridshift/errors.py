@@ -7,7 +7,9 @@ and the service can return it as a 4xx body.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 
 class GridShiftError(Exception):
@@ -55,5 +57,17 @@ class PlanError(GridShiftError):
     """A policy produced an invalid decision or could not be built."""
 
 
-class SimError(GridShiftError):
-    """The simulator was given inconsistent inputs."""
+class MissingExtraError(GridShiftError):
+    """A feature needs an optional dependency that is not installed; the message names the extra."""
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    """Import ``module`` for ``feature``, or raise :class:`MissingExtraError` naming the extra to install.
+
+    >>> lgb = require("lightgbm", "forecast", "the 'lightgbm' forecaster")  # doctest: +SKIP
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{feature} needs the optional dependency '{module.split('.')[0]}': "
+                                f"pip install 'gridshift[{extra}]'") from None

@@ -253,7 +253,7 @@ def main() -> None:
     try:
         app()
     except GridShiftError as e:  # anything not caught closer to its command
-        err.print(f"error: {e}", markup=False, highlight=False)
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

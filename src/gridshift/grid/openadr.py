@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gridshift.errors import GridShiftError
+from gridshift.errors import GridShiftError, require
 from gridshift.model.events import GridEvent
 
 log = logging.getLogger("gridshift.grid.openadr")
@@ -396,10 +396,8 @@ class GridShiftVen:
         grid_hz: int = 60,
         grid_voltage_v: int = 480,
     ) -> None:
-        try:
-            from openleadr import OpenADRClient, enums, objects
-        except ImportError:
-            raise OpenADRError("the OpenADR VEN needs the 'openleadr' package: pip install openleadr") from None
+        openleadr = require("openleadr", "openadr", "the OpenADR VEN")
+        OpenADRClient, enums, objects = openleadr.OpenADRClient, openleadr.enums, openleadr.objects
 
         if int(report_interval_s) != report_interval_s or report_interval_s < 1:
             raise OpenADRError(f"must be a whole number of seconds ≥ 1, not {report_interval_s}",

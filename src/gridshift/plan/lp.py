@@ -294,9 +294,11 @@ class PlanSolver:
         if self._basis is not None and self._shape == shape:
             h.setBasis(self._basis)
         h.run()
-        status = h.modelStatusToString(h.getModelStatus())
-        if status != "Optimal" and not (status == "Time limit reached" and h.getInfo().primal_solution_status == 2):
-            raise PlanError(f"planning LP not solved: {status}")
+        status = h.getModelStatus()
+        feasible = h.getInfo().primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        if status != highspy.HighsModelStatus.kOptimal and not (
+                status == highspy.HighsModelStatus.kTimeLimit and feasible):
+            raise PlanError(f"planning LP not solved: {h.modelStatusToString(status)}")
         self._basis, self._shape = h.getBasis(), shape
         sol = h.getSolution()
         col = np.asarray(sol.col_value)

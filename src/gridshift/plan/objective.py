@@ -16,7 +16,3 @@ def unit_cost(obj: Objective, carbon_g_per_kwh: np.ndarray, price_usd_per_mwh: n
     if obj.kind == "cost":
         return np.asarray(price_usd_per_mwh, float)
     return np.asarray(price_usd_per_mwh, float) + obj.carbon_price_usd_per_t * t_per_mwh
-
-
-def objective_unit(obj: Objective) -> str:
-    return {"carbon": "t CO2", "cost": "USD", "weighted": "USD"}[obj.kind]
