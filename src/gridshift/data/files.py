@@ -63,6 +63,5 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, **dumps: Any) -> None:
-    """Write ``obj`` as JSON atomically; ``dumps`` go to :func:`json.dumps` (NaN and infinity are refused)."""
-    dumps.setdefault("allow_nan", False)
+    """Write ``obj`` as JSON atomically; ``dumps`` go to :func:`json.dumps`."""
     write_text_atomic(path, json.dumps(obj, **dumps))
