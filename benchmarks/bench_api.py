@@ -23,7 +23,7 @@ Target (2-core machine, PostgreSQL): >= 500 submissions/s with p99 <= 100 ms. Th
 with other work; the load average before and after each run is recorded with the figures.
 
     python benchmarks/bench_api.py [--seconds 60] [--connections 8] [--clients 1] [--backends sqlite postgresql]
-                                   [--json benchmarks/results/api_load.json]
+                                   [--json benchmarks/results/api.json]
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def main() -> None:
                                                                "client process")
     ap.add_argument("--clients", type=int, default=1, help="client processes")
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "api_load.json")
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "api.json")
     a = ap.parse_args()
 
     results = []

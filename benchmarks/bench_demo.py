@@ -2,7 +2,7 @@
 
 Target: under 2 minutes on a 2-core machine.
 
-    python benchmarks/bench_demo.py [--json out.json]
+    python benchmarks/bench_demo.py [--json benchmarks/results/demo.json]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "demo.json"))
     a = ap.parse_args()
     exe = Path(sys.executable).with_name("gridshift")
     out = Path(tempfile.mkdtemp()) / "demo"

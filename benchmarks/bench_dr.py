@@ -4,7 +4,7 @@ emergencies with a 30-second response, 5-second steps), wall time of the simulat
 workloads assembled once). Slots without an event cost nothing extra; each slot an event touches is
 stepped at 1 minute (or 5 s).
 
-    python benchmarks/bench_dr.py [--json PATH]
+    python benchmarks/bench_dr.py [--json benchmarks/results/dr.json]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 from importlib import resources
+from pathlib import Path
 
 from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
@@ -35,7 +36,7 @@ EVENTS = [
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "dr.json"))
     a = ap.parse_args()
     base = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), "demo.yaml")
     specs = [PolicySpec(name="asap"), PolicySpec(name="threshold")]

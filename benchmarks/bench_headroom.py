@@ -1,7 +1,7 @@
 """Benchmark: curtailment-enabled headroom for the 13 EIA regions and CONUS, 2020–2024 hourly load, at the
 four default curtailment limits (0.25, 0.5, 1, 5 %), with and without a 6-hour event limit and a tier depth.
 
-    python benchmarks/bench_headroom.py [--repeat 3] [--json out.json]
+    python benchmarks/bench_headroom.py [--repeat 3] [--json benchmarks/results/headroom.json]
 
 Loading (parsing the 14 CSV files) and solving are timed separately; solving is the best of ``--repeat``.
 """
@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 from _provenance import git_state
 
@@ -23,7 +24,8 @@ from gridshift.studies import headroom as hr
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "headroom.json"),
+                    help="write the figures to this file")
     a = ap.parse_args()
 
     t0 = time.perf_counter()

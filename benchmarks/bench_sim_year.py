@@ -3,7 +3,8 @@
 
 Target: <= 60 s wall and <= 2 GB peak memory on a 2-core machine.
 
-    python benchmarks/bench_sim_year.py [--policy asap] [--jobs 100000] [--json out.json]
+    python benchmarks/bench_sim_year.py [--policy asap] [--jobs 100000] [--json benchmarks/results/sim_year.json]
+    python benchmarks/bench_sim_year.py --policy threshold --json benchmarks/results/sim_year_threshold.json
 
 Wall time covers the whole run: loading data, generating jobs, simulating and building the results
 (not writing the report). Peak memory is the process's maximum resident set size.
@@ -17,6 +18,7 @@ import platform
 import resource
 import sys
 import time
+from pathlib import Path
 
 from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
@@ -56,7 +58,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default="asap")
     ap.add_argument("--jobs", type=int, default=100_000)
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "sim_year.json"),
+                    help="write the figures to this file")
     a = ap.parse_args()
     t0 = time.perf_counter()
     sc = scenario(a.jobs, a.policy)
