@@ -73,12 +73,12 @@ def sweep(
     if not quiet:
         if res.table is not None and len(res.table):
             out.print(summary_table(res.table, loaded.spec.plot_metrics))
-        n_fail = int((res.table["status"] != "ok").sum()) if res.table is not None and len(res.table) else 0
+        n_fail = res.n_failed_in_table
         out.print(f"{len(res.cells)} cells: {len(res.ran)} ran, {len(res.skipped)} already done, {n_fail} failed; "
                   f"wrote {res.out_dir}/results.parquet, report.html"
                   f"{' and failures.csv' if n_fail else ''} in {res.timing_s['total_s']:.1f} s",
                   markup=False, highlight=False, soft_wrap=True)
-    if res.table is not None and len(res.table) and (res.table["status"] != "ok").any():
+    if res.n_failed_in_table:
         raise typer.Exit(1)
 
 

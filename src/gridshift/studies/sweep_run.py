@@ -221,6 +221,11 @@ class SweepOutcome:
     table: pd.DataFrame | None = None
     timing_s: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def n_failed_in_table(self) -> int:
+        """Cells of the results table (this run's and earlier runs') whose status is not ``ok``."""
+        return int((self.table["status"] != "ok").sum()) if self.table is not None and len(self.table) else 0
+
 
 def run_sweep(loaded: LoadedSweep, out_dir: str | Path, *, workers: int | None = None, address: str | None = None,
               retry_failed: bool = True, on_start: Callable[[int, int], None] | None = None,
