@@ -24,40 +24,10 @@ data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, veri
 app.add_typer(data_app, name="data")
 
 
-SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
-                ("jobs completed", "jobs_completed", ""), ("deadline misses", "deadline_miss_frac", "share"),
-                ("avg job completion", "avg_jct_h", "h"), ("inference SLO attained", "slo_attainment", "share"),
-                ("work done", "work_done_frac", "share"),
-                ("batch carbon per work", "batch_carbon_kg_per_acc_h", "kg/acc-h"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
-                ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
-                ("planning time", "plan_time_s", "s"), ("objective value", "objective_value", "obj."),
-                ("saving vs asap", "saving_vs_asap_frac", "share"), ("oracle capture", "oracle_capture_frac", "share"))
-
-
-def _fmt(v: float) -> str:
-    if isinstance(v, int):
-        return f"{v:,d}"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}" if abs(v) < 1 else f"{v:,.1f}"
-
-
-def _summary(runs) -> Table:
-    """Metrics as rows, policies as columns (fits a narrow terminal)."""
-    t = Table(title="GridShift results")
-    t.add_column("metric")
-    t.add_column("unit")
-    for r in runs:
-        t.add_column(r.policy, justify="right")
-    for label, key, unit in SUMMARY_ROWS:
-        if all(key not in r.metrics for r in runs):
-            continue
-        t.add_row(label, unit, *[_fmt(r.metrics[key]) if r.metrics.get(key) is not None else "—" for r in runs])
-    return t
-
-
 def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
     from gridshift.world.build import assemble
     from gridshift.data import load_registry
-    from gridshift.report import write_report
+    from gridshift.report.run_report import data_attributions, summary_table, write_report
     from gridshift.sim.runner import metrics_doc, policy_specs, run_policies
 
     t0 = time.perf_counter()
@@ -76,15 +46,12 @@ def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path
 
             runs = run_policies(asm, specs, tick)
         doc = metrics_doc(asm, runs)
-        reg = load_registry()
-        attributions = sorted({d.attribution for d in reg.values() if d.attribution and any(
-            k in d.name for k in ("carbon/", "price/", "gaia/", "philly/", "azure-llm/", "mooncake/", "latency/"))})
         final = write_report(out_dir, scenario.name, runs, doc, scenario_summary=asm.summary(),
-                             attributions=attributions)
+                             attributions=data_attributions(load_registry().values()))
     except GridShiftError as e:
         _fail(e, scenario_path)
     if not quiet:
-        out.print(_summary(runs))
+        out.print(summary_table(runs))
         for r in runs:
             for w in r.metrics.get("plan_warnings", [])[:10]:
                 err.print(f"warning ({r.policy}): {w}", markup=False, highlight=False, soft_wrap=True)

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gridshift.errors import GridShiftError
-
-
-def _fmt(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3g}"
-
-
-def _summary_table(table, metrics: list[str]):
-    """Per policy: cells ok / failed and the mean of the sweep's plot metrics over its ok cells."""
-    import pandas as pd
-    from rich.table import Table
-
-    t = Table(title="Sweep results (mean over ok cells)")
-    t.add_column("policy")
-    t.add_column("ok", justify="right")
-    t.add_column("failed", justify="right")
-    keys = [(k, k) for k in metrics if k in table.columns]
-    for _, label in keys:
-        t.add_column(label, justify="right")
-    for pol, g in table.groupby("policy", sort=False):
-        ok = g[g["status"] == "ok"]
-        means = [pd.to_numeric(ok[k], errors="coerce").mean() if len(ok) else float("nan") for k, _ in keys]
-        t.add_row(str(pol), str(len(ok)), str(len(g) - len(ok)), *[_fmt(m) for m in means])
-    return t
 
 
 def sweep(
@@ -64,6 +38,7 @@ def sweep(
     )
 
     from gridshift.cli.common import err, fail, out
+    from gridshift.report.sweep import summary_table
     from gridshift.studies.sweep_run import load_sweep, run_sweep
 
     try:
@@ -97,13 +72,13 @@ def sweep(
         fail(e)
     if not quiet:
         if res.table is not None and len(res.table):
-            out.print(_summary_table(res.table, loaded.spec.plot_metrics))
-        n_fail = int((res.table["status"] != "ok").sum()) if res.table is not None and len(res.table) else 0
+            out.print(summary_table(res.table, loaded.spec.plot_metrics))
+        n_fail = res.n_failed_in_table
         out.print(f"{len(res.cells)} cells: {len(res.ran)} ran, {len(res.skipped)} already done, {n_fail} failed; "
                   f"wrote {res.out_dir}/results.parquet, report.html"
                   f"{' and failures.csv' if n_fail else ''} in {res.timing_s['total_s']:.1f} s",
                   markup=False, highlight=False, soft_wrap=True)
-    if res.table is not None and len(res.table) and (res.table["status"] != "ok").any():
+    if res.n_failed_in_table:
         raise typer.Exit(1)
 
 

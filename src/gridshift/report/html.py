@@ -1,6 +1,6 @@
 """Self-contained, offline HTML report: scenario summary, metrics table and interactive plotly figures.
 
-The figure data (downsampling, cumulative carbon, JCT CDF, service totals) comes from :mod:`gridshift.report`,
+The figure data (downsampling, cumulative carbon, JCT CDF, service totals) comes from :mod:`gridshift.report.figures`,
 shared with the PNG figures.
 """
 
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from gridshift.report import (
+from gridshift.report.figures import (
     MAX_POINTS,
     color,
     naive_utc,
@@ -23,6 +23,7 @@ from gridshift.report import (
     site_frames,
     sites_of,
 )
+from gridshift.report.style import CSS
 from gridshift.sim.result import PolicyRun
 
 # key -> (label, unit, better: "min" | "max" | None)
@@ -227,18 +228,6 @@ def _summary(summary: dict | None) -> str:
     return f'<table class="summary"><tbody>{rows}</tbody></table>'
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
-max-width:1200px;padding:1rem 1.5rem;color:#222;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.92rem}th,td{padding:.3rem .7rem;border:1px solid #ddd;
-text-align:right}th[scope=row]{text-align:left;font-weight:600}.summary td{text-align:left}
-thead th{background:#f4f4f4}td.best{background:#d9f2d9;font-weight:700}
-.key{display:block;font-weight:400;font-size:.75rem;color:#777;font-family:ui-monospace,monospace}
-.caption{font-size:.9rem;color:#444;background:#fafafa;border-left:3px solid #bbb;padding:.4rem .8rem}
-footer{margin-top:2.5rem;font-size:.8rem;color:#666;border-top:1px solid #ddd}
-"""
-
 _CAPTIONS = {
     "power": "How to read this: one panel per site. Solid lines are each policy's facility power (MW, left "
              "axis); the dashed line is the site's power cap — a line above it is a cap violation. The dotted "
@@ -299,7 +288,7 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>GridShift report – {e(scenario_name)}</title><style>{_CSS}</style>",
+        f"<title>GridShift report – {e(scenario_name)}</title><style>{CSS}</style>",
         f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>',
         f"<h1>GridShift report – {e(scenario_name)}</h1><p>Policies compared: {e(policies)}.</p>",
         "<h2>Scenario</h2>", _summary(scenario_summary),

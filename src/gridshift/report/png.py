@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridshift.report import (
+from gridshift.report.figures import (
     color,
     cumulative_carbon,
     downsample,

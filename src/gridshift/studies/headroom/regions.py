@@ -1,34 +1,6 @@
-"""Curtailment-enabled grid headroom: how much constant new load a region can take if it curtails at peaks.
-
-The rule (after Norris et al., "Rethinking Load Growth", Nicholas Institute, Duke University, 2025,
-https://hdl.handle.net/10161/32077): a constant new load of ``L`` MW is added to a region's hourly load.
-The region must never exceed its historical seasonal peak (the largest load seen in that meteorological
-season — winter Dec–Feb, spring Mar–May, summer Jun–Aug, fall Sep–Nov — over the study years), so in
-every hour where ``load + L`` would exceed that threshold the new load curtails by exactly the excess
-(never more than ``L``). The curtailment rate is the curtailed energy divided by the energy the new load
-would use uncurtailed, ``L × hours``. The headroom at a limit ``r`` is the largest ``L`` whose rate is at
-most ``r``, with the rate taken as the mean of the annual rates (``basis="mean"``) or, stricter, in every
-year (``basis="worst-year"``).
-
-Everything here is array code over hours: the headroom is solved exactly (the rate is a piecewise
-``a - b/L`` function of ``L`` between consecutive sorted gaps), with no search loop and no loop over hours.
-
-Further bounds of the form ``L <= bound``:
-
-- a maximum event length (consecutive curtailed hours) of ``H`` hours: ``L`` may not exceed the smallest,
-  over every window of ``H + 1`` consecutive hours, of the largest gap in that window (part of the headroom
-  when asked for);
-- a curtailment depth ``d`` (the share of its power the new load can shed in an hour): the required
-  curtailment may never exceed ``d × L``, i.e. ``L <= min(gap) / (1 - d)`` (reported separately, as the
-  load a site with that depth can add, beside the backup power it would need at the full headroom).
-
-The depth comes from a site's flexibility tiers (:func:`tier_depth`): tier 0 is never slowed; tiers 1, 2
-and 3 accept up to 10 %, 25 % and 50 % throughput loss, and tier 3 may pause. A tier sheds the larger of
-what duty-cycling gives (power off the accelerators whose work it gives up: cut = throughput loss) and
-what power capping gives (the accelerator's power-cap curve, applied to board power only: the host stays
-on).
-
-Loads are MW and UTC hour-start; results are GW. No file I/O.
+"""Headroom of whole regions: a region's hourly load over the study years with its seasonal thresholds, the
+headroom at each curtailment limit with what the new load goes through at it, and the table over regions
+(with their sum and the published figures it is compared with).
 """
 
 from __future__ import annotations
@@ -42,33 +14,14 @@ import numpy as np
 import pandas as pd
 
 from gridshift.errors import ScenarioError
-
-__all__ = [
-    "CONUS",
-    "DEFAULT_FRACTIONS",
-    "DUKE_GW",
-    "DUKE_SOURCE",
-    "SEASON_NAMES",
-    "SUM_REGION",
-    "TIER_LOSS_LIMITS",
-    "Events",
-    "HeadroomResult",
-    "RegionLoad",
-    "TierDepth",
-    "curtailment_mw",
-    "events",
-    "headroom",
-    "headroom_many",
-    "headroom_table",
-    "max_load_for_depth",
-    "max_load_for_event_length",
-    "max_load_for_rate",
-    "power_frac_for_throughput",
-    "prepare_region",
-    "season_index",
-    "seasonal_peak_mw",
-    "tier_depth",
-]
+from gridshift.studies.headroom.curtailment import (
+    curtailment_mw,
+    events,
+    max_load_for_depth,
+    max_load_for_event_length,
+    max_load_for_rate,
+    seasonal_peak_mw,
+)
 
 Basis = Literal["mean", "worst-year"]
 
@@ -82,155 +35,10 @@ DUKE_SOURCE = ("Norris, Profeta, Patino-Echeverri & Cowie-Haskell, \"Rethinking 
                "Energy, Environment & Sustainability, Duke University, February 2025, "
                "https://hdl.handle.net/10161/32077 (22 largest balancing authorities)")
 
-SEASON_NAMES = ("winter", "spring", "summer", "fall")
-# month (1..12) -> season index: Dec-Feb winter, Mar-May spring, Jun-Aug summer, Sep-Nov fall
-_MONTH_SEASON = np.array([-1, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 0])
-
-# Throughput loss each flexibility tier accepts (tier 0 never slowed; tier 3 may also pause).
-TIER_LOSS_LIMITS = (0.0, 0.10, 0.25, 0.50)
-PAUSE_TIERS = (3,)
-
 SUM_REGION = "SUM_REGIONS"  # table row: the regional headrooms added up
 CONUS = "CONUS"  # the contiguous US treated as one region
 
 _MIN_YEAR_COVERAGE = 0.99  # a study year needs this share of its hours in the data
-
-
-# --------------------------------------------------------------------------------------------- thresholds
-
-
-def season_index(time: pd.DatetimeIndex) -> np.ndarray:
-    """Season of each hour (0 winter Dec–Feb, 1 spring, 2 summer, 3 fall), by the UTC calendar month."""
-    return _MONTH_SEASON[np.asarray(time.month)]
-
-
-def seasonal_peak_mw(time: pd.DatetimeIndex, load_mw: np.ndarray) -> np.ndarray:
-    """Per hour: the largest load of that hour's season over the whole series (the curtailment threshold)."""
-    season = season_index(time)
-    load = np.asarray(load_mw, dtype=float)
-    peaks = np.full(4, np.nan)
-    np.fmax.at(peaks, season, load)
-    return peaks[season]
-
-
-# --------------------------------------------------------------------------------------------- core maths
-
-
-def curtailment_mw(gap_mw: np.ndarray, new_load_mw: float | np.ndarray) -> np.ndarray:
-    """Curtailment of a constant new load ``L`` in each hour: ``min(L, max(0, L - gap))``.
-
-    ``gap_mw`` = threshold − existing load. A scalar ``L`` gives one value per hour; an array of loads
-    broadcasts to shape ``(len(L), hours)``.
-    """
-    g = np.maximum(np.asarray(gap_mw, dtype=float), 0.0)
-    L = np.asarray(new_load_mw, dtype=float)
-    if L.ndim:
-        L = L[:, None]
-    return np.maximum(L - g, 0.0)
-
-
-def max_load_for_rate(gap_mw: np.ndarray, rate: float | Sequence[float] | np.ndarray,
-                      weights: np.ndarray | None = None) -> float | np.ndarray:
-    """Largest ``L`` with ``sum_h w_h * curtailment_h(L) / L <= rate`` (weights sum to 1; default uniform).
-
-    With ``w_h = 1 / hours`` that is the pooled curtailment rate; with ``w_h = 1 / (years × hours in
-    h's year)`` it is the mean of the annual rates. The rate ``R(L) = sum_h w_h max(0, 1 - g_h / L)`` is
-    continuous and non-decreasing in ``L``; between consecutive sorted gaps it equals ``W_k - S_k / L``
-    (``W_k``, ``S_k`` the running sums of ``w`` and ``w g`` over the ``k`` smallest gaps), so the answer is
-    found exactly by evaluating ``R`` at every gap and solving inside the last segment where ``R <= rate``.
-    ``rate`` may be an array (one sort serves every limit). Returns MW (0 when the hours at the threshold
-    alone already exceed ``rate``).
-    """
-    g = np.maximum(np.asarray(gap_mw, dtype=float).ravel(), 0.0)
-    n = g.size
-    if n == 0:
-        raise ScenarioError("no hours to compute a headroom from")
-    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float).ravel()
-    if w.shape != g.shape:
-        raise ValueError("weights must have one value per hour")
-    r = np.asarray(rate, dtype=float)
-    order = np.argsort(g, kind="stable")
-    g, w = g[order], w[order]
-    W = np.concatenate([[0.0], np.cumsum(w)])  # W[k] = weight of the k smallest gaps
-    S = np.concatenate([[0.0], np.cumsum(w * g)])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r_at_gap = np.where(g > 0, W[:-1] - S[:-1] / g, 0.0)  # R(g_j): the j smaller gaps are active
-    r_at_gap = np.maximum.accumulate(r_at_gap)  # guard against round-off; R is non-decreasing
-    j = np.searchsorted(r_at_gap, r, side="right")  # gaps g_0..g_{j-1} have R <= rate
-    # on [g_{j-1}, g_j) the j smallest gaps are active: R(L) = W[j] - S[j] / L
-    g_ext = np.concatenate([[0.0], g, [np.inf]])  # g_ext[j] = g_{j-1}, g_ext[j + 1] = g_j
-    lo, hi = g_ext[j], g_ext[j + 1]
-    denom = W[j] - r
-    with np.errstate(divide="ignore", invalid="ignore"):
-        L = np.where(denom > 0, S[j] / denom, hi)  # denom <= 0: numerically flat, the whole segment is fine
-    L = np.minimum(np.maximum(L, lo), hi)
-    return float(L) if L.ndim == 0 else L
-
-
-def max_load_for_depth(gap_mw: np.ndarray, depth_frac: float) -> float:
-    """Largest ``L`` whose curtailment never exceeds ``depth_frac × L``: ``min(gap) / (1 - depth_frac)``."""
-    if depth_frac >= 1.0:
-        return float("inf")
-    g = np.maximum(np.asarray(gap_mw, dtype=float), 0.0)
-    return float(g.min() / (1.0 - depth_frac))
-
-
-def max_load_for_event_length(gap_mw: np.ndarray, max_event_h: int, breaks: np.ndarray | None = None) -> float:
-    """Largest ``L`` with no run of more than ``max_event_h`` consecutive curtailed hours.
-
-    An hour is curtailed when its gap is below ``L``, so a run of ``H + 1`` curtailed hours exists exactly
-    when ``L`` exceeds the largest gap of some window of ``H + 1`` consecutive hours: the bound is the
-    smallest such window maximum. Windows that straddle a ``break`` (see :func:`events`) do not count.
-    """
-    g = np.maximum(np.asarray(gap_mw, dtype=float), 0.0)
-    k = int(max_event_h) + 1
-    if k > g.size:
-        return float("inf")
-    win_max = np.lib.stride_tricks.sliding_window_view(g, k).max(axis=1)
-    if breaks is not None:
-        cb = np.concatenate([[0], np.cumsum(np.asarray(breaks, dtype=int))])
-        # window [i, i + k) straddles a break when one of hours i+1 .. i+k-1 starts a new stretch
-        straddles = (cb[k:] - cb[1:g.size - k + 2]) > 0
-        win_max = np.where(straddles, np.inf, win_max)
-    return float(win_max.min())
-
-
-@dataclass(frozen=True)
-class Events:
-    """Maximal runs of consecutive curtailed hours: start position and length (hours) of each."""
-
-    start: np.ndarray
-    length_h: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return int(self.start.size)
-
-    @property
-    def mean_h(self) -> float:
-        return float(self.length_h.mean()) if self.count else 0.0
-
-    @property
-    def max_h(self) -> int:
-        return int(self.length_h.max()) if self.count else 0
-
-
-def events(curtailed: np.ndarray, breaks: np.ndarray | None = None) -> Events:
-    """Runs of True in a boolean hourly series (run-length encoding, no loop).
-
-    ``breaks`` (optional, boolean per hour) marks hours that do not follow the previous one in time (e.g.
-    the first hour after a skipped year); a run never continues across a break.
-    """
-    c = np.asarray(curtailed, dtype=bool)
-    prev = np.concatenate([[False], c[:-1]])
-    nxt = np.concatenate([c[1:], [False]])
-    if breaks is not None:
-        b = np.asarray(breaks, dtype=bool)
-        prev &= ~b
-        nxt &= ~np.concatenate([b[1:], [False]])
-    starts = np.flatnonzero(c & ~prev)
-    ends = np.flatnonzero(c & ~nxt)
-    return Events(start=starts, length_h=ends - starts + 1)
 
 
 # --------------------------------------------------------------------------------------------- one region
@@ -494,84 +302,3 @@ def _years_label(years: Sequence[int]) -> str:
     if ys == list(range(ys[0], ys[-1] + 1)) and len(ys) > 1:
         return f"{ys[0]}-{ys[-1]}"
     return " ".join(map(str, ys))
-
-
-# --------------------------------------------------------------------------------------------- tiers
-
-
-def power_frac_for_throughput(power_frac: Sequence[float], throughput_frac: Sequence[float],
-                              target: float | np.ndarray) -> np.ndarray:
-    """Lowest power-cap fraction that still keeps ``target`` of full throughput on a piecewise-linear curve.
-
-    Targets at or below the curve's first throughput give the curve's lowest cap (it cannot go lower).
-    """
-    p = np.asarray(power_frac, dtype=float)
-    t = np.asarray(throughput_frac, dtype=float)
-    x = np.atleast_1d(np.asarray(target, dtype=float))
-    i = np.clip(np.searchsorted(t, x, side="left"), 1, p.size - 1)  # first point with t >= x (>= 1)
-    t0, t1, p0, p1 = t[i - 1], t[i], p[i - 1], p[i]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.where(t1 > t0, (x - t0) / (t1 - t0), 1.0)
-    out = p0 + np.clip(u, 0.0, 1.0) * (p1 - p0)
-    return np.where(x <= t[0], p[0], np.minimum(out, 1.0))
-
-
-@dataclass(frozen=True)
-class TierDepth:
-    """What a site with a given mix of flexibility tiers can shed in an hour, as a fraction of its power."""
-
-    shares: tuple[float, ...]
-    loss_limits: tuple[float, ...]
-    cut_frac: tuple[float, ...]  # per tier: fraction of that tier's site power it can shed
-    lever: tuple[str, ...]  # per tier: "none", "duty-cycle", "power-cap" or "pause"
-    cap_power_frac: tuple[float | None, ...]  # per tier: accelerator power-cap fraction (power-cap lever)
-    depth_frac: float
-    accelerator: str | None = None
-
-
-def tier_depth(
-    shares: Sequence[float],
-    *,
-    power_frac: Sequence[float] | None = None,
-    throughput_frac: Sequence[float] | None = None,
-    board_share: float = 1.0,
-    accelerator: str | None = None,
-    loss_limits: Sequence[float] = TIER_LOSS_LIMITS,
-    pause_tiers: Sequence[int] = PAUSE_TIERS,
-) -> TierDepth:
-    """Deliverable curtailment depth of a site: ``sum_tier share × cut``.
-
-    ``shares`` is the share of the site's load in each tier (non-negative, summing to 1). A tier that
-    accepts a throughput loss ``x`` can shed ``x`` of its power by duty-cycling (switching off the
-    accelerators, and their hosts, whose work it gives up) or, with a power-cap curve
-    (``power_frac`` → ``throughput_frac``), ``board_share × (1 − p)`` where ``p`` is the lowest cap keeping
-    ``1 − x`` of throughput and ``board_share`` = board / (board + host) power (the host does not scale with
-    the cap); it uses whichever sheds more. A pausing tier sheds its whole share.
-    """
-    sh = np.asarray(list(shares), dtype=float)
-    lim = np.asarray(list(loss_limits), dtype=float)
-    if sh.size != lim.size:
-        raise ScenarioError(f"tier shares need {lim.size} values (tiers 0..{lim.size - 1}), got {sh.size}",
-                            field="tier_shares")
-    if not np.all(np.isfinite(sh)) or np.any(sh < 0):
-        raise ScenarioError("tier shares must be finite and non-negative", field="tier_shares")
-    if abs(sh.sum() - 1.0) > 1e-6:
-        raise ScenarioError(f"tier shares must sum to 1 (got {sh.sum():.6g})", field="tier_shares")
-    if not 0.0 < board_share <= 1.0:
-        raise ScenarioError(f"board power share must be within (0, 1] (got {board_share})", field="board_share")
-    duty = lim.copy()
-    cap = np.zeros_like(lim)
-    cap_p: list[float | None] = [None] * lim.size
-    if power_frac is not None and throughput_frac is not None:
-        p = power_frac_for_throughput(power_frac, throughput_frac, 1.0 - lim)
-        cap = np.where(lim > 0, board_share * (1.0 - p), 0.0)
-        cap_p = [float(v) if lim[k] > 0 else None for k, v in enumerate(p)]
-    cut = np.maximum(duty, cap)
-    lever = np.where(lim <= 0, "none", np.where(cap > duty, "power-cap", "duty-cycle")).astype(object)
-    for k in pause_tiers:
-        if 0 <= k < lim.size:
-            cut[k], lever[k], cap_p[k] = 1.0, "pause", None
-    cap_p = [cap_p[k] if lever[k] == "power-cap" else None for k in range(lim.size)]
-    return TierDepth(shares=tuple(sh.tolist()), loss_limits=tuple(lim.tolist()), cut_frac=tuple(cut.tolist()),
-                     lever=tuple(str(x) for x in lever), cap_power_frac=tuple(cap_p),
-                     depth_frac=float(np.dot(sh, cut)), accelerator=accelerator)
