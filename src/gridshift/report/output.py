@@ -22,24 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridshift.data import files
 from gridshift.errors import GridShiftError
 from gridshift.sim.result import PolicyRun
 
 MARKER = ".gridshift-output"
-
-
-def _fsync_dir(path: Path) -> None:
-    """Best effort: make a rename inside ``path`` durable (not supported on every platform)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _umask() -> int:
@@ -115,7 +102,7 @@ class OutputDir:
             if old is not None:
                 os.rename(old, final)  # put the previous output back
             raise GridShiftError(f"cannot move output into place: {exc.strerror or exc}", file=final) from exc
-        _fsync_dir(parent)
+        files.fsync_dir(parent)
         if old is not None:
             if old.is_symlink():
                 old.unlink()
@@ -123,29 +110,9 @@ class OutputDir:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _normal_mode(tmp, directory=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 text via a temporary file in the same directory, fsync, then ``os.replace``."""
-    _write_bytes_atomic(Path(path), text.encode("utf-8"))
+    files.write_text_atomic(path, text)
 
 
 def to_jsonable(obj):
