@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(args: tuple[float, float, int]) -> dict:
     from gridshift.cli.hetero import _gavel_inputs
-    from gridshift.hetero.gavel_repro import GANG_SIZES, experiments, generate_jobs
-    from gridshift.hetero.sim import RoundSimulator, SimConfig
+    from gridshift.sim.rounds import RoundSimulator, SimConfig
+    from gridshift.studies.gavel import GANG_SIZES, experiments, generate_jobs
 
     stickiness, restart_s, seed = args
     thr, cluster = _gavel_inputs()

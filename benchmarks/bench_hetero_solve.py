@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.hetero.policies import POLICIES, allocate
-from gridshift.hetero.problem import AllocationProblem
+from gridshift.plan.allocation.policies import POLICIES, allocate
+from gridshift.plan.allocation.problem import AllocationProblem
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_S = {("max-min-fairness", 2048): 0.05, ("max-min-fairness", 20000): 1.0}

@@ -19,7 +19,7 @@ from gridshift.catalog import (
     load_catalog,
     load_catalog_file,
 )
-from gridshift.catalog.throughput import relative_throughput
+from gridshift.catalog.estimate import relative_throughput
 from gridshift.errors import CatalogError
 from gridshift.model.accelerator import AcceleratorType, PowerCapCurve
 from gridshift.model.workload import JobKind

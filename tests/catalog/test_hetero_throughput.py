@@ -11,9 +11,7 @@ import pandas as pd
 import pytest
 
 from gridshift.catalog import load_catalog
-from gridshift.data import registry
-from gridshift.errors import CatalogError
-from gridshift.hetero.estimate import (
+from gridshift.catalog.estimate import (
     cross_validate,
     cv_frame,
     extend,
@@ -21,7 +19,7 @@ from gridshift.hetero.estimate import (
     fit_table,
     roofline_steps_per_s,
 )
-from gridshift.hetero.fleet_jobs import (
+from gridshift.catalog.fleet_jobs import (
     build_fleet_table,
     inference_checks,
     inference_step,
@@ -30,7 +28,10 @@ from gridshift.hetero.fleet_jobs import (
     read_fleet_spec,
     training_tokens_per_s,
 )
-from gridshift.hetero.throughput import DEFAULT_POWER_FRAC, ThroughputTable
+from gridshift.catalog.throughput import DEFAULT_POWER_FRAC, ThroughputTable
+from gridshift.data import registry
+from gridshift.errors import CatalogError
+from gridshift.studies.gavel import gavel_table
 
 CAT = load_catalog()
 
@@ -44,7 +45,7 @@ needs_gavel = _needs("gavel/throughputs")
 
 @pytest.fixture(scope="module")
 def gavel() -> ThroughputTable:
-    return ThroughputTable.from_gavel()
+    return gavel_table()
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +86,14 @@ def test_gavel_known_values(gavel):
     assert gavel.get("ResNet-50 (batch size 128)", "K80", 2) == 0.0
     assert gavel.is_measured("ResNet-50 (batch size 128)", "K80", 2)
     assert gavel.gang_sizes("ResNet-50 (batch size 128)").tolist() == [1, 2, 4, 8]
-    unc = ThroughputTable.from_gavel(consolidated=False)
+    unc = gavel_table(consolidated=False)
     assert unc.present.sum() == 243  # ResNet-50 (batch 64, 128) on 2-8 K80s is absent when spread
     assert unc.get("LM (batch size 10)", "V100", 8) < gavel.get("LM (batch size 10)", "V100", 8)
 
 
 @needs_gavel
 def test_gavel_tensor_matches_the_reproduction_module(gavel):
-    from gridshift.hetero.gavel_repro import GANG_SIZES, gavel_tensor
+    from gridshift.studies.gavel import GANG_SIZES, gavel_tensor
 
     types, thr = gavel_tensor(gavel)
     assert len(types) == 26 and thr.shape == (26, len(GANG_SIZES), 3)
@@ -125,10 +126,10 @@ def test_matrix_is_vectorised_and_consistent_with_get(gavel):
 
 def _tiny() -> ThroughputTable:
     recs = [
-        {"job_type": "a", "accelerator": "X", "gpus": 2, "steps_per_s": 4.0, "measured": True, "source": "m"},
-        {"job_type": "a", "accelerator": "Y", "gpus": 2, "steps_per_s": 5.0, "measured": True, "source": "m2",
+        {"job_type": "a", "accelerator": "X", "gang": 2, "steps_per_s": 4.0, "measured": True, "source": "m"},
+        {"job_type": "a", "accelerator": "Y", "gang": 2, "steps_per_s": 5.0, "measured": True, "source": "m2",
          "avg_power_w": 300.0},
-        {"job_type": "a", "accelerator": "Y", "gpus": 1, "steps_per_s": 0.0, "measured": False, "source": "no fit"},
+        {"job_type": "a", "accelerator": "Y", "gang": 1, "steps_per_s": 0.0, "measured": False, "source": "no fit"},
     ]
     return ThroughputTable.from_records(recs, board_power_w={"X": 400.0, "Y": 700.0},
                                         host_power_w={"X": 100.0, "Y": 200.0}, work_units={"a": "token"})
@@ -217,7 +218,7 @@ def _synthetic_table(p: float) -> tuple[ThroughputTable, dict]:
         for a in ("S1", "S2", "S3"):
             one = float(roofline_steps_per_s(w, q, *SYN[a], p))
             for g, eff in ((1, 1.0), (4, 0.9)):
-                recs.append({"job_type": job, "accelerator": a, "gpus": g, "steps_per_s": one * g * eff,
+                recs.append({"job_type": job, "accelerator": a, "gang": g, "steps_per_s": one * g * eff,
                              "measured": True, "source": "synthetic"})
     t = ThroughputTable.from_records(recs, board_power_w={a: 100.0 for a in ("S1", "S2", "S3")})
     return t, cat
@@ -304,12 +305,12 @@ def test_fleet_jobs_load_and_every_entry_has_a_source(fleet):
     assert set(df.loc[df["measured"], "accelerator"]) == {"H100", "B200"}
     for j in fleet.job_types:  # gang sizes as the YAML declares them
         want = [8, 16, 32, 64] if kinds[j] == "pre-training" else [1, 2, 4, 8]
-        assert sorted(df.loc[df["job_type"] == j, "gpus"].unique()) == want
+        assert sorted(df.loc[df["job_type"] == j, "gang"].unique()) == want
     assert fleet.work_unit("llama3.1-8b-batch-inference") == "output token"
     spec = read_fleet_spec()
     for mfu, basis, src in spec.training_mfu.values():
         assert 0 < mfu < 1 and basis in ("published", "derived", "assumed") and len(src) > 30
-    assert resources.files("gridshift.hetero").joinpath("fleet_jobs.yaml").is_file()
+    assert resources.files("gridshift.catalog").joinpath("fleet_jobs.yaml").is_file()
 
 
 def test_fleet_training_entries_hand_computed(fleet):
@@ -388,17 +389,17 @@ def test_fleet_measured_points_match_the_mlenergy_file():
     spec = read_fleet_spec()
     for name, model in models.items():
         for p in spec.jobs[name].measured:
-            rows = d[(d["model"] == model) & (d["gpu_model"] == p.accelerator) & (d["num_gpus"] == p.gpus)]
+            rows = d[(d["model"] == model) & (d["gpu_model"] == p.accelerator) & (d["num_gpus"] == p.gang)]
             best = rows.loc[rows["output_tokens_per_s"].idxmax()]
             assert p.tokens_per_s == pytest.approx(best["output_tokens_per_s"], abs=0.01), (name, p)
-            assert p.power_w == pytest.approx(best["avg_power_w"] / p.gpus, abs=0.01), (name, p)
+            assert p.power_w == pytest.approx(best["avg_power_w"] / p.gang, abs=0.01), (name, p)
 
 
 # --------------------------------------------------------------------------------------------- bad YAML
 
 
 def _packaged_text() -> str:
-    return resources.files("gridshift.hetero").joinpath("fleet_jobs.yaml").read_text(encoding="utf-8")
+    return resources.files("gridshift.catalog").joinpath("fleet_jobs.yaml").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

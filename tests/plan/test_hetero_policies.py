@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from gridshift.errors import PlanError
-from gridshift.hetero import lp_base
-from gridshift.hetero.lp_base import reference_throughput
-from gridshift.hetero.policies import POLICIES, SENSE, allocate, evaluate
-from gridshift.hetero.problem import AllocationProblem
+from gridshift.plan.allocation import job_lp as lp_base
+from gridshift.plan.allocation.policies import POLICIES, SENSE, allocate, evaluate
+from gridshift.plan.allocation.problem import AllocationProblem
+from gridshift.plan.allocation.terms import reference_throughput
 
 # job A: 1 vs 4 steps/s on K80 / V100; job B: 1 vs 1.2
 THR = np.array([[1.0, 4.0], [1.0, 1.2]])

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridshift.hetero.rounds import RoundInputs, place_fifo, place_round, priorities
-from gridshift.hetero.sim import Cluster, JobSet, RoundSimulator, SimConfig
+from gridshift.plan.allocation.rounds import RoundInputs, place_fifo, place_round, priorities
+from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
 
 def _inputs(alloc, gang, thr, free, received=None, incumbent=None, **kw):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gridshift.cli.hetero import fleet_study
-from gridshift.hetero.fleet_example import TENANTS, FleetSetup
+from gridshift.studies.hetero_fleet import TENANTS, FleetSetup
 
 
 @pytest.fixture(scope="module")

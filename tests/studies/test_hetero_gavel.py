@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gridshift.cli.hetero import _gavel_inputs, reproduce_gavel
-from gridshift.hetero.gavel_repro import GANG_SIZES, experiments, generate_jobs
-from gridshift.hetero.sim import RoundSimulator, SimConfig
+from gridshift.sim.rounds import RoundSimulator, SimConfig
+from gridshift.studies.gavel import GANG_SIZES, experiments, generate_jobs
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_pools_never_over_allocated_in_a_simulation(gavel):
     # busy accelerators never exceed the pool: site power never above everything busy
     full_w = float((cluster.count * cluster.busy_power_w).sum())
     assert res.site_power_w.max() <= full_w + 1e-6
-    assert np.all(res.gang_run <= jobs.max_gang) and np.all(res.gang_run >= jobs.min_gang)
+    assert np.all(res.gang_run <= jobs.gang_max) and np.all(res.gang_run >= jobs.gang_min)
     assert exp.name == "las-multi-2.8"
 
 

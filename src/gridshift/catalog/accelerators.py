@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gridshift.catalog.throughput import relative_throughput
+from gridshift.catalog.estimate import relative_throughput
 from gridshift.errors import CatalogError
 from gridshift.model.accelerator import AcceleratorType, PowerCapCurve
 

@@ -4,7 +4,9 @@
 * ``fleet`` — a mixed modern fleet (H100, A100, Trainium2, Inferentia2, Ascend 910B) under one site's
   afternoon power cap and the zone's hourly carbon, agnostic vs aware.
 
-The maths lives in :mod:`gridshift.hetero`; this module reads data, parses options and writes results.
+The maths lives in :mod:`gridshift.plan.allocation`, :mod:`gridshift.sim.rounds` and the studies
+:mod:`gridshift.studies.gavel` and :mod:`gridshift.studies.hetero_fleet`; this module reads data, parses
+options and writes results.
 """
 
 from __future__ import annotations
@@ -22,18 +24,17 @@ hetero_app = typer.Typer(no_args_is_help=True, help="Heterogeneity-aware allocat
 
 def _gavel_inputs():
     from gridshift.catalog import load_catalog
-    from gridshift.hetero.gavel_repro import gavel_cluster, gavel_tensor
-    from gridshift.hetero.throughput import ThroughputTable
+    from gridshift.studies.gavel import gavel_cluster, gavel_table, gavel_tensor
 
     cat = load_catalog()
-    _, thr = gavel_tensor(ThroughputTable.from_gavel(catalog=cat))
+    _, thr = gavel_tensor(gavel_table(catalog=cat))
     board = {n: cat[n].board_power_w for n in ("K80", "P100", "V100")}
     idle = {n: cat[n].idle_power_w for n in ("K80", "P100", "V100")}
     return thr, gavel_cluster(board, idle)
 
 
 def _run_one(args: tuple) -> dict:
-    from gridshift.hetero.gavel_repro import run_experiment
+    from gridshift.studies.gavel import run_experiment
 
     exp, variant, seed, choose_gang = args
     thr, cluster = _gavel_inputs()
@@ -43,7 +44,7 @@ def _run_one(args: tuple) -> dict:
 def reproduce_gavel(*, quick: bool, seeds: list[int], gang_choice: bool, workers: int,
                     only: list[str] | None = None) -> list[dict]:
     """Run every experiment × variant × seed (and the gang-choice variant of the multi-GPU experiment)."""
-    from gridshift.hetero.gavel_repro import experiments, summarise
+    from gridshift.studies.gavel import experiments, summarise
 
     exps = [e for e in experiments(quick) if not only or e.name in only]
     tasks = [(e, v, s, False) for e in exps for v in ("agnostic", "aware") for s in seeds]
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 raise ScenarioError("must be at least 1", field="workers")
             names = [x.strip() for x in only.split(",") if x.strip()] if only else None
             if names:
-                from gridshift.hetero.gavel_repro import experiments
+                from gridshift.studies.gavel import experiments
                 known = [e.name for e in experiments(quick)]
                 bad = [n for n in names if n not in known]
                 if bad:
@@ -127,9 +128,9 @@ def fleet_study(setup=None):
     import pandas as pd
 
     from gridshift.catalog import load_catalog
+    from gridshift.catalog.fleet_jobs import load_fleet_jobs
     from gridshift.data.grid import load_carbon, load_price
-    from gridshift.hetero.fleet_example import POOLS, SITES, FleetSetup, fleet_cluster, fleet_jobs, run_fleet
-    from gridshift.hetero.fleet_jobs import load_fleet_jobs
+    from gridshift.studies.hetero_fleet import POOLS, SITES, FleetSetup, fleet_cluster, fleet_jobs, run_fleet
 
     setup = setup or FleetSetup()
     cat = load_catalog()
@@ -172,8 +173,8 @@ def fleet_cmd(
     LLM pre-training, fine-tuning and batch inference: FIFO and least-attained-service, agnostic vs aware,
     and aware with an afternoon power cap and a carbon weight; JCT, energy, carbon, energy per tenant."""
     from gridshift.cli.common import fail, out
-    from gridshift.hetero.fleet_example import FleetSetup
     from gridshift.report.output import write_json_atomic, write_text_atomic
+    from gridshift.studies.hetero_fleet import FleetSetup
 
     try:
         if jobs < 30:

@@ -5,6 +5,9 @@ The JSON is ``{accelerator: {"('<job type>', <gpus>)": {"null": steps_per_s,
 in ``_unconsolidated`` are the same GPU type with the job's GPUs spread across servers. Tuple keys are
 parsed with :func:`ast.literal_eval` (never ``eval``). A throughput of 0 means the configuration did not
 run (e.g. ResNet-50 batch 128 on 2-8 K80s, or pairs that do not fit together) and is kept as 0.
+
+The frames keep the file's name for the gang size, ``gpus``;
+:meth:`gridshift.catalog.throughput.ThroughputTable.from_gavel` reads it as ``gang``, the package's name.
 """
 
 from __future__ import annotations

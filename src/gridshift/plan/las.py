@@ -1,16 +1,16 @@
 """``las``: heterogeneity-aware least attained service (Gavel's policy) as a fleet-simulator policy.
 
-Each slot is one round of Gavel's mechanism (Narayanan et al., OSDI 2020; :mod:`gridshift.hetero`):
+Each slot is one round of Gavel's mechanism (Narayanan et al., OSDI 2020; :mod:`gridshift.plan.allocation`):
 
 1. non-interruptible running work stays where it is, and inference services get their replicas first (as
    every policy here does);
 2. the other active jobs share what is left by the max-min-fairness LP of
-   :func:`gridshift.hetero.policies.allocate` over time fractions per job and pool: one row per gang
+   :func:`gridshift.plan.allocation.policies.allocate` over time fractions per job and pool: one row per gang
    size the job may use (``gang_min``, ``gang_max`` and the powers of two between), throughput ``gang x
    speed`` on the pool's accelerator type (reference accelerator-hours per hour), the pool's free
    accelerators, each site's power headroom for the slot (cap, grid-event limits included, minus idle
    load), and with ``carbon_weight > 0`` the carbon rate at each site's current intensity;
-3. :func:`gridshift.hetero.rounds.place_round` turns the fractions into whole placements: priority =
+3. :func:`gridshift.plan.allocation.rounds.place_round` turns the fractions into whole placements: priority =
    allocation / time received since the allocation was computed, deficits, stickiness for the pool a job
    ran on, backfill of idle accelerators.
 
@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.hetero.policies import allocate
-from gridshift.hetero.problem import AllocationProblem
-from gridshift.hetero.rounds import RoundInputs, per_pool, place_round
+from gridshift.plan.allocation.policies import allocate
+from gridshift.plan.allocation.problem import AllocationProblem
+from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_round
 from gridshift.plan.asap import home_ok
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.placement import PlacementState, place_fixed

@@ -43,7 +43,7 @@ def _lookup(catalog: dict[str, Any], name: str, field: str) -> Any:
 
 def speed_matrix(type_names: tuple[str, ...], catalog: dict[str, Any], reference: str, field: str) -> np.ndarray:
     """``[len(JOB_KINDS), n_types]`` throughput of each kind on each type relative to ``reference``."""
-    from gridshift.catalog.throughput import relative_throughput
+    from gridshift.catalog.estimate import relative_throughput
 
     ref = _lookup(catalog, reference, field)
     accs = [_lookup(catalog, name, "sites.pools.accelerator") for name in type_names]

@@ -3,7 +3,7 @@
 Jobs arrive over time, each with a job type, a number of steps and a gang size (or a range of gang sizes
 the policy may choose from). At the start of every round the simulator admits the jobs that have arrived,
 re-solves the policy's allocation when the set of jobs (or the hour's power cap, carbon or price) has
-changed, lets the mechanism (:mod:`gridshift.hetero.rounds`) place whole jobs, and advances every placed
+changed, lets the mechanism (:mod:`gridshift.plan.allocation.rounds`) place whole jobs, and advances every placed
 job by ``throughput × run time``; a job that finishes inside a round completes at that instant and its
 accelerators idle until the next round. Energy is counted per job (its accelerators at busy power while it
 runs) and per site (idle power for accelerators not running), carbon with the site's hourly intensity.
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-from gridshift.hetero.problem import AllocationProblem
-from gridshift.hetero.rounds import RoundInputs, per_pool, place_fifo, place_round
+from gridshift.plan.allocation.policies import allocate
+from gridshift.plan.allocation.problem import AllocationProblem
+from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_fifo, place_round
 
 ROUND_S = 360.0  # Gavel's default round (6 minutes)
 
@@ -67,8 +67,8 @@ class JobSet:
     job_type: np.ndarray  # [N] index into the throughput tensor's first axis
     steps: np.ndarray  # [N] work, steps
     gang: np.ndarray  # [N] requested gang size
-    min_gang: np.ndarray | None = None  # [N] smallest gang the policy may choose (default: gang)
-    max_gang: np.ndarray | None = None  # [N] largest (default: gang)
+    gang_min: np.ndarray | None = None  # [N] smallest gang the policy may choose (default: gang)
+    gang_max: np.ndarray | None = None  # [N] largest (default: gang)
     weight: np.ndarray | None = None  # [N]
     tenant: np.ndarray | None = None  # [N] tenant index
     deadline_s: np.ndarray | None = None  # [N] absolute SLO time (inf = none)
@@ -81,8 +81,8 @@ class JobSet:
         self.job_type = np.asarray(self.job_type, dtype=np.int64)
         self.steps = np.asarray(self.steps, dtype=float)
         self.gang = np.asarray(self.gang, dtype=np.int64)
-        self.min_gang = self.gang.copy() if self.min_gang is None else np.asarray(self.min_gang, dtype=np.int64)
-        self.max_gang = self.gang.copy() if self.max_gang is None else np.asarray(self.max_gang, dtype=np.int64)
+        self.gang_min = self.gang.copy() if self.gang_min is None else np.asarray(self.gang_min, dtype=np.int64)
+        self.gang_max = self.gang.copy() if self.gang_max is None else np.asarray(self.gang_max, dtype=np.int64)
         self.weight = np.ones(n) if self.weight is None else np.asarray(self.weight, dtype=float)
         self.tenant = np.zeros(n, dtype=np.int64) if self.tenant is None else np.asarray(self.tenant, dtype=np.int64)
         self.deadline_s = np.full(n, np.inf) if self.deadline_s is None else np.asarray(self.deadline_s, dtype=float)
@@ -127,7 +127,7 @@ class SimResult:
 class SimConfig:
     policy: str = "max-min-fairness"  # one of policies.POLICIES or "fifo"
     aware: bool = True
-    choose_gang: bool = False  # let the policy pick each job's gang size in [min_gang, max_gang]
+    choose_gang: bool = False  # let the policy pick each job's gang size in [gang_min, gang_max]
     round_s: float = ROUND_S
     stickiness: float = 1.2
     backfill: bool = True
@@ -153,7 +153,7 @@ class RoundSimulator:
             raise ValueError("throughput tensor does not match the pools or gang sizes")
         self._gidx = {int(g): i for i, g in enumerate(self.gang_sizes)}
         self._rng = np.random.default_rng(config.seed)
-        for g in np.unique(np.concatenate([jobs.gang, jobs.min_gang, jobs.max_gang])):
+        for g in np.unique(np.concatenate([jobs.gang, jobs.gang_min, jobs.gang_max])):
             if int(g) not in self._gidx:
                 raise ValueError(f"gang size {int(g)} has no throughput column")
 
@@ -167,7 +167,7 @@ class RoundSimulator:
             return np.arange(len(act)), g, self.thr[j.job_type[act], gi]
         pos, gs = [], []
         for k, g in enumerate(self.gang_sizes.tolist()):
-            ok = (j.min_gang[act] <= g) & (j.max_gang[act] >= g) & (self.thr[j.job_type[act], k].max(axis=1) > 0)
+            ok = (j.gang_min[act] <= g) & (j.gang_max[act] >= g) & (self.thr[j.job_type[act], k].max(axis=1) > 0)
             idx = np.flatnonzero(ok)
             pos.append(idx)
             gs.append(np.full(len(idx), g))
@@ -257,7 +257,6 @@ class RoundSimulator:
                 if need_alloc:
                     rows = self._rows(active)
                     prob = self._problem(active, rows, t, hour)
-                    from gridshift.hetero.policies import allocate
                     res = allocate(cfg.policy, prob, aware=cfg.aware)
                     solves += 1
                     solve_s += res.solve_s

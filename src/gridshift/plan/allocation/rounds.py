@@ -93,9 +93,9 @@ def place_round(inp: RoundInputs, *, stickiness: float = 1.2, backfill: bool = T
     pr = priorities(inp.alloc, inp.received_frac, inp.incumbent, stickiness)
     jj, pp = np.nonzero(pr > 0)
     order = np.lexsort((-inp.deficit_s[jj, pp], -pr[jj, pp]))
-    min_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
-    _greedy(jj[order], pp[order], inp, free, head, pool_of, min_gang)
-    if backfill and np.any(free >= min_gang):
+    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
+    _greedy(jj[order], pp[order], inp, free, head, pool_of, smallest_gang)
+    if backfill and np.any(free >= smallest_gang):
         waiting = np.flatnonzero(pool_of < 0)
         if len(waiting):
             best = pr[waiting].max(axis=1)  # most under-served first
@@ -107,12 +107,12 @@ def place_round(inp: RoundInputs, *, stickiness: float = 1.2, backfill: bool = T
                 o = np.lexsort((key, jw))
             else:
                 o = np.lexsort((pw, jw))
-            _greedy(waiting[jw[o]], pw[o], inp, free, head, pool_of, min_gang)
+            _greedy(waiting[jw[o]], pw[o], inp, free, head, pool_of, smallest_gang)
     return pool_of
 
 
 def _greedy(jobs: np.ndarray, pools: np.ndarray, inp: RoundInputs, free: np.ndarray,
-            head: np.ndarray | None, pool_of: np.ndarray, min_gang: int) -> None:
+            head: np.ndarray | None, pool_of: np.ndarray, smallest_gang: int) -> None:
     site = inp.pool_site
     for j, p in zip(jobs.tolist(), pools.tolist()):
         if pool_of[j] >= 0:
@@ -128,7 +128,7 @@ def _greedy(jobs: np.ndarray, pools: np.ndarray, inp: RoundInputs, free: np.ndar
             head[s] -= w
         free[p] -= g
         pool_of[j] = p
-        if not np.any(free >= min_gang):
+        if not np.any(free >= smallest_gang):
             break
 
 

@@ -3,9 +3,10 @@ Narayanan et al., "Heterogeneity-Aware Cluster Scheduling Policies for Deep Lear
 with finish-time fairness as in Themis (Mahajan et al., "Themis: Fair and Efficient GPU Cluster
 Scheduling", NSDI 2020) in Gavel's formulation.
 
-Every policy is one objective on the shared base constraints of :mod:`gridshift.hetero.problem` (built in
-:mod:`gridshift.hetero.lp_base`, which also defines the normalisations used here: the reference
-throughput ``ref_j`` of the equal time share, eligible jobs, and the grid rate ``g(x)``). Below
+Every policy is one objective on the shared base constraints of :mod:`gridshift.plan.allocation.problem`
+(built in :mod:`gridshift.plan.allocation.job_lp`; the normalisations used here are those of
+:mod:`gridshift.plan.allocation.terms`: the reference throughput ``ref_j`` of the equal time share,
+eligible jobs, and the grid rate ``g(x)``). Below
 ``n_j(x) = thr_j(x) / ref_j`` is job j's normalised throughput (1 = as good as the equal share), ``J+`` the
 eligible jobs and ``U`` the policy's objective at the equal share (the scale of the grid term
 ``- U * g(x)``; with ``carbon_weight = price_weight = 0`` the grid term vanishes).
@@ -41,10 +42,11 @@ The fairness and makespan LPs have many optima (a max-min optimum may leave ever
 the minimum and capacity idle). They are solved lexicographically: after the policy's objective, a
 second solve maximises efficiency, ``sum_{J+} n_j(x) - |J+| g(x)``, with the first objective held within
 1e-7 (relative) of its optimum. So no capacity is wasted that a job could use. Every LP is solved by
-:func:`lp_base.solve_job_lp` (exact; large ones by aggregation, see :mod:`gridshift.hetero.lp_base`).
+:func:`~gridshift.plan.allocation.solve.solve_job_lp` (exact; large ones by aggregation, see
+:mod:`gridshift.plan.allocation.aggregate`).
 
-Heterogeneity-agnostic variant (``aware=False``): the same policy on :func:`lp_base.agnostic_view` (each
-site one pool of identical accelerators, each row's throughput the same everywhere), split back over the
+Heterogeneity-agnostic variant (``aware=False``): the same policy on
+:func:`~gridshift.plan.allocation.agnostic.agnostic_view` (each site one pool of identical accelerators, each row's throughput the same everywhere), split back over the
 real pools in proportion to their size and repaired to the true pool sizes. ``Allocation.objective`` is
 always :func:`evaluate` under the true throughputs, so aware and agnostic can be compared.
 
@@ -59,20 +61,11 @@ from dataclasses import replace
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.hetero.lp_base import (
-    INF,
-    Columns,
-    JobLP,
-    JobSol,
-    Terms,
-    agnostic_view,
-    first_rows,
-    job_max,
-    money_rate,
-    repair,
-    solve_job_lp,
-)
-from gridshift.hetero.problem import Allocation, AllocationProblem
+from gridshift.plan.allocation.agnostic import agnostic_view, repair
+from gridshift.plan.allocation.job_lp import INF, Columns, JobLP, JobSol
+from gridshift.plan.allocation.problem import Allocation, AllocationProblem
+from gridshift.plan.allocation.solve import solve_job_lp
+from gridshift.plan.allocation.terms import Terms, first_rows, job_max, money_rate
 
 POLICIES: tuple[str, ...] = ("max-min-fairness", "finish-time-fairness", "min-makespan", "max-throughput",
                              "min-cost")
@@ -311,7 +304,7 @@ _SOLVERS = {"max-min-fairness": _max_min_fairness, "finish-time-fairness": _fini
 
 # ------------------------------------------------------------------------------------------- helpers
 def _equal_share(pr: AllocationProblem) -> np.ndarray:
-    """The equal time share behind ``ref`` (lp_base docstring): each job's first row runs ``s`` of the
+    """The equal time share behind ``ref`` (terms docstring): each job's first row runs ``s`` of the
     time, spread over the pools in proportion to their size (0 where it cannot run)."""
     x = np.zeros(pr.throughput.shape)
     total = float(pr.count.sum())

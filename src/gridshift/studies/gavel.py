@@ -12,18 +12,25 @@ least-attained-service with single-GPU jobs at 5.6 jobs/h, heterogeneity-agnosti
 multi-GPU jobs at 2.8 jobs/h, 169.93 h vs 55.78 h; makespan of 500 static multi-GPU jobs, FIFO 426.6 h vs
 heterogeneity-aware minimum makespan 169.4 h.
 
-The core (workload generation, cluster, experiment definitions) does no I/O: the throughput tensor is
-passed in (:func:`gavel_tensor` turns the loaded table into one).
+Workload generation, cluster and experiment definitions do no I/O: the throughput tensor is passed in
+(:func:`gavel_tensor` turns a table into one); :func:`gavel_table` reads Gavel's throughput file through
+:mod:`gridshift.data.gavel` and builds the table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gridshift.hetero.sim import Cluster, JobSet, RoundSimulator, SimConfig
+from gridshift.catalog.throughput import ThroughputTable
+from gridshift.data.gavel import load_gavel_throughputs
+from gridshift.plan.allocation.policies import allocate
+from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
 GAVEL_TYPES = ("k80", "p100", "v100")
 CATALOG_NAMES = {"k80": "K80", "p100": "P100", "v100": "V100"}
@@ -71,9 +78,17 @@ def experiments(quick: bool = False) -> list[Experiment]:
     ]
 
 
+def gavel_table(consolidated: bool = True, *, path: str | Path | None = None,
+                catalog: Mapping[str, Any] | None = None) -> ThroughputTable:
+    """Gavel's measured throughputs as a :class:`~gridshift.catalog.throughput.ThroughputTable`: read by
+    :func:`gridshift.data.gavel.load_gavel_throughputs` (from the data registry, or ``path``), built by
+    :meth:`~gridshift.catalog.throughput.ThroughputTable.from_gavel`."""
+    return ThroughputTable.from_gavel(load_gavel_throughputs(path), consolidated, catalog=catalog)
+
+
 def gavel_tensor(table) -> tuple[list[str], np.ndarray]:
-    """``(job types, thr[type, gang, pool])`` from a :class:`~gridshift.hetero.throughput.ThroughputTable`
-    built by ``ThroughputTable.from_gavel()`` (consolidated placements); pools ordered k80, p100, v100."""
+    """``(job types, thr[type, gang, pool])`` from a :class:`~gridshift.catalog.throughput.ThroughputTable`
+    built by :func:`gavel_table` (consolidated placements); pools ordered k80, p100, v100."""
     types = list(table.job_types)
     return types, table.tensor(types, GANG_SIZES, [CATALOG_NAMES[a] for a in GAVEL_TYPES])
 
@@ -117,7 +132,7 @@ def generate_jobs(thr: np.ndarray, *, n_jobs: int, jobs_per_h: float | None, mul
         multi = runs_at[job_type][:, 1:].any(axis=1)  # distributed-capable configuration
         min_g = np.ones(n_jobs, dtype=np.int64)
         max_g = np.where(multi, 8, 1)
-    return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, min_gang=min_g, max_gang=max_g)
+    return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, gang_min=min_g, gang_max=max_g)
 
 
 def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, choose_gang: bool = False) -> float:
@@ -125,8 +140,6 @@ def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, c
     heterogeneity-aware minimum-makespan LP over the whole run (the fluid relaxation: time fractions instead
     of whole rounds). Any schedule that ends by ``T`` gives fractions ``time on pool / T`` that meet the
     LP's constraints with rate ``1 / T``, so ``T >= 1 / r*``."""
-    from gridshift.hetero.policies import allocate
-
     sim = RoundSimulator(jobs, cluster, thr, GANG_SIZES, SimConfig(policy="min-makespan", choose_gang=choose_gang))
     res = allocate("min-makespan", sim.initial_problem(), aware=True, time_limit_s=120.0)
     return float(1.0 / res.objective / 3600.0) if res.objective > 0 else float("nan")

@@ -1,7 +1,7 @@
 """A mixed modern fleet: H100, A100, Trainium2, Inferentia2 and Ascend 910B across two grid zones.
 
 Three tenants submit LLM pre-training, fine-tuning and batch-inference jobs (types and per-accelerator
-throughputs from :mod:`gridshift.hetero.fleet_jobs`, mostly estimated; see docs/heterogeneity.md). The
+throughputs from :mod:`gridshift.catalog.fleet_jobs`, mostly estimated; see docs/heterogeneity.md). The
 example compares, on the same job stream:
 
 * ``fifo`` (heterogeneity-agnostic, as most clusters run today);
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridshift.hetero.sim import Cluster, JobSet, RoundSimulator, SimConfig
+from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
 SITES = (("texas", "US-TEX-ERCO"), ("california", "US-CAL-CISO"))
 POOLS = (  # (site index, accelerator type, count)
@@ -76,8 +76,8 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
     dur_s = 3600 * np.exp(rng.uniform(np.log(lo_h), np.log(hi_h)))
     job_type = np.empty(n, dtype=np.int64)
     gang = np.empty(n, dtype=np.int64)
-    min_gang = np.empty(n, dtype=np.int64)
-    max_gang = np.empty(n, dtype=np.int64)
+    gang_min = np.empty(n, dtype=np.int64)
+    gang_max = np.empty(n, dtype=np.int64)
     for i in range(n):
         cands = np.flatnonzero(kind_of_type == names[i])
         t = int(rng.choice(cands))
@@ -88,14 +88,14 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
             ok = ok[gang_sizes[ok] <= 8] if np.any(gang_sizes[ok] <= 8) else ok
         gi = int(rng.choice(ok))
         job_type[i], gang[i] = t, gang_sizes[gi]
-        min_gang[i], max_gang[i] = gang_sizes[ok].min(), gang_sizes[ok].max()  # sizes the job may run at
+        gang_min[i], gang_max[i] = gang_sizes[ok].min(), gang_sizes[ok].max()  # sizes the job may run at
     gidx = np.searchsorted(gang_sizes, gang)
     steps = dur_s * thr[job_type, gidx, ref_pool]
     gaps = rng.exponential(3600.0 / setup.jobs_per_h, n)
     arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
     tenant = rng.choice(len(TENANTS), size=n)
     return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, tenant=tenant,
-                  min_gang=min_gang, max_gang=max_gang)
+                  gang_min=gang_min, gang_max=gang_max)
 
 
 VARIANTS = (  # (name, policy, aware, grid, carbon weight, the policy chooses gang sizes)

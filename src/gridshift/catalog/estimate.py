@@ -22,10 +22,19 @@ Multi-GPU. Throughput at ``g`` GPUs on a new type = its 1-GPU estimate x the job
 ``steps(ref, g) / steps(ref, 1)`` on a reference type that measured both (the measured type closest in peak
 FLOP/s, unless given).
 
+First-order rule. With a single term the roofline is a hardware ratio: a compute-bound job's throughput
+scales with peak FLOP/s (``"flop-ratio"``), a memory-bound one's with memory bandwidth
+(``"bandwidth-ratio"``). :func:`relative_throughput` applies that rule by job kind (``pre-training`` and
+``fine-tuning`` compute-bound; ``batch-inference``, whose decode streams the weights and KV cache through
+HBM, memory-bound); it is what the fleet simulator uses for a job that gives no speed for a type, and
+what :func:`extend` falls back to for a job measured on one type only. It ignores achieved versus peak
+utilisation, FP8, memory fit, interconnect and prefill/decode mixes; older GPUs without tensor cores (K80,
+P100) carry a non-tensor stand-in for ``peak_bf16_tflops``, so their compute-bound ratios are far too low.
+
 Error. :func:`cross_validate` holds out one measured type at a time, fits on the others and predicts it;
 it reports MAPE and the median absolute log error per held-out type and pooled, for the roofline and for
-two one-parameter baselines: the FLOP/s ratio and the bandwidth ratio (the first-order rule of
-:mod:`gridshift.catalog.throughput`), both scaled from the same training types. :func:`cv_frame` gives the
+the two one-parameter ratios as baselines (the first-order rule's FLOP/s ratio and bandwidth ratio),
+both scaled from the same training types. :func:`cv_frame` gives the
 same numbers as a DataFrame. Measured figures are in docs/heterogeneity.md.
 """
 
@@ -34,19 +43,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares, nnls
 
-from gridshift.catalog.throughput import relative_throughput
+from gridshift.catalog.throughput import ThroughputTable
 from gridshift.errors import CatalogError
-from gridshift.hetero.throughput import ThroughputTable
 from gridshift.model.accelerator import AcceleratorType
+from gridshift.model.workload import JobKind
 
 __all__ = [
     "BASELINES",
+    "COMPUTE_BOUND_KINDS",
+    "MEMORY_BOUND_KINDS",
     "METHODS",
     "P_DEFAULT",
     "RooflineFit",
@@ -57,6 +68,8 @@ __all__ = [
     "fit_roofline",
     "fit_table",
     "hardware_features",
+    "hardware_ratio",
+    "relative_throughput",
     "roofline_steps_per_s",
 ]
 
@@ -66,6 +79,9 @@ P_DEFAULT = 2.0
 
 BASELINES = ("flop-ratio", "bandwidth-ratio")
 METHODS = ("roofline", *BASELINES)
+
+COMPUTE_BOUND_KINDS: frozenset[str] = frozenset({JobKind.PRE_TRAINING.value, JobKind.FINE_TUNING.value})
+MEMORY_BOUND_KINDS: frozenset[str] = frozenset({JobKind.BATCH_INFERENCE.value})
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -94,6 +110,31 @@ def _check_p(p: float) -> None:
         raise ValueError(f"p must be a number >= 1 (or inf), got {p!r}")
 
 
+def hardware_ratio(method: str, peak_tflops, hbm_tb_per_s, ref_peak_tflops, ref_hbm_tb_per_s):
+    """Throughput on the target over the reference by a one-term roofline (broadcasts): the peak FLOP/s
+    ratio for ``"flop-ratio"`` (compute-bound), the memory-bandwidth ratio for ``"bandwidth-ratio"``."""
+    return peak_tflops / ref_peak_tflops if method == "flop-ratio" else hbm_tb_per_s / ref_hbm_tb_per_s
+
+
+def relative_throughput(acc: AcceleratorType, reference: AcceleratorType, kind: str | JobKind) -> float:
+    """Throughput of ``acc`` for a job of ``kind`` relative to ``reference`` (1.0 = same speed).
+
+    The first-order rule (see the module docstring): peak BF16 FLOP/s ratio for compute-bound kinds, HBM
+    bandwidth ratio for ``batch-inference``.
+    """
+    k = kind.value if isinstance(kind, Enum) else str(kind)
+    k = k.strip().lower().replace("_", "-")
+    if k in COMPUTE_BOUND_KINDS:
+        method = "flop-ratio"
+    elif k in MEMORY_BOUND_KINDS:
+        method = "bandwidth-ratio"
+    else:
+        known = sorted(COMPUTE_BOUND_KINDS | MEMORY_BOUND_KINDS)
+        raise CatalogError(f"unknown job kind {kind!r}; expected one of {', '.join(known)}", field="kind")
+    return hardware_ratio(method, acc.peak_bf16_tflops, acc.hbm_tb_per_s, reference.peak_bf16_tflops,
+                          reference.hbm_tb_per_s)
+
+
 @dataclass(frozen=True)
 class RooflineFit:
     """A job type's fitted effective work per step (true work / achieved efficiency)."""
@@ -102,7 +143,7 @@ class RooflineFit:
     bytes_per_step: float
     p: float
     fitted_on: tuple[str, ...]
-    gpus: int = 1
+    gang: int = 1
     log_rmse: float = 0.0  # RMS of log(predicted / measured) over the fitted points
 
     def steps_per_s(self, peak_tflops: float | np.ndarray, hbm_tb_per_s: float | np.ndarray) -> np.ndarray:
@@ -118,6 +159,8 @@ def fit_roofline(steps_per_s: Sequence[float], peak_tflops: Sequence[float], hbm
     (relative error; exact when the data follow the model). Step 2, bounded least squares on the
     log-time residuals, started from step 1. ``p`` must be finite here.
     """
+    from scipy.optimize import least_squares, nnls
+
     _check_p(p)
     if math.isinf(p):
         raise ValueError("fit_roofline needs a finite p (use a large one, e.g. 16, to approach the max)")
@@ -176,16 +219,16 @@ def _nearest(target_tflops: float, candidates: Sequence[tuple[str, float]]) -> s
 # --------------------------------------------------------------------------------------------- fitting
 
 
-def _measured_points(table: ThroughputTable, job: str, gpus: int, types: Sequence[str] | None = None
+def _measured_points(table: ThroughputTable, job: str, gang: int, types: Sequence[str] | None = None
                      ) -> list[tuple[str, float]]:
     """(type, steps_per_s) of measured entries > 0 for one job at one gang size."""
     accs = list(table.acc_types) if types is None else list(types)
-    thr = table.matrix([job], accs, gpus)[0]
-    meas = table.measured_matrix([job], accs, gpus)[0]
+    thr = table.matrix([job], accs, gang)[0]
+    meas = table.measured_matrix([job], accs, gang)[0]
     return [(a, float(v)) for a, v, m in zip(accs, thr, meas, strict=True) if m and v > 0]
 
 
-def _base_gpus(table: ThroughputTable, job: str) -> int | None:
+def _base_gang(table: ThroughputTable, job: str) -> int | None:
     """The gang size with the most measured types for ``job`` (ties: the smallest)."""
     best, n_best = None, 0
     for g in table.gang_axis:
@@ -196,13 +239,13 @@ def _base_gpus(table: ThroughputTable, job: str) -> int | None:
 
 
 def fit_table(table: ThroughputTable, catalog: Mapping[str, AcceleratorType] | None = None, *,
-              p: float = P_DEFAULT, gpus: int | None = None, types: Sequence[str] | None = None
+              p: float = P_DEFAULT, gang: int | None = None, types: Sequence[str] | None = None
               ) -> dict[str, RooflineFit]:
-    """Roofline fit per job type on its measured entries at ``gpus`` (default: the gang size with the
+    """Roofline fit per job type on its measured entries at ``gang`` (default: the gang size with the
     most measured types), using only ``types`` if given. Jobs with fewer than two points are left out."""
     out: dict[str, RooflineFit] = {}
     for job in table.job_types:
-        g = _base_gpus(table, job) if gpus is None else gpus
+        g = _base_gang(table, job) if gang is None else gang
         if g is None:
             continue
         pts = _measured_points(table, job, g, types)
@@ -223,7 +266,7 @@ def _predict_base(method: str, pts: Sequence[tuple[str, float]], f_tr: np.ndarra
     if method == "roofline":
         w, q = fit_roofline(y, f_tr, b_tr, p=p)
         return float(roofline_steps_per_s(w, q, f_h, b_h, p))
-    ratio = f_h / f_tr if method == "flop-ratio" else b_h / b_tr
+    ratio = hardware_ratio(method, f_h, b_h, f_tr, b_tr)
     return float(np.exp(np.mean(np.log(y * ratio))))  # log-space LS for one scale factor = geometric mean
 
 
@@ -240,7 +283,7 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
     (1 GPU for Gavel) and predict each new type there; at other gang sizes the job has, scale by the
     measured ratio on ``reference`` (default: per target, the measured type closest in peak FLOP/s that
     has both sizes). With a single measured type the catalog's first-order rule
-    (:func:`gridshift.catalog.throughput.relative_throughput`, by the job's kind) is used instead. Existing
+    (:func:`relative_throughput`, by the job's kind) is used instead. Existing
     entries are kept as they are; memory fit is not checked (the table's jobs carry no memory needs).
 
     ``method`` = ``"flop-ratio"`` or ``"bandwidth-ratio"`` uses that one-parameter baseline instead of the
@@ -266,7 +309,7 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
                 pass
     recs: list[dict[str, Any]] = []
     for job in table.job_types:
-        base = _base_gpus(table, job)
+        base = _base_gang(table, job)
         if base is None:
             continue
         pts = [(a, v) for a, v in _measured_points(table, job, base) if a in known]
@@ -314,7 +357,7 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
                         continue
                     val = est1 * table.get(job, ref, g) / table.get(job, ref, base)
                     src = f"estimated: {how}; x measured {g}/{base}-GPU scaling on {ref}"
-                recs.append({"job_type": job, "accelerator": t.name, "gpus": g, "steps_per_s": val,
+                recs.append({"job_type": job, "accelerator": t.name, "gang": g, "steps_per_s": val,
                              "measured": False, "source": src})
     return table.with_entries(recs, board_power_w={t.name: t.board_power_w for t in targets},
                               host_power_w={t.name: t.host_power_w for t in targets})
@@ -325,13 +368,13 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
 
 def cv_predictions(table: ThroughputTable, catalog: Mapping[str, AcceleratorType] | None = None, *,
                    p: float = P_DEFAULT, methods: Sequence[str] = METHODS) -> pd.DataFrame:
-    """Leave-one-accelerator-type-out predictions, one row per (method, held-out type, job, gpus).
+    """Leave-one-accelerator-type-out predictions, one row per (method, held-out type, job, gang size).
 
     For each measured type h: every job measured (> 0) on h and on at least two other types at 1 GPU is
     fitted on those others (each method) and predicted on h at 1 GPU; at g > 1 GPUs the 1-GPU prediction is
     scaled by the job's measured g/1 ratio on the training type closest to h in peak FLOP/s. Entries
     measured as 0 (the job did not run) are not throughput measurements and are skipped.
-    Columns: method, held_out, job_type, gpus, reference, measured_steps_per_s, predicted_steps_per_s,
+    Columns: method, held_out, job_type, gang, reference, measured_steps_per_s, predicted_steps_per_s,
     log_err (= ln(predicted / measured)).
     """
     for m in methods:
@@ -373,10 +416,10 @@ def cv_predictions(table: ThroughputTable, catalog: Mapping[str, AcceleratorType
                     scale = table.get(job, ref, g) / table.get(job, ref, base)
                 for m in methods:
                     pred = preds[m] * scale
-                    rows.append({"method": m, "held_out": h, "job_type": job, "gpus": g, "reference": ref,
+                    rows.append({"method": m, "held_out": h, "job_type": job, "gang": g, "reference": ref,
                                  "measured_steps_per_s": mg, "predicted_steps_per_s": pred,
                                  "log_err": math.log(pred / mg)})
-    return pd.DataFrame(rows, columns=["method", "held_out", "job_type", "gpus", "reference",
+    return pd.DataFrame(rows, columns=["method", "held_out", "job_type", "gang", "reference",
                                        "measured_steps_per_s", "predicted_steps_per_s", "log_err"])
 
 
@@ -387,7 +430,7 @@ def _scores(df: pd.DataFrame) -> dict[str, float]:
             "median_ratio": float(np.exp(np.median(df["log_err"])))}
 
 
-SCOPES = (("1 GPU", lambda d: d[d["gpus"] == 1]), ("all gang sizes", lambda d: d))
+SCOPES = (("1 GPU", lambda d: d[d["gang"] == 1]), ("all gang sizes", lambda d: d))
 
 
 def cross_validate(table: ThroughputTable, catalog: Mapping[str, AcceleratorType] | None = None, *,

@@ -6,14 +6,15 @@ types, a training MFU per accelerator (each cited, or marked ``assumed``) and th
 support a kind. :func:`build_fleet_table` turns that into a :class:`ThroughputTable` in tokens per second
 (see the YAML header and docs/heterogeneity.md for the formulas):
 
-* training: ``gpus x peak FLOP/s x MFU / (k x params)`` with k = 6 (full) or 4 (LoRA), 0 if the training
+* training: ``gang x peak FLOP/s x MFU / (k x params)`` with k = 6 (full) or 4 (LoRA), 0 if the training
   state does not fit in the gang's memory or the accelerator does not train;
 * batch inference: a memory/compute step-time model of continuous-batching decode, its single efficiency
   calibrated on one ML.ENERGY measurement per job type; measured ML.ENERGY points are used as measured.
 
 :func:`load_fleet_jobs` reads the packaged (or a given) YAML; every problem is a one-line
 :class:`~gridshift.errors.CatalogError` naming the file and the field. :func:`inference_checks` compares the
-calibrated inference model with the measured points it was not calibrated on.
+calibrated inference model with the measured points it was not calibrated on. The file names a measured
+point's gang size ``gpus``; it is read as ``gang`` (:attr:`MeasuredPoint.gang`).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from gridshift.catalog import load_yaml
+from gridshift.catalog.throughput import ThroughputTable
 from gridshift.errors import CatalogError
-from gridshift.hetero.throughput import ThroughputTable
 from gridshift.model.accelerator import AcceleratorType
 
 __all__ = [
@@ -67,7 +68,7 @@ _COMMON = ("kind", "description", "gang_sizes", "sources")
 @dataclass(frozen=True)
 class MeasuredPoint:
     accelerator: str
-    gpus: int
+    gang: int
     tokens_per_s: float
     power_w: float | None  # average power per accelerator, W
     source: str
@@ -298,7 +299,7 @@ def _parse_job(v: _V, name: str, d: Any, accs: list[str], cat: Mapping[str, Acce
         g = int(v.number(m["gpus"], f"{w}.gpus", integer=True))
         if g not in sizes:
             raise v.err(f"{w}.gpus", f"{g} is not one of the job's gang_sizes {sorted(sizes)}")
-        if any(p.accelerator == acc and p.gpus == g for p in measured):
+        if any(p.accelerator == acc and p.gang == g for p in measured):
             raise v.err(w, f"a second measured point for {acc} x {g}")
         pw = m.get("power_w")
         measured.append(MeasuredPoint(acc, g, v.number(m["tokens_per_s"], f"{w}.tokens_per_s"),
@@ -308,7 +309,7 @@ def _parse_job(v: _V, name: str, d: Any, accs: list[str], cat: Mapping[str, Acce
     v.keys(cal, f"{where}.calibrate_on", ("accelerator", "gpus"))
     cal_acc = _acc_name(v, cal["accelerator"], f"{where}.calibrate_on.accelerator", cat)
     cal_g = int(v.number(cal["gpus"], f"{where}.calibrate_on.gpus", integer=True))
-    if not any(p.accelerator == cal_acc and p.gpus == cal_g for p in measured):
+    if not any(p.accelerator == cal_acc and p.gang == cal_g for p in measured):
         raise v.err(f"{where}.calibrate_on", f"no measured point for {cal_acc} x {cal_g} to calibrate on")
     if num["weight_bytes_per_param"] > 8:
         raise v.err(f"{where}.weight_bytes_per_param", f"implausible: {num['weight_bytes_per_param']} bytes")
@@ -319,7 +320,7 @@ def read_fleet_spec(path: str | Path | None = None, catalog: Mapping[str, Accele
                     ) -> FleetSpec:
     """Read and validate a fleet job file (default: the packaged ``fleet_jobs.yaml``)."""
     if path is None:
-        res = resources.files("gridshift.hetero") / FLEET_RESOURCE
+        res = resources.files("gridshift.catalog") / FLEET_RESOURCE
         label = str(res)
         try:
             text = res.read_text(encoding="utf-8")
@@ -339,40 +340,40 @@ def read_fleet_spec(path: str | Path | None = None, catalog: Mapping[str, Accele
 # --------------------------------------------------------------------------------------------- models
 
 
-def training_tokens_per_s(job: FleetJob, acc: AcceleratorType, gpus: int, mfu: float,
+def training_tokens_per_s(job: FleetJob, acc: AcceleratorType, gang: int, mfu: float,
                           memory_frac: float) -> tuple[float, str | None]:
-    """Training tokens/s of ``job`` on ``gpus`` x ``acc`` at ``mfu``, or ``(0, reason)`` if the training
+    """Training tokens/s of ``job`` on ``gang`` x ``acc`` at ``mfu``, or ``(0, reason)`` if the training
     state (train_bytes_per_param x params) does not fit in ``memory_frac`` of the gang's memory."""
     need_gb = job.train_bytes_per_param * job.params / 1e9
-    have_gb = memory_frac * gpus * acc.hbm_gb
+    have_gb = memory_frac * gang * acc.hbm_gb
     if need_gb > have_gb:
-        return 0.0, (f"does not fit: training state {need_gb:,.0f} GB > {memory_frac:g} x {gpus} x "
+        return 0.0, (f"does not fit: training state {need_gb:,.0f} GB > {memory_frac:g} x {gang} x "
                      f"{acc.hbm_gb:g} GB = {have_gb:,.0f} GB")
-    return gpus * acc.peak_bf16_tflops * 1e12 * mfu / (job.flop_per_token_per_param * job.params), None
+    return gang * acc.peak_bf16_tflops * 1e12 * mfu / (job.flop_per_token_per_param * job.params), None
 
 
-def inference_step(job: FleetJob, acc: AcceleratorType, gpus: int, memory_frac: float
+def inference_step(job: FleetJob, acc: AcceleratorType, gang: int, memory_frac: float
                    ) -> tuple[float, float] | tuple[None, str]:
-    """``(batch, step_s at efficiency 1)`` of the decode model for ``job`` on ``gpus`` x ``acc``; tokens/s
+    """``(batch, step_s at efficiency 1)`` of the decode model for ``job`` on ``gang`` x ``acc``; tokens/s
     at efficiency eta is ``batch x eta / step_s``. ``(None, reason)`` if one full-length sequence's KV cache
     does not fit beside the weights."""
     weights = job.params * job.weight_bytes_per_param
-    usable = memory_frac * gpus * acc.hbm_gb * 1e9
+    usable = memory_frac * gang * acc.hbm_gb * 1e9
     kv_tok = job.kv_bytes_per_token
     one_seq = kv_tok * (job.prompt_tokens + job.output_tokens)
     if usable - weights < one_seq:
         return None, (f"does not fit: {weights / 1e9:,.0f} GB of weights + {one_seq / 1e9:.2f} GB KV for one "
-                      f"sequence > {memory_frac:g} x {gpus} x {acc.hbm_gb:g} GB")
+                      f"sequence > {memory_frac:g} x {gang} x {acc.hbm_gb:g} GB")
     ctx = job.prompt_tokens + job.output_tokens / 2
     batch = min(float(job.max_batch), (usable - weights) / (kv_tok * ctx))
-    mem_s = (weights + batch * kv_tok * ctx) / (gpus * acc.hbm_tb_per_s * 1e12)
-    flop_s = batch * 2 * job.params * (1 + job.prompt_tokens / job.output_tokens) / (gpus * acc.peak_bf16_tflops * 1e12)
+    mem_s = (weights + batch * kv_tok * ctx) / (gang * acc.hbm_tb_per_s * 1e12)
+    flop_s = batch * 2 * job.params * (1 + job.prompt_tokens / job.output_tokens) / (gang * acc.peak_bf16_tflops * 1e12)
     return batch, mem_s + flop_s
 
 
 def _calibrate(job: FleetJob, cat: Mapping[str, AcceleratorType], memory_frac: float) -> float:
     acc, g = job.calibrate_on
-    point = next(p for p in job.measured if p.accelerator == acc and p.gpus == g)
+    point = next(p for p in job.measured if p.accelerator == acc and p.gang == g)
     batch, step = inference_step(job, cat[acc], g, memory_frac)
     if batch is None:
         raise CatalogError(f"job type '{job.name}': cannot calibrate on {acc} x {g}: {step}",
@@ -380,37 +381,37 @@ def _calibrate(job: FleetJob, cat: Mapping[str, AcceleratorType], memory_frac: f
     return point.tokens_per_s * step / batch
 
 
-def inference_entry(job: FleetJob, acc: AcceleratorType, gpus: int, eta: float, cal: str,
+def inference_entry(job: FleetJob, acc: AcceleratorType, gang: int, eta: float, cal: str,
                     memory_frac: float) -> dict[str, Any]:
     """Table fields (steps_per_s, measured, source, avg_power_w) for one inference cell.
 
-    A measured point is used as is. Otherwise the decode model at ``gpus``, with the efficiency
+    A measured point is used as is. Otherwise the decode model at ``gang``, with the efficiency
     calibrated on this type's own measured point nearest in gang size if it has one (else ``eta``,
-    calibrated on ``cal``), and never less than running ``gpus / d`` independent replicas of a smaller
-    gang size ``d`` that divides ``gpus`` (measured or modelled)."""
-    point = next((p for p in job.measured if p.accelerator == acc.name and p.gpus == gpus), None)
+    calibrated on ``cal``), and never less than running ``gang / d`` independent replicas of a smaller
+    gang size ``d`` that divides ``gang`` (measured or modelled)."""
+    point = next((p for p in job.measured if p.accelerator == acc.name and p.gang == gang), None)
     if point is not None:
         return {"steps_per_s": point.tokens_per_s, "measured": True, "source": f"measured: {point.source}",
                 "avg_power_w": point.power_w}
     note = "; same efficiency assumed on this type"
     own = [p for p in job.measured if p.accelerator == acc.name]
     if own:
-        near = min(own, key=lambda p: (abs(math.log(p.gpus / gpus)), p.gpus))
-        b0, s0 = inference_step(job, acc, near.gpus, memory_frac)
+        near = min(own, key=lambda p: (abs(math.log(p.gang / gang)), p.gang))
+        b0, s0 = inference_step(job, acc, near.gang, memory_frac)
         if b0 is not None:
-            eta, cal, note = near.tokens_per_s * s0 / b0, f"{acc.name} x {near.gpus}", ""
-    batch, step = inference_step(job, acc, gpus, memory_frac)
+            eta, cal, note = near.tokens_per_s * s0 / b0, f"{acc.name} x {near.gang}", ""
+    batch, step = inference_step(job, acc, gang, memory_frac)
     if batch is None:
         best = (0.0, f"estimated: 0, {step}")
     else:
         best = (batch * eta / step, (f"estimated: decode model (batch {batch:,.0f}, efficiency {eta:.3f} "
                                      f"calibrated on measured {cal}{note})"))
     for d in job.gang_sizes:
-        if d < gpus and gpus % d == 0:
+        if d < gang and gang % d == 0:
             sub = inference_entry(job, acc, d, eta, cal, memory_frac)
-            if sub["steps_per_s"] * (gpus // d) > best[0]:
-                best = (sub["steps_per_s"] * (gpus // d),
-                        f"estimated: {gpus // d} independent replicas of {d} GPU(s), each {sub['source']}")
+            if sub["steps_per_s"] * (gang // d) > best[0]:
+                best = (sub["steps_per_s"] * (gang // d),
+                        f"estimated: {gang // d} independent replicas of {d} GPU(s), each {sub['source']}")
     return {"steps_per_s": best[0], "measured": False, "source": best[1]}
 
 
@@ -434,7 +435,7 @@ def build_fleet_table(spec: FleetSpec, catalog: Mapping[str, AcceleratorType] | 
             eta, cal = math.nan, ""
         for acc in accs:
             for g in job.gang_sizes:
-                rec = {"job_type": job.name, "accelerator": acc.name, "gpus": g, "measured": False}
+                rec = {"job_type": job.name, "accelerator": acc.name, "gang": g, "measured": False}
                 if job.kind in spec.unsupported.get(acc.name, (frozenset(), ""))[0]:
                     src = spec.unsupported[acc.name][1]
                     recs.append({**rec, "steps_per_s": 0.0, "source": f"not supported: {src}"})
@@ -468,7 +469,7 @@ def load_fleet_jobs(path: str | Path | None = None, catalog: Mapping[str, Accele
 def inference_checks(spec: FleetSpec | None = None, catalog: Mapping[str, AcceleratorType] | None = None
                      ) -> pd.DataFrame:
     """Calibrated decode model vs every measured point (the calibration point reproduces exactly; the others
-    are out-of-sample checks). Columns: job_type, accelerator, gpus, calibration (bool),
+    are out-of-sample checks). Columns: job_type, accelerator, gang, calibration (bool),
     measured_tokens_per_s, predicted_tokens_per_s, ratio (predicted / measured), batch."""
     from gridshift.catalog import load_catalog
 
@@ -480,10 +481,10 @@ def inference_checks(spec: FleetSpec | None = None, catalog: Mapping[str, Accele
             continue
         eta = _calibrate(job, cat, spec.inference_memory_frac)
         for p in job.measured:
-            batch, step = inference_step(job, cat[p.accelerator], p.gpus, spec.inference_memory_frac)
+            batch, step = inference_step(job, cat[p.accelerator], p.gang, spec.inference_memory_frac)
             pred = 0.0 if batch is None else batch * eta / step
-            rows.append({"job_type": job.name, "accelerator": p.accelerator, "gpus": p.gpus,
-                         "calibration": (p.accelerator, p.gpus) == job.calibrate_on,
+            rows.append({"job_type": job.name, "accelerator": p.accelerator, "gang": p.gang,
+                         "calibration": (p.accelerator, p.gang) == job.calibrate_on,
                          "measured_tokens_per_s": p.tokens_per_s, "predicted_tokens_per_s": pred,
                          "ratio": pred / p.tokens_per_s, "batch": np.nan if batch is None else batch,
                          "efficiency": eta})
