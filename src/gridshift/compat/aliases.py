@@ -30,6 +30,17 @@ MOVED: dict[str, str] = {
     "gridshift.cli_serve": "gridshift.cli.serve",
     "gridshift.cli_sweep": "gridshift.cli.sweep",
     "gridshift.cli_ven": "gridshift.cli.ven",
+    "gridshift.hetero": "gridshift.plan.allocation",
+    "gridshift.hetero.problem": "gridshift.plan.allocation.problem",
+    "gridshift.hetero.policies": "gridshift.plan.allocation.policies",
+    "gridshift.hetero.rounds": "gridshift.plan.allocation.rounds",
+    "gridshift.hetero.lp_base": "gridshift.plan.allocation.job_lp",
+    "gridshift.hetero.sim": "gridshift.sim.rounds",
+    "gridshift.hetero.throughput": "gridshift.catalog.throughput",
+    "gridshift.hetero.estimate": "gridshift.catalog.estimate",
+    "gridshift.hetero.fleet_jobs": "gridshift.catalog.fleet_jobs",
+    "gridshift.hetero.gavel_repro": "gridshift.studies.gavel",
+    "gridshift.hetero.fleet_example": "gridshift.studies.hetero_fleet",
 }
 
 
