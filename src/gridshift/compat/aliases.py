@@ -66,6 +66,7 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Serve the old import paths (idempotent)."""
+    """Serve the old import paths (idempotent). The finder goes first: a submodule of an aliased package
+    (``gridshift.hetero.policies``) would otherwise be found again under its old name and run twice."""
     if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
-        sys.meta_path.append(_AliasFinder())
+        sys.meta_path.insert(0, _AliasFinder())
