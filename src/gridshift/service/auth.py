@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridshift.errors import GridShiftError
 from gridshift.service.db import ConflictError, DatabaseUnavailable, StateError
-from gridshift.service.models import ROLES
+from gridshift.service.tables import ROLES
 from gridshift.service.store import InvalidSpec, NotFound, PermissionDenied, Principal
 
 log = logging.getLogger("gridshift.auth")
