@@ -51,7 +51,7 @@ class Assembled:
         }
 
 
-def _types(scenario: Scenario, catalog: dict[str, AcceleratorType]) -> dict[str, AcceleratorType]:
+def accelerator_types(scenario: Scenario, catalog: dict[str, AcceleratorType]) -> dict[str, AcceleratorType]:
     out: dict[str, AcceleratorType] = {}
     for i, site in enumerate(scenario.sites):
         for j, pool in enumerate(site.pools):
@@ -68,7 +68,7 @@ def _hourly_to_slots(series: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
     return series.reindex(hours).to_numpy(dtype=float)
 
 
-def _zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeIndex, notes: list[str]):
+def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeIndex, notes: list[str]):
     carbon, price, clean = [], [], []
     zones_ok, price_ok = set(available_zones()), set(available_price_zones())
     allow = scenario.fill_gaps_max_h > 0
@@ -117,7 +117,7 @@ def _check_range(have: pd.DatetimeIndex, first: pd.Timestamp, index: pd.Datetime
         raise ScenarioError(f"time_range is outside the {what} (it covers {span})", field=field)
 
 
-def _lookback(scenario: Scenario) -> int:
+def lookback_slots(scenario: Scenario) -> int:
     """Slots of history to attach: as much of LOOKBACK_H as every zone's data holds before the start."""
     start = pd.Timestamp(scenario.time_range.start)
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
@@ -144,8 +144,8 @@ def _power_caps(site: Site, slot_starts: pd.DatetimeIndex, i: int) -> np.ndarray
     return np.array([s.power_cap_mw for s in site.power_cap_mw])[pos]
 
 
-def _fleet(scenario: Scenario, types: dict[str, AcceleratorType], slot_starts: pd.DatetimeIndex,
-           catalog: dict[str, AcceleratorType]) -> Fleet:
+def build_fleet(scenario: Scenario, types: dict[str, AcceleratorType], slot_starts: pd.DatetimeIndex,
+                catalog: dict[str, AcceleratorType]) -> Fleet:
     names = tuple(types)
     zone_ids = [z.id for z in scenario.zones]
     ps, pt, pc = [], [], []
@@ -169,8 +169,8 @@ def _fleet(scenario: Scenario, types: dict[str, AcceleratorType], slot_starts: p
     )
 
 
-def _services(scenario: Scenario, fleet: Fleet, slot_starts: pd.DatetimeIndex,
-              catalog: dict[str, AcceleratorType]) -> ServiceArrays:
+def build_services(scenario: Scenario, fleet: Fleet, slot_starts: pd.DatetimeIndex,
+                   catalog: dict[str, AcceleratorType]) -> ServiceArrays:
     svcs = scenario.workloads.services
     T, S, K = len(slot_starts), fleet.n_sites, len(fleet.type_names)
     if not svcs:
@@ -225,17 +225,17 @@ def _services(scenario: Scenario, fleet: Fleet, slot_starts: pd.DatetimeIndex,
 def assemble(scenario: Scenario) -> Assembled:
     """Load signals, build fleet, jobs and services. Raises ScenarioError/DataError with a location."""
     catalog = load_catalog()
-    types = _types(scenario, catalog)
+    types = accelerator_types(scenario, catalog)
     start = pd.Timestamp(scenario.time_range.start)
     slot = pd.Timedelta(seconds=scenario.slot_duration_s)
     slot_starts = pd.date_range(start, periods=scenario.n_slots, freq=slot, tz="UTC")
     notes: list[str] = []
     try:
-        L = _lookback(scenario)
+        L = lookback_slots(scenario)
     except DataError:
         L = 0
     full = pd.date_range(start - L * slot, periods=L + scenario.n_slots, freq=slot, tz="UTC")
-    carbon, price, clean = _zone_signals(scenario, full[0], full, notes)
+    carbon, price, clean = zone_signals(scenario, full[0], full, notes)
     site_names = tuple(x.name for x in scenario.sites)
     site_zones = tuple(x.zone for x in scenario.sites)
     apply_signal_events(scenario.events, start=start, slot_s=scenario.slot_duration_s, lookback=L,
@@ -243,10 +243,10 @@ def assemble(scenario: Scenario) -> Assembled:
                         carbon=carbon, price=price)
     signals = Signals(tuple(z.id for z in scenario.zones), slot_starts, scenario.slot_duration_s, L, carbon,
                       price, clean)
-    fleet = _fleet(scenario, types, slot_starts, catalog)
+    fleet = build_fleet(scenario, types, slot_starts, catalog)
     jobs = build_jobs(scenario, fleet.type_names, catalog)
     jobs.validate()
-    services = _services(scenario, fleet, slot_starts, catalog)
+    services = build_services(scenario, fleet, slot_starts, catalog)
     events = build_events(scenario.events, start=start, site_names=site_names, site_zones=site_zones,
                           site_ramp_mw_per_min=tuple(x.ramp_mw_per_min for x in scenario.sites),
                           margin_frac=scenario.demand_response.margin_frac)

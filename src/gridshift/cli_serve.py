@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from gridshift.cli_common import err, fail
-        from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
+        from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
         from gridshift.service.db import upgrade
         from gridshift.service.store import Store
 
@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)
         if reconciler is not None:
             if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
-                from gridshift.service.api import pull_window
+                from gridshift.service.signal_pull import pull_window
 
                 pull_window(store, settings, datetime.now(timezone.utc),
                             lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
