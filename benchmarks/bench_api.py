@@ -44,7 +44,7 @@ import numpy as np
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.service.serve_process import ServeProcess, free_port
+from gridshift.testing.serve_process import ServeProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))

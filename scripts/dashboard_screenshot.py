@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from gridshift.service.db import upgrade
-from gridshift.service.serve_process import ServeProcess
+from gridshift.testing.serve_process import ServeProcess
 from gridshift.service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

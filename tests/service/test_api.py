@@ -1,4 +1,4 @@
-"""The HTTP API (gridshift.service.api) on SQLite and on a throwaway PostgreSQL server, through FastAPI's
+"""The HTTP API (gridshift.service.app) on SQLite and on a throwaway PostgreSQL server, through FastAPI's
 TestClient: jobs, idempotency, tenants, roles on every route, limits, errors, metrics, health, the database
 going away, and a schemathesis run over the OpenAPI spec."""
 
@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridshift.model.scenario import PolicySpec
-from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
+from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
 from gridshift.service.db import head_revision, make_engine, upgrade
 from gridshift.service.reconciler import check_live_policy
 from gridshift.service.store import PlanItem, Principal, Store
@@ -585,7 +585,7 @@ def test_signals_pulled_on_a_clock(store):
 def test_one_pull_window_synchronously(store):
     """What ``gridshift serve`` runs before the reconciler's first pass: every zone and signal pulled now, a
     zone the registry does not know reported and skipped."""
-    from gridshift.service.api import pull_window
+    from gridshift.service.signal_pull import pull_window
 
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     shift_s = (now - datetime(2023, 6, 1, tzinfo=timezone.utc)).total_seconds()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gridshift.service.db import upgrade
-from gridshift.service.serve_process import ServeProcess
+from gridshift.testing.serve_process import ServeProcess
 from gridshift.service.store import Store
 
 CHROMIUM = os.environ.get("GRIDSHIFT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -26,13 +26,11 @@ from gridshift.service.db import upgrade
 from gridshift.service.executors.base import JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
 from gridshift.service.executors.local import LocalExecutor
-from gridshift.service.reconcile_core import (
-    Action,
+from gridshift.service.reconciler.decisions import Action, build_observation, diff_actions
+from gridshift.service.reconciler.world import (
     LiveJob,
-    build_observation,
     build_signals,
     build_world,
-    diff_actions,
     overlay_points,
     planning_scenario,
 )
@@ -531,7 +529,7 @@ def test_threshold_keeps_its_decisions_within_a_slot(store, executor):
 def test_operator_switches_the_policy_through_the_api(store, executor):
     from fastapi.testclient import TestClient
 
-    from gridshift.service.api import create_app, fleet_from_sites
+    from gridshift.service.app import create_app, fleet_from_sites
 
     now = [T0]
     scenario = fleet()

@@ -29,7 +29,7 @@ from gridshift.service.db import (
     make_engine,
     upgrade,
 )
-from gridshift.service.models import Base
+from gridshift.service.tables import Base
 from gridshift.service.store import (
     DISPATCHES,
     TOKENS,
@@ -431,6 +431,39 @@ def test_settings_are_stored_and_replaced(store):
     assert store.get_setting("policy") == {"name": "threshold", "params": {}}
     assert store.get_setting("other") is None
 
+
+
+def test_first_writes_of_a_setting_do_not_race(db_url):
+    """Several stores writing the same new keys at once: every write succeeds (one upsert, no update-then-insert
+    race on the first write) and each key holds one writer's value."""
+    stores = [Store(db_url) for _ in range(4)]
+    keys = [f"key{i}" for i in range(15)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def write(n: int, s: Store) -> None:
+        try:
+            for k in keys:
+                barrier.wait(timeout=60)
+                s.put_setting(k, {"writer": n}, actor=f"writer {n}")
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=write, args=(n, s)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors, errors
+        for k in keys:
+            assert stores[0].get_setting(k)["writer"] in range(len(stores))
+        stores[1].put_setting(keys[0], {"writer": "last"})  # an existing key: replaced (the conflict path)
+        assert stores[2].get_setting(keys[0]) == {"writer": "last"}
+    finally:
+        for s in stores:
+            s.close()
 
 def test_cancel(store):
     queued, _ = store.submit_job(ALICE, SPEC)

@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from gridshift.cli.common import err, fail
-        from gridshift.service.api import ApiSettings, create_app, fleet_from_sites
+        from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
         from gridshift.service.db import upgrade
         from gridshift.service.store import Store
 
@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)
         if reconciler is not None:
             if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
-                from gridshift.service.api import pull_window
+                from gridshift.service.signal_pull import pull_window
 
                 pull_window(store, settings, datetime.now(timezone.utc),
                             lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
@@ -218,6 +218,9 @@ def register(app: typer.Typer) -> None:
     @token_app.command("list")
     def token_list(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
         """List API tokens (never their secrets)."""
+        from rich.markup import escape
+        from rich.table import Table
+
         from gridshift.cli.common import fail, out
         from gridshift.service.store import Store
 
@@ -226,10 +229,13 @@ def register(app: typer.Typer) -> None:
                 tokens = store.list_tokens()
         except GridShiftError as e:
             fail(e)
+        table = Table()
+        for c in ("id", "role", "tenant", "state", "name"):
+            table.add_column(c)
         for t in tokens:
             state = f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else "active"
-            out.print(f"{t.id}  {t.role:<8} {t.tenant or '-':<16} {state:<10} {t.name}", markup=False,
-                      highlight=False, soft_wrap=True)
+            table.add_row(*(escape(v) for v in (t.id, t.role, t.tenant or "-", state, t.name)))
+        out.print(table)
 
     @token_app.command("revoke")
     def token_revoke(token_id: str, db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:

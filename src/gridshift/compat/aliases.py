@@ -41,6 +41,11 @@ MOVED: dict[str, str] = {
     "gridshift.hetero.fleet_jobs": "gridshift.catalog.fleet_jobs",
     "gridshift.hetero.gavel_repro": "gridshift.studies.gavel",
     "gridshift.hetero.fleet_example": "gridshift.studies.hetero_fleet",
+    "gridshift.service.api": "gridshift.service.app",
+    "gridshift.service.models": "gridshift.service.tables",
+    "gridshift.service.serve_process": "gridshift.testing.serve_process",
+    "gridshift.service.reconcile_core": "gridshift.service.reconciler.world",
+    "gridshift.service.counterfactual": "gridshift.service.reconciler.counterfactual",
 }
 
 

@@ -1,1 +1,1 @@
-"""Helpers for tests, benchmarks and scripts that start GridShift processes."""
+"""Helpers for tests, benchmarks and scripts that start GridShift processes (not part of the service)."""

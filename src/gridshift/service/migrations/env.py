@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 
 from gridshift.service.db import make_engine
-from gridshift.service.models import Base
+from gridshift.service.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

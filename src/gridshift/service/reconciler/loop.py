@@ -10,7 +10,7 @@ logged as an intent before the call and completed after it. Passes run on a cloc
 A plan is kept for the planner's epoch (``mpc``: ``epoch_h``; other policies: one slot) and decided from
 again at later passes until something changes (a trigger, other jobs, grid events or stored signals); the
 books of energy, carbon and cost, and of the ``asap`` counterfactual, are in
-:mod:`gridshift.service.counterfactual`.
+:mod:`gridshift.service.reconciler.counterfactual`.
 """
 
 from __future__ import annotations
@@ -28,29 +28,31 @@ from typing import Any
 
 import numpy as np
 
-from gridshift.errors import ScenarioError
 from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
 from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
-from gridshift.service.counterfactual import Ledger
+from gridshift.service.reconciler.counterfactual import Ledger
 from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
-from gridshift.service.reconcile_core import (
-    SIGNAL_HOLD_S,
-    SIGNAL_NAMES,
-    WAITING,
+from gridshift.service.reconciler.decisions import (
     Action,
-    LiveJob,
-    as_utc,
     build_observation,
-    build_world,
     checked_caps,
     diff_actions,
     explain,
-    floor_time,
     job_rate,
     placements,
     site_power_mw,
+)
+from gridshift.service.reconciler.policies import check_live_policy
+from gridshift.service.reconciler.world import (
+    SIGNAL_HOLD_S,
+    SIGNAL_NAMES,
+    WAITING,
+    LiveJob,
+    as_utc,
+    build_world,
+    floor_time,
 )
 from gridshift.service.store import (
     ConflictError,
@@ -95,18 +97,6 @@ class KeptPlan:
 
 def _events_key(rows: Iterable[GridEventRow]) -> tuple:
     return tuple((g.id, g.revision, g.status, as_utc(g.updated_at)) for g in rows)
-
-
-LIVE_POLICIES = ("asap", "threshold", "mpc")  # policies that plan from what is known now (not `oracle`)
-
-
-def check_live_policy(spec: PolicySpec, objective: Any = None, *, name_field: str = "name") -> PolicySpec:
-    """``spec`` if a live fleet can be planned with it; else ``ScenarioError`` naming the field."""
-    if spec.name not in LIVE_POLICIES:
-        raise ScenarioError(f"policy '{spec.name}' cannot plan a live fleet (it needs the future); use one of "
-                            f"{', '.join(LIVE_POLICIES)}", field=name_field)
-    make_policy(spec, 0, objective=objective)
-    return spec
 
 
 class Reconciler:
@@ -556,7 +546,7 @@ class Reconciler:
     def _account(self, now: datetime, t0: datetime, world, signals, t: int, live: list[LiveJob],
                  later: list[JobRow], order: dict[str, tuple], events, stored, fac_mw: np.ndarray,
                  rates: dict[str, float]) -> None:
-        """The books (``gridshift.service.counterfactual``): the previous pass's facility power held until
+        """The books (``gridshift.service.reconciler.counterfactual``): the previous pass's facility power held until
         now, for the dispatched placements and for the ``asap`` shadow; then asap's decision for now."""
         led = self._ledger
         led.accrue(now)
@@ -598,3 +588,4 @@ def _exec_placement(p: Placement | None) -> ExecPlacement:
     if p is None:
         raise ExecutorError("the job has no placement", retryable=False)
     return ExecPlacement(p.site, p.accelerator, int(p.gang), 1.0 if p.power_cap_frac is None else p.power_cap_frac)
+

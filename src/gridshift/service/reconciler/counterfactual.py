@@ -33,15 +33,14 @@ from gridshift.model.events import GridEvent
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.model.workload import Job
 from gridshift.plan.registry import make_policy
-from gridshift.service.reconcile_core import (
-    LiveJob,
+from gridshift.service.reconciler.decisions import (
     build_observation,
-    build_world,
     checked_caps,
     job_rate,
     placements,
     site_power_mw,
 )
+from gridshift.service.reconciler.world import LiveJob, build_world
 from gridshift.world.arrays import Signals, World
 
 log = logging.getLogger("gridshift.reconciler")

@@ -1,4 +1,5 @@
-"""Database schema of the service (SQLAlchemy 2 declarative models).
+"""The service's database tables: one SQLAlchemy 2 declarative class per table (the schema the Alembic
+migrations create; these are tables, not domain models).
 
 Every time is stored in UTC and read back as an aware ``datetime`` (:class:`UTCDateTime`); JSON columns are
 ``JSONB`` on PostgreSQL. Statuses and roles are short strings guarded by CHECK constraints, so adding a value

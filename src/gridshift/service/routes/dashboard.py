@@ -1,0 +1,18 @@
+"""``GET /``: the live dashboard, one self-contained page (plain JS and inline SVG; no external requests)
+that polls ``/api/v1`` with the token the user enters."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+router = APIRouter()
+
+DASHBOARD_HTML = resources.files("gridshift.service").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def dashboard() -> HTMLResponse:
+    return HTMLResponse(DASHBOARD_HTML)

@@ -1,0 +1,43 @@
+"""``GET /api/v1/health``: database, schema and reconciler status (public; details for an operator token)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from gridshift.service.auth import is_operator
+from gridshift.service.db import StateError, current_revision, head_revision
+from gridshift.service.deps import ReconcilerDep, StoreDep, threaded
+from gridshift.service.schemas import API_PREFIX, DatabaseHealth, HealthOut
+from gridshift.service.state import reconciler_status
+
+router = APIRouter(prefix=API_PREFIX, tags=["service"])
+
+PUBLIC_RECONCILER_KEYS = frozenset({"running", "state", "ticks", "errors", "last_tick_at", "last_tick_s", "policy",
+                                    "interval_s"})
+
+
+@router.get("/health", response_model=HealthOut,
+            summary="Database, schema and reconciler status (details with an operator token)",
+            responses={503: {"model": HealthOut, "description": "The database is unreachable or not migrated."}})
+@threaded
+def health(request: Request, store: StoreDep, reconciler: ReconcilerDep) -> JSONResponse:
+    db = DatabaseHealth(backend=store.dialect, reachable=False, expected_revision=head_revision())
+    try:
+        db.revision = current_revision(store.engine)
+        db.reachable = True
+        if db.revision != db.expected_revision:
+            db.error = f"schema at revision {db.revision or 'none'}, expected {db.expected_revision}"
+    except StateError as exc:
+        db.error = str(exc)
+    ok = db.reachable and db.error is None
+    rec = reconciler_status(reconciler)
+    if not is_operator(request, db.reachable):  # others see whether things run, not the details
+        db.error = None if db.error is None else "database unreachable or not migrated"
+        rec = None if rec is None else {k: v for k, v in rec.items() if k in PUBLIC_RECONCILER_KEYS}
+    body = HealthOut(status="ok" if ok else "unavailable", time=datetime.now(timezone.utc),
+                     version=request.app.state.gridshift_version, database=db, reconciler=rec)
+    return JSONResponse(jsonable_encoder(body), status_code=200 if ok else 503)
