@@ -25,7 +25,9 @@ from collections import OrderedDict
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.forecast.interface import ProbForecaster, refresh_points
+from gridshift.forecast.interface import ProbForecaster
+from gridshift.forecast.members import naive_members
+from gridshift.forecast.refit import refresh_points
 from gridshift.forecast.simple import seasonal_index
 
 MIN_ROWS = 500
@@ -53,8 +55,6 @@ class GbmForecaster(ProbForecaster):
     def _features(self, y: np.ndarray, ex: np.ndarray | None, o: np.ndarray, H: int, sph: int,
                   t0_abs: int) -> np.ndarray:
         """Features ``[K, H, F]`` for one zone (``y [n]``, ``ex [E, n]``) at origins ``o``."""
-        from gridshift.forecast.ensemble import naive_members
-
         day = 24 * sph
         K = o.size
         h = np.arange(H)
