@@ -21,10 +21,12 @@ from gridshift.data.issued_forecasts import fetch_forecasts, forecasts_csv, read
 from gridshift.data.series import Series, cross_signals, load_series
 from gridshift.errors import PlanError
 from gridshift.forecast.backtest import ModelResult, backtest
+from gridshift.forecast.calendar import ZONE_CALENDAR
 from gridshift.forecast.registry import DEFAULT_MODEL, NAIVE_BASELINES, make_forecaster
 from gridshift.report.output import write_text_atomic
 
 WINDOWS_H = (8, 24)
+CALENDAR_SIGNALS = ("load", "price")  # signals whose LightGBM models get the zone's local calendar and holidays
 SUMMARY_COLUMNS = ["zone", "signal", "model", "lead_h", "mae", "mape", "smape", "coverage80"]
 
 
@@ -59,7 +61,11 @@ def external_forecaster(source: str, zone: str | None):
     return make_forecaster("external", table=table, zones=[zone], source=source)
 
 
-def build_models(names: list[str], external: str | None = None, zone: str | None = None) -> dict:
+def build_models(names: list[str], external: str | None = None, zone: str | None = None,
+                 signal: str | None = None) -> dict:
+    """The models to backtest by name (the naive baselines always included); for ``CALENDAR_SIGNALS`` the
+    LightGBM models (``gbm``, the ``ensemble``'s member) get ``zone``'s local-time calendar with holidays."""
+    local = {"zone": zone} if signal in CALENDAR_SIGNALS and zone in ZONE_CALENDAR else {}
     models = {}
     for n in dict.fromkeys([*NAIVE_BASELINES, *names]):
         if n == "perfect" or n == "lead-error":
@@ -68,6 +74,10 @@ def build_models(names: list[str], external: str | None = None, zone: str | None
             if external is None:
                 raise PlanError("model 'external' needs --external FILE or URL", field="model")
             models[n] = external_forecaster(external, zone)
+        elif n == "gbm":
+            models[n] = make_forecaster(n, **local)
+        elif n == "ensemble":
+            models[n] = make_forecaster(n, gbm=local or None)
         else:
             models[n] = make_forecaster(n)
     if external is not None and "external" not in models:
@@ -88,7 +98,7 @@ def run_zone(zone: str, signal: str, models: list[str], horizon_h: int = 48, *, 
     origins = np.arange(warmup_days * 24, n - 1, stride_h)
     if origins.size == 0:
         raise PlanError("no origins: the warm-up is longer than the series", field="warmup")
-    mods = build_models(models, external, zone)
+    mods = build_models(models, external, zone, signal)
     t = time.perf_counter()
     res = backtest(y, mods, origins, horizon_h + 1, exog=exog, windows_h=WINDOWS_H, job_h=job_h)
     secs = time.perf_counter() - t
