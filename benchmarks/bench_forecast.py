@@ -29,8 +29,8 @@ from _provenance import git_state  # benchmarks/ is on sys.path when run as a sc
 
 from gridshift.forecast.errormodel import LeadErrorModel
 from gridshift.forecast.registry import DEFAULT_MODEL
-from gridshift.forecast.run import aggregate_targets, run_zone, targets_table
-from gridshift.forecast.signals import available
+from gridshift.studies.forecast_backtest import aggregate_targets, run_zone, targets_table
+from gridshift.data.series import available
 
 ROOT = Path(__file__).resolve().parents[1]
 

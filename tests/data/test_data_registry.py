@@ -7,13 +7,12 @@ import hashlib
 import http.server
 import shutil
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from gridshift.data import registry
+from gridshift.data.http import HttpError, open_stream
 from gridshift.errors import DataError
 
 EXPECTED_NAMES = {
@@ -115,7 +114,7 @@ def test_missing_without_url_says_how_to_supply_it(isolated):
 
 def test_missing_and_offline_raises_one_line(isolated):
     def no_network(url, timeout):
-        raise urllib.error.URLError("network is unreachable")
+        raise HttpError(url, "network is unreachable")
 
     with pytest.raises(DataError) as err:
         registry.resolve("carbon/GB", opener=no_network)
@@ -159,7 +158,7 @@ def _opener_to(base: str, ds: registry.Dataset, calls: list[str]):
     def opener(url, timeout):
         calls.append(url)
         assert url == ds.url  # resolve asks for the pinned upstream URL; we redirect it to the local server
-        return urllib.request.urlopen(f"{base}/{ds.relpath}", timeout=timeout)
+        return open_stream(f"{base}/{ds.relpath}", timeout_s=timeout)
 
     return opener
 

@@ -9,7 +9,7 @@ from gridshift.cli import app
 from gridshift.forecast import make_forecaster
 from gridshift.forecast.backtest import backtest, lead_metrics, targets
 from gridshift.forecast.decision import decision_quality
-from gridshift.forecast.run import SUMMARY_COLUMNS, aggregate_targets, targets_table
+from gridshift.studies.forecast_backtest import SUMMARY_COLUMNS, aggregate_targets, targets_table
 
 runner = CliRunner()
 

@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from gridshift.cli import app
+from gridshift.data.issued_forecasts import fetch_forecasts, read_forecasts
 from gridshift.errors import DataError
 from gridshift.forecast import make_forecaster
-from gridshift.forecast.external import issue_forecasts, read_forecasts, write_forecasts
+from gridshift.forecast.external import issue_forecasts
+from gridshift.studies.forecast_backtest import write_forecasts
 
 runner = CliRunner()
 H = 25
@@ -39,7 +41,7 @@ def test_file_round_trip_reproduces_the_model(tmp_path):
     write_forecasts(table, path)
     back = read_forecasts(path)
     assert len(back) == len(table) and {"q0.1", "q0.5", "q0.9"} <= set(back.columns)
-    ext = make_forecaster("external", path=str(path), zones=["XX"], start="2023-01-01T00:00:00Z")
+    ext = make_forecaster("external", table=read_forecasts(path), zones=["XX"], start="2023-01-01T00:00:00Z")
     got = ext.forecast_origins(y, fc.origins, H)
     inside = fc.origins[:, None] + np.arange(H) < y.shape[1]
     np.testing.assert_allclose(got.point[0][inside], fc.point[0][inside], rtol=1e-5)
@@ -85,10 +87,10 @@ def test_http_endpoint_round_trip(tmp_path):
     th.start()
     try:
         base = f"http://127.0.0.1:{srv.server_address[1]}"
-        via_csv = make_forecaster("external", url=f"{base}/day_ahead.csv", zones=["XX"])
-        via_json = make_forecaster("external", url=f"{base}/day_ahead.json", zones=["XX"])
+        via_csv = make_forecaster("external", table=fetch_forecasts(f"{base}/day_ahead.csv"), zones=["XX"])
+        via_json = make_forecaster("external", table=fetch_forecasts(f"{base}/day_ahead.json"), zones=["XX"])
         with pytest.raises(DataError, match="cannot fetch"):
-            make_forecaster("external", url=f"{base}/missing.csv")
+            fetch_forecasts(f"{base}/missing.csv")
     finally:
         srv.shutdown()
         th.join()
@@ -126,7 +128,7 @@ def test_target_off_the_slot_grid_is_rejected():
 
 @pytest.mark.slow
 def test_cli_backtest_with_external_file(tmp_path):
-    from gridshift.forecast.signals import load_series
+    from gridshift.data.series import load_series
 
     s = load_series("SG", "carbon_intensity")
     o = np.arange(24 * 300, s.values.size - 1, 24)

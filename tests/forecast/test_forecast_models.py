@@ -10,7 +10,8 @@ from gridshift.forecast import (
     ProbForecaster,
     make_forecaster,
 )
-from gridshift.forecast.ensemble import fit_weights, naive_members
+from gridshift.forecast.ensemble import fit_weights
+from gridshift.forecast.members import naive_members
 
 H = 25
 

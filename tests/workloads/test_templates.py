@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import holidays
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,14 +135,35 @@ def test_workday_deadlines_are_the_next_feasible_workday_morning():
     assert (t.deadline_s >= finish - 1e-6).all()
     due = _utc(t, "deadline_s").tz_convert("Europe/Berlin")
     assert (due.day_of_week < 5).all() and (due.hour == 9).all() and (due.minute == 0).all()
-    # no earlier workday 09:00 lies between the finish and the deadline
+    # no earlier workday 09:00 (a weekday that is no German public holiday) lies between the finish and the deadline
     fin = _utc(t, "arrival_s") + pd.to_timedelta(run_h, unit="h")
+    public = holidays.country_holidays("DE", years=[2023, 2024])
     for f, d in zip(fin, due):
         day = f.tz_convert("Europe/Berlin").normalize()
-        cands = [day + pd.Timedelta(days=i) for i in range(8)]
-        cands = [c.replace(hour=9) for c in cands if c.day_of_week < 5]
+        cands = [day + pd.Timedelta(days=i) for i in range(10)]
+        cands = [c.replace(hour=9) for c in cands if c.day_of_week < 5 and c.date() not in public]
         first = next(c for c in cands if c >= f)
         assert first == d
+
+
+def test_public_holidays_are_not_workdays():
+    start = datetime(2023, 12, 18, tzinfo=timezone.utc)
+    xmas = dict(start=start, end=datetime(2024, 1, 6, tzinfo=timezone.utc))
+
+    def local_days(table, col, tz="Europe/Berlin"):
+        at = pd.Timestamp(start) + pd.to_timedelta(getattr(table, col), unit="s")
+        return set(pd.DatetimeIndex(at).tz_convert(tz).strftime("%Y-%m-%d"))
+
+    t = _wd(jobs_per_workday=20.0, run_h=(1.0, 2.0), **xmas)
+    holidays_de = {"2023-12-25", "2023-12-26", "2024-01-01"}  # Christmas, second day of Christmas, New Year
+    assert {"2023-12-22", "2023-12-27"} <= local_days(t, "arrival_s")  # the Friday before, the Wednesday after
+    assert not holidays_de & local_days(t, "arrival_s")
+    assert not holidays_de & local_days(t, "deadline_s")
+    rec = _rec(workdays_only=True, **xmas)
+    assert "nightly-2023-12-25" not in set(rec.job_id) and "nightly-2023-12-27" in set(rec.job_id)
+    # a time zone without a known country keeps weekends only
+    utc = _wd(jobs_per_workday=20.0, run_h=(1.0, 2.0), tz="UTC", **xmas)
+    assert "2023-12-25" in local_days(utc, "arrival_s", "UTC")
 
 
 def test_workday_mix_gangs_and_interruptible_share():

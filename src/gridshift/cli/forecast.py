@@ -51,7 +51,7 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
 
     from gridshift.errors import PlanError
     from gridshift.forecast.registry import DEFAULT_MODEL, FORECASTERS
-    from gridshift.forecast.run import (
+    from gridshift.studies.forecast_backtest import (
         SUMMARY_COLUMNS,
         aggregate_targets,
         parse_hours,
@@ -60,7 +60,7 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
         run_zone,
         targets_table,
     )
-    from gridshift.forecast.signals import available, check_signal
+    from gridshift.data.series import available, check_signal
     from gridshift.report.output import OutputDir, write_json_atomic, write_text_atomic
 
     check_signal(signal)
@@ -130,7 +130,7 @@ def errormodel_cmd(
     """Fit a lead-time error model (for ``make_forecaster('lead-error', ...)``) from a backtest."""
     try:
         from gridshift.forecast.errormodel import LeadErrorModel
-        from gridshift.forecast.run import parse_hours, run_zone
+        from gridshift.studies.forecast_backtest import parse_hours, run_zone
         from gridshift.report.output import write_json_atomic
 
         r = run_zone(zone, signal, [model], parse_hours(horizon, "horizon"))

@@ -9,8 +9,8 @@ upstream repository + commit + path and attribution. :func:`resolve` finds a dat
 3. the user cache, ``platformdirs.user_cache_dir("gridshift")/data``.
 
 If the file is in none of them it is downloaded from its pinned upstream URL into the cache (written to a
-temporary file, checked against the registry SHA-256, then atomically renamed). Set ``GRIDSHIFT_OFFLINE=1``
-to forbid downloads.
+temporary file, checked against the registry SHA-256, then atomically renamed) through the shared HTTP client
+(:mod:`gridshift.data.http`: timeouts, retries with backoff). Set ``GRIDSHIFT_OFFLINE=1`` to forbid downloads.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import functools
 import hashlib
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -31,14 +30,16 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gridshift.data.http import open_stream
 from gridshift.errors import DataError
 
 ENV_DATA_DIR = "GRIDSHIFT_DATA_DIR"
 ENV_OFFLINE = "GRIDSHIFT_OFFLINE"
 _CHUNK = 1 << 16
 
-Opener = Callable[[str, float], IO[bytes]]
-"""``opener(url, timeout_s)`` returns a readable binary response (``urllib.request.urlopen`` shape)."""
+Opener = Callable[[str, float], AbstractContextManager[IO[bytes]]]
+"""``opener(url, timeout_s)`` returns a context manager giving a readable binary response with ``headers``
+(the shape of :func:`gridshift.data.http.open_stream` and of ``urllib.request.urlopen``)."""
 
 
 class Dataset(BaseModel):
@@ -177,14 +178,13 @@ def resolve(name: str, *, download: bool = True, opener: Opener | None = None) -
     else:
         try:
             return download_file(ds, cache_dir() / ds.relpath, opener=opener)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except OSError as exc:  # network errors (gridshift.data.http.HttpError), disk errors
             why = f"download from {ds.url} failed ({getattr(exc, 'reason', exc)})"
     raise DataError(f"dataset '{name}' not found (looked in: {looked}); {why}; {supply}", file=ds.relpath)
 
 
-def _default_opener(url: str, timeout: float) -> IO[bytes]:
-    req = urllib.request.Request(url, headers={"User-Agent": "gridshift-data/1"})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - https URLs from the registry
+def _default_opener(url: str, timeout: float) -> AbstractContextManager[IO[bytes]]:
+    return open_stream(url, timeout_s=timeout)  # https URLs from the registry, with retries
 
 
 def download_file(

@@ -1,34 +1,19 @@
-"""Issued forecasts from elsewhere (a grid operator's or a vendor's day-ahead forecast), as a model.
+"""Issued forecasts from elsewhere (a grid operator's or a vendor's day-ahead forecast), replayed as a model.
 
-File format (CSV, one forecast value per row; JSON: a list of objects with the same keys, or
-``{"forecasts": [...]}``):
-
-=================  =========================================================================================
-column             meaning
-=================  =========================================================================================
-``issue_time``     when the forecast was issued (ISO 8601; UTC unless an offset is given)
-``target_time``    start of the slot it forecasts (ISO 8601, on a slot boundary)
-``value``          the forecast value, in the signal's unit
-``zone``           optional: which zone (rows for other zones are ignored)
-``q0.1`` …         optional quantiles, one column per level (``q0.1``, ``q0.5``, ``q0.9`` …)
-=================  =========================================================================================
+The table has one forecast value per row: ``issue_time`` (when it was issued), ``target_time`` (start of the
+slot it forecasts), ``value``, optionally ``zone`` and quantile columns ``q0.1``, ``q0.9`` … — the format of
+:mod:`gridshift.data.issued_forecasts`, which reads such tables from files and URLs (with errors naming the
+file, line and column).
 
 At origin ``o`` (the start of slot ``o``) the model uses, for each target slot, the most recently issued value
 whose ``issue_time`` is at or before that instant, so a backtest never reads a forecast issued later. Slots
-no issued forecast covers fall back to persistence; the current slot is the observed value. When the file
+no issued forecast covers fall back to persistence; the current slot is the observed value. When the table
 has the 0.1 and 0.9 (…) quantiles the backtest uses them, otherwise conformal intervals like every model.
 
-This is the one module of the forecast package that reads files and URLs; the models themselves take the
-parsed table.
+Pure: the model takes the table, never a path or URL.
 """
 
 from __future__ import annotations
-
-import io
-import json
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,6 +30,7 @@ REQUIRED = ("issue_time", "target_time", "value")
 
 
 def _qcols(columns) -> dict[float, str]:
+    """The quantile columns ``{level: name}`` (``q0.1`` → 0.1), ordered by level."""
     out = {}
     for c in columns:
         if isinstance(c, str) and c.startswith("q"):
@@ -57,92 +43,26 @@ def _qcols(columns) -> dict[float, str]:
     return dict(sorted(out.items()))
 
 
-def parse_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check and normalise an issued-forecast table; errors name the source, line and column."""
+def as_issued_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns the model reads, typed: times as UTC timestamps, values and quantiles as floats (a table
+    read by :mod:`gridshift.data.issued_forecasts` passes through unchanged)."""
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise DataError(f"missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)}, optional zone and "
-                        "quantile columns q0.1, q0.9, …)", file=source, row=1)
+        raise PlanError(f"forecast table is missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})",
+                        field="forecast.table")
     out = pd.DataFrame(index=df.index)
-    for c in ("issue_time", "target_time"):
-        t = pd.to_datetime(df[c].astype(str), errors="coerce", utc=True, format="ISO8601")
-        bad = t.isna().to_numpy()
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"'{df[c].iloc[i]}' is not an ISO 8601 time", file=source, row=i + 2, field=c)
-        out[c] = t
-    for c in ["value", *_qcols(df.columns).values()]:
-        v = pd.to_numeric(df[c], errors="coerce")
-        bad = (v.isna() | ~np.isfinite(v.astype(float))).to_numpy()
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"'{df[c].iloc[i]}' is not a finite number", file=source, row=i + 2, field=c)
-        out[c] = v.astype(float)
-    q = _qcols(out.columns)
-    if len(q) > 1:
-        qa = out[list(q.values())].to_numpy()
-        bad = (np.diff(qa, axis=1) < 0).any(axis=1)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError("quantiles must not decrease with their level", file=source, row=i + 2,
-                            field=list(q.values())[int(np.argmax(np.diff(qa[i]) < 0)) + 1])
+    try:
+        for c in ("issue_time", "target_time"):
+            t = df[c]
+            out[c] = (pd.to_datetime(t, utc=True) if pd.api.types.is_datetime64_any_dtype(t)
+                      else pd.to_datetime(t.astype(str), utc=True, format="ISO8601"))
+        for c in ["value", *_qcols(df.columns).values()]:
+            out[c] = df[c].astype(float)
+    except (ValueError, TypeError) as e:
+        raise PlanError(f"forecast table column '{c}': {e}", field="forecast.table") from e
     if "zone" in df.columns:
         out["zone"] = df["zone"].astype(str)
-    if len(out) == 0:
-        raise DataError("no forecasts in the file", file=source)
     return out
-
-
-def read_forecasts(path: str | Path) -> pd.DataFrame:
-    """Read an issued-forecast CSV or JSON file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"cannot read forecast file: {e.strerror or e}", file=p) from e
-    return _parse_text(text, str(p), json_like=p.suffix.lower() == ".json")
-
-
-def fetch_forecasts(url: str, timeout_s: float = 30.0) -> pd.DataFrame:
-    """Fetch issued forecasts (CSV or JSON, by content type or by a leading ``[``/``{``) over HTTP(S)."""
-    if not url.startswith(("http://", "https://")):
-        raise DataError("forecast URL must start with http:// or https://", file=url)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            body = r.read().decode("utf-8")
-            ctype = r.headers.get("Content-Type", "")
-    except (urllib.error.URLError, OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot fetch forecasts: {getattr(e, 'reason', e)}", file=url) from e
-    return _parse_text(body, url, json_like="json" in ctype or body.lstrip()[:1] in ("[", "{"))
-
-
-def _parse_text(text: str, source: str, *, json_like: bool) -> pd.DataFrame:
-    if json_like:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e.msg}", file=source, row=e.lineno) from e
-        if isinstance(obj, dict):
-            obj = obj.get("forecasts")
-        if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
-            raise DataError("JSON must be a list of forecast objects or {\"forecasts\": [...]}", file=source)
-        df = pd.DataFrame(obj)
-    else:
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise DataError(f"not a readable CSV: {str(e).splitlines()[0]}", file=source) from e
-    return parse_table(df, source)
-
-
-def write_forecasts(df: pd.DataFrame, path: str | Path) -> None:
-    """Write an issued-forecast table as CSV (times in UTC ISO 8601), atomically."""
-    from gridshift.report.output import write_text_atomic
-
-    out = df.copy()
-    for c in ("issue_time", "target_time"):
-        out[c] = pd.to_datetime(out[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_text_atomic(path, out.to_csv(index=False, float_format="%.10g"))
 
 
 def issue_forecasts(fc: Forecast, index: pd.DatetimeIndex, *, zone: str | None = None) -> pd.DataFrame:
@@ -166,22 +86,21 @@ def issue_forecasts(fc: Forecast, index: pd.DatetimeIndex, *, zone: str | None =
 
 class ExternalForecaster(ProbForecaster):
     """Issued forecasts as a model. ``start`` is the UTC time of absolute slot 0 (``t_abs = 0``); ``zones``
-    names the zone of each series row when the table has a ``zone`` column."""
+    names the zone of each series row when the table has a ``zone`` column; ``source`` names the table in
+    errors (e.g. the file it was read from)."""
 
     name = "external"
 
-    def __init__(self, table: pd.DataFrame | None = None, *, path: str | None = None, url: str | None = None,
-                 start: str | pd.Timestamp = "2023-01-01T00:00:00Z", slot_h: float = 1.0,
-                 zones: list[str] | None = None, calib_days: float = 28.0, refit_h: int = 24) -> None:
-        if sum(x is not None for x in (table, path, url)) != 1:
-            raise PlanError("external forecaster needs exactly one of table, path or url", field="forecast")
-        if table is not None:
-            self.table = parse_table(table, "forecast table")
-        elif path is not None:
-            self.table = read_forecasts(path)
-        else:
-            self.table = fetch_forecasts(url)
-        self.source = path or url or "forecast table"
+    def __init__(self, table: pd.DataFrame | None = None, *, start: str | pd.Timestamp = "2023-01-01T00:00:00Z",
+                 slot_h: float = 1.0, zones: list[str] | None = None, calib_days: float = 28.0, refit_h: int = 24,
+                 source: str = "forecast table", path: str | None = None, url: str | None = None) -> None:
+        if path is not None or url is not None:
+            raise PlanError("the external forecaster takes a table: read it with gridshift.data.issued_forecasts "
+                            "(read_forecasts(path) or fetch_forecasts(url)) and pass table=...", field="forecast")
+        if table is None:
+            raise PlanError("the external forecaster needs table=... (issued forecasts)", field="forecast")
+        self.table = as_issued_table(table)
+        self.source = source
         self.start = pd.Timestamp(start)
         self.start = self.start.tz_localize("UTC") if self.start.tzinfo is None else self.start.tz_convert("UTC")
         self.slot = pd.Timedelta(hours=slot_h)

@@ -5,6 +5,9 @@ features are all known at ``o``:
 
 - calendar: lead, hour of day and hour of week of the target, hour of day of the origin (counted from the
   absolute slot index, so they are consistent within a series whatever its start);
+- local calendar (when ``zone`` is given; meant for load and price, which follow people's days): the
+  target's hour of day and day of week in the zone's local time and whether its local date is a public
+  holiday there (:mod:`gridshift.forecast.calendar`; ``start`` is the UTC time of absolute slot 0);
 - lags: the current value, its change over the last hour and the last day, and the naive members of the
   blend (same hour yesterday / last week, 7-day same-hour mean, daily shape anchored now, 24 h mean), each
   relative to the current value;
@@ -25,7 +28,10 @@ from collections import OrderedDict
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.forecast.interface import ProbForecaster, refresh_points
+from gridshift.forecast.calendar import local_calendar, zone_calendar
+from gridshift.forecast.interface import ProbForecaster
+from gridshift.forecast.members import naive_members
+from gridshift.forecast.refit import refresh_points
 from gridshift.forecast.simple import seasonal_index
 
 MIN_ROWS = 500
@@ -38,7 +44,11 @@ class GbmForecaster(ProbForecaster):
     def __init__(self, train_days: float = 56.0, retrain_h: int = 168, origin_stride_h: int = 6,
                  n_estimators: int = 60, learning_rate: float = 0.1, num_leaves: int = 15,
                  min_child_samples: int = 40, objective: str = "l2", num_threads: int = 2, seed: int = 0,
-                 calib_days: float = 28.0, refit_h: int = 24) -> None:
+                 calib_days: float = 28.0, refit_h: int = 24, zone: str | None = None,
+                 start: str = "2023-01-01T00:00:00Z") -> None:
+        if zone is not None:
+            zone_calendar(zone)  # unknown zone: PlanError now, not at the first forecast
+        self.zone, self.start = zone, str(start)
         if train_days <= 0 or retrain_h < 1 or origin_stride_h < 1 or n_estimators < 1:
             raise PlanError("train_days > 0, retrain_h >= 1, origin_stride_h >= 1, n_estimators >= 1 needed",
                             field="forecast")
@@ -51,10 +61,9 @@ class GbmForecaster(ProbForecaster):
         self._cache: OrderedDict = OrderedDict()
 
     def _features(self, y: np.ndarray, ex: np.ndarray | None, o: np.ndarray, H: int, sph: int,
-                  t0_abs: int) -> np.ndarray:
-        """Features ``[K, H, F]`` for one zone (``y [n]``, ``ex [E, n]``) at origins ``o``."""
-        from gridshift.forecast.ensemble import naive_members
-
+                  t0_abs: int, cal: np.ndarray | None = None) -> np.ndarray:
+        """Features ``[K, H, F]`` for one zone (``y [n]``, ``ex [E, n]``) at origins ``o``; ``cal [3, n + H]``
+        the local calendar of the series' slots (see :func:`~gridshift.forecast.calendar.local_calendar`)."""
         day = 24 * sph
         K = o.size
         h = np.arange(H)
@@ -75,6 +84,9 @@ class GbmForecaster(ProbForecaster):
                 cols += [np.broadcast_to(en, (K, H)),
                          np.broadcast_to((e[o] - e[np.maximum(o - day, 0)])[:, None], (K, H)),
                          e[sidx] - en]
+        if cal is not None:
+            ti = o[:, None] + h[None, :]
+            cols += [cal[0][ti], cal[1][ti], cal[2][ti]]
         return np.stack([np.asarray(c, dtype=float) for c in cols], axis=-1)
 
     def _train(self, X: np.ndarray, lab: np.ndarray, key):
@@ -105,6 +117,7 @@ class GbmForecaster(ProbForecaster):
         stride = self.origin_stride_h * slots_per_h
         rp = refresh_points(org, self.retrain_h * slots_per_h, t0_abs)
         hh = np.arange(H)
+        cal = None if self.zone is None else local_calendar(self.zone, self.start, t0_abs, n + H, slots_per_h)
         for z in range(Z):
             y = y_all[z]
             ex = exog[z] if exog is not None else None
@@ -119,7 +132,7 @@ class GbmForecaster(ProbForecaster):
                 ok = (tr[:, None] + hh[None, :] <= r) & (hh[None, :] >= 1)
                 if ok.sum() < MIN_ROWS:
                     continue
-                Xtr = self._features(y, ex, tr, H, slots_per_h, t0_abs)[ok]
+                Xtr = self._features(y, ex, tr, H, slots_per_h, t0_abs, cal)[ok]
                 lab = (y[np.minimum(tr[:, None] + hh[None, :], n - 1)] - y[tr][:, None])[ok]
                 good = np.isfinite(lab) & np.isfinite(Xtr).all(axis=1)
                 if good.sum() < MIN_ROWS:
@@ -130,7 +143,7 @@ class GbmForecaster(ProbForecaster):
                 key = (r + t0_abs, H, slots_per_h, 0 if ex is None else ex.shape[0], digest.hexdigest())
                 model = self._train(Xtr[good], lab[good], key)
                 sel = np.flatnonzero(rp == r)
-                Xp = self._features(y, ex, org[sel], H, slots_per_h, t0_abs)
+                Xp = self._features(y, ex, org[sel], H, slots_per_h, t0_abs, cal)
                 pred = model.predict(Xp.reshape(-1, Xp.shape[-1]), num_threads=self.params["num_threads"])
                 out[z, sel] = y[org[sel]][:, None] + pred.reshape(sel.size, H)
                 out[z, sel, 0] = y[org[sel]]

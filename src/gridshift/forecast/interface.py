@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridshift.errors import PlanError
+from gridshift.forecast.quantile import conformal_quantiles
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
 
@@ -94,8 +95,6 @@ class ProbForecaster(Forecaster):
     def forecast_origins(self, series: np.ndarray, origins, horizon: int, *, slots_per_h: int = 1,
                          t0_abs: int = 0, levels=DEFAULT_LEVELS, exog: np.ndarray | None = None) -> Forecast:
         """Forecasts with quantiles at every origin in ``origins`` (each sees only data up to itself)."""
-        from gridshift.forecast.quantile import conformal_quantiles
-
         y = as_2d(series)
         lv = check_levels(levels)
         org = np.asarray(origins, dtype=int).ravel()
@@ -134,11 +133,3 @@ class ProbForecaster(Forecaster):
     def bound(self, quant: np.ndarray) -> np.ndarray:
         """Hook for range limits (none by default); quantiles stay ordered."""
         return quant
-
-
-def refresh_points(origins: np.ndarray, refresh: int, t0_abs: int) -> np.ndarray:
-    """For each origin (index into a series whose slot 0 is absolute slot ``t0_abs``), the index of the last
-    refresh point at or before it: absolute slots that are multiples of ``refresh``, never before index 0."""
-    a = origins + t0_abs
-    r = (a // refresh) * refresh - t0_abs
-    return np.maximum(r, 0)

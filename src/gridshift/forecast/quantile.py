@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridshift.forecast.interface import refresh_points
+from gridshift.forecast.refit import refresh_points
 
 MIN_SAMPLES = 24  # below this many errors at a lead, borrow the quantiles of the nearest shorter lead
 

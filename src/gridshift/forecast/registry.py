@@ -11,7 +11,7 @@ name                   model
 ``ensemble``           ``blend`` plus the LightGBM and MSTL members
 ``gbm``                LightGBM, direct multi-horizon on calendar, lag and cross-signal features
 ``mstl``               statsforecast MSTL (daily + weekly seasonality), anchored on the current value
-``external``           issued forecasts read from a file or an HTTP endpoint
+``external``           issued forecasts replayed from a table (``table=``, read by ``data.issued_forecasts``)
 ``lead-error``         the actual future with errors that grow with lead time (for studies)
 =====================  =====================================================================================
 """

@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.forecast.interface import ProbForecaster, refresh_points
+from gridshift.forecast.interface import ProbForecaster
+from gridshift.forecast.refit import refresh_points
 
 
 class MstlForecaster(ProbForecaster):

@@ -8,8 +8,13 @@ seconds since ``start``), no file I/O (``gridshift.workloads.build`` computes th
 Local time: a local wall-clock time becomes an instant with the IANA rules of the spec's ``tz`` (DST
 included). A wall-clock time that occurs twice (the hour repeated when DST ends) is taken at its first
 occurrence; one that does not exist (the hour skipped when DST starts) moves forward to the end of the gap
-(02:30 on the spring-forward day in Berlin becomes 03:00 CEST). Workdays are Monday to Friday in the local
-calendar; public holidays are not modelled.
+(02:30 on the spring-forward day in Berlin becomes 03:00 CEST).
+
+Workdays are Monday to Friday in the local calendar except the public holidays of the country of the spec's
+``tz`` (``holidays.country_holidays``, computed, no I/O): the country (and, where a time zone belongs to one
+region, its subdivision) comes from ``TZ_COUNTRY``; Europe/Berlin → DE, Europe/London → GB (England),
+America/Toronto → CA (Ontario), America/New_York and the other US zones → US federal holidays. A time zone
+without a known country (``UTC``, ``Etc/…``, anything not in ``TZ_COUNTRY``) has weekends only.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import numpy as np
 import pandas as pd
 
@@ -24,7 +30,25 @@ from gridshift.model.scenario import RecurringJobs, WorkdayJobs
 from gridshift.model.workload import JOB_KINDS, JobKind, JobTable
 from gridshift.workloads.batch import KIND_DEFAULTS
 
-_MAX_DUE_DAYS = 6  # a finish time's due date lies at most this many local days ahead (Fri evening -> Mon)
+_MAX_DUE_DAYS = 9  # a finish time's due date lies at most this many local days ahead (Fri evening -> Tue
+#                   after an Easter or Christmas weekend, with room to spare)
+
+TZ_COUNTRY: dict[str, tuple[str, str | None]] = {
+    # IANA time zone -> (ISO 3166 country, subdivision or None) whose public holidays are not workdays
+    "Europe/Amsterdam": ("NL", None), "Europe/Berlin": ("DE", None), "Europe/Brussels": ("BE", None),
+    "Europe/Copenhagen": ("DK", None), "Europe/Dublin": ("IE", None), "Europe/Helsinki": ("FI", None),
+    "Europe/Lisbon": ("PT", None), "Europe/London": ("GB", "ENG"), "Europe/Luxembourg": ("LU", None),
+    "Europe/Madrid": ("ES", None), "Europe/Oslo": ("NO", None), "Europe/Paris": ("FR", None),
+    "Europe/Prague": ("CZ", None), "Europe/Rome": ("IT", None), "Europe/Stockholm": ("SE", None),
+    "Europe/Vienna": ("AT", None), "Europe/Warsaw": ("PL", None), "Europe/Zurich": ("CH", None),
+    "America/New_York": ("US", None), "America/Chicago": ("US", None), "America/Denver": ("US", None),
+    "America/Phoenix": ("US", None), "America/Los_Angeles": ("US", None), "America/Toronto": ("CA", "ON"),
+    "America/Vancouver": ("CA", "BC"), "America/Sao_Paulo": ("BR", "SP"), "America/Santiago": ("CL", None),
+    "America/Mexico_City": ("MX", None), "Asia/Tokyo": ("JP", None), "Asia/Seoul": ("KR", None),
+    "Asia/Singapore": ("SG", None), "Asia/Kolkata": ("IN", None), "Asia/Shanghai": ("CN", None),
+    "Asia/Hong_Kong": ("HK", None), "Asia/Taipei": ("TW", None), "Australia/Sydney": ("AU", "NSW"),
+    "Australia/Melbourne": ("AU", "VIC"), "Africa/Johannesburg": ("ZA", None),
+}
 
 
 def zone(tz: str) -> ZoneInfo:
@@ -60,10 +84,23 @@ def local_to_utc_s(days: np.ndarray, hours: np.ndarray | float, tz: ZoneInfo, re
     return np.asarray((local.tz_convert("UTC") - _utc(ref)) / pd.Timedelta(seconds=1), dtype=np.float64)
 
 
-def is_workday(days: np.ndarray) -> np.ndarray:
-    """Monday to Friday (``datetime64[D]`` input)."""
-    weekday = (np.asarray(days, dtype="datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-    return weekday < 5
+def public_holidays(tz: str, days: np.ndarray) -> np.ndarray:
+    """Public holidays (``datetime64[D]``, sorted) of the country of time zone ``tz`` (``TZ_COUNTRY``) in the
+    years of ``days`` and the year after; empty for a time zone without a known country."""
+    country = TZ_COUNTRY.get(tz)
+    days = np.asarray(days, dtype="datetime64[D]")
+    if country is None or days.size == 0:
+        return np.zeros(0, dtype="datetime64[D]")
+    years = range(int(str(days.min())[:4]), int(str(days.max())[:4]) + 2)
+    cal = holidays.country_holidays(country[0], subdiv=country[1], years=years)
+    return np.array(sorted(cal), dtype="datetime64[D]")
+
+
+def is_workday(days: np.ndarray, holiday_dates: np.ndarray | None = None) -> np.ndarray:
+    """Monday to Friday and not one of ``holiday_dates`` (``datetime64[D]`` input)."""
+    days = np.asarray(days, dtype="datetime64[D]")
+    hol = np.zeros(0, dtype="datetime64[D]") if holiday_dates is None else np.asarray(holiday_dates, "datetime64[D]")
+    return np.is_busday(days, holidays=hol)
 
 
 def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, deadline_s: np.ndarray,
@@ -99,7 +136,8 @@ def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, d
 
 def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_names: tuple[str, ...],
                    speed_by_kind: np.ndarray) -> JobTable:
-    """One job per local day (per local workday with ``workdays_only``) of ``spec``.
+    """One job per local day (per local workday with ``workdays_only``: weekdays that are not public holidays)
+    of ``spec``.
 
     Nominal start: ``spec.start_local_h`` on that day in ``spec.tz``; the job arrives ``window_h`` before it
     and is due ``window_h`` after the nominal end (nominal start + ``run_h``). Only days whose arrival and
@@ -112,7 +150,7 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
     pad = int(np.ceil((spec.window_h + spec.run_h) / 24.0)) + 1
     days = local_days(start, end, tz, pad_days=pad)
     if spec.workdays_only:
-        days = days[is_workday(days)]
+        days = days[is_workday(days, public_holidays(spec.tz, days))]
     nominal = local_to_utc_s(days, spec.start_local_h, tz, start)
     arrival = nominal - spec.window_h * 3600.0
     deadline = nominal + (spec.run_h + spec.window_h) * 3600.0
@@ -128,7 +166,8 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
 
 def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_names: tuple[str, ...],
                  speed_by_kind: np.ndarray, rng: np.random.Generator) -> JobTable:
-    """Jobs submitted on local workdays of ``spec`` (see :class:`WorkdayJobs`).
+    """Jobs submitted on local workdays (weekdays that are not public holidays) of ``spec`` (see
+    :class:`WorkdayJobs`).
 
     Per local workday: Poisson(``jobs_per_workday``) jobs, submitted uniformly in
     [``submit_from_local_h``, ``submit_to_local_h``) local time, run time ~ U(``run_h``) hours on the
@@ -141,7 +180,8 @@ def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_name
     """
     tz = zone(spec.tz)
     days = local_days(start, end, tz)
-    days = days[is_workday(days)]
+    hol = public_holidays(spec.tz, days)
+    days = days[is_workday(days, hol)]
     counts = rng.poisson(spec.jobs_per_workday, days.size)
     n = int(counts.sum())
     sub_day = np.repeat(days, counts)
@@ -159,7 +199,7 @@ def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_name
     fin_day = np.asarray(fin_local.floor("D").values).astype("datetime64[D]")
     cand = fin_day[:, None] + np.arange(_MAX_DUE_DAYS + 1)[None, :]  # [n, D]
     due = local_to_utc_s(cand.ravel(), spec.due_local_h, tz, start).reshape(cand.shape)
-    ok = is_workday(cand) & (due >= finish[:, None] - 1e-6)
+    ok = is_workday(cand, hol) & (due >= finish[:, None] - 1e-6)
     first = np.argmax(ok, axis=1)
     deadline = due[np.arange(n), first]
 

@@ -1,4 +1,5 @@
-"""The series a forecast backtest runs on (reads data through the project's loaders).
+"""The hourly 2023 series of a grid signal, per zone, that forecast backtests run on (read through the
+project's loaders).
 
 ========================  ==========  =====================================================================
 signal                    unit        source (``zone`` is)
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridshift.data import grid
+from gridshift.data.traces import load_gaia
 from gridshift.errors import DataError
 
 SIGNALS = {"carbon_intensity": "g_per_kwh", "clean_share": "frac", "price": "usd_per_mwh", "load": "mw",
@@ -52,8 +55,6 @@ def _on_year(s: pd.Series, what: str) -> np.ndarray:
 
 def available(signal: str) -> list[str]:
     """The zones (regions, traces) a signal exists for."""
-    from gridshift.data import grid
-
     check_signal(signal)
     if signal in ("carbon_intensity", "clean_share"):
         return grid.available_zones()
@@ -71,8 +72,6 @@ def check_signal(signal: str) -> None:
 
 def load_series(zone: str, signal: str) -> Series:
     """One signal of one zone on the 2023 hourly UTC index (unknown zone or signal: ``DataError``)."""
-    from gridshift.data import grid
-
     check_signal(signal)
     zones = available(signal)
     if zone not in zones:
@@ -86,8 +85,6 @@ def load_series(zone: str, signal: str) -> Series:
     elif signal == "load":
         v = _on_year(grid.load_grid_load(ZONE_TO_LOAD_REGION.get(zone, zone))["load_mw"], f"{zone} load")
     else:
-        from gridshift.data.traces import load_gaia
-
         arr = load_gaia(zone)["arrival_h"].to_numpy()
         v = np.bincount(np.clip(arr.astype(int), 0, YEAR.size - 1), minlength=YEAR.size)[: YEAR.size].astype(float)
     return Series(zone, signal, SIGNALS[signal], YEAR, v)
@@ -95,8 +92,6 @@ def load_series(zone: str, signal: str) -> Series:
 
 def cross_signals(zone: str, signal: str) -> tuple[list[str], np.ndarray | None]:
     """The other grid signals of ``zone`` (clean share, price, load, where they exist) as ``[E, n]``."""
-    from gridshift.data import grid
-
     if signal == "request_rate":
         return [], None
     names, rows = [], []

@@ -1,8 +1,11 @@
-"""Backtest runs on the project's data, their tables and plots (the I/O side of the backtest).
+"""Forecast backtests on the project's data, their tables and plots (the I/O side of the backtest; the
+scoring itself is :mod:`gridshift.forecast.backtest`).
 
 ``run_zone`` loads one zone's signal (and its cross signals), runs the models at every origin from
 ``warmup_days`` after 2023-01-01 to the last hour of 2023 (``stride_h`` apart; the default, 1 h, is every
-hour), and returns tables; ``write_outputs`` writes them into a directory.
+hour), and returns tables; ``targets_table`` and ``aggregate_targets`` summarise them against the naive
+baselines; ``plot_error_vs_lead`` and ``plot_fan`` draw them; ``write_forecasts`` stores any model's
+forecasts as an issued-forecast file (see :mod:`gridshift.data.issued_forecasts`).
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridshift.data.issued_forecasts import fetch_forecasts, forecasts_csv, read_forecasts
+from gridshift.data.series import Series, cross_signals, load_series
 from gridshift.errors import PlanError
 from gridshift.forecast.backtest import ModelResult, backtest
+from gridshift.forecast.calendar import ZONE_CALENDAR
 from gridshift.forecast.registry import DEFAULT_MODEL, NAIVE_BASELINES, make_forecaster
-from gridshift.forecast.signals import Series, cross_signals, load_series
+from gridshift.report.output import write_text_atomic
 
 WINDOWS_H = (8, 24)
+CALENDAR_SIGNALS = ("load", "price")  # signals whose LightGBM models get the zone's local calendar and holidays
 SUMMARY_COLUMNS = ["zone", "signal", "model", "lead_h", "mae", "mape", "smape", "coverage80"]
 
 
@@ -47,7 +54,18 @@ def parse_hours(text: str, what: str) -> int:
     return int(v)
 
 
-def build_models(names: list[str], external: str | None = None, zone: str | None = None) -> dict:
+def external_forecaster(source: str, zone: str | None):
+    """The ``external`` model replaying the issued forecasts in the file or http(s) URL ``source``."""
+    url = source.startswith(("http://", "https://"))
+    table = fetch_forecasts(source) if url else read_forecasts(source)
+    return make_forecaster("external", table=table, zones=[zone], source=source)
+
+
+def build_models(names: list[str], external: str | None = None, zone: str | None = None,
+                 signal: str | None = None) -> dict:
+    """The models to backtest by name (the naive baselines always included); for ``CALENDAR_SIGNALS`` the
+    LightGBM models (``gbm``, the ``ensemble``'s member) get ``zone``'s local-time calendar with holidays."""
+    local = {"zone": zone} if signal in CALENDAR_SIGNALS and zone in ZONE_CALENDAR else {}
     models = {}
     for n in dict.fromkeys([*NAIVE_BASELINES, *names]):
         if n == "perfect" or n == "lead-error":
@@ -55,13 +73,15 @@ def build_models(names: list[str], external: str | None = None, zone: str | None
         if n == "external":
             if external is None:
                 raise PlanError("model 'external' needs --external FILE or URL", field="model")
-            key = "url" if external.startswith(("http://", "https://")) else "path"
-            models[n] = make_forecaster("external", **{key: external}, zones=[zone])
+            models[n] = external_forecaster(external, zone)
+        elif n == "gbm":
+            models[n] = make_forecaster(n, **local)
+        elif n == "ensemble":
+            models[n] = make_forecaster(n, gbm=local or None)
         else:
             models[n] = make_forecaster(n)
     if external is not None and "external" not in models:
-        key = "url" if external.startswith(("http://", "https://")) else "path"
-        models["external"] = make_forecaster("external", **{key: external}, zones=[zone])
+        models["external"] = external_forecaster(external, zone)
     return models
 
 
@@ -78,7 +98,7 @@ def run_zone(zone: str, signal: str, models: list[str], horizon_h: int = 48, *, 
     origins = np.arange(warmup_days * 24, n - 1, stride_h)
     if origins.size == 0:
         raise PlanError("no origins: the warm-up is longer than the series", field="warmup")
-    mods = build_models(models, external, zone)
+    mods = build_models(models, external, zone, signal)
     t = time.perf_counter()
     res = backtest(y, mods, origins, horizon_h + 1, exog=exog, windows_h=WINDOWS_H, job_h=job_h)
     secs = time.perf_counter() - t
@@ -191,3 +211,9 @@ def plot_fan(path: Path, run: ZoneRun, model: str, week_start_utc: str = "2023-0
     ax.legend(fontsize=8)
     fig.savefig(path)
     return path
+
+
+def write_forecasts(df: pd.DataFrame, path: str | Path) -> None:
+    """Write an issued-forecast table (e.g. ``forecast.external.issue_forecasts`` of a model's backtest) as
+    CSV, times in UTC ISO 8601, atomically."""
+    write_text_atomic(path, forecasts_csv(df))
