@@ -46,6 +46,8 @@ MOVED: dict[str, str] = {
     "gridshift.service.serve_process": "gridshift.testing.serve_process",
     "gridshift.service.reconcile_core": "gridshift.service.reconciler.world",
     "gridshift.service.counterfactual": "gridshift.service.reconciler.counterfactual",
+    "gridshift.forecast.signals": "gridshift.data.series",
+    "gridshift.forecast.run": "gridshift.studies.forecast_backtest",
 }
 
 
