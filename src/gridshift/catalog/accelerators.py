@@ -31,7 +31,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gridshift.catalog.estimate import relative_throughput
 from gridshift.errors import CatalogError
 from gridshift.model.accelerator import AcceleratorType, PowerCapCurve
 
@@ -41,7 +40,6 @@ __all__ = [
     "get_accelerator",
     "load_catalog",
     "load_catalog_file",
-    "relative_throughput",
 ]
 
 CATALOG_RESOURCE = "accelerators.yaml"

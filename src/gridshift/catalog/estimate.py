@@ -201,7 +201,7 @@ def fit_roofline(steps_per_s: Sequence[float], peak_tflops: Sequence[float], hbm
 def hardware_features(names: Iterable[str], catalog: Mapping[str, AcceleratorType] | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``(peak_bf16_tflops, hbm_tb_per_s)`` arrays for accelerator names (aliases accepted)."""
-    from gridshift.catalog import get_accelerator, load_catalog
+    from gridshift.catalog.accelerators import get_accelerator, load_catalog
 
     cat = load_catalog() if catalog is None else catalog
     accs = [get_accelerator(n, cat) for n in names]
@@ -293,7 +293,7 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    from gridshift.catalog import get_accelerator, load_catalog
+    from gridshift.catalog.accelerators import get_accelerator, load_catalog
 
     cat = load_catalog() if catalog is None else catalog
     if catalog_types is None:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridshift.catalog import load_yaml
+from gridshift.catalog.accelerators import load_yaml
 from gridshift.catalog.throughput import ThroughputTable
 from gridshift.errors import CatalogError
 from gridshift.model.accelerator import AcceleratorType
@@ -170,7 +170,7 @@ class _V:
 
 
 def _acc_name(v: _V, name: Any, where: str, catalog: Mapping[str, AcceleratorType]) -> str:
-    from gridshift.catalog import get_accelerator
+    from gridshift.catalog.accelerators import get_accelerator
 
     if not isinstance(name, str):
         raise v.err(where, f"expected an accelerator name, got {name!r}")
@@ -183,7 +183,7 @@ def _acc_name(v: _V, name: Any, where: str, catalog: Mapping[str, AcceleratorTyp
 def parse_fleet_spec(text: str, label: str = FLEET_RESOURCE,
                      catalog: Mapping[str, AcceleratorType] | None = None) -> FleetSpec:
     """Validate the YAML text of a fleet job file (no I/O besides the built-in catalog if none given)."""
-    from gridshift.catalog import load_catalog
+    from gridshift.catalog.accelerators import load_catalog
 
     cat = load_catalog() if catalog is None else catalog
     v = _V(label)
@@ -420,7 +420,7 @@ def inference_entry(job: FleetJob, acc: AcceleratorType, gang: int, eta: float, 
 
 def build_fleet_table(spec: FleetSpec, catalog: Mapping[str, AcceleratorType] | None = None) -> ThroughputTable:
     """The fleet's :class:`ThroughputTable` (tokens per second) from a validated spec."""
-    from gridshift.catalog import load_catalog
+    from gridshift.catalog.accelerators import load_catalog
 
     cat = load_catalog() if catalog is None else catalog
     accs = [cat[a] for a in spec.accelerators]
@@ -471,7 +471,7 @@ def inference_checks(spec: FleetSpec | None = None, catalog: Mapping[str, Accele
     """Calibrated decode model vs every measured point (the calibration point reproduces exactly; the others
     are out-of-sample checks). Columns: job_type, accelerator, gang, calibration (bool),
     measured_tokens_per_s, predicted_tokens_per_s, ratio (predicted / measured), batch."""
-    from gridshift.catalog import load_catalog
+    from gridshift.catalog.accelerators import load_catalog
 
     cat = load_catalog() if catalog is None else catalog
     spec = read_fleet_spec(None, cat) if spec is None else spec

@@ -204,7 +204,7 @@ class ThroughputTable:
         job's measured sizes.
         """
         if catalog is None:
-            from gridshift.catalog import load_catalog
+            from gridshift.catalog.accelerators import load_catalog
 
             catalog = load_catalog()
         t = frame[frame["consolidated"] == bool(consolidated)]
