@@ -103,4 +103,28 @@ def load_scenario(path: str | Path) -> Scenario:
         except ValidationError as e:
             msg = e.errors()[0]["msg"].removeprefix("Value error, ")
             raise ScenarioError(msg, file=ev_path) from e
-    return sc
+    return _with_issued_forecasts(sc, p)
+
+
+def _with_issued_forecasts(sc: Scenario, path: Path) -> Scenario:
+    """Read the issued forecasts a policy names by ``path`` (relative to the scenario file) or ``url`` in its
+    ``forecast_params`` (``forecast: external``) and hand the planner the table: the forecaster itself reads
+    no files."""
+    from gridshift.data.issued_forecasts import fetch_forecasts, read_forecasts
+
+    policies = []
+    for spec in sc.policies:
+        fp = spec.params.get("forecast_params")
+        if spec.params.get("forecast") == "external" and isinstance(fp, dict) and ("path" in fp or "url" in fp):
+            fp = dict(fp)
+            if "path" in fp:
+                src = path.parent / str(fp.pop("path"))
+                fp["table"] = read_forecasts(src)
+                fp.setdefault("source", str(src))
+            else:
+                url = str(fp.pop("url"))
+                fp["table"] = fetch_forecasts(url)
+                fp.setdefault("source", url)
+            spec = spec.model_copy(update={"params": {**spec.params, "forecast_params": fp}})
+        policies.append(spec)
+    return sc.model_copy(update={"policies": policies})
