@@ -6,7 +6,8 @@ It follows the job contract of the executors (docs/executors.md): writes its pro
 ``$GRIDSHIFT_PROGRESS_FILE``; on the checkpoint signal (``$GRIDSHIFT_CHECKPOINT_SIGNAL``, default SIGUSR1) it
 saves the seconds done to ``$GRIDSHIFT_WORK_DIR/simjob.ckpt`` and touches ``$GRIDSHIFT_CHECKPOINT_ACK``
 (or, with ``--exit-on-checkpoint``, exits 0 instead); on SIGTERM it checkpoints and exits 143; it starts from the
-checkpoint when one exists. Standard library only, so it starts fast.
+checkpoint when one exists. Standard library only (the atomic writer, gridshift/data/files.py, is loaded by
+path), so it starts fast.
 """
 
 from __future__ import annotations
@@ -18,11 +19,27 @@ import sys
 import time
 
 
+def _atomic_writer():
+    """``gridshift/data/files.py``, the project's one atomic writer, loaded by path: this script runs under
+    ``python -I`` and imports nothing of the package, so that it starts fast."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_gridshift_files", Path(__file__).resolve().parents[2] / "data"
+                                                  / "files.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_FILES = None
+
+
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    global _FILES
+    if _FILES is None:
+        _FILES = _atomic_writer()
+    _FILES.write_text_atomic(path, text)
 
 
 def main(argv: list[str]) -> int:

@@ -11,12 +11,12 @@ that arrives before the command is started ends the wrapper without starting it.
 SIGKILL go to the group directly. When the command ends the wrapper writes PATH atomically as JSON: ``exit_code``
 (negative: killed by that signal), ``reason`` and ``ended_at`` (UTC). With ``--orphan-kill`` the job is
 stopped when the wrapper's parent dies (SIGTERM, SIGKILL 10 s later) and the command is killed when the
-wrapper itself is killed. Standard library only, so it starts fast.
+wrapper itself is killed. Standard library only (the atomic writer, gridshift/data/files.py, is loaded by
+path), so it starts fast.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -29,14 +29,22 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signa
 ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+def _atomic_writer():
+    """``gridshift/data/files.py``, the project's one atomic writer, loaded by path: this script runs under
+    ``python -I`` and imports nothing of the package, so that it starts fast."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_gridshift_files", Path(__file__).resolve().parents[2] / "data"
+                                                  / "files.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def write_exit(path: str, exit_code: int, reason: str) -> None:
     data = {"exit_code": exit_code, "reason": reason, "ended_at": datetime.now(UTC).isoformat()}
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _atomic_writer().write_json_atomic(path, data)
 
 
 def describe(code: int) -> str:

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gridshift.data import files
 from gridshift.service.executors.base import (
     ExecStatus,
     Executor,
@@ -133,12 +134,7 @@ def _killpg(pgid: int | None, sig: int) -> None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so a reader sees the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    files.write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
