@@ -4,9 +4,11 @@ and a feature whose optional dependency is missing says in one line which extra 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,20 @@ def test_cli_without_openleadr_exits_2_with_one_line(tmp_path):
 def test_public_face_is_small():
     assert set(gridshift.__all__) == {"GridShiftError", "Scenario", "Decision", "Observation", "Policy", "register",
                                       "load_scenario", "parse_scenario", "simulate", "PolicyRun", "__version__"}
+
+
+@pytest.mark.parametrize(("blocked", "argv", "extra"), [
+    ("uvicorn", ["serve", "--fleet", "tests/scenarios/small.yaml"], "service"),
+    ("sqlalchemy", ["token", "list"], "service"),
+    ("lightgbm", ["forecast", "backtest", "--zone", "DE-LU", "--horizon", "24h", "--model", "gbm", "--out", "{tmp}/fc"], "forecast"),
+])
+def test_commands_without_their_extra_exit_2_with_one_line(tmp_path, blocked, argv, extra):
+    repo = Path(__file__).resolve().parents[1]
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = (f"import sys; sys.modules[{blocked!r}] = None; sys.argv = ['gridshift', *{argv!r}]; "
+            "from gridshift.cli import main; main()")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo,
+                         env={**os.environ, "GRIDSHIFT_STATE_DIR": str(tmp_path)})
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert len(lines) == 1 and f"gridshift[{extra}]" in lines[0], res.stderr[-2000:]

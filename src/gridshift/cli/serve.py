@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gridshift.errors import GridShiftError
+from gridshift.errors import GridShiftError, require
 
 DEFAULT_DB = "sqlite:///gridshift.db"
 
@@ -95,6 +95,12 @@ def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor:
     return cls(**kwargs)
 
 
+def _service_stack() -> None:
+    """The live service's optional dependencies, each failing in one line that names the ``service`` extra."""
+    for module in ("fastapi", "sqlalchemy", "alembic", "uvicorn", "prometheus_client"):
+        require(module, "service", "the live service")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``token`` to ``app``."""
     token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
@@ -129,9 +135,14 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
     ) -> None:
         """Run the GridShift service: migrate the database, then serve the API, dashboard and metrics."""
+        from gridshift.cli.common import err, fail
+
+        try:
+            _service_stack()
+        except GridShiftError as e:
+            fail(e)
         import uvicorn
 
-        from gridshift.cli.common import err, fail
         from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
         from gridshift.service.db import upgrade
         from gridshift.service.store import Store
@@ -205,6 +216,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create an API token and print its secret (shown only this once)."""
         from gridshift.cli.common import fail, out
+        _service_stack()
         from gridshift.service.store import Store
 
         try:
@@ -222,6 +234,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from gridshift.cli.common import fail, out
+        _service_stack()
         from gridshift.service.store import Store
 
         try:
@@ -241,6 +254,7 @@ def register(app: typer.Typer) -> None:
     def token_revoke(token_id: str, db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
         """Revoke an API token."""
         from gridshift.cli.common import fail
+        _service_stack()
         from gridshift.service.store import NotFound, Store
 
         try:

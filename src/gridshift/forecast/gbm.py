@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from gridshift.errors import PlanError
+from gridshift.errors import PlanError, require
 from gridshift.forecast.calendar import local_calendar, zone_calendar
 from gridshift.forecast.interface import ProbForecaster
 from gridshift.forecast.members import naive_members
@@ -90,7 +90,7 @@ class GbmForecaster(ProbForecaster):
         return np.stack([np.asarray(c, dtype=float) for c in cols], axis=-1)
 
     def _train(self, X: np.ndarray, lab: np.ndarray, key):
-        import lightgbm as lgb
+        lgb = require("lightgbm", "forecast", "the 'gbm' forecaster")
 
         if key in self._cache:
             self._cache.move_to_end(key)

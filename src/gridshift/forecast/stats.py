@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from gridshift.errors import PlanError
+from gridshift.errors import PlanError, require
 from gridshift.forecast.interface import ProbForecaster
 from gridshift.forecast.refit import refresh_points
 
@@ -38,7 +38,8 @@ class MstlForecaster(ProbForecaster):
             return self._cache[key]
         import warnings
 
-        from statsforecast.models import MSTL, AutoETS
+        models = require("statsforecast.models", "forecast", "the 'mstl' forecaster")
+        MSTL, AutoETS = models.MSTL, models.AutoETS
 
         seasons = [s * sph for s in self.seasons_h if 2 * s * sph <= y.size]
         if not seasons:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from gridshift.errors import GridShiftError, ScenarioError
+from gridshift.errors import GridShiftError, ScenarioError, require
 from gridshift.model.scenario import Scenario
 from gridshift.report.output import (
     _write_parquet,
@@ -176,8 +176,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 def ray_session(workers: int | None, address: str | None) -> Iterator[Any]:
     """The ``ray`` module, connected: to ``address`` if given, else to the Ray already initialised in this
     process, else to a new local instance with ``workers`` CPUs (shut down on exit)."""
-    import ray
-
+    ray = require("ray", "ray", "a sweep on Ray")
     if ray.is_initialized():
         yield ray
         return

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gridshift.errors import MissingExtraError, require
 from gridshift.service.executors.base import (
     ExecStatus,
     Executor,
@@ -139,9 +140,9 @@ class RayExecutor(Executor):
         init_options: dict[str, Any] | None = None,
     ) -> None:
         try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ExecutorError("the ray executor needs the 'ray' package", retryable=False) from None
+            require("ray", "ray", "the ray executor")
+        except MissingExtraError as e:
+            raise ExecutorError(e.message, retryable=False) from None
         self.address = address
         self.namespace = namespace
         self.state_dir = Path(state_dir).resolve()
