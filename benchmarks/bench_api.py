@@ -41,7 +41,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
 from gridshift.testing.serve_process import ServeProcess, free_port

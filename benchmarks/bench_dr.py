@@ -15,12 +15,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from gridshift.world.build import assemble
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
+from gridshift.data.scenario import parse_scenario
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.sim.runner import run_policies
-from gridshift.data.scenario import parse_scenario
-
-from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+from gridshift.world.build import assemble
 
 EVENTS = [
     {"id": f"cut-{s}-{d}", "kind": "cut", "sites": [s], "start": f"2023-03-{d:02d}T16:00:00Z",

@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.world.build import assemble
+from gridshift.data.scenario import load_scenario
 from gridshift.model.scenario import Scenario
 from gridshift.sim.runner import policy_specs, run_policies
-from gridshift.data.scenario import load_scenario
-
-from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+from gridshift.world.build import assemble
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("requested_mw", "baseline_mw", "compliance_frac", "time_to_target_s", "achieved_min_cut_frac",

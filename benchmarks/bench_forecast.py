@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
+from gridshift.data.series import available
 from gridshift.forecast.errormodel import LeadErrorModel
 from gridshift.forecast.registry import DEFAULT_MODEL
 from gridshift.studies.forecast_backtest import aggregate_targets, run_zone, targets_table
-from gridshift.data.series import available
 
 ROOT = Path(__file__).resolve().parents[1]
 

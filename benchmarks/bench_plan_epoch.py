@@ -30,15 +30,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.plan.base import Observation
 from gridshift.plan.registry import make_policy
 from gridshift.sim.engine import JobState, check_decision
 from gridshift.world.arrays import World
-
-from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+from gridshift.world.build import assemble
 
 ROOT = Path(__file__).resolve().parents[1]
 SITES = [  # (zone, cloud region, pools): 8 sites, 4 types, 10,000 accelerators

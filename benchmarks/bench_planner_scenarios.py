@@ -26,18 +26,17 @@ import os
 import resource
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.world.build import assemble
+from gridshift.data.scenario import load_scenario
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.sim.runner import policy_specs, run_policies
-from gridshift.data.scenario import load_scenario
-
-from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+from gridshift.world.build import assemble
 
 ROOT = Path(__file__).resolve().parents[1]
 SUM = ("objective_value", "batch_carbon_t", "carbon_t", "energy_mwh", "cost_usd", "cap_violation_mwh",
@@ -262,7 +261,7 @@ def main() -> int:
         git_after = git_state()
         scen = {**old, **results}  # a subset run updates the file instead of replacing it
         doc = {"benchmark": "planner_scenarios",
-               "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                "git": git_before if git_after == git_before else {"before": git_before, "after": git_after},
                "wall_s": round(time.perf_counter() - t0, 1),
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

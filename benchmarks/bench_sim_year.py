@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from gridshift.world.build import assemble
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.sim.runner import run_policies
+from gridshift.world.build import assemble
 
 SITES = [  # (zone, cloud region, accelerator mix)
     ("US-CAL-CISO", "us-west2", {"H100": 1000, "B200": 250}),

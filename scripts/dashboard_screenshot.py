@@ -16,14 +16,14 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from gridshift.service.db import upgrade
-from gridshift.testing.serve_process import ServeProcess
 from gridshift.service.store import Store
+from gridshift.testing.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 API = "/api/v1"
@@ -84,7 +84,7 @@ def main() -> None:
                                json={"kind": kind, "work_acc_h": 20 * work, "gang_min": gmin, "gang_max": gmax})
                     r.raise_for_status()
                     time.sleep(0.4)
-                now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+                now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
                 c.post("/events", json={"id": "dr-evening", "kind": "limit", "sites": ["frankfurt"],
                                         "start": (now + timedelta(hours=11)).isoformat(),
                                         "end": (now + timedelta(hours=14)).isoformat(),

@@ -74,7 +74,7 @@ class Curve:
     source: str
     notes: tuple[str, ...] = ()
 
-    def rounded(self) -> "Curve":
+    def rounded(self) -> Curve:
         return Curve(
             tuple(round(float(x), DECIMALS) for x in self.power_frac),
             tuple(round(float(x), DECIMALS) for x in self.throughput_frac),
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     for rel in (EMERALD, ZEUS, MLPERF_INF):
         print(f"# {rel}: {resolve(rel, args.data_dir)}", file=sys.stderr)
     curves = derive_all(args.data_dir)
-    for name, c in curves.items():
+    for _name, c in curves.items():
         for n in c.notes:
             print(f"# note: {n}", file=sys.stderr)
     if args.check:

@@ -228,7 +228,7 @@ def test_extend_and_cv_are_exact_on_synthetic_roofline_data():
     p = 2.0
     t, cat = _synthetic_table(p)
     fits = fit_table(t, cat, p=p)
-    for job, (w, q) in JOBS.items():
+    for job, (w, _q) in JOBS.items():
         assert fits[job].flop_per_step == pytest.approx(w, rel=1e-6) and fits[job].log_rmse < 1e-9
     ext = extend(t, ["S4"], cat, p=p)
     for job, (w, q) in JOBS.items():

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from typer.testing import CliRunner
-from worldkit import external_refs
 
 from gridshift.cli import app
 from gridshift.data import registry
+from worldkit import external_refs
 
 HERE = Path(__file__).parents[1]
 SMALL = HERE / "scenarios" / "small.yaml"

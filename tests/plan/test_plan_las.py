@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from gridshift.world.build import assemble
 from gridshift.errors import ScenarioError
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.plan.las import gang_variants
 from gridshift.plan.registry import make_policy
 from gridshift.sim.runner import run_policies
+from gridshift.world.build import assemble
 
 SMALL = Path(__file__).resolve().parents[1] / "scenarios" / "small.yaml"
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from worldkit import make_fleet, make_jobs, make_signals, make_world
 
 from gridshift.plan.asap import Asap
 from gridshift.plan.lp import PlanProblem, PlanSolver
 from gridshift.plan.mpc import Mpc, Oracle
-from gridshift.sim.score import add_scores
 from gridshift.plan.threshold import Threshold
 from gridshift.sim.engine import simulate
+from gridshift.sim.score import add_scores
+from worldkit import make_fleet, make_jobs, make_signals, make_world
 
 
 def _problem(unit_cost, cap_mw=1.0, work=1.0, deadline_period=2, count=(1, 1), levels=(1.0,), tp=(1.0,)):

@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 
 from gridshift.errors import GridShiftError
-from gridshift.report import OutputDir, write_json_atomic, write_report, write_text_atomic, write_timeseries
-from gridshift.report import downsample, jct_cdf
+from gridshift.report import (
+    OutputDir,
+    downsample,
+    jct_cdf,
+    write_json_atomic,
+    write_report,
+    write_text_atomic,
+    write_timeseries,
+)
 from gridshift.report.html import render_html
 from gridshift.report.output import MARKER
 from gridshift.report.png import write_pngs

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,6 @@ from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
 from gridshift.service.db import head_revision, make_engine, upgrade
 from gridshift.service.reconciler import check_live_policy
 from gridshift.service.store import PlanItem, Principal, Store
-
 from pgserver import PgServer, free_port, pg_server  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -483,7 +482,7 @@ def test_services_and_replicas(env):
 def test_plan_and_why(env):
     assert env.call("GET", f"{API}/plan", "operator").status_code == 404
     a, b = env.job(), env.job("bob")
-    start = datetime(2030, 1, 1, 2, tzinfo=timezone.utc)
+    start = datetime(2030, 1, 1, 2, tzinfo=UTC)
     env.store.save_plan("carbon-lp", [
         PlanItem(a, "frankfurt", "H100", 4, start, 0.8, {"reason": "lowest carbon window", "carbon_g_per_kwh": 120}),
         PlanItem(b, "london", "A100", 2, None, None, {"reason": "deadline"}),
@@ -528,8 +527,8 @@ def test_signals_push_and_pull(env):
         "end": "2024-01-02T00:00:00Z", "shift_s": 365 * 86400})
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == {"carbon_g_per_kwh": 24, "price_usd_per_mwh": 24}
-    pts = env.store.signals_between("DE-LU", "price_usd_per_mwh", datetime(2024, 1, 1, tzinfo=timezone.utc),
-                                    datetime(2024, 1, 2, tzinfo=timezone.utc))
+    pts = env.store.signals_between("DE-LU", "price_usd_per_mwh", datetime(2024, 1, 1, tzinfo=UTC),
+                                    datetime(2024, 1, 2, tzinfo=UTC))
     assert len(pts) == 24 and pts[0].source == "registry:price/DE-LU"
     r = env.call("POST", f"{API}/signals/pull", "operator", json={"zone": "XX", "start": "2023-01-01T00:00:00Z",
                                                                    "end": "2023-01-02T00:00:00Z"})
@@ -561,14 +560,14 @@ def test_signals_pulled_from_a_csv_file(store, tmp_path):
         r = env.call("POST", f"{API}/signals/pull", "operator",
                      json={**body, "signals": ["carbon_g_per_kwh", "price_usd_per_mwh"]})
         assert r.status_code == 422 and r.json()["field"] == "signals"
-    pts = store.signals_between("DE-LU", "carbon_g_per_kwh", datetime(2023, 5, 1, tzinfo=timezone.utc),
-                                datetime(2023, 5, 2, tzinfo=timezone.utc))
+    pts = store.signals_between("DE-LU", "carbon_g_per_kwh", datetime(2023, 5, 1, tzinfo=UTC),
+                                datetime(2023, 5, 2, tzinfo=UTC))
     assert len(pts) == 6 and pts[0].source == "file:de.csv"
 
 
 def test_signals_pulled_on_a_clock(store):
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    shift_s = (now - datetime(2023, 6, 1, tzinfo=timezone.utc)).total_seconds()  # replay June 2023 as now
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    shift_s = (now - datetime(2023, 6, 1, tzinfo=UTC)).total_seconds()  # replay June 2023 as now
     settings = ApiSettings(pull_interval_s=3600, pull_zones=("DE-LU",), pull_horizon_s=6 * 3600, pull_shift_s=shift_s)
     window = (now - timedelta(hours=2), now + timedelta(hours=7))
     with TestClient(create_app(store, settings=settings)):
@@ -587,8 +586,8 @@ def test_one_pull_window_synchronously(store):
     zone the registry does not know reported and skipped."""
     from gridshift.service.signal_pull import pull_window
 
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    shift_s = (now - datetime(2023, 6, 1, tzinfo=timezone.utc)).total_seconds()
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    shift_s = (now - datetime(2023, 6, 1, tzinfo=UTC)).total_seconds()
     settings = ApiSettings(pull_interval_s=3600, pull_zones=("NOWHERE", "DE-LU"), pull_horizon_s=6 * 3600,
                            pull_shift_s=shift_s, pull_signals=("carbon_g_per_kwh", "price_usd_per_mwh"))
     warned = []

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from gridshift.service.db import upgrade
-from gridshift.testing.serve_process import ServeProcess
 from gridshift.service.store import Store
+from gridshift.testing.serve_process import ServeProcess
 
 CHROMIUM = os.environ.get("GRIDSHIFT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 API = "/api/v1"

@@ -195,7 +195,7 @@ def test_local_pause_right_after_start_never_kills_the_job(ex: LocalExecutor, tm
         assert ex.resume(job_id).state == "running"
         ids.append(job_id)
     for i, job_id in enumerate(ids):
-        st = wait_for(lambda: (s := status(ex, job_id)).finished and s, what=f"{job_id} to finish")
+        st = wait_for(lambda job_id=job_id: (s := status(ex, job_id)).finished and s, what=f"{job_id} to finish")
         assert (st.state, st.exit_code) == ("succeeded", 0), (job_id, st.reason)
         assert (tmp_path / f"early{i}" / "progress").read_text() == "4"
 

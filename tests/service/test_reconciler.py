@@ -10,14 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from reconciler_proc import FLEET as CONST_FLEET
 
-from gridshift.world.build import assemble
 from gridshift.errors import PlanError
 from gridshift.model.events import GridEvent
 from gridshift.model.scenario import PolicySpec, Scenario
@@ -26,6 +24,7 @@ from gridshift.service.db import upgrade
 from gridshift.service.executors.base import JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
 from gridshift.service.executors.local import LocalExecutor
+from gridshift.service.reconciler import Reconciler
 from gridshift.service.reconciler.decisions import Action, build_observation, diff_actions
 from gridshift.service.reconciler.world import (
     LiveJob,
@@ -34,14 +33,15 @@ from gridshift.service.reconciler.world import (
     overlay_points,
     planning_scenario,
 )
-from gridshift.service.reconciler import Reconciler
 from gridshift.service.store import Placement, Principal, Store
 from gridshift.sim.engine import simulate
+from gridshift.world.build import assemble
+from reconciler_proc import FLEET as CONST_FLEET
 
 SYSTEM = Principal.system()
 HERE = Path(__file__).resolve().parents[1]
 PROC = HERE / "support" / "reconciler_proc.py"
-T0 = datetime(2023, 6, 6, 9, tzinfo=timezone.utc)  # inside the bundled 2023 grid data
+T0 = datetime(2023, 6, 6, 9, tzinfo=UTC)  # inside the bundled 2023 grid data
 FLEET = {
     "name": "fleet",
     "time_range": {"start": "2023-06-05T00:00:00Z", "end": "2023-06-07T00:00:00Z"},
@@ -151,7 +151,7 @@ def test_stored_signals_override_the_registry_and_gaps_are_errors():
     assert sig.at("carbon_g_per_kwh", 0)[0] == 999.0
     assert sig.at("carbon_g_per_kwh", 1)[0] == reference.at("carbon_g_per_kwh", 1)[0]
     assert np.array_equal(sig.price_usd_per_mwh, reference.price_usd_per_mwh)
-    live_now = datetime(2031, 1, 1, tzinfo=timezone.utc)  # beyond the bundled data
+    live_now = datetime(2031, 1, 1, tzinfo=UTC)  # beyond the bundled data
     with pytest.raises(PlanError, match="carbon_g_per_kwh for zone 'DE-LU'"):
         build_signals(planning_scenario(fleet(), live_now, 3600, 2), {})
 
@@ -171,7 +171,7 @@ def test_jobs_start_finish_and_succeed(store, executor):
     with pytest.raises(PlanError, match="no carbon_g_per_kwh for zone 'DE-LU'"):
         rec.tick()  # now is beyond the bundled data and the store has no signals yet
     assert "DE-LU" in rec.status()["last_error"]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hourly_signals(store, "DE-LU", now, 300.0, 90.0)
     hourly_signals(store, "GB", now, 150.0)
     summary = rec.tick()
@@ -397,7 +397,7 @@ def facility_mw(busy: int, cap: float = 1.0, count: int = 16, pue: float = 1.2) 
 def test_cost_and_counterfactual_match_a_hand_computation(store, executor):
     """One job on a constant grid: threshold runs it at once, as asap would, so the counterfactual's books
     equal the actual ones, and both equal power × time × signal."""
-    t0 = datetime(2024, 3, 4, 9, tzinfo=timezone.utc)
+    t0 = datetime(2024, 3, 4, 9, tzinfo=UTC)
     now = [t0]
     rec = Reconciler(store, executor, fleet(CONST_FLEET), policy="threshold", clock=lambda: now[0])
     st = rec.status()
@@ -428,7 +428,7 @@ DEFER_FLEET = {**CONST_FLEET, "zones": [{"id": "ZZ", "carbon_g_per_kwh": 100.0, 
                                   PolicySpec(name="mpc", params={"forecast": "perfect"})], ids=lambda s: s.name)
 def test_deferring_beats_the_asap_counterfactual(store, executor, spec):
     """Carbon is 500 g/kWh for the next four hours and 100 after: the policy waits, asap would not."""
-    t0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     now = [t0]
     store.upsert_signals([{"zone": "ZZ", "signal": "carbon_g_per_kwh", "at": t0 + timedelta(hours=h), "value": 500.0,
                            "source": "test"} for h in range(4)])

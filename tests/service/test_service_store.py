@@ -11,10 +11,10 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect, insert, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from gridshift.errors import GridShiftError
 from gridshift.model.events import GridEvent
@@ -29,15 +29,14 @@ from gridshift.service.db import (
     make_engine,
     upgrade,
 )
-from gridshift.service.tables import Base
 from gridshift.service.store import (
     DISPATCHES,
     TOKENS,
     IllegalTransition,
     InvalidSpec,
     NotFound,
-    Placement,
     PermissionDenied,
+    Placement,
     PlanItem,
     Principal,
     SignalPoint,
@@ -45,7 +44,7 @@ from gridshift.service.store import (
     VersionConflict,
     hash_secret,
 )
-
+from gridshift.service.tables import Base
 from pgserver import PgServer, free_port, pg_server  # noqa: F401  (session fixture)
 
 APP_TABLES = {"tokens", "jobs", "job_events", "dispatches", "signals", "grid_events", "services", "plans", "settings",
@@ -165,7 +164,7 @@ def test_submit_get_and_history(store):
     assert created and job.status == "queued" and job.tenant == "alice" and job.version == 1
     got = store.get_job(ALICE, job.id)
     assert got == job
-    assert got.submitted_at.tzinfo == timezone.utc
+    assert got.submitted_at.tzinfo == UTC
     assert got.command == SPEC["command"]
     sim_job = got.to_job()
     assert isinstance(sim_job, Job)
@@ -274,8 +273,8 @@ def test_deadlines_must_be_timezone_aware(store):
         assert exc_info.value.field == "deadline"
     job, _ = store.submit_job(ALICE, {**SPEC, "deadline": "2030-01-01T02:00:00+02:00"})
     assert job.spec["deadline"] == "2030-01-01T00:00:00Z"  # an offset is fine; it is stored as UTC
-    job, _ = store.submit_job(ALICE, {**SPEC, "deadline": datetime(2030, 1, 1, 5, tzinfo=timezone.utc)})
-    assert store.get_job(ALICE, job.id).to_job().deadline == datetime(2030, 1, 1, 5, tzinfo=timezone.utc)
+    job, _ = store.submit_job(ALICE, {**SPEC, "deadline": datetime(2030, 1, 1, 5, tzinfo=UTC)})
+    assert store.get_job(ALICE, job.id).to_job().deadline == datetime(2030, 1, 1, 5, tzinfo=UTC)
     with pytest.raises(InvalidSpec, match="deadline"):
         store.submit_job(ALICE, {**SPEC, "deadline": "next tuesday"})
     assert store.queue_stats()["queued"] == 2
@@ -504,7 +503,7 @@ def test_transitions_and_versions(store):
     history = store.job_history(ALICE, job.id)
     assert [e.to_status for e in history] == ["queued", "planned", "running", "succeeded"]
     assert history[1].detail == {"plan_id": 7}
-    assert all(e.at.tzinfo == timezone.utc for e in history)
+    assert all(e.at.tzinfo == UTC for e in history)
     with pytest.raises(NotFound):
         store.transition("no-such-job", "planned", "x", expect_version=None)
 
@@ -565,7 +564,7 @@ def test_dispatch_intents_survive_a_restart(db_url):
             with second.engine.begin() as conn, pytest.raises(Exception) as exc_info:
                 conn.execute(insert(DISPATCHES), {"job_id": job.id, "action": "start", "attempt": 1,
                                                   "job_version": version, "state": "pending",
-                                                  "created_at": datetime.now(timezone.utc)})
+                                                  "created_at": datetime.now(UTC)})
             assert "unique" in str(exc_info.value).lower()
 
 
@@ -654,7 +653,7 @@ def test_tokens_are_stored_hashed(store):
 
 
 def test_signals_upsert(store):
-    t0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
     rows = [SignalPoint("DE", "carbon_g_per_kwh", t0 + timedelta(hours=h), 300.0 + h, "electricitymaps")
             for h in range(3)]
     assert store.upsert_signals(rows) == 3
@@ -667,7 +666,7 @@ def test_signals_upsert(store):
     assert [(p.at, p.value, p.source) for p in got] == [
         (t0, 300.0, "electricitymaps"), (t0 + timedelta(hours=1), 111.0, "revised"),
         (t0 + timedelta(hours=2), 302.0, "electricitymaps"), (t0 + timedelta(hours=3), 303.0, "electricitymaps")]
-    assert all(p.at.tzinfo == timezone.utc for p in got)
+    assert all(p.at.tzinfo == UTC for p in got)
     assert store.signals_between("DE", "carbon_g_per_kwh", t0 + timedelta(hours=1), t0 + timedelta(hours=2))[0].value == 111
     assert store.signals_between("FR", "carbon_g_per_kwh", t0, t0 + timedelta(hours=4)) == []
     with pytest.raises(InvalidSpec):
@@ -675,7 +674,7 @@ def test_signals_upsert(store):
 
 
 def test_grid_events(store):
-    t0 = datetime(2030, 6, 1, 12, tzinfo=timezone.utc)
+    t0 = datetime(2030, 6, 1, 12, tzinfo=UTC)
     ev = GridEvent(id="e1", kind="limit", sites=["site-a"], start=t0, end=t0 + timedelta(hours=2), limit_mw=5.0)
     row, created = store.add_grid_event(ev, "openadr:vtn-1")
     assert created and row.event == ev and row.revision == 1 and row.status == "active"
@@ -704,7 +703,7 @@ def test_grid_events(store):
 def test_plans(store):
     a, _ = store.submit_job(ALICE, SPEC)
     b, _ = store.submit_job(BOB, SPEC)
-    t = datetime(2030, 1, 1, 6, tzinfo=timezone.utc)
+    t = datetime(2030, 1, 1, 6, tzinfo=UTC)
     store.save_plan("greedy", [PlanItem(a.id, "site-a", "H100", 2, t, 1.0, {"reason": "old"})], {"n": 1})
     plan = store.save_plan("lp", [PlanItem(a.id, "site-b", "H100", 4, t, 0.8, {"reason": "low carbon at 06:00"}),
                                   {"job_id": b.id, "why": {"reason": "waits for capacity"}}],

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 from gridshift.errors import PlanError
 from gridshift.plan.asap import Asap
@@ -13,6 +12,7 @@ from gridshift.plan.las import LeastAttainedService
 from gridshift.plan.placement import first_fit_1d
 from gridshift.plan.threshold import Threshold
 from gridshift.sim.engine import simulate
+from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 
 @st.composite

@@ -7,13 +7,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gridshift.world.build import assemble
 from gridshift.cli import app
-from gridshift.errors import ScenarioError
 from gridshift.data.events import read_events_csv
+from gridshift.data.scenario import load_scenario, parse_scenario
+from gridshift.errors import ScenarioError
 from gridshift.model.scenario import PolicySpec
 from gridshift.sim.runner import run_policies
-from gridshift.data.scenario import load_scenario, parse_scenario
+from gridshift.world.build import assemble
 
 ROOT = Path(__file__).resolve().parents[2]
 CUT25 = ROOT / "examples" / "dr-a100-cut25.yaml"

@@ -6,11 +6,11 @@ import math
 
 import pytest
 from typer.testing import CliRunner
-from worldkit import external_refs
 
 from gridshift.catalog import load_catalog
 from gridshift.cli import app
 from gridshift.studies import capacity as cap
+from worldkit import external_refs
 
 runner = CliRunner()
 

@@ -80,9 +80,9 @@ def test_rate_is_met_exactly_and_headroom_is_monotone():
     rates = np.array([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3])
     L = hr.max_load_for_rate(gaps, rates, weights)
     assert np.all(np.diff(L) > 0)
-    for r, l in zip(rates, L):
-        realised = (hr.curtailment_mw(gaps, [l * (1 - 1e-6), l, l * (1 + 1e-6)]) * weights).sum(axis=1) / (
-            np.array([l * (1 - 1e-6), l, l * (1 + 1e-6)]))
+    for r, load in zip(rates, L):
+        realised = (hr.curtailment_mw(gaps, [load * (1 - 1e-6), load, load * (1 + 1e-6)]) * weights).sum(axis=1) / (
+            np.array([load * (1 - 1e-6), load, load * (1 + 1e-6)]))
         assert realised[1] == pytest.approx(r, rel=1e-9)
         assert realised[0] <= r < realised[2]
 
@@ -391,9 +391,9 @@ def test_cli_refuses_foreign_output_dir(tmp_path):
 def test_tier_shares_from_a_scenario(tmp_path):
     from pathlib import Path
 
-    from gridshift.world.build import assemble
     from gridshift.data.scenario import load_scenario
     from gridshift.studies.tiers import main_accelerator, tier_energy_shares
+    from gridshift.world.build import assemble
 
     path = Path(__file__).resolve().parents[2] / "examples" / "dr-a100-cut25.yaml"
     w = assemble(load_scenario(path)).world

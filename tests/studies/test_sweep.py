@@ -12,8 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from gridshift.cli import app
-from gridshift.errors import ScenarioError
 from gridshift.data.scenario import load_scenario
+from gridshift.errors import ScenarioError
 from gridshift.studies.sweep import expand, parse_sweep, results_table
 
 HERE = Path(__file__).parents[1]

@@ -18,7 +18,9 @@ def make_fleet(counts=((4,),), *, board_w=(700.0,), idle_w=(100.0,), host_w=(0.0
     for s in range(S):
         for k in range(K):
             if counts[s][k]:
-                pool_site.append(s); pool_type.append(k); pool_count.append(counts[s][k])
+                pool_site.append(s)
+                pool_type.append(k)
+                pool_count.append(counts[s][k])
     pue = np.ones(S) if pue is None else np.asarray(pue, float)
     cap = np.full((S, n_slots), 1e6) if cap_mw is None else np.broadcast_to(
         np.asarray(cap_mw, float).reshape(S, -1), (S, n_slots)).copy()

@@ -3,25 +3,25 @@ workday morning — counts, local time with DST, windows, deadlines, determinism
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import holidays
 import numpy as np
 import pandas as pd
 import pytest
 
-from gridshift.world.build import assemble
+from gridshift.data.scenario import parse_scenario
 from gridshift.errors import ScenarioError
 from gridshift.model import JOB_KINDS, JobKind
 from gridshift.model.scenario import RecurringJobs, WorkdayJobs
-from gridshift.data.scenario import parse_scenario
 from gridshift.workloads.batch import KIND_DEFAULTS
 from gridshift.workloads.templates import recurring_jobs, workday_jobs
+from gridshift.world.build import assemble
 
 TYPES = ("H100", "A100")
 SPEED = np.array([[1.0, 0.32], [1.0, 0.32], [1.0, 0.6]])  # [kind, type]
-T0 = datetime(2023, 1, 1, tzinfo=timezone.utc)  # a Sunday
-T1 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2023, 1, 1, tzinfo=UTC)  # a Sunday
+T1 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _utc(table, col: str) -> pd.DatetimeIndex:
@@ -34,7 +34,7 @@ def _rec(start=T0, end=T1, **kw):
     return recurring_jobs(spec, start=start, end=end, type_names=TYPES, speed_by_kind=SPEED)
 
 
-def _wd(seed=0, start=T0, end=datetime(2023, 4, 1, tzinfo=timezone.utc), **kw):
+def _wd(seed=0, start=T0, end=datetime(2023, 4, 1, tzinfo=UTC), **kw):
     spec = WorkdayJobs(**{"name": "train", "tz": "Europe/Berlin", "jobs_per_workday": 6.0, **kw})
     return workday_jobs(spec, start=start, end=end, type_names=TYPES, speed_by_kind=SPEED,
                         rng=np.random.default_rng(seed))
@@ -95,8 +95,8 @@ def test_recurring_windows_and_job_shape(window_h):
 
 
 def test_recurring_workdays_only_and_period_edges():
-    t = _rec(workdays_only=True, start=datetime(2023, 3, 6, tzinfo=timezone.utc),
-             end=datetime(2023, 3, 20, tzinfo=timezone.utc), window_h=2.0, interruptible=True)
+    t = _rec(workdays_only=True, start=datetime(2023, 3, 6, tzinfo=UTC),
+             end=datetime(2023, 3, 20, tzinfo=UTC), window_h=2.0, interruptible=True)
     days = pd.DatetimeIndex([i.removeprefix("nightly-") for i in t.job_id])
     assert (days.day_of_week < 5).all()
     # Mon 6 March 01:00 CET - 2 h is before the start; Tue 7 ... Fri 17 March are inside
@@ -105,7 +105,7 @@ def test_recurring_workdays_only_and_period_edges():
 
 
 def test_recurring_empty_when_the_period_is_shorter_than_the_window():
-    t = _rec(window_h=12.0, end=datetime(2023, 1, 1, 12, tzinfo=timezone.utc))
+    t = _rec(window_h=12.0, end=datetime(2023, 1, 1, 12, tzinfo=UTC))
     assert len(t) == 0
     t.validate()
 
@@ -113,7 +113,7 @@ def test_recurring_empty_when_the_period_is_shorter_than_the_window():
 # --- workday ---------------------------------------------------------------------------------------------
 
 def test_workday_counts_per_workday():
-    t = _wd(jobs_per_workday=20.0, end=datetime(2023, 7, 1, tzinfo=timezone.utc), run_h=(1.0, 2.0))
+    t = _wd(jobs_per_workday=20.0, end=datetime(2023, 7, 1, tzinfo=UTC), run_h=(1.0, 2.0))
     t.validate()
     sub = _utc(t, "arrival_s").tz_convert("Europe/Berlin")
     assert (sub.day_of_week < 5).all()
@@ -126,11 +126,11 @@ def test_workday_counts_per_workday():
 
 
 def test_workday_deadlines_are_the_next_feasible_workday_morning():
-    t = _wd(end=datetime(2023, 12, 30, tzinfo=timezone.utc), run_h=(4.0, 90.0))
+    t = _wd(end=datetime(2023, 12, 30, tzinfo=UTC), run_h=(4.0, 90.0))
     run_h = t.work_acc_h / t.gang_max
     assert (run_h >= 4).all() and (run_h <= 90).all()
     assert (t.deadline_s > t.arrival_s).all()
-    assert (t.deadline_s < (datetime(2023, 12, 30, tzinfo=timezone.utc) - T0).total_seconds()).all()
+    assert (t.deadline_s < (datetime(2023, 12, 30, tzinfo=UTC) - T0).total_seconds()).all()
     finish = t.arrival_s + run_h * 3600
     assert (t.deadline_s >= finish - 1e-6).all()
     due = _utc(t, "deadline_s").tz_convert("Europe/Berlin")
@@ -147,8 +147,8 @@ def test_workday_deadlines_are_the_next_feasible_workday_morning():
 
 
 def test_public_holidays_are_not_workdays():
-    start = datetime(2023, 12, 18, tzinfo=timezone.utc)
-    xmas = dict(start=start, end=datetime(2024, 1, 6, tzinfo=timezone.utc))
+    start = datetime(2023, 12, 18, tzinfo=UTC)
+    xmas = dict(start=start, end=datetime(2024, 1, 6, tzinfo=UTC))
 
     def local_days(table, col, tz="Europe/Berlin"):
         at = pd.Timestamp(start) + pd.to_timedelta(getattr(table, col), unit="s")

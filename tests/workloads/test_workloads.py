@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,13 +13,17 @@ from hypothesis import strategies as st
 from gridshift.errors import ScenarioError
 from gridshift.model import JOB_KINDS, DemandSpec, Job, JobGenerator, JobKind, Scenario
 from gridshift.workloads import (
-    generate_jobs, jobs_to_table, minute_ratios, region_utc_offset_h, shape_demand,
+    generate_jobs,
+    jobs_to_table,
+    minute_ratios,
+    region_utc_offset_h,
+    shape_demand,
 )
 
 TYPES = ("H100", "A100")
 SPEED = np.array([[1.0, 0.32], [1.0, 0.32], [1.0, 0.6]])  # [kind, type]
 WEEK_S = 7 * 86400.0
-T0 = datetime(2023, 3, 6, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2023, 3, 6, tzinfo=UTC)  # a Monday
 
 
 def _data(name: str):
@@ -38,7 +42,7 @@ def pai() -> pd.DataFrame:
     return _data("load_gaia")(trace="pai-100k")
 
 
-def _gen(trace: pd.DataFrame, seed: int = 0, duration_s: float = WEEK_S, pool=None, **spec) -> "JobTable":  # noqa: F821
+def _gen(trace: pd.DataFrame, seed: int = 0, duration_s: float = WEEK_S, pool=None, **spec) -> JobTable:  # noqa: F821
     return generate_jobs(
         JobGenerator(**{"count": 2000, **spec}),
         arrivals_h=trace["arrival_h"].to_numpy(), lengths_h=trace["length_h"].to_numpy(),
@@ -314,8 +318,8 @@ def test_region_utc_offsets():
 
 def _catalog() -> dict:
     try:
-        from gridshift.catalog import load_catalog
         import gridshift.catalog.throughput  # noqa: F401
+        from gridshift.catalog import load_catalog
     except ImportError as e:  # pragma: no cover - only while gridshift.catalog is being written
         pytest.skip(f"gridshift.catalog not available yet: {e}")
     return load_catalog()

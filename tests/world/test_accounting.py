@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Policy
 from gridshift.sim.engine import simulate
 from gridshift.world.arrays import ServiceArrays
+from worldkit import PauseAt, make_fleet, make_jobs, make_signals, make_world
 
 
 class Fixed(Policy):

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from gridshift.world.build import assemble
 from gridshift.data import load_carbon, load_price, resolve
-from gridshift.errors import DataError, ScenarioError
-from gridshift.sim.runner import run_policies, policy_specs
 from gridshift.data.scenario import load_scenario, parse_scenario
+from gridshift.errors import DataError, ScenarioError
+from gridshift.sim.runner import policy_specs, run_policies
+from gridshift.world.build import assemble
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "tests" / "scenarios" / "small.yaml"

@@ -64,7 +64,7 @@ class Catalog(dict[str, AcceleratorType]):
         self.aliases: dict[str, str] = dict(aliases or {})  # alias as written -> canonical name
         self.origins: dict[str, str] = dict(origins or {})  # canonical name -> catalog file
 
-    def copy(self) -> "Catalog":  # keep aliases/origins on copies
+    def copy(self) -> Catalog:  # keep aliases/origins on copies
         return Catalog(self, aliases=self.aliases, origins=self.origins)
 
 

@@ -26,9 +26,9 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """How many MW a site can shed at a moment, for how long, at what cost in throughput (by tier)."""
-        from gridshift.world.build import assemble
-        from gridshift.studies.flex import site_flex
         from gridshift.data.scenario import load_scenario
+        from gridshift.studies.flex import site_flex
+        from gridshift.world.build import assemble
 
         try:
             try:

@@ -49,8 +49,10 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
 
     import pandas as pd
 
+    from gridshift.data.series import available, check_signal
     from gridshift.errors import PlanError
     from gridshift.forecast.registry import DEFAULT_MODEL, FORECASTERS
+    from gridshift.report.output import OutputDir, write_json_atomic, write_text_atomic
     from gridshift.studies.forecast_backtest import (
         SUMMARY_COLUMNS,
         aggregate_targets,
@@ -60,8 +62,6 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
         run_zone,
         targets_table,
     )
-    from gridshift.data.series import available, check_signal
-    from gridshift.report.output import OutputDir, write_json_atomic, write_text_atomic
 
     check_signal(signal)
     models = list(model or [DEFAULT_MODEL])
@@ -130,8 +130,8 @@ def errormodel_cmd(
     """Fit a lead-time error model (for ``make_forecaster('lead-error', ...)``) from a backtest."""
     try:
         from gridshift.forecast.errormodel import LeadErrorModel
-        from gridshift.studies.forecast_backtest import parse_hours, run_zone
         from gridshift.report.output import write_json_atomic
+        from gridshift.studies.forecast_backtest import parse_hours, run_zone
 
         r = run_zone(zone, signal, [model], parse_hours(horizon, "horizon"))
         em = LeadErrorModel.fit(r.series.values[None], r.results[model].forecast)

@@ -10,13 +10,14 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gridshift.cli.common import err, fail as _fail, out
+from gridshift.cli.common import err, out
+from gridshift.cli.common import fail as _fail
 from gridshift.errors import GridShiftError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
@@ -25,10 +26,10 @@ app.add_typer(data_app, name="data")
 
 
 def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
-    from gridshift.world.build import assemble
     from gridshift.data import load_registry
     from gridshift.report.run_report import data_attributions, summary_table, write_report
     from gridshift.sim.runner import metrics_doc, policy_specs, run_policies
+    from gridshift.world.build import assemble
 
     t0 = time.perf_counter()
     try:
@@ -70,7 +71,7 @@ class _null:
 @app.command()
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy name (repeatable); default: the scenario's.")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="Policy name (repeatable); default: the scenario's.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory (written atomically).")] = Path("out"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -87,8 +88,8 @@ def simulate(
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("gridshift-demo"),
-    jobs: Annotated[Optional[int], typer.Option(help="Override the number of batch jobs.")] = None,
-    days: Annotated[Optional[int], typer.Option(help="Override the number of simulated days.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Override the number of batch jobs.")] = None,
+    days: Annotated[int | None, typer.Option(help="Override the number of simulated days.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run the bundled demo scenario (4 weeks of 2023, 4 sites on 4 grids, mixed accelerators, real traces)."""
@@ -116,7 +117,7 @@ def demo(
 def explain(
     out_dir: Annotated[Path, typer.Argument(help="Output directory of `gridshift simulate` or `demo`.")],
     job: Annotated[str, typer.Option("--job", "-j", help="Job id.")],
-    policy: Annotated[Optional[list[str]], typer.Option("--policy", "-p", help="Policy (repeatable); default all.")] = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="Policy (repeatable); default all.")] = None,
 ) -> None:
     """Say why a job ran where and when it did: intensity and price it met and avoided, what bound it."""
     from gridshift.report.explain import explain_job, policies_in
@@ -176,10 +177,11 @@ def data_list() -> None:
 
 
 @data_app.command("verify")
-def data_verify(name: Annotated[Optional[str], typer.Argument()] = None) -> None:
+def data_verify(name: Annotated[str | None, typer.Argument()] = None) -> None:
     """Check SHA-256 of one dataset, or all that are present locally."""
     from gridshift.data import load_registry
-    from gridshift.data.registry import find as find_local, verify
+    from gridshift.data.registry import find as find_local
+    from gridshift.data.registry import verify
 
     try:
         names = [name] if name else sorted(n for n in load_registry() if find_local(n))

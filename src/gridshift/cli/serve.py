@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -111,25 +111,25 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
         db: Annotated[str, typer.Option(help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB.")] = DEFAULT_DB,
-        fleet: Annotated[Optional[Path], typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
+        fleet: Annotated[Path | None, typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
         executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
-        policy: Annotated[Optional[str], typer.Option(
+        policy: Annotated[str | None, typer.Option(
             help="Planning policy: asap | threshold | mpc (default: the one last set with PUT /api/v1/policy, "
                  "else asap).")] = None,
-        policy_param: Annotated[Optional[list[str]], typer.Option(
+        policy_param: Annotated[list[str] | None, typer.Option(
             help="A policy parameter KEY=VALUE (repeatable), e.g. forecast=persistence for mpc.")] = None,
-        ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (executor ray).")] = None,
+        ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (executor ray).")] = None,
         create_operator_token: Annotated[bool, typer.Option(
             "--create-operator-token", help="Create an operator token and print its secret once.")] = False,
         rate_per_s: Annotated[float, typer.Option(help="Requests per second allowed per token.")] = 50.0,
         burst: Annotated[int, typer.Option(help="Requests a token may send at once above the rate.")] = 100,
         max_body_bytes: Annotated[int, typer.Option(help="Largest request body, bytes.")] = 1 << 20,
-        pull_interval_s: Annotated[Optional[float], typer.Option(
+        pull_interval_s: Annotated[float | None, typer.Option(
             help="Pull the fleet zones' carbon and price from the data registry every this many seconds.")] = None,
-        replay_from: Annotated[Optional[datetime], typer.Option(
+        replay_from: Annotated[datetime | None, typer.Option(
             help="With --pull-interval-s: the data time (UTC) that stands for the start of the service, to replay "
                  "a past year as the present.", formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])] = None,
-        signal_files_dir: Annotated[Optional[Path], typer.Option(
+        signal_files_dir: Annotated[Path | None, typer.Option(
             help="Directory of grid signal CSVs an operator may pull from (POST /signals/pull with 'file').")] = None,
         access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
         log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
@@ -164,8 +164,8 @@ def register(app: typer.Typer) -> None:
                 raise GridShiftError("--pull-interval-s pulls the fleet's zones: give --fleet", field="fleet")
             shift_s = 0.0
             if replay_from is not None:
-                start = replay_from.replace(tzinfo=timezone.utc) if replay_from.tzinfo is None else replay_from
-                shift_s = (datetime.now(timezone.utc) - start).total_seconds()
+                start = replay_from.replace(tzinfo=UTC) if replay_from.tzinfo is None else replay_from
+                shift_s = (datetime.now(UTC) - start).total_seconds()
             try:
                 settings = ApiSettings(
                     max_body_bytes=max_body_bytes, rate_per_s=rate_per_s, burst=burst, pull_interval_s=pull_interval_s,
@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
             if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
                 from gridshift.service.signal_pull import pull_window
 
-                pull_window(store, settings, datetime.now(timezone.utc),
+                pull_window(store, settings, datetime.now(UTC),
                             lambda kind, zone, signal, msg, *a: logging.getLogger("gridshift.serve").warning(msg, *a))
                 app.state.pulled_at_start = True  # the pull clock waits one interval before its next pull
             reconciler.start()
@@ -211,8 +211,8 @@ def register(app: typer.Typer) -> None:
     def token_create(
         role: Annotated[str, typer.Option(help="tenant | operator | grid.")],
         db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB,
-        tenant: Annotated[Optional[str], typer.Option(help="Tenant (role tenant only).")] = None,
-        name: Annotated[Optional[str], typer.Option(help="A label for the token.")] = None,
+        tenant: Annotated[str | None, typer.Option(help="Tenant (role tenant only).")] = None,
+        name: Annotated[str | None, typer.Option(help="A label for the token.")] = None,
     ) -> None:
         """Create an API token and print its secret (shown only this once)."""
         from gridshift.cli.common import fail, out

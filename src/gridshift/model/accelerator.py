@@ -24,7 +24,7 @@ class PowerCapCurve(BaseModel):
     source: str = Field(description="Where the points come from (dataset, paper) and how they were derived.")
 
     @model_validator(mode="after")
-    def _check(self) -> "PowerCapCurve":
+    def _check(self) -> PowerCapCurve:
         p = np.asarray(self.power_frac, dtype=float)
         t = np.asarray(self.throughput_frac, dtype=float)
         if p.shape != t.shape:
@@ -76,7 +76,7 @@ class AcceleratorType(BaseModel):
     estimated: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "AcceleratorType":
+    def _check(self) -> AcceleratorType:
         if self.idle_power_w >= self.board_power_w:
             raise ValueError("idle_power_w must be below board_power_w")
         return self

@@ -57,7 +57,7 @@ class GridEvent(BaseModel):
     _utc = field_validator("start", "end")(as_utc)
 
     @model_validator(mode="after")
-    def _check(self) -> "GridEvent":
+    def _check(self) -> GridEvent:
         if self.kind == "emergency" and "notice_s" not in self.model_fields_set:
             self.notice_s = 0.0  # an emergency arrives when it starts unless told otherwise
         if self.end <= self.start:

@@ -79,7 +79,7 @@ class Site(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _pools(self) -> "Site":
+    def _pools(self) -> Site:
         names = [p.accelerator.lower() for p in self.pools]
         if len(set(names)) != len(names):
             raise ValueError("each accelerator type may appear in only one pool per site")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gridshift.model.events import DemandResponse, GridEvent
 from gridshift.model.fleet import Site, Zone
 from gridshift.model.service import Service
-from gridshift.model.workload import Job, JobKind
 from gridshift.model.time import as_utc, slot_hours
+from gridshift.model.workload import Job, JobKind
 
 ALLOWED_SLOT_S = (300, 600, 900, 1200, 1800, 3600)
 
@@ -25,7 +25,7 @@ class TimeRange(BaseModel):
     _utc = field_validator("start", "end")(as_utc)
 
     @model_validator(mode="after")
-    def _check(self) -> "TimeRange":
+    def _check(self) -> TimeRange:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -67,7 +67,7 @@ class JobGenerator(BaseModel):
                                        description="Share of jobs in each flexibility tier (0–3).")
 
     @model_validator(mode="after")
-    def _check(self) -> "JobGenerator":
+    def _check(self) -> JobGenerator:
         total = sum(self.kind_mix.values())
         if total <= 0 or any(v < 0 for v in self.kind_mix.values()):
             raise ValueError("kind_mix weights must be >= 0 and sum to > 0")
@@ -127,7 +127,7 @@ class WorkdayJobs(BaseModel):
     tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier of these jobs in grid events.")
 
     @model_validator(mode="after")
-    def _check(self) -> "WorkdayJobs":
+    def _check(self) -> WorkdayJobs:
         if self.submit_to_local_h <= self.submit_from_local_h:
             raise ValueError("submit_to_local_h must be after submit_from_local_h")
         lo, hi = self.run_h
@@ -206,7 +206,7 @@ class Scenario(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "Scenario":
+    def _check(self) -> Scenario:
         if self.slot_duration_s not in ALLOWED_SLOT_S:
             raise ValueError(f"slot_duration_s must be one of {ALLOWED_SLOT_S}")
         if self.time_range.duration_s % self.slot_duration_s:
@@ -246,7 +246,7 @@ class Scenario(BaseModel):
         return slot_hours(self.slot_duration_s)
 
 
-def _check_events(sc: "Scenario") -> None:
+def _check_events(sc: Scenario) -> None:
     """Events name known sites or zones, fall inside the time range, and two power requests never overlap on
     one site."""
     sites = {s.name: s.zone for s in sc.sites}
@@ -276,4 +276,4 @@ def _check_events(sc: "Scenario") -> None:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

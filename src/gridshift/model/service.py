@@ -37,7 +37,7 @@ class DemandSpec(BaseModel):
     weekend_factor: float = Field(default=0.8, gt=0, le=1.5, description="Weekend demand relative to weekdays.")
 
     @model_validator(mode="after")
-    def _check(self) -> "DemandSpec":
+    def _check(self) -> DemandSpec:
         for region, rps in self.peak_requests_per_s.items():
             if not (rps >= 0) or rps == float("inf"):
                 raise ValueError(f"peak_requests_per_s for '{region}' must be a finite number >= 0")

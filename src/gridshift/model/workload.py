@@ -53,7 +53,7 @@ class Job(BaseModel):
                       "10 % throughput loss, 2 up to 25 %, 3 up to 50 % and may pause.")
 
     @model_validator(mode="after")
-    def _check(self) -> "Job":
+    def _check(self) -> Job:
         if self.gang_max < self.gang_min:
             raise ValueError("gang_max must be >= gang_min")
         if self.deadline is not None and self.deadline <= self.arrival:
@@ -120,13 +120,13 @@ class JobTable:
         if np.any(self.tier < 0) or np.any(self.tier > 3):
             raise ValueError("tier must be 0, 1, 2 or 3")
 
-    def take(self, idx: np.ndarray) -> "JobTable":
+    def take(self, idx: np.ndarray) -> JobTable:
         """Rows ``idx`` as a new table."""
         cols = {k: getattr(self, k)[idx] for k in self.__dataclass_fields__ if k != "type_names"}
         return JobTable(**cols, type_names=self.type_names)
 
     @staticmethod
-    def concat(tables: list["JobTable"]) -> "JobTable":
+    def concat(tables: list[JobTable]) -> JobTable:
         if not tables:
             raise ValueError("nothing to concatenate")
         names = tables[0].type_names

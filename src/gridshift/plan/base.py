@@ -64,7 +64,7 @@ class Decision:
     replicas: np.ndarray | None = None
 
     @staticmethod
-    def idle(world: World) -> "Decision":
+    def idle(world: World) -> Decision:
         z = np.zeros(0, np.int64)
         return Decision(z, z.astype(np.int32), z.astype(np.int32))
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridshift.world.arrays import World
 from gridshift.model.time import S_PER_H
+from gridshift.world.arrays import World
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gridshift.errors import PlanError
 from gridshift.model.scenario import Objective
+from gridshift.model.time import S_PER_H, slots_per_hour
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.classes import Classes, signature_ids
 from gridshift.plan.lp import PlanProblem, PlanSolution, PlanSolver
@@ -25,7 +26,6 @@ from gridshift.plan.placement import (
     replica_increment_mw,
 )
 from gridshift.world.arrays import Signals, World
-from gridshift.model.time import S_PER_H, slots_per_hour
 
 
 def slack_s(obs: Observation, jobs: np.ndarray, rate: np.ndarray) -> np.ndarray:
@@ -300,7 +300,7 @@ class LpPolicy(Policy):
                     got_acc += g
         # second pass: fill what each pool still has planned with jobs of the classes planned there
         placed_on = np.zeros(fl.n_pools)
-        for jobs_, pools_, gangs_ in zip(st.jobs, st.pools, st.gangs):
+        for _jobs, pools_, gangs_ in zip(st.jobs, st.pools, st.gangs):
             np.add.at(placed_on, pools_, gangs_)
         for p in np.flatnonzero(busy.sum(axis=0) - placed_on >= 0.5):
             deficit = busy[:, p].sum() - placed_on[p]

@@ -17,12 +17,12 @@ from gridshift.forecast import make_forecaster
 from gridshift.forecast.registry import DEFAULT_MODEL
 from gridshift.forecast.shared import forecaster_key, shared
 from gridshift.forecast.simple import Perfect
+from gridshift.model.time import S_PER_H
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
 from gridshift.plan.lp_policy import LpPolicy
 from gridshift.world.arrays import Signals, World
-from gridshift.model.time import S_PER_H
 
 
 def period_slots(horizon_slots: int, sph: int, fine_h: int, block_h: int) -> np.ndarray:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Observation
 from gridshift.world.arrays import World
-from gridshift.model.time import S_PER_H
 
 
 def pool_cap_frac(world: World, cap: np.ndarray | None) -> np.ndarray:

@@ -51,7 +51,7 @@ class Levers:
     n_units: int
 
     @staticmethod
-    def empty(n_units: int = 0) -> "Levers":
+    def empty(n_units: int = 0) -> Levers:
         z = np.zeros(0)
         return Levers(np.zeros(0, np.int64), z, z, z, z, n_units)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.errors import PlanError
+from gridshift.model.time import S_PER_H
 from gridshift.plan.asap import home_ok, place
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.placement import PlacementState, latest_start_passed
-from gridshift.model.time import S_PER_H
 
 
 class Threshold(Policy):

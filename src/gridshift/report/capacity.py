@@ -18,6 +18,7 @@ from typing import Any
 from gridshift.report.output import OutputDir, to_jsonable
 from gridshift.report.style import CSS
 
+
 def _num(v: Any) -> str:
     if v is None:
         return "—"

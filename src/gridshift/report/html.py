@@ -14,10 +14,10 @@ import numpy as np
 from gridshift.report.figures import (
     MAX_POINTS,
     color,
-    naive_utc,
     cumulative_carbon,
     downsample,
     jct_cdf,
+    naive_utc,
     reference_lines,
     service_frames,
     site_frames,

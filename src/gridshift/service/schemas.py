@@ -7,7 +7,7 @@ job's deadline, which must carry one.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
@@ -69,7 +69,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def to_utc(v: datetime | None) -> datetime | None:
     if v is None:
         return None
-    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 def _aware_utc(v: datetime | None) -> datetime | None:
@@ -79,7 +79,7 @@ def _aware_utc(v: datetime | None) -> datetime | None:
     if v.tzinfo is None or v.utcoffset() is None:
         raise ValueError("must be timezone-aware UTC: give it with 'Z' or an offset, e.g. "
                          f"{v.replace(microsecond=0).isoformat()}Z")
-    return v.astimezone(timezone.utc)
+    return v.astimezone(UTC)
 
 
 def _job_submit_model() -> type[BaseModel]:
@@ -139,7 +139,7 @@ class JobOut(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, j: JobRow) -> "JobOut":
+    def of(cls, j: JobRow) -> JobOut:
         p = j.placement
         return cls(id=j.id, client_id=j.client_id, tenant=j.tenant, status=j.status, spec=j.spec, command=j.command,
                    idempotency_key=j.idempotency_key, submitted_at=j.submitted_at, updated_at=j.updated_at,
@@ -165,7 +165,7 @@ class JobEventOut(BaseModel):
     detail: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, e: JobEvent) -> "JobEventOut":
+    def of(cls, e: JobEvent) -> JobEventOut:
         return cls(**{k: getattr(e, k) for k in cls.model_fields})
 
 
@@ -187,7 +187,7 @@ class PlanItemOut(BaseModel):
     why: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, it: PlanItem) -> "PlanItemOut":
+    def of(cls, it: PlanItem) -> PlanItemOut:
         return cls(**{k: getattr(it, k) for k in cls.model_fields})
 
 
@@ -205,7 +205,7 @@ class PlanOut(BaseModel):
     items: list[PlanItemOut]
 
     @classmethod
-    def of(cls, p: Plan) -> "PlanOut":
+    def of(cls, p: Plan) -> PlanOut:
         return cls(id=p.id, created_at=p.created_at, policy=p.policy, horizon_s=p.horizon_s,
                    summary=p.summary, items=[PlanItemOut.of(i) for i in p.items])
 
@@ -237,7 +237,7 @@ class ServiceOut(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, s: ServiceRow) -> "ServiceOut":
+    def of(cls, s: ServiceRow) -> ServiceOut:
         return cls(name=s.name, tenant=s.tenant, spec=s.spec, replica_targets=s.replica_targets,
                    updated_at=s.updated_at, version=s.version)
 
@@ -319,7 +319,7 @@ class GridEventOut(BaseModel):
     revision: int
 
     @classmethod
-    def of(cls, r: GridEventRow) -> "GridEventOut":
+    def of(cls, r: GridEventRow) -> GridEventOut:
         return cls(id=r.id, event=r.event, source=r.source, status=r.status, received_at=r.received_at,
                    updated_at=r.updated_at, revision=r.revision)
 

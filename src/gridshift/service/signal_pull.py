@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ async def pull_clock(app: FastAPI) -> None:
     if getattr(app.state, "pulled_at_start", False):  # `gridshift serve` pulled once before the first plan
         await asyncio.sleep(s.pull_interval_s or 60.0)
     while True:
-        stored = await asyncio.to_thread(pull_window, app.state.store, s, datetime.now(timezone.utc), warn)
+        stored = await asyncio.to_thread(pull_window, app.state.store, s, datetime.now(UTC), warn)
         if stored:
             notify(app, "signals")
         await asyncio.sleep(s.pull_interval_s or 60.0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +25,7 @@ log = logging.getLogger("gridshift.api")
 def fleet_from_sites(sites: list[Any], zones: list[Any] | None = None, at: datetime | None = None) -> dict:
     """A plain fleet description from :class:`~gridshift.model.fleet.Site` (and ``Zone``) objects; a step
     series power cap gives the step in force at ``at`` (default now)."""
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     out_sites = []
     for s in sites:
         cap = s.power_cap_mw
@@ -145,4 +145,4 @@ class ApiState:
         got = _site_map(plan.summary.get("site_power_mw")) if plan is not None else None
         if got is not None:
             return {**zeros, **got}, "plan"
-        return self.plan_power(plan, datetime.now(timezone.utc)), "plan"
+        return self.plan_power(plan, datetime.now(UTC)), "plan"

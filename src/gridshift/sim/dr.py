@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.events import N_TIERS
+from gridshift.model.time import S_PER_H
 from gridshift.plan.response import Levers, job_levers, merge, respond
 from gridshift.world.events import EventArrays
-from gridshift.model.time import S_PER_H
 
 EMERGENCY_STEP_S = 5.0
 STEP_S = 60.0

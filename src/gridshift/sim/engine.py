@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from gridshift.errors import PlanError
+from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Decision, Observation, Policy
-from gridshift.world import accounting as acc
 from gridshift.sim.dr import DemandResponseSim, event_warnings
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
+from gridshift.world import accounting as acc
 from gridshift.world.arrays import Signals, World
-from gridshift.model.time import S_PER_H
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class JobState:
     preemptions: np.ndarray
 
     @staticmethod
-    def new(work_acc_h: np.ndarray) -> "JobState":
+    def new(work_acc_h: np.ndarray) -> JobState:
         n = work_acc_h.shape[0]
         return JobState(work_acc_h.astype(float).copy(), np.zeros(n), np.full(n, -1, np.int32), np.zeros(n, np.int32),
                         np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(n), np.full(n, np.nan),

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridshift.model.workload import JOB_KINDS
-from gridshift.world import accounting as acc
-from gridshift.sim.result import PolicyRun
-from gridshift.world.arrays import Signals, World
 from gridshift.model.time import S_PER_H
+from gridshift.model.workload import JOB_KINDS
+from gridshift.sim.result import PolicyRun
+from gridshift.world import accounting as acc
+from gridshift.world.arrays import Signals, World
 
 
 def _times(world: World, seconds: np.ndarray) -> pd.DatetimeIndex:

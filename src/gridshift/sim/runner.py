@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gridshift.world.assembled import Assembled
 from gridshift.model.scenario import PolicySpec
 from gridshift.plan.registry import make_policy
-from gridshift.sim.score import add_scores
 from gridshift.sim.engine import simulate
 from gridshift.sim.result import PolicyRun
+from gridshift.sim.score import add_scores
+from gridshift.world.assembled import Assembled
 
 METRIC_KEYS = ("energy_mwh", "carbon_t", "cost_usd", "jobs_completed", "deadline_miss_frac", "avg_jct_h",
                "slo_attainment", "peak_power_mw", "cap_violation_mwh", "plan_time_s")

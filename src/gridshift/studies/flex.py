@@ -9,15 +9,15 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from gridshift.world.assembled import Assembled
 from gridshift.errors import ScenarioError
 from gridshift.model.scenario import PolicySpec
+from gridshift.model.time import S_PER_H
 from gridshift.plan.registry import make_policy
 from gridshift.plan.response import commitment_curve
-from gridshift.world import accounting as acc
 from gridshift.sim.dr import group_levers
 from gridshift.sim.engine import simulate
-from gridshift.model.time import S_PER_H
+from gridshift.world import accounting as acc
+from gridshift.world.assembled import Assembled
 
 DEFAULT_DURATIONS_H = (0.25, 0.5, 1, 2, 4, 8, 12, 24)
 

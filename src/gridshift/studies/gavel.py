@@ -175,7 +175,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     """Mean over seeds per (name, policy), keeping the published figure beside ours."""
     df = pd.DataFrame(rows)
     out = []
-    for (name, pol), g in df.groupby(["name", "policy"], sort=False):
+    for (_name, _pol), g in df.groupby(["name", "policy"], sort=False):
         r = g.iloc[0].to_dict()
         for k in ("avg_jct_h", "makespan_h", "energy_mwh", "wall_s", "solve_s"):
             r[k] = float(g[k].mean())

@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from gridshift.data.scenario import _clean_loc, _field_path, parse_yaml_model
 from gridshift.errors import ScenarioError
 from gridshift.model.fleet import Zone
 from gridshift.model.scenario import PolicySpec, Scenario
-from gridshift.data.scenario import _clean_loc, _field_path, parse_yaml_model
 
 ALL_SITES = "*"
 AXES = ("zone", "year", "seed", "fleet_scale", "policy")
@@ -353,7 +353,8 @@ def results_table(cells: list[Cell], results: dict[str, dict[str, Any]]) -> pd.D
                                      "finished_utc"])
     df = pd.DataFrame(rows)
     df["finished_utc"] = pd.to_datetime(df["finished_utc"], utc=True, errors="coerce")
-    for c in df.columns[df.dtypes == object]:  # a metric of mixed types is kept as text (parquet needs one type)
+    # a metric of mixed types is kept as text (parquet needs one type)
+    for c in df.columns[df.dtypes == object]:  # noqa: E721 (a pandas dtype comparison)
         if len({type(v) for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}) > 1:
             df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     if "objective_value" in df.columns:

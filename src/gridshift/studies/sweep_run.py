@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from gridshift.data.scenario import load_scenario, read_text
 from gridshift.errors import GridShiftError, ScenarioError, require
 from gridshift.model.scenario import Scenario
 from gridshift.report.output import (
@@ -36,7 +37,6 @@ from gridshift.report.output import (
     write_text_atomic,
 )
 from gridshift.report.sweep import render_report
-from gridshift.data.scenario import load_scenario, read_text
 from gridshift.studies.sweep import (
     AXES,
     Cell,
@@ -84,8 +84,8 @@ def _one_line(text: str, limit: int = 500) -> str:
 def run_cell(cell_id: str, scenario_doc: dict[str, Any]) -> dict[str, Any]:
     """Assemble and simulate one cell (the cell scenario has exactly one policy). Never raises: a failure
     is returned as status ``failed`` with a one-line error. Runs in a Ray worker."""
-    from gridshift.world.build import assemble
     from gridshift.sim.runner import run_policies
+    from gridshift.world.build import assemble
 
     started, t0, c0 = _utc_now(), time.perf_counter(), time.process_time()
     out: dict[str, Any] = {"cell_id": cell_id, "status": "ok", "error": None, "metrics": None}

@@ -40,8 +40,8 @@ from datetime import datetime
 import numpy as np
 
 from gridshift.model.scenario import JobGenerator
-from gridshift.model.workload import JOB_KINDS, Job, JobKind, JobTable
 from gridshift.model.time import S_PER_H, as_utc
+from gridshift.model.workload import JOB_KINDS, Job, JobKind, JobTable
 
 # Per-kind assumptions (not measured): time lost writing a checkpoint at pause and reloading it at resume
 # (seconds), and the data moved when a job changes site (GB: checkpoint with optimizer state for

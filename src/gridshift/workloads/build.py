@@ -15,11 +15,11 @@ import pandas as pd
 
 from gridshift.errors import CatalogError, ScenarioError
 from gridshift.model.scenario import JobGenerator, Scenario
+from gridshift.model.time import S_PER_H
 from gridshift.model.workload import JOB_KINDS, JobTable, ServiceDemand
 from gridshift.workloads.batch import generate_jobs, jobs_to_table
 from gridshift.workloads.inference import region_utc_offset_h, shape_demand
 from gridshift.workloads.templates import recurring_jobs, workday_jobs, zone
-from gridshift.model.time import S_PER_H
 
 _GAIA_TRACES = {"gaia/pai-100k": "pai-100k", "gaia/azure-100k": "azure-100k", "gaia/mustang-100k": "mustang-100k"}
 # Reference type for inline jobs when the scenario has no generator (the generator's default).

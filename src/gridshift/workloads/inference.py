@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.service import DemandSpec
-from gridshift.model.workload import ServiceDemand
 from gridshift.model.time import S_PER_DAY, S_PER_H
+from gridshift.model.workload import ServiceDemand
 
 BLOCK_MIN = 15  # bootstrap block length, minutes
 PEAK_LOCAL_H = 16.5  # local hour of the diurnal peak (trough 12 h later)

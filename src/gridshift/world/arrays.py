@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from gridshift.model.time import slot_hours
 from gridshift.model.workload import JobTable
 from gridshift.world.events import EventArrays
-from gridshift.model.time import slot_hours
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ServiceArrays:
         return len(self.names)
 
     @staticmethod
-    def empty(n_types: int, n_sites: int, n_slots: int) -> "ServiceArrays":
+    def empty(n_types: int, n_sites: int, n_slots: int) -> ServiceArrays:
         return ServiceArrays((), (), np.zeros((0, 0, n_slots)), np.zeros((0, n_types)), np.zeros((0, n_types)),
                              np.zeros((0, 0, n_sites), bool), np.zeros((0, 0, n_sites)), np.zeros(0))
 
@@ -114,7 +114,7 @@ class World:
     n_slots: int
     slot_starts: pd.DatetimeIndex
     arrival_slot: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first slot a job may run
-    events: "EventArrays | None" = None  # grid power requests
+    events: EventArrays | None = None  # grid power requests
     event_cap_mw: np.ndarray | None = None  # [S, T] site limit from grid events (inf where none)
     event_known_slot: np.ndarray | None = None  # [S, T] first slot at which a planner knows that limit
 
@@ -141,7 +141,7 @@ class World:
 
     @staticmethod
     def build(fleet: Fleet, jobs: JobTable, services: ServiceArrays, slot_duration_s: int,
-              slot_starts: pd.DatetimeIndex, events: "EventArrays | None" = None) -> "World":
+              slot_starts: pd.DatetimeIndex, events: EventArrays | None = None) -> World:
         arrival_slot = np.ceil(jobs.arrival_s / slot_duration_s - 1e-9).astype(np.int64)
         cap = known = None
         if events is not None:

@@ -18,10 +18,10 @@ from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
 from gridshift.model.fleet import Site
 from gridshift.model.scenario import Scenario
-from gridshift.world.events import apply_signal_events, build_events
+from gridshift.workloads import build_demands, build_jobs
 from gridshift.world.arrays import Fleet, ServiceArrays, Signals, World
 from gridshift.world.assembled import Assembled
-from gridshift.workloads import build_demands, build_jobs
+from gridshift.world.events import apply_signal_events, build_events
 
 LOOKBACK_H = 168
 

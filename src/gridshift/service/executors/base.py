@@ -189,7 +189,7 @@ class Executor(ABC):
                 return st
         return ExecStatus(job_id=job_id, state="unknown", reason="no record of this job")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
         """Release the executor's own resources; running jobs keep running."""
 
     def __enter__(self) -> Executor:

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gridshift.data import files
+from gridshift.service.executors._wrap import FORWARDED as WRAPPER_SIGNALS
+from gridshift.service.executors._wrap import catches
 from gridshift.service.executors.base import (
     ExecStatus,
     Executor,
@@ -41,8 +43,6 @@ from gridshift.service.executors.base import (
     check_power_cap_frac,
     utc_now,
 )
-from gridshift.service.executors._wrap import FORWARDED as WRAPPER_SIGNALS
-from gridshift.service.executors._wrap import catches
 
 _HERE = Path(__file__).resolve().parent
 WRAP_PY = _HERE / "_wrap.py"

@@ -390,7 +390,7 @@ class RayExecutor(Executor):
 
         actors = self._actors()
         pending: dict[Any, str] = {}
-        for job_id, runs in actors.items():
+        for _job_id, runs in actors.items():
             for _, _, old in runs[:-1]:  # superseded runs (a move cut short by a crash)
                 h = self._handle(old)
                 if h is not None:

@@ -13,8 +13,8 @@ import numpy as np
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.placement import base_site_mw, batch_increment_mw
 from gridshift.service.reconciler.world import PAUSED, RUNNING, WAITING, LiveJob
-from gridshift.world import accounting as acc
 from gridshift.sim.engine import check_decision
+from gridshift.world import accounting as acc
 from gridshift.world.arrays import Signals, World
 
 

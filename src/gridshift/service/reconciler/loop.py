@@ -31,9 +31,9 @@ import numpy as np
 from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
 from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
-from gridshift.service.reconciler.counterfactual import Ledger
 from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
+from gridshift.service.reconciler.counterfactual import Ledger
 from gridshift.service.reconciler.decisions import (
     Action,
     build_observation,

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
-from gridshift.world.build import accelerator_types, build_fleet, build_services, lookback_slots, zone_signals
 from gridshift.catalog import load_catalog
 from gridshift.errors import DataError, PlanError, ScenarioError
 from gridshift.model.events import GridEvent
 from gridshift.model.scenario import Scenario, TimeRange
 from gridshift.model.workload import Job
-from gridshift.world.events import apply_signal_events, build_events
-from gridshift.world.arrays import ServiceArrays, Signals, World
 from gridshift.workloads.batch import jobs_to_table
 from gridshift.workloads.build import DEFAULT_REFERENCE, speed_matrix
+from gridshift.world.arrays import ServiceArrays, Signals, World
+from gridshift.world.build import accelerator_types, build_fleet, build_services, lookback_slots, zone_signals
+from gridshift.world.events import apply_signal_events, build_events
 
 SIGNAL_NAMES = ("carbon_g_per_kwh", "price_usd_per_mwh")
 SIGNAL_HOLD_S = 3600.0  # a stored signal value stands for at most this long after its time
@@ -53,13 +53,13 @@ class LiveJob:
 
 def as_utc(t: datetime) -> datetime:
     """``t`` as timezone-aware UTC (naive times are taken as UTC)."""
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def floor_time(t: datetime, slot_s: int) -> datetime:
     """``t`` (UTC) rounded down to a whole slot since the epoch."""
     sec = as_utc(t).timestamp()
-    return datetime.fromtimestamp(sec - sec % slot_s, timezone.utc)
+    return datetime.fromtimestamp(sec - sec % slot_s, UTC)
 
 
 def planning_scenario(fleet: Scenario, t0: datetime, slot_s: int, n_slots: int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
@@ -30,5 +30,5 @@ def get_sites(state: StateDep, _: Operator) -> list[SiteOut]:
 @threaded
 def get_power(state: StateDep, reconciler: ReconcilerDep, _: GridOrOperator) -> PowerOut:
     sites, source = state.power(reconciler)
-    return PowerOut(at=datetime.now(timezone.utc), source=source, site_power_mw=sites,
+    return PowerOut(at=datetime.now(UTC), source=source, site_power_mw=sites,
                     total_power_mw=float(sum(sites.values())))

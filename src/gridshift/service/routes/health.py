@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
@@ -38,6 +38,6 @@ def health(request: Request, store: StoreDep, reconciler: ReconcilerDep) -> JSON
     if not is_operator(request, db.reachable):  # others see whether things run, not the details
         db.error = None if db.error is None else "database unreachable or not migrated"
         rec = None if rec is None else {k: v for k, v in rec.items() if k in PUBLIC_RECONCILER_KEYS}
-    body = HealthOut(status="ok" if ok else "unavailable", time=datetime.now(timezone.utc),
+    body = HealthOut(status="ok" if ok else "unavailable", time=datetime.now(UTC),
                      version=request.app.state.gridshift_version, database=db, reconciler=rec)
     return JSONResponse(jsonable_encoder(body), status_code=200 if ok else 503)

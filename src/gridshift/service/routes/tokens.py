@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 
@@ -21,7 +21,7 @@ def create_token(body: TokenIn, store: StoreDep, _: Operator) -> TokenCreated:
     check_text(body.model_dump())
     token_id, secret = store.create_token(body.name, body.role, body.tenant)
     info = next((t for t in store.list_tokens() if t.id == token_id), None)
-    created = info.created_at if info is not None else datetime.now(timezone.utc)
+    created = info.created_at if info is not None else datetime.now(UTC)
     return TokenCreated(id=token_id, name=body.name, role=body.role, tenant=body.tenant, created_at=created,
                         revoked_at=None, secret=secret)
 

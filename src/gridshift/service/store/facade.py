@@ -15,5 +15,5 @@ from gridshift.service.store.tokens import TokenStore
 class Store(TokenStore, DispatchStore, PlanStore, SignalStore, GridEventStore, ServiceStore, SettingStore):
     """Persistent state of the service. Safe to share between threads; one transaction per method."""
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self

@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -97,7 +97,7 @@ def aware_utc(value: Any, field: str) -> Any:
     if t.tzinfo is None or t.utcoffset() is None:
         raise InvalidSpec(f"job spec: {field} must be timezone-aware UTC: give it with 'Z' or an offset, "
                           f"e.g. {t.replace(microsecond=0).isoformat()}Z", field=field)
-    return t.astimezone(timezone.utc)
+    return t.astimezone(UTC)
 
 
 CLIENT_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")

@@ -29,7 +29,7 @@ class Principal:
             raise PermissionDenied("a tenant principal needs a tenant")
 
     @classmethod
-    def system(cls) -> "Principal":
+    def system(cls) -> Principal:
         """The service itself (reconciler, executors): operator rights, no token."""
         return cls("operator", None, None)
 

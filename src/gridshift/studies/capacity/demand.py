@@ -10,6 +10,7 @@ import numpy as np
 
 from gridshift.studies.capacity.common import CapacityError, check_at_least
 
+
 @dataclass(frozen=True)
 class TraceShape:
     """How a day of inference demand is shaped, from an (hour-long) request trace plus a weekly cycle."""

@@ -11,6 +11,7 @@ from gridshift.studies.capacity.demand import Demand
 from gridshift.studies.capacity.profile import AcceleratorProfile, Params
 from gridshift.studies.capacity.sizing import Sizing, size_for_demand, usd_per_million_tokens_of
 
+
 @dataclass(frozen=True)
 class MixPart:
     accelerator: str

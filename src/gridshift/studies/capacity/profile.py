@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gridshift.studies.capacity.assumptions import Assumptions
 from gridshift.studies.capacity.common import CapacityError, check_at_least, check_in_range
 
+
 @dataclass(frozen=True)
 class AcceleratorProfile:
     """Everything the arithmetic needs about one accelerator type for one model class."""

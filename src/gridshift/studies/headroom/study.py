@@ -78,9 +78,9 @@ def site_tiers(shares: Sequence[float], accelerator: str | None) -> TierDepth:
 
 def scenario_tiers(path: str | Path) -> tuple[list[float], str | None]:
     """A scenario's tier energy shares (rounded to 6 decimals) and its main accelerator."""
-    from gridshift.world.build import assemble
     from gridshift.data.scenario import load_scenario
     from gridshift.studies.tiers import main_accelerator, tier_energy_shares
+    from gridshift.world.build import assemble
 
     asm = assemble(load_scenario(path))
     return [float(f"{x:.6f}") for x in tier_energy_shares(asm.world)], main_accelerator(asm.world)
