@@ -253,7 +253,7 @@ def test_cross_validation_on_gavel(gavel):
                 assert np.isfinite(s["mape_pct"]) and np.isfinite(s["median_abs_log_err"]) and s["n"] > 0
     assert cv["roofline"]["1 GPU"]["overall"]["n"] == 78  # 26 jobs x 3 held-out types
     assert cv["roofline"]["all gang sizes"]["overall"]["n"] == 246
-    # measured facts reported in docs/heterogeneity.md:
+    # measured facts reported in docs/guide/heterogeneity.md:
     for scope in ("1 GPU", "all gang sizes"):
         for h in ("K80", "P100", "V100", "overall"):  # the roofline beats the pure FLOP ratio everywhere
             for k in ("mape_pct", "median_abs_log_err"):
@@ -358,7 +358,7 @@ def test_inference_calibration_and_checks(fleet):
     assert len(chk) == 7 and chk["calibration"].sum() == 3
     assert chk.loc[chk["calibration"], "ratio"].to_numpy() == pytest.approx(1.0)
     out = chk.loc[~chk["calibration"], "ratio"]
-    assert out.between(0.7, 1.6).all()  # measured: 0.75-1.56 (docs/heterogeneity.md)
+    assert out.between(0.7, 1.6).all()  # measured: 0.75-1.56 (docs/guide/heterogeneity.md)
     assert chk["efficiency"].between(0.3, 1.0).all()
     # measured points are used as measured, with the measured power per accelerator
     e = fleet.entry("llama3.1-70b-batch-inference", "H100", 4)

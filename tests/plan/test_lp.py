@@ -112,7 +112,7 @@ def test_plans_respect_caps_pools_gangs_and_the_oracle_bound(ws):
 @given(worlds(slack=(2.0, 4.0), margin_h=3.0, load=0.5))
 def test_mpc_with_perfect_forecast_meets_deadlines_the_oracle_meets(ws):
     # on fleets at most half loaded with some slack per job: on saturated fleets the greedy rounding of a
-    # fluid plan can lose a packing the oracle finds (a known limit, see docs/policies.md)
+    # fluid plan can lose a packing the oracle finds (a known limit, see docs/guide/policies.md)
     world, sig = ws
     o = simulate(world, sig, Oracle())
     m = simulate(world, sig, Mpc(forecast="perfect"))

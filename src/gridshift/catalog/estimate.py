@@ -35,7 +35,7 @@ Error. :func:`cross_validate` holds out one measured type at a time, fits on the
 it reports MAPE and the median absolute log error per held-out type and pooled, for the roofline and for
 the two one-parameter ratios as baselines (the first-order rule's FLOP/s ratio and bandwidth ratio),
 both scaled from the same training types. :func:`cv_frame` gives the
-same numbers as a DataFrame. Measured figures are in docs/heterogeneity.md.
+same numbers as a DataFrame. Measured figures are in docs/guide/heterogeneity.md.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 #: Smoothness of the roofline's max (see the module docstring); chosen by the p sweep in
-#: docs/heterogeneity.md (the CV figures there are therefore slightly optimistic for this p).
+#: docs/guide/heterogeneity.md (the CV figures there are therefore slightly optimistic for this p).
 P_DEFAULT = 2.0
 
 BASELINES = ("flop-ratio", "bandwidth-ratio")
@@ -288,7 +288,7 @@ def extend(table: ThroughputTable, catalog_types: Iterable[str | AcceleratorType
 
     ``method`` = ``"flop-ratio"`` or ``"bandwidth-ratio"`` uses that one-parameter baseline instead of the
     roofline (geometric mean over the measured types of measured x hardware ratio); the cross-validation
-    in docs/heterogeneity.md shows the bandwidth ratio extrapolates to a faster type better than the
+    in docs/guide/heterogeneity.md shows the bandwidth ratio extrapolates to a faster type better than the
     roofline on Gavel's data.
     """
     if method not in METHODS:

@@ -4,7 +4,7 @@
 inference its KV-cache geometry and prompt/output lengths) and gang sizes, and the fleet's accelerator
 types, a training MFU per accelerator (each cited, or marked ``assumed``) and the accelerators that do not
 support a kind. :func:`build_fleet_table` turns that into a :class:`ThroughputTable` in tokens per second
-(see the YAML header and docs/heterogeneity.md for the formulas):
+(see the YAML header and docs/guide/heterogeneity.md for the formulas):
 
 * training: ``gang x peak FLOP/s x MFU / (k x params)`` with k = 6 (full) or 4 (LoRA), 0 if the training
   state does not fit in the gang's memory or the accelerator does not train;

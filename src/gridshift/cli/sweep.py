@@ -11,7 +11,7 @@ from gridshift.errors import GridShiftError
 
 
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/sweeps.md).", metavar="SWEEP.yaml")],
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/guide/sweeps.md).", metavar="SWEEP.yaml")],
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: the sweep's "
                                                     "`out`, else sweep-<name>).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.errors import PlanError
+from gridshift.model.time import as_utc_timestamp
 
 ZONE_CALENDAR: dict[str, tuple[str, str, str | None]] = {
     # grid zones: (IANA time zone, ISO 3166 country, subdivision or None)
@@ -53,8 +54,7 @@ def local_calendar(zone: str, start_utc: str, first_abs: int, n: int, slots_per_
     import holidays
 
     tz, country, subdiv = zone_calendar(zone)
-    start = pd.Timestamp(start_utc)
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    start = as_utc_timestamp(start_utc)
     slot = pd.Timedelta(hours=1 / slots_per_h)
     local = pd.date_range(start + first_abs * slot, periods=n, freq=slot).tz_convert(tz)
     days = local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")

@@ -25,6 +25,7 @@ from gridshift.forecast.interface import (
     ProbForecaster,
     check_levels,
 )
+from gridshift.model.time import as_utc_timestamp
 
 REQUIRED = ("issue_time", "target_time", "value")
 
@@ -101,8 +102,7 @@ class ExternalForecaster(ProbForecaster):
             raise PlanError("the external forecaster needs table=... (issued forecasts)", field="forecast")
         self.table = as_issued_table(table)
         self.source = source
-        self.start = pd.Timestamp(start)
-        self.start = self.start.tz_localize("UTC") if self.start.tzinfo is None else self.start.tz_convert("UTC")
+        self.start = as_utc_timestamp(start)
         self.slot = pd.Timedelta(hours=slot_h)
         self.zones = zones
         self.calib_days, self.refit_h = float(calib_days), int(refit_h)

@@ -14,7 +14,7 @@ Signal names, types and units follow the OpenADR 2.0b Profile Specification (Ope
 BID_PRICE (price, priceRelative, priceMultiplier; currencyPerKWh), LOAD_DISPATCH (setpoint, delta,
 multiplier, level; powerReal), LOAD_CONTROL (x-loadControlCapacity, x-loadControlLevelOffset,
 x-loadControlPercentOffset, x-loadControlSetpoint). Quantities carry an EMIX item (itemUnits plus an SI
-scale code: p n micro m c d k M G T none). ``docs/openadr.md`` has the full mapping table.
+scale code: p n micro m c d k M G T none). ``docs/guide/openadr.md`` has the full mapping table.
 """
 
 from __future__ import annotations

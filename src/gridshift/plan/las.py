@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.errors import PlanError
+from gridshift.model.time import slot_hours
 from gridshift.plan.allocation.policies import allocate
 from gridshift.plan.allocation.problem import AllocationProblem
 from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_round
@@ -103,7 +104,7 @@ class LeastAttainedService(Policy):
         return Decision(idx, pool, gang, st.cap, reps)
 
     def _allocate(self, obs: Observation, st: PlacementState, share: np.ndarray) -> None:
-        slot_h = obs.world.slot_duration_s / 3600.0
+        slot_h = slot_hours(obs.world.slot_duration_s)
         stale = self._solved_t < 0 or (obs.t - self._solved_t) * slot_h >= self.resolve_every_h - 1e-9
         if not stale and np.array_equal(share, self._jobs):
             return

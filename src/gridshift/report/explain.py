@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from gridshift.errors import GridShiftError
+from gridshift.model.time import S_PER_H
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
     pl = pd.read_parquet(pl_path) if pl_path.is_file() else pd.DataFrame(columns=["time", "job_id", "site"])
     pl = pl[pl["job_id"] == job_id]
     slot = sites["time"].drop_duplicates().sort_values()
-    slot_h = (slot.iloc[1] - slot.iloc[0]).total_seconds() / 3600 if len(slot) > 1 else 1.0
+    slot_h = (slot.iloc[1] - slot.iloc[0]).total_seconds() / S_PER_H if len(slot) > 1 else 1.0
     lines = [f"{job_id} ({job['kind']}, tenant {job['tenant']}): {job['work_acc_h']:.2f} accelerator-hours, "
              f"arrived {job['arrival']:%Y-%m-%d %H:%M} UTC, "
              + (f"due {job['deadline']:%Y-%m-%d %H:%M} UTC" if pd.notna(job["deadline"]) else "no deadline")]
@@ -49,7 +50,7 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
     if bool(job["missed_deadline"]):
         status += ", missing its deadline"
         if done:
-            status += f" by {(job['completion'] - job['deadline']).total_seconds() / 3600:.1f} h"
+            status += f" by {(job['completion'] - job['deadline']).total_seconds() / S_PER_H:.1f} h"
     lines.append(f"under '{policy}' it first ran {job['first_start']:%Y-%m-%d %H:%M} UTC and {status}; "
                  f"{job['preemptions']} pause(s); {job['energy_mwh'] * 1000:.1f} kWh, {job['carbon_t'] * 1000:.1f} kg CO2.")
     use = pl.groupby(["site", "accelerator"]).agg(slots=("time", "size"), gang=("gang", "mean"),
@@ -73,7 +74,7 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
         best = others.groupby("site")["carbon_g_per_kwh"].mean().sort_values()
         lines.append("other sites in its window: " + ", ".join(f"{s} {v:.0f} g/kWh" for s, v in best.items()))
     # what bound it: waiting slots at its sites that were at their power cap or out of accelerators
-    first_slot = job["arrival"].ceil(f"{int(round(slot_h * 3600))}s")
+    first_slot = job["arrival"].ceil(f"{int(round(slot_h * S_PER_H))}s")
     waited = window[(window["time"] >= first_slot) & (window["time"] < job["first_start"])
                     & window["site"].isin(use["site"])]
     reasons = []
@@ -88,7 +89,7 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
             saved = waited["carbon_g_per_kwh"].mean() - ran_ci
             reasons.append(f"it was deferred by choice: the hours it waited averaged {waited['carbon_g_per_kwh'].mean():.0f} "
                            f"g/kWh, {saved:+.0f} g/kWh against the hours it ran ({ran_ci:.0f} g/kWh)")
-    if pd.notna(job["deadline"]) and done and (job["deadline"] - job["completion"]).total_seconds() < 2 * slot_h * 3600:
+    if pd.notna(job["deadline"]) and done and (job["deadline"] - job["completion"]).total_seconds() < 2 * slot_h * S_PER_H:
         reasons.append("its deadline bound: it finished within two slots of it")
     if not reasons:
         reasons.append(f"nothing held it back: it started in its first slot (average {ran_ci:.0f} g/kWh, {ran_pr:.1f} $/MWh)")

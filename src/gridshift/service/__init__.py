@@ -1,1 +1,2 @@
-"""The live service: persistent state (``models``, ``db``, ``store``) shared by the API, reconciler and executors."""
+"""The live service: the API (``app``, ``routes``), persistent state (``tables``, ``db``, ``store``), the reconciler
+and the executors."""

@@ -8,7 +8,7 @@ and reads ``status()`` for ``/health``, ``/power`` and ``/metrics``.
 
 The routes are in :mod:`gridshift.service.routes` (one module per area), their dependencies in
 :mod:`gridshift.service.deps`, the bodies in :mod:`gridshift.service.schemas`. Roles, limits and error
-answers are described in ``docs/api.md``; authentication lives in :mod:`gridshift.service.auth`.
+answers are described in ``docs/service/api.md``; authentication lives in :mod:`gridshift.service.auth`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
     app = FastAPI(
         title="GridShift API", version=API_VERSION, lifespan=lifespan,
         description="Jobs, inference services, plans, grid signals and events of a GridShift service. "
-                    "Authenticate with `Authorization: Bearer gs_...`; see docs/api.md for roles and limits.",
+                    "Authenticate with `Authorization: Bearer gs_...`; see docs/service/api.md for roles and limits.",
     )
     app.state.api = ApiState(store, fleet_model(fleet), settings)
     app.state.store = store

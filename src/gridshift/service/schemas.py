@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from gridshift.model.events import GridEvent
 from gridshift.model.service import Service
+from gridshift.model.time import as_utc
 from gridshift.model.workload import Job
 from gridshift.service.http_errors import ErrorResponse
 from gridshift.service.store import CLIENT_JOB_ID, GridEventRow, JobEvent, JobRow, Plan, PlanItem, ServiceRow
@@ -69,7 +70,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def to_utc(v: datetime | None) -> datetime | None:
     if v is None:
         return None
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    return as_utc(v)
 
 
 def _aware_utc(v: datetime | None) -> datetime | None:

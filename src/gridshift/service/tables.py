@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from gridshift.model.time import as_utc
+
 ROLES = ("tenant", "operator", "grid")
 JOB_STATUSES = ("queued", "planned", "running", "paused", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -54,7 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = as_utc(value)
         # SQLite has no time zones: store naive UTC text, which sorts in time order.
         return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.events import N_TIERS
-from gridshift.model.time import S_PER_H
+from gridshift.model.time import S_PER_DAY, S_PER_H
 from gridshift.plan.response import Levers, job_levers, merge, respond
 from gridshift.world.events import EventArrays
 
@@ -259,7 +259,7 @@ def _site_split(fac_mw, names, mask, start_s, end_s, slot_s) -> list[dict] | Non
     if fac_mw is None:
         return None
     t0, t1 = int(start_s // slot_s), int(np.ceil(end_s / slot_s))
-    day = int(round(86400 / slot_s))
+    day = int(round(S_PER_DAY / slot_s))
     out = []
     for s, name in enumerate(names):
         during = float(fac_mw[s, t0:t1].mean())

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.plan.allocation.problem import AllocationProblem
 from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_fifo, place_round
@@ -117,8 +118,8 @@ class SimResult:
         sl = slice(lo, hi)
         jct = self.jct_s[sl]
         done = np.isfinite(jct)
-        return {"jobs": int(done.sum()), "avg_jct_h": float(np.mean(jct[done]) / 3600) if done.any() else float("nan"),
-                "makespan_h": float(np.nanmax(self.completion_s[sl]) / 3600) if done.any() else float("nan"),
+        return {"jobs": int(done.sum()), "avg_jct_h": float(np.mean(jct[done]) / S_PER_H) if done.any() else float("nan"),
+                "makespan_h": float(np.nanmax(self.completion_s[sl]) / S_PER_H) if done.any() else float("nan"),
                 "energy_mwh": float(self.energy_j[sl].sum() / 3.6e9),
                 "carbon_t": float(self.carbon_g[sl].sum() / 1e6)}
 
@@ -245,7 +246,7 @@ class RoundSimulator:
                     break
                 t = float(j.arrival_s[nxt])
                 continue
-            hour = int(t // 3600)
+            hour = int(t // S_PER_H)
             if grid_aware and alloc_key != hour:
                 need_alloc = True
             if resolve_each:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from gridshift.errors import ScenarioError
 from gridshift.model.scenario import PolicySpec
-from gridshift.model.time import S_PER_H
+from gridshift.model.time import S_PER_H, as_utc_timestamp
 from gridshift.plan.registry import make_policy
 from gridshift.plan.response import commitment_curve
 from gridshift.sim.dr import group_levers
@@ -28,8 +28,7 @@ def site_flex(asm: Assembled, site: str, at: datetime, *, policy: str = "asap",
     f = w.fleet
     if site not in f.site_names:
         raise ScenarioError(f"unknown site '{site}' (sites: {', '.join(f.site_names)})", field="site")
-    ts = pd.Timestamp(at)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = as_utc_timestamp(at)
     t_at = int((ts - w.slot_starts[0]) / pd.Timedelta(seconds=w.slot_duration_s))
     if not 0 <= t_at < w.n_slots:
         raise ScenarioError(f"{ts.isoformat()} is outside the scenario's time range", field="at")

@@ -29,6 +29,7 @@ import pandas as pd
 
 from gridshift.catalog.throughput import ThroughputTable
 from gridshift.data.gavel import load_gavel_throughputs
+from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
@@ -125,7 +126,7 @@ def generate_jobs(thr: np.ndarray, *, n_jobs: int, jobs_per_h: float | None, mul
     if jobs_per_h is None:
         arrival = np.zeros(n_jobs)
     else:
-        gaps = rng.exponential(3600.0 / jobs_per_h, n_jobs)
+        gaps = rng.exponential(S_PER_H / jobs_per_h, n_jobs)
         arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
     min_g = max_g = None
     if choose_gang:
@@ -142,7 +143,7 @@ def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, c
     LP's constraints with rate ``1 / T``, so ``T >= 1 / r*``."""
     sim = RoundSimulator(jobs, cluster, thr, GANG_SIZES, SimConfig(policy="min-makespan", choose_gang=choose_gang))
     res = allocate("min-makespan", sim.initial_problem(), aware=True, time_limit_s=120.0)
-    return float(1.0 / res.objective / 3600.0) if res.objective > 0 else float("nan")
+    return float(1.0 / res.objective / S_PER_H) if res.objective > 0 else float("nan")
 
 
 def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Cluster, seed: int, *,

@@ -1,7 +1,7 @@
 """A mixed modern fleet: H100, A100, Trainium2, Inferentia2 and Ascend 910B across two grid zones.
 
 Three tenants submit LLM pre-training, fine-tuning and batch-inference jobs (types and per-accelerator
-throughputs from :mod:`gridshift.catalog.fleet_jobs`, mostly estimated; see docs/heterogeneity.md). The
+throughputs from :mod:`gridshift.catalog.fleet_jobs`, mostly estimated; see docs/guide/heterogeneity.md). The
 example compares, on the same job stream:
 
 * ``fifo`` (heterogeneity-agnostic, as most clusters run today);
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridshift.model.time import S_PER_H
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
 SITES = (("texas", "US-TEX-ERCO"), ("california", "US-CAL-CISO"))
@@ -73,7 +74,7 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
     names = np.array(["pre-training", "fine-tuning", "batch-inference"])[pick]
     lo_h = np.select([pick == 0, pick == 1], [24.0, 1.0], 0.5)
     hi_h = np.select([pick == 0, pick == 1], [168.0, 24.0], 12.0)
-    dur_s = 3600 * np.exp(rng.uniform(np.log(lo_h), np.log(hi_h)))
+    dur_s = S_PER_H * np.exp(rng.uniform(np.log(lo_h), np.log(hi_h)))
     job_type = np.empty(n, dtype=np.int64)
     gang = np.empty(n, dtype=np.int64)
     gang_min = np.empty(n, dtype=np.int64)
@@ -91,7 +92,7 @@ def fleet_jobs(thr: np.ndarray, gang_sizes: np.ndarray, kinds: list[str], ref_po
         gang_min[i], gang_max[i] = gang_sizes[ok].min(), gang_sizes[ok].max()  # sizes the job may run at
     gidx = np.searchsorted(gang_sizes, gang)
     steps = dur_s * thr[job_type, gidx, ref_pool]
-    gaps = rng.exponential(3600.0 / setup.jobs_per_h, n)
+    gaps = rng.exponential(S_PER_H / setup.jobs_per_h, n)
     arrival = np.concatenate([[0.0], np.cumsum(gaps[1:])])
     tenant = rng.choice(len(TENANTS), size=n)
     return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, tenant=tenant,
@@ -121,7 +122,7 @@ def run_fleet(jobs: JobSet, cluster: Cluster, thr: np.ndarray, gang_sizes: np.nd
         by_tenant = np.bincount(jobs.tenant[lo:hi], weights=res.energy_j[lo:hi], minlength=len(TENANTS)) / 3.6e9
         rounds_capped = 0
         if cluster.site_cap_w is not None:
-            hours = (res.round_start_s // 3600).astype(int)
+            hours = (res.round_start_s // S_PER_H).astype(int)
             cap = cluster.site_cap_w[:, np.minimum(hours, cluster.site_cap_w.shape[1] - 1)].T
             rounds_capped = int(np.sum(np.any(res.site_power_w > cap + 1e-6, axis=1)))
         rows.append({"variant": name, "policy": policy, "aware": aware, "grid": grid, "gang_choice": choose,

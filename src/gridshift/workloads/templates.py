@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from gridshift.model.scenario import RecurringJobs, WorkdayJobs
+from gridshift.model.time import S_PER_H, as_utc_timestamp
 from gridshift.model.workload import JOB_KINDS, JobKind, JobTable
 from gridshift.workloads.batch import KIND_DEFAULTS
 
@@ -60,8 +61,7 @@ def zone(tz: str) -> ZoneInfo:
 
 
 def _utc(t: datetime) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return as_utc_timestamp(t)
 
 
 def local_days(start: datetime, end: datetime, tz: ZoneInfo, pad_days: int = 0) -> np.ndarray:
@@ -152,8 +152,8 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
     if spec.workdays_only:
         days = days[is_workday(days, public_holidays(spec.tz, days))]
     nominal = local_to_utc_s(days, spec.start_local_h, tz, start)
-    arrival = nominal - spec.window_h * 3600.0
-    deadline = nominal + (spec.run_h + spec.window_h) * 3600.0
+    arrival = nominal - spec.window_h * S_PER_H
+    deadline = nominal + (spec.run_h + spec.window_h) * S_PER_H
     horizon = (_utc(end) - _utc(start)).total_seconds()
     keep = (arrival >= 0) & (deadline < horizon)
     days, arrival, deadline = days[keep], arrival[keep], deadline[keep]
@@ -192,7 +192,7 @@ def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_name
     interruptible = rng.random(n) < spec.interruptible_frac
 
     arrival = local_to_utc_s(sub_day, sub_h, tz, start)
-    finish = arrival + run_h * 3600.0
+    finish = arrival + run_h * S_PER_H
     # due date: first workday on or after the finish's local date whose due instant is >= finish
     ref = _utc(start)
     fin_local = (ref + pd.to_timedelta(finish, unit="s")).tz_convert(tz).tz_localize(None)

@@ -2,7 +2,7 @@
 
     python _simjob.py --work-s SECONDS [--step-s 0.1] [--exit-on-checkpoint]
 
-It follows the job contract of the executors (docs/executors.md): writes its progress (0 … 1) to
+It follows the job contract of the executors (docs/service/executors.md): writes its progress (0 … 1) to
 ``$GRIDSHIFT_PROGRESS_FILE``; on the checkpoint signal (``$GRIDSHIFT_CHECKPOINT_SIGNAL``, default SIGUSR1) it
 saves the seconds done to ``$GRIDSHIFT_WORK_DIR/simjob.ckpt`` and touches ``$GRIDSHIFT_CHECKPOINT_ACK``
 (or, with ``--exit-on-checkpoint``, exits 0 instead); on SIGTERM it checkpoints and exits 143; it starts from the

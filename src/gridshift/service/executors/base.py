@@ -2,7 +2,7 @@
 
 An executor runs jobs somewhere (local subprocesses, a Ray cluster, …). Every call is idempotent and
 every job it started can be found again by a new instance after the service died (`recover`), so the
-reconciler can re-dispatch after a crash without running a job twice. See docs/executors.md.
+reconciler can re-dispatch after a crash without running a job twice. See docs/service/executors.md.
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def _parse_time(s: str | None) -> datetime | None:
 # ---------------------------------------------------------------- the executor
 
 class LocalExecutor(Executor):
-    """Jobs as subprocesses of this machine (see the module docstring and docs/executors.md)."""
+    """Jobs as subprocesses of this machine (see the module docstring and docs/service/executors.md)."""
 
     name = "local"
 

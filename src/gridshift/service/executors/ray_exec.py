@@ -259,7 +259,7 @@ class RayExecutor(Executor):
                 return
         wanted = ", ".join(f"{k}={v:g}" for k, v in need.items())
         raise ExecutorError(f"no node of the Ray cluster advertises {wanted}; start the nodes of each site with "
-                            "--resources (see docs/executors.md)", job_id=launch.job_id, retryable=False)
+                            "--resources (see docs/service/executors.md)", job_id=launch.job_id, retryable=False)
 
     def _current(self, job_id: str) -> tuple[int, int, str] | None:
         runs = self._actors().get(job_id)

@@ -1,4 +1,4 @@
-"""The reconciler: keeps the executor's jobs where the planning policy wants them (see docs/reconciler.md).
+"""The reconciler: keeps the executor's jobs where the planning policy wants them (see docs/service/reconciler.md).
 
 ``loop`` holds :class:`Reconciler` (the passes, intents and executor calls), ``world`` the live state as the
 simulator's arrays, ``decisions`` a decision as executor actions and the numbers a plan reports,

@@ -31,6 +31,7 @@ import numpy as np
 
 from gridshift.model.events import GridEvent
 from gridshift.model.scenario import PolicySpec, Scenario
+from gridshift.model.time import S_PER_H
 from gridshift.model.workload import Job
 from gridshift.plan.registry import make_policy
 from gridshift.service.reconciler.decisions import (
@@ -112,7 +113,7 @@ class Ledger:
         h = self._hold
         if h is None:
             return
-        dt_h = max((now - h.at).total_seconds(), 0.0) / 3600.0
+        dt_h = max((now - h.at).total_seconds(), 0.0) / S_PER_H
         self.actual.add(h.actual_mw, dt_h, h.carbon, h.price)
         self.shadow.add(h.shadow_mw, dt_h, h.carbon, h.price)
         for jid, r in h.actual_rate.items():

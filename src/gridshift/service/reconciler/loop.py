@@ -1,4 +1,4 @@
-"""The reconciler: keeps the executor's jobs where the policy wants them (see docs/reconciler.md).
+"""The reconciler: keeps the executor's jobs where the policy wants them (see docs/service/reconciler.md).
 
 Each pass (:meth:`Reconciler.tick`) settles pending dispatch intents (after a restart: against the
 executor's ``recover()``), takes in what the executor reports (finished, failed, lost jobs), builds the
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from gridshift.model.scenario import ALLOWED_SLOT_S, PolicySpec, Scenario
+from gridshift.model.time import S_PER_H, as_utc, floor_time
 from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
 from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
@@ -50,9 +51,7 @@ from gridshift.service.reconciler.world import (
     SIGNAL_NAMES,
     WAITING,
     LiveJob,
-    as_utc,
     build_world,
-    floor_time,
 )
 from gridshift.service.store import (
     ConflictError,
@@ -420,7 +419,7 @@ class Reconciler:
         """How long a plan is kept: the planner's epoch (``mpc``: ``epoch_h``), else one slot; never beyond
         the horizon."""
         epoch_h = getattr(policy, "epoch_h", None)
-        epoch_s = float(epoch_h) * 3600.0 if isinstance(epoch_h, (int, float)) and epoch_h > 0 else self.slot_s
+        epoch_s = float(epoch_h) * S_PER_H if isinstance(epoch_h, (int, float)) and epoch_h > 0 else self.slot_s
         return min(max(epoch_s, float(self.slot_s)), self.n_slots * float(self.slot_s))
 
     def _why_replan(self, trigger: str | None, t0: datetime, job_ids: tuple[str, ...], events: tuple) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -49,17 +49,6 @@ class LiveJob:
     power_cap_frac: float | None = None
     progress_frac: float | None = None
     ready: bool = True
-
-
-def as_utc(t: datetime) -> datetime:
-    """``t`` as timezone-aware UTC (naive times are taken as UTC)."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def floor_time(t: datetime, slot_s: int) -> datetime:
-    """``t`` (UTC) rounded down to a whole slot since the epoch."""
-    sec = as_utc(t).timestamp()
-    return datetime.fromtimestamp(sec - sec % slot_s, UTC)
 
 
 def planning_scenario(fleet: Scenario, t0: datetime, slot_s: int, n_slots: int,

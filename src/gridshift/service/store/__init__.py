@@ -4,7 +4,7 @@ Each method is one database transaction and returns plain frozen dataclasses, ne
 is scoped by :class:`Principal`: a tenant sees and changes only its own jobs (another tenant's job is
 reported as not found), an operator sees all, the grid role none.
 
-Executor actions follow an intent protocol (``docs/service-state.md``): :meth:`Store.record_dispatch_intent`
+Executor actions follow an intent protocol (``docs/service/service-state.md``): :meth:`Store.record_dispatch_intent`
 changes the job and writes a ``pending`` dispatch row in one transaction, the caller then calls the executor
 and :meth:`Store.complete_dispatch`. After a crash, :meth:`Store.pending_dispatches` lists the actions
 whose outcome is unknown; each is checked against the executor's report, never re-issued blindly.

@@ -6,13 +6,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 
+from gridshift.model.time import as_utc, utcnow  # noqa: F401 (utcnow: the clock of every store module)
 from gridshift.service.db import (
     SQLITE_BUSY_TIMEOUT_S,
     ConflictError,
@@ -69,14 +70,10 @@ class VersionConflict(ConflictError):
     """The job changed since the caller read it (optimistic concurrency)."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _utc(t: datetime, what: str) -> datetime:
     if not isinstance(t, datetime):
         raise InvalidSpec(f"{what} must be a datetime, got {type(t).__name__}")
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return as_utc(t)
 
 
 def _validation_error(what: str, exc: ValidationError) -> InvalidSpec:

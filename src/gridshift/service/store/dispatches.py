@@ -1,5 +1,5 @@
 """Executor actions as intents: the job change and a ``pending`` dispatch row in one transaction before the
-executor is called, then the executor's answer (``docs/service-state.md``); cancelling a running job is one."""
+executor is called, then the executor's answer (``docs/service/service-state.md``); cancelling a running job is one."""
 
 from __future__ import annotations
 
