@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
 
-from gridshift.cli.hetero import reproduce_gavel
+from gridshift.studies.gavel import reproduce_gavel
 
 ROOT = Path(__file__).resolve().parents[1]
 

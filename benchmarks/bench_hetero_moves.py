@@ -29,12 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args: tuple[float, float, int]) -> dict:
-    from gridshift.cli.hetero import _gavel_inputs
     from gridshift.sim.rounds import RoundSimulator, SimConfig
-    from gridshift.studies.gavel import GANG_SIZES, experiments, generate_jobs
+    from gridshift.studies.gavel import GANG_SIZES, experiments, gavel_inputs, generate_jobs
 
     stickiness, restart_s, seed = args
-    thr, cluster = _gavel_inputs()
+    thr, cluster = gavel_inputs()
     exp = next(e for e in experiments(False) if e.name == "las-single-5.6")
     jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=False, seed=seed)
     cfg = SimConfig(policy="max-min-fairness", aware=True, stickiness=stickiness, restart_s=restart_s,

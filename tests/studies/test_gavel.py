@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from gridshift.cli.hetero import _gavel_inputs, reproduce_gavel
 from gridshift.sim.rounds import RoundSimulator, SimConfig
-from gridshift.studies.gavel import GANG_SIZES, experiments, generate_jobs
+from gridshift.studies.gavel import GANG_SIZES, experiments, generate_jobs, reproduce_gavel
+from gridshift.studies.gavel import gavel_inputs as _gavel_inputs
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gridshift.cli.hetero import fleet_study
-from gridshift.studies.hetero_fleet import TENANTS, FleetSetup
+from gridshift.studies.hetero_fleet import TENANTS, FleetSetup, fleet_study
 
 
 @pytest.fixture(scope="module")

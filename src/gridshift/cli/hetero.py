@@ -5,13 +5,12 @@
   afternoon power cap and the zone's hourly carbon, agnostic vs aware.
 
 The maths lives in :mod:`gridshift.plan.allocation`, :mod:`gridshift.sim.rounds` and the studies
-:mod:`gridshift.studies.gavel` and :mod:`gridshift.studies.hetero_fleet`; this module reads data, parses
-options and writes results.
+:mod:`gridshift.studies.gavel` and :mod:`gridshift.studies.hetero_fleet`; this module parses
+options, calls them and prints (tables in :mod:`gridshift.report.hetero`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -20,57 +19,6 @@ import typer
 from gridshift.errors import GridShiftError, ScenarioError
 
 hetero_app = typer.Typer(no_args_is_help=True, help="Heterogeneity-aware allocation on mixed accelerator fleets.")
-
-
-def _gavel_inputs():
-    from gridshift.catalog import load_catalog
-    from gridshift.studies.gavel import gavel_cluster, gavel_table, gavel_tensor
-
-    cat = load_catalog()
-    _, thr = gavel_tensor(gavel_table(catalog=cat))
-    board = {n: cat[n].board_power_w for n in ("K80", "P100", "V100")}
-    idle = {n: cat[n].idle_power_w for n in ("K80", "P100", "V100")}
-    return thr, gavel_cluster(board, idle)
-
-
-def _run_one(args: tuple) -> dict:
-    from gridshift.studies.gavel import run_experiment
-
-    exp, variant, seed, choose_gang = args
-    thr, cluster = _gavel_inputs()
-    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang)
-
-
-def reproduce_gavel(*, quick: bool, seeds: list[int], gang_choice: bool, workers: int,
-                    only: list[str] | None = None) -> list[dict]:
-    """Run every experiment × variant × seed (and the gang-choice variant of the multi-GPU experiment)."""
-    from gridshift.studies.gavel import experiments, summarise
-
-    exps = [e for e in experiments(quick) if not only or e.name in only]
-    tasks = [(e, v, s, False) for e in exps for v in ("agnostic", "aware") for s in seeds]
-    if gang_choice:
-        tasks += [(e, "aware", s, True) for e in exps if e.multi_gpu for s in seeds]
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(pool.map(_run_one, tasks))
-    else:
-        rows = [_run_one(t) for t in tasks]
-    return summarise(rows)
-
-
-def _table(rows: list[dict]):
-    from rich.table import Table
-
-    t = Table(title="Gavel reproduction (ours vs published; mean over seeds)")
-    for c in ("experiment", "policy", "jobs/h", "avg JCT h", "published", "makespan h", "published", "wall s"):
-        t.add_column(c, justify="left" if c in ("experiment", "policy") else "right")
-
-    def f(v):
-        return "–" if v is None or v != v else f"{v:,.2f}"
-    for r in rows:
-        t.add_row(r["name"], r["policy_detail"], f(r["jobs_per_h"]), f(r["avg_jct_h"]), f(r["published_avg_jct_h"]),
-                  f(r["makespan_h"]), f(r["published_makespan_h"]), f(r["wall_s"]))
-    return t
 
 
 def register(app: typer.Typer) -> None:
@@ -90,7 +38,9 @@ def register(app: typer.Typer) -> None:
         """Gavel's published experiments (OSDI 2020): least-attained-service with single- and multi-GPU jobs,
         and the makespan of 500 static jobs; ours printed beside the published figures."""
         from gridshift.cli.common import fail, out
+        from gridshift.report.hetero import gavel_table
         from gridshift.report.output import write_json_atomic
+        from gridshift.studies.gavel import reproduce_gavel
 
         try:
             if seeds < 1:
@@ -109,7 +59,7 @@ def register(app: typer.Typer) -> None:
                                    workers=workers, only=names)
         except GridShiftError as e:
             fail(e)
-        out.print(_table(rows))
+        out.print(gavel_table(rows))
         if out_dir is not None:
             keys = ("name", "policy", "policy_detail", "jobs_per_h", "avg_jct_h", "makespan_h",
                     "published_avg_jct_h", "published_makespan_h", "seeds", "avg_jct_h_by_seed",
@@ -120,44 +70,6 @@ def register(app: typer.Typer) -> None:
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out_dir / "gavel.json", doc)
             out.print(f"wrote {out_dir / 'gavel.json'}")
-
-
-def fleet_study(setup=None):
-    """Load the grid series and the fleet job table, run every variant; returns (table, setup, throughputs)."""
-    import numpy as np
-    import pandas as pd
-
-    from gridshift.catalog import load_catalog
-    from gridshift.catalog.fleet_jobs import load_fleet_jobs
-    from gridshift.data.grid import load_carbon, load_price
-    from gridshift.studies.hetero_fleet import POOLS, SITES, FleetSetup, fleet_cluster, fleet_jobs, run_fleet
-
-    setup = setup or FleetSetup()
-    cat = load_catalog()
-    table = load_fleet_jobs()
-    types = [p[1] for p in POOLS]
-    thr = table.tensor(acc_types=types)
-    gang_sizes = np.asarray(table.gang_axis)
-    kinds = [table.kind(j) for j in table.job_types]
-    start = pd.Timestamp(setup.start)
-    hours = 24 * 60
-    idx = pd.date_range(start, periods=hours, freq="h")
-
-    def series(load, col):
-        rows = []
-        for _, zone in SITES:
-            s = load(zone)[col]
-            s = s.reindex(idx)
-            if s.isna().any():
-                raise GridShiftError(f"{zone}: {col} has no data for {idx[s.isna()][0]}", field=col)
-            rows.append(s.to_numpy(dtype=float))
-        return np.vstack(rows)
-
-    carbon = series(load_carbon, "carbon_g_per_kwh")
-    price = series(load_price, "price_usd_per_mwh")
-    cluster = fleet_cluster(cat, carbon, price, setup)
-    jobs = fleet_jobs(thr, gang_sizes, kinds, ref_pool=types.index("H100"), setup=setup)
-    return run_fleet(jobs, cluster, thr, gang_sizes, setup), setup, table
 
 
 @hetero_app.command("fleet")
@@ -173,8 +85,9 @@ def fleet_cmd(
     LLM pre-training, fine-tuning and batch inference: FIFO and least-attained-service, agnostic vs aware,
     and aware with an afternoon power cap and a carbon weight; JCT, energy, carbon, energy per tenant."""
     from gridshift.cli.common import fail, out
+    from gridshift.report.hetero import fleet_table
     from gridshift.report.output import write_json_atomic, write_text_atomic
-    from gridshift.studies.hetero_fleet import FleetSetup
+    from gridshift.studies.hetero_fleet import FleetSetup, fleet_study
 
     try:
         if jobs < 30:
@@ -190,16 +103,7 @@ def fleet_cmd(
         df, setup, _ = fleet_study(setup)
     except GridShiftError as e:
         fail(e)
-    from rich.table import Table
-
-    t = Table(title=f"Mixed fleet, jobs {setup.window[0]}–{setup.window[1] - 1} of {setup.n_jobs}")
-    cols = ("variant", "avg_jct_h", "energy_mwh", "carbon_t", "rounds_above_cap", "energy_mwh_research",
-            "energy_mwh_product", "energy_mwh_platform")
-    for c in cols:
-        t.add_column(c, justify="left" if c == "variant" else "right")
-    for _, r in df.iterrows():
-        t.add_row(*[str(r[c]) if c in ("variant", "rounds_above_cap") else f"{r[c]:,.2f}" for c in cols])
-    out.print(t)
+    out.print(fleet_table(df, setup.window, setup.n_jobs))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "fleet.json", {"setup": setup.__dict__, "variants": df.to_dict("records")})

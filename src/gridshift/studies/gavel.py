@@ -20,6 +20,7 @@ Workload generation, cluster and experiment definitions do no I/O: the throughpu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridshift.catalog.accelerators import load_catalog
 from gridshift.catalog.throughput import ThroughputTable
 from gridshift.data.gavel import load_gavel_throughputs
 from gridshift.model.time import S_PER_H
@@ -192,3 +194,35 @@ def summarise(rows: list[dict]) -> list[dict]:
         r.pop("seed", None)
         out.append(r)
     return out
+
+
+def gavel_inputs() -> tuple[np.ndarray, Cluster]:
+    """Gavel's throughput tensor (through the data registry) and its cluster with the catalog's power figures."""
+    cat = load_catalog()
+    _, thr = gavel_tensor(gavel_table(catalog=cat))
+    board = {n: cat[n].board_power_w for n in ("K80", "P100", "V100")}
+    idle = {n: cat[n].idle_power_w for n in ("K80", "P100", "V100")}
+    return thr, gavel_cluster(board, idle)
+
+
+def _run_one(args: tuple) -> dict:
+    exp, variant, seed, choose_gang = args
+    thr, cluster = gavel_inputs()
+    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang)
+
+
+def reproduce_gavel(*, quick: bool, seeds: list[int], gang_choice: bool, workers: int,
+                    only: list[str] | None = None) -> list[dict]:
+    """Run every experiment × variant × seed (and the gang-choice variant of the multi-GPU experiment), in
+    ``workers`` processes."""
+
+    exps = [e for e in experiments(quick) if not only or e.name in only]
+    tasks = [(e, v, s, False) for e in exps for v in ("agnostic", "aware") for s in seeds]
+    if gang_choice:
+        tasks += [(e, "aware", s, True) for e in exps if e.multi_gpu for s in seeds]
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(pool.map(_run_one, tasks))
+    else:
+        rows = [_run_one(t) for t in tasks]
+    return summarise(rows)

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridshift.catalog.accelerators import load_catalog
+from gridshift.catalog.fleet_jobs import load_fleet_jobs
+from gridshift.data.grid import load_carbon, load_price
+from gridshift.errors import GridShiftError
 from gridshift.model.time import S_PER_H
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 
@@ -132,3 +136,33 @@ def run_fleet(jobs: JobSet, cluster: Cluster, thr: np.ndarray, gang_sizes: np.nd
                      **{f"energy_mwh_{t}": float(by_tenant[i]) for i, t in enumerate(TENANTS)},
                      "rounds_above_cap": rounds_capped, "solves": res.solves, "wall_s": res.wall_s})
     return pd.DataFrame(rows)
+
+
+def fleet_study(setup: FleetSetup | None = None) -> tuple[pd.DataFrame, FleetSetup, object]:
+    """Load the grid series and the fleet job table, run every variant; returns (table, setup, throughputs)."""
+    setup = setup or FleetSetup()
+    cat = load_catalog()
+    table = load_fleet_jobs()
+    types = [p[1] for p in POOLS]
+    thr = table.tensor(acc_types=types)
+    gang_sizes = np.asarray(table.gang_axis)
+    kinds = [table.kind(j) for j in table.job_types]
+    start = pd.Timestamp(setup.start)
+    hours = 24 * 60
+    idx = pd.date_range(start, periods=hours, freq="h")
+
+    def series(load, col):
+        rows = []
+        for _, zone in SITES:
+            s = load(zone)[col]
+            s = s.reindex(idx)
+            if s.isna().any():
+                raise GridShiftError(f"{zone}: {col} has no data for {idx[s.isna()][0]}", field=col)
+            rows.append(s.to_numpy(dtype=float))
+        return np.vstack(rows)
+
+    carbon = series(load_carbon, "carbon_g_per_kwh")
+    price = series(load_price, "price_usd_per_mwh")
+    cluster = fleet_cluster(cat, carbon, price, setup)
+    jobs = fleet_jobs(thr, gang_sizes, kinds, ref_pool=types.index("H100"), setup=setup)
+    return run_fleet(jobs, cluster, thr, gang_sizes, setup), setup, table

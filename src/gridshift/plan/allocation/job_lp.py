@@ -194,7 +194,8 @@ def highs_max(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True, prima
     st = h.getModelStatus()
     status = "optimal"
     if st != highspy.HighsModelStatus.kOptimal:
-        if st == highspy.HighsModelStatus.kTimeLimit and h.getInfo().primal_solution_status == 2:
+        if st == highspy.HighsModelStatus.kTimeLimit and (h.getInfo().primal_solution_status
+                                                             == highspy.SolutionStatus.kSolutionStatusFeasible):
             status = "time-limit"
         else:
             return None, None, None
