@@ -82,3 +82,20 @@ def test_commands_without_their_extra_exit_2_with_one_line(tmp_path, blocked, ar
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2, res.stderr[-2000:]
     assert len(lines) == 1 and f"gridshift[{extra}]" in lines[0], res.stderr[-2000:]
+
+
+HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "prometheus_client", "psycopg", "statsforecast",
+         "lightgbm", "ray", "openleadr")
+
+
+def test_the_core_runs_without_any_extra(tmp_path):
+    """With every optional stack unimportable, the simulator, the planners (mpc with the default forecaster)
+    and the report still run: the core depends on none of them."""
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    code = (f"import sys; [sys.modules.__setitem__(m, None) for m in {HEAVY!r}]; "
+            f"sys.argv = ['gridshift', 'simulate', 'tests/scenarios/small.yaml', '--policy', 'asap', "
+            f"'--policy', 'mpc', '--out', {str(out)!r}, '--quiet']; from gridshift.cli import main; main()")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=repo)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "metrics.json").exists() and (out / "report.html").exists()
