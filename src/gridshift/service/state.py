@@ -18,6 +18,7 @@ from gridshift.errors import GridShiftError
 from gridshift.service.schemas import FleetOut, SiteOut, ZoneOut
 from gridshift.service.settings import ApiSettings
 from gridshift.service.store import Plan, Store
+from gridshift.world import accounting as acc
 
 log = logging.getLogger("gridshift.api")
 
@@ -112,7 +113,8 @@ class ApiState:
         return self._power_w[name]
 
     def plan_power(self, plan: Plan | None, now: datetime) -> dict[str, float]:
-        """Facility power per site of the plan items in force at ``now`` (board power × cap + host, × PUE)."""
+        """Facility power per site of the plan items in force at ``now``: the simulator's power formula
+        (:func:`gridshift.world.accounting.pool_it_power_w`, board power × cap + host) × PUE."""
         pue = {s.name: s.pue for s in self.fleet.sites}
         out = dict.fromkeys(pue, 0.0)
         if plan is None:
@@ -126,7 +128,9 @@ class ApiState:
         gang = np.array([i.gang for i in items], dtype=float)
         cap = np.array([1.0 if i.power_cap_frac is None else i.power_cap_frac for i in items])
         site_pue = np.array([pue.get(s, 1.0) for s in sites])
-        mw = gang * (watts[:, 0] * cap + watts[:, 1]) * site_pue / 1e6
+        it_w = acc.pool_it_power_w(gang, gang, np.zeros_like(gang), np.zeros_like(gang), cap, watts[:, 0],
+                                   np.zeros_like(gang), watts[:, 1])  # the items' accelerators, all busy
+        mw = it_w * site_pue / 1e6
         for s, v in zip(sites, mw):
             out[s] = out.get(s, 0.0) + float(v)
         return out
