@@ -212,3 +212,18 @@ def test_infeasible_cap_is_named_not_a_solver_code(tmp_path):
     assert any("site 'frankfurt'" in w and "power cap cannot be met" in w and "2023-06-06 12:00" in w
                and "2023-06-06 14:00" in w for w in warnings), warnings
     assert "warning (mpc): site 'frankfurt'" in res.stderr
+
+
+def test_version():
+    from gridshift import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == f"gridshift {__version__}"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--jobs", "0"), ("--jobs", "-5"), ("--days", "0")])
+def test_demo_refuses_non_positive_sizes_in_one_line(tmp_path, option, value):
+    r = runner.invoke(app, ["demo", option, value, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and option.lstrip("-") in r.stderr
+    assert not (tmp_path / "out").exists()

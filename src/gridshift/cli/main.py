@@ -21,6 +21,20 @@ from gridshift.cli.common import fail as _fail
 from gridshift.errors import GridShiftError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from gridshift import __version__
+
+        out.print(f"gridshift {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """GridShift: make AI compute follow the grid."""
 data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, verify and locate datasets.")
 app.add_typer(data_app, name="data")
 
@@ -73,7 +87,7 @@ def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help="Policy name (repeatable); default: the scenario's.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory (written atomically).")] = Path("out"),
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
 ) -> None:
     """Simulate a scenario under one or more policies and write metrics, time series and a report."""
     from gridshift.data.scenario import load_scenario
@@ -90,15 +104,19 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("gridshift-demo"),
     jobs: Annotated[int | None, typer.Option(help="Override the number of batch jobs.")] = None,
     days: Annotated[int | None, typer.Option(help="Override the number of simulated days.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary table.")] = False,
 ) -> None:
     """Run the bundled demo scenario (4 weeks of 2023, 4 sites on 4 grids, mixed accelerators, real traces)."""
     from datetime import timedelta
 
     from gridshift.data.scenario import parse_scenario
+    from gridshift.errors import ScenarioError
 
     src = "gridshift/scenarios/demo.yaml"
     try:
+        for name, value in (("jobs", jobs), ("days", days)):
+            if value is not None and value < 1:
+                raise ScenarioError(f"must be at least 1, not {value}", field=name)
         sc = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), src)
         upd = {}
         if jobs is not None:
