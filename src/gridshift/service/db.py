@@ -49,6 +49,10 @@ class DatabaseUnavailable(StateError):
     """The database cannot be reached or answered with an operational error; retrying later may work."""
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """The database is reachable but every connection (or the write lock) stays taken; retry later."""
+
+
 class ConflictError(StateError):
     """A change conflicts with the stored state (a unique or foreign key constraint, a stale version)."""
 
@@ -173,7 +177,7 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         yield
     except PoolTimeout as exc:  # every pooled connection in use for pool_timeout seconds
         cause = str(exc).split(" (Background on this error")[0]
-        raise DatabaseUnavailable(f"database {mask_url(url)} busy: no connection free in the pool ({cause}); "
+        raise DatabaseBusy(f"database {mask_url(url)} busy: no connection free in the pool ({cause}); "
                                   "retry later") from None
     except DisconnectionError as exc:
         raise DatabaseUnavailable(f"database {mask_url(url)} unavailable: {describe_error(exc)}") from None

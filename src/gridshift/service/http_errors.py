@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridshift.errors import GridShiftError
-from gridshift.service.db import ConflictError, DatabaseUnavailable, StateError
+from gridshift.service.db import ConflictError, DatabaseBusy, DatabaseUnavailable, StateError
 from gridshift.service.store import InvalidSpec, NotFound, PermissionDenied
 
 errors_log = logging.getLogger("gridshift.api")
@@ -74,6 +74,10 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str | None]:
     return f"field '{field}': {msg}", field
 
 
+DB_UNAVAILABLE = "database unavailable; retry later"
+DB_BUSY = "database busy: no connection free in the pool; retry later"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map store and validation errors to status codes, with one clear line."""
 
@@ -94,12 +98,14 @@ def install_error_handlers(app: FastAPI) -> None:
             errors_log.error("%s %s failed: %s", request.method, request.url.path, exc)
         elif status == 503:
             errors_log.warning("%s %s: %s", request.method, request.url.path, exc)
+            # the cause names the database (URL, user, host, port): the log has it, the caller gets the gist
+            return error_response(503, DB_BUSY if isinstance(exc, DatabaseBusy) else DB_UNAVAILABLE, None, headers)
         return error_response(status, str(exc), exc.field, headers)
 
     @app.exception_handler(PoolTimeout)
     async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
         errors_log.warning("%s %s: no database connection free", request.method, request.url.path)
-        return error_response(503, "database busy: no connection free in the pool; retry later",
+        return error_response(503, DB_BUSY,
                               headers={"Retry-After": str(DB_RETRY_AFTER_S)})
 
     @app.exception_handler(OverflowError)

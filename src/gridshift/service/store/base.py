@@ -17,7 +17,7 @@ from gridshift.model.time import as_utc, utcnow  # noqa: F401 (utcnow: the clock
 from gridshift.service.db import (
     SQLITE_BUSY_TIMEOUT_S,
     ConflictError,
-    DatabaseUnavailable,
+    DatabaseBusy,
     StateError,
     current_revision,
     head_revision,
@@ -108,7 +108,7 @@ class StoreBase:
     def _tx(self, readonly: bool = False) -> Iterator[Connection]:
         lock = None if readonly else self._write_lock
         if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
-            raise DatabaseUnavailable(f"database {self.url} unavailable: database is locked (another write "
+            raise DatabaseBusy(f"database {self.url} unavailable: database is locked (another write "
                                       f"transaction of this service took over {SQLITE_BUSY_TIMEOUT_S:g} s)")
         try:
             with translate_errors(self.engine.url), self.engine.connect() as conn:
