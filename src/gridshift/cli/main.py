@@ -183,20 +183,25 @@ def catalog() -> None:
 def data_list() -> None:
     """List every registered dataset, where it resolves, and its license."""
     from gridshift.data import load_registry
+    from gridshift.data.registry import dataset_years
     from gridshift.data.registry import find as find_local
 
-    t = Table(title="Datasets")
-    for c in ("name", "license", "size MB", "found at"):
+    t = Table(title="Datasets (per-year datasets: the default year's file)")
+    for c in ("name", "years", "license", "size MB", "found at"):
         t.add_column(c)
     for name, d in sorted(load_registry().items()):
         p = find_local(name)
-        t.add_row(name, d.license[:40], f"{d.bytes / 1e6:.2f}", str(p) if p else "(not local; downloads on use)")
+        years = dataset_years(name)
+        t.add_row(name, f"{years[0]}–{years[-1]}" if years else "", d.license[:40], f"{d.bytes / 1e6:.2f}",
+                  str(p) if p else "(not local; downloads on use)")
     out.print(t)
 
 
 @data_app.command("verify")
-def data_verify(name: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Check SHA-256 of one dataset, or all that are present locally."""
+def data_verify(name: Annotated[str | None, typer.Argument()] = None,
+                year: Annotated[int | None, typer.Option(help="Only this year's file of a per-year dataset.")] = None,
+                ) -> None:
+    """Check SHA-256 of one dataset (every year's file of a per-year one), or all that are present locally."""
     from gridshift.data import load_registry
     from gridshift.data.registry import find as find_local
     from gridshift.data.registry import verify
@@ -205,7 +210,7 @@ def data_verify(name: Annotated[str | None, typer.Argument()] = None) -> None:
         names = [name] if name else sorted(n for n in load_registry() if find_local(n))
         bad = 0
         for n in names:
-            ok, detail = verify(n)
+            ok, detail = verify(n, year)
             bad += not ok
             out.print(f"{'ok ' if ok else 'BAD'} {n}: {detail}", markup=False, highlight=False)
     except GridShiftError as e:
@@ -215,12 +220,14 @@ def data_verify(name: Annotated[str | None, typer.Argument()] = None) -> None:
 
 
 @data_app.command("path")
-def data_path(name: str) -> None:
+def data_path(name: str,
+              year: Annotated[int | None, typer.Option(help="A year of a per-year dataset (default 2023).")] = None,
+              ) -> None:
     """Print the local path of a dataset (downloading it if needed)."""
     from gridshift.data import resolve
 
     try:
-        out.print(str(resolve(name)), markup=False, highlight=False, soft_wrap=True)
+        out.print(str(resolve(name, year=year)), markup=False, highlight=False, soft_wrap=True)
     except GridShiftError as e:
         _fail(e)
 

@@ -8,6 +8,10 @@ upstream repository + commit + path and attribution. :func:`resolve` finds a dat
    and from this source file (so ``../shared/data`` next to a clone works with no configuration);
 3. the user cache, ``platformdirs.user_cache_dir("gridshift")/data``.
 
+Grid datasets hold one file per year: entries that share a ``name`` differ by ``year``, and the name alone
+means the registry's ``default_year`` (2023), so ``carbon/GB`` is the 2023 file and
+``resolve("carbon/GB", year=2021)`` the 2021 one. :func:`dataset_years` lists a name's years.
+
 If the file is in none of them it is downloaded from its pinned upstream URL into the cache (written to a
 temporary file, checked against the registry SHA-256, then atomically renamed) through the shared HTTP client
 (:mod:`gridshift.data.http`: timeouts, retries with backoff). Set ``GRIDSHIFT_OFFLINE=1`` to forbid downloads.
@@ -48,6 +52,7 @@ class Dataset(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9-]+/[A-Za-z0-9._-]+$", description="short stable id, e.g. carbon/GB")
+    year: int | None = Field(None, ge=1900, le=2100, description="the year of a per-year file (None: one file)")
     relpath: str = Field(description="path under a data directory, '/'-separated")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0, description="file size in bytes")
@@ -61,7 +66,8 @@ class Dataset(BaseModel):
 
 
 @functools.cache
-def _registry() -> dict[str, Dataset]:
+def _load() -> tuple[dict[str, Dataset], dict[str, dict[int, Dataset]]]:
+    """(the default entry per name, every year's entry per name of a per-year dataset)."""
     source = resources.files("gridshift.data").joinpath("datasets.yaml")
     where = "gridshift/data/datasets.yaml"
     try:
@@ -70,7 +76,10 @@ def _registry() -> dict[str, Dataset]:
         raise DataError(f"cannot read the data registry: {exc}", file=where) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), list):
         raise DataError("the data registry must be a mapping with a 'datasets' list", file=where)
-    out: dict[str, Dataset] = {}
+    default_year = doc.get("default_year")
+    order: dict[str, None] = {}  # names in file order
+    single: dict[str, Dataset] = {}
+    yearly: dict[str, dict[int, Dataset]] = {}
     for i, raw in enumerate(doc["datasets"]):
         try:
             ds = Dataset.model_validate(raw)
@@ -78,27 +87,62 @@ def _registry() -> dict[str, Dataset]:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             raise DataError(f"entry {i}: {first['msg']}", file=where, field=field) from exc
-        if ds.name in out:
-            raise DataError(f"duplicate dataset name '{ds.name}'", file=where, field="name")
-        out[ds.name] = ds
-    return out
+        if ds.name in single or (ds.year is None and ds.name in yearly) or ds.year in yearly.get(ds.name, {}):
+            which = ds.name if ds.year is None else f"{ds.name}' year '{ds.year}"
+            raise DataError(f"duplicate dataset name '{which}'", file=where, field="name")
+        order[ds.name] = None
+        if ds.year is None:
+            single[ds.name] = ds
+        else:
+            yearly.setdefault(ds.name, {})[ds.year] = ds
+    for name, by_year in yearly.items():
+        if default_year not in by_year:
+            raise DataError(f"dataset '{name}' has no entry for the default_year {default_year}", file=where,
+                            field="default_year")
+        yearly[name] = dict(sorted(by_year.items()))
+    out = {n: single[n] if n in single else yearly[n][default_year] for n in order}
+    return out, yearly
+
+
+def _registry() -> dict[str, Dataset]:
+    return _load()[0]
 
 
 def load_registry() -> dict[str, Dataset]:
-    """All registry entries keyed by name (a fresh dict; the entries themselves are immutable)."""
+    """All registry entries keyed by name, one per name (a per-year dataset's default year; a fresh dict)."""
     return dict(_registry())
 
 
-def get_dataset(name: str) -> Dataset:
-    """The registry entry called ``name``; DataError listing close matches if there is none."""
+def dataset_years(name: str) -> list[int]:
+    """The years a per-year dataset has files for (ascending); ``[]`` for a single-file dataset."""
+    get_dataset(name)
+    return list(_load()[1].get(name, {}))
+
+
+def get_dataset(name: str, year: int | None = None) -> Dataset:
+    """The registry entry called ``name`` (of ``year``, for a per-year dataset); DataError listing close
+    matches (or the years there are) if there is none."""
     reg = _registry()
     if name in reg:
-        return reg[name]
+        if year is None:
+            return reg[name]
+        by_year = _load()[1].get(name, {})
+        if year in by_year:
+            return by_year[year]
+        have = ", ".join(str(y) for y in by_year) or "none: it is one file"
+        raise DataError(f"dataset '{name}' has no file for {year} (years: {have})", field="year")
     close = difflib.get_close_matches(name, list(reg), n=5, cutoff=0.5)
     if not close:  # e.g. 'GB' -> carbon/GB: match on the part after the slash too
         close = [n for n in reg if n.split("/", 1)[1].lower() == name.split("/")[-1].lower()][:5]
     hint = f"did you mean: {', '.join(close)}?" if close else f"known prefixes: {_prefixes(reg)}"
     raise DataError(f"unknown dataset '{name}'; {hint}", field="dataset")
+
+
+def all_files() -> list[Dataset]:
+    """Every registered file: the single-file datasets and every year of the per-year ones."""
+    single, yearly = _load()
+    return [ds for n, ds in single.items() if n not in yearly] + [
+        ds for by_year in yearly.values() for ds in by_year.values()]
 
 
 def _prefixes(reg: dict[str, Dataset]) -> str:
@@ -148,9 +192,9 @@ def data_dirs() -> list[Path]:
     return dirs
 
 
-def find(name: str) -> Path | None:
-    """The first existing file for ``name`` in :func:`data_dirs`, or None (never downloads)."""
-    ds = get_dataset(name)
+def find(name: str, year: int | None = None) -> Path | None:
+    """The first existing file for ``name`` (``year``) in :func:`data_dirs`, or None (never downloads)."""
+    ds = get_dataset(name, year)
     for d in data_dirs():
         p = d / ds.relpath
         if p.is_file():
@@ -158,14 +202,15 @@ def find(name: str) -> Path | None:
     return None
 
 
-def resolve(name: str, *, download: bool = True, opener: Opener | None = None) -> Path:
-    """Path of the file for dataset ``name``, downloading it into the cache if it is nowhere local.
+def resolve(name: str, *, year: int | None = None, download: bool = True, opener: Opener | None = None) -> Path:
+    """Path of the file for dataset ``name`` (of ``year``: default, the registry's default year), downloading
+    it into the cache if it is nowhere local.
 
     Raises DataError (one line: which dataset, where it looked, how to supply it) when the file is
     missing and cannot be downloaded (no URL, offline, ``GRIDSHIFT_OFFLINE`` set, or a bad checksum).
     """
-    ds = get_dataset(name)
-    found = find(name)
+    ds = get_dataset(name, year)
+    found = find(name, year)
     if found is not None:
         return found
     looked = "; ".join(str(d) for d in data_dirs())
@@ -180,7 +225,8 @@ def resolve(name: str, *, download: bool = True, opener: Opener | None = None) -
             return download_file(ds, cache_dir() / ds.relpath, opener=opener)
         except OSError as exc:  # network errors (gridshift.data.http.HttpError), disk errors
             why = f"download from {ds.url} failed ({getattr(exc, 'reason', exc)})"
-    raise DataError(f"dataset '{name}' not found (looked in: {looked}); {why}; {supply}", file=ds.relpath)
+    label = name if year is None else f"{name}' year '{year}"
+    raise DataError(f"dataset '{label}' not found (looked in: {looked}); {why}; {supply}", file=ds.relpath)
 
 
 def _default_opener(url: str, timeout: float) -> AbstractContextManager[IO[bytes]]:
@@ -255,22 +301,48 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(name: str) -> tuple[bool, str]:
-    """Recompute the SHA-256 of dataset ``name``'s local file: ``(ok, one-line detail)``. Never downloads."""
-    ds = get_dataset(name)
-    path = find(name)
+def _verify_file(ds: Dataset) -> tuple[bool | None, str]:
+    """(True: ok, False: mismatch, None: not found; detail) for one registered file."""
+    path = find(ds.name, ds.year)
     if path is None:
-        return False, f"{name}: not found in any data directory ({ds.relpath})"
+        return None, f"not found in any data directory ({ds.relpath})"
     digest = sha256_file(path)
     if digest != ds.sha256:
-        return False, f"{name}: sha256 mismatch at {path}: got {digest}, expected {ds.sha256}"
-    return True, f"{name}: ok ({path.stat().st_size} bytes, sha256 {digest[:12]}…) at {path}"
+        return False, f"sha256 mismatch at {path}: got {digest}, expected {ds.sha256}"
+    return True, f"ok ({path.stat().st_size} bytes, sha256 {digest[:12]}…) at {path}"
+
+
+def verify(name: str, year: int | None = None) -> tuple[bool, str]:
+    """Recompute the SHA-256 of dataset ``name``'s local file(s): ``(ok, one-line detail)``. Never downloads.
+
+    A per-year dataset (without ``year``) checks every year's file that is local; it is ok when its
+    default year's file is local and no local file differs from the registry (years not local are listed).
+    """
+    years = [] if year is not None else dataset_years(name)
+    if not years:
+        ok, detail = _verify_file(get_dataset(name, year))
+        label = name if year is None else f"{name} {year}"
+        return bool(ok), f"{label}: {detail}"
+    results = {y: _verify_file(get_dataset(name, y)) for y in years}
+    default = get_dataset(name).year
+    bad = [f"{y} {d}" for y, (ok, d) in results.items() if ok is False]
+    if results[default][0] is None:
+        bad.insert(0, f"{default} {results[default][1]}")
+    missing = [str(y) for y, (ok, _) in results.items() if ok is None and y != default]
+    if bad:
+        return False, f"{name}: " + "; ".join(bad)
+    checked = [y for y, (ok, _) in results.items() if ok]
+    path = find(name)
+    where = path.parent if path is not None else "?"
+    detail = f"{name}: ok ({len(checked)} file(s): " + ", ".join(
+        f"{y} sha256 {get_dataset(name, y).sha256[:12]}…" for y in checked) + f") in {where}"
+    return True, detail + (f"; not local: {', '.join(missing)}" if missing else "")
 
 
 def dataset_for_path(path: str | Path) -> Dataset | None:
     """The registry entry whose relpath the given path ends with, if any."""
     parts = Path(path).as_posix()
-    for ds in _registry().values():
+    for ds in all_files():
         if parts == ds.relpath or parts.endswith("/" + ds.relpath):
             return ds
     return None

@@ -3,6 +3,9 @@ scenario file, the data registry, the catalog and the core).
 
 Signals are hourly in the data; for shorter slots each slot takes the value of the hour it starts in.
 Up to ``LOOKBACK_H`` hours of history before the scenario start are attached when the data has them.
+Grid data exists per year (2021–2023): the builder reads the years the time range and its history span, so
+a scenario may lie anywhere in them, across New Year too; a range outside them is a one-line error naming
+the span the data covers.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import pandas as pd
 
 from gridshift.catalog import get_accelerator, load_catalog
 from gridshift.data import load_carbon, load_latency_matrix, load_price
-from gridshift.data.grid import available_price_zones, available_zones
+from gridshift.data.grid import available_price_zones, available_zones, carbon_years, price_years
 from gridshift.data.validate import fill_gaps
 from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
@@ -43,8 +46,24 @@ def _hourly_to_slots(series: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
     return series.reindex(hours).to_numpy(dtype=float)
 
 
+def _years(have: list[int], first: pd.Timestamp, last: pd.Timestamp) -> list[int] | None:
+    """The years of data ``first``..``last`` needs; every year there is when the range reaches outside them
+    (so the range check names the whole span the data covers)."""
+    if not have:
+        return None
+    need = list(range(first.year, last.year + 1))
+    return need if set(need) <= set(have) else have
+
+
+def _history_years(have: list[int], earliest: pd.Timestamp, start: pd.Timestamp) -> list[int] | None:
+    """The years that may hold the history ``earliest``..``start`` (clipped to those there are)."""
+    inside = [y for y in have if earliest.year <= y <= start.year]
+    return inside or (have or None)
+
+
 def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeIndex, notes: list[str]):
     carbon, price, clean = [], [], []
+    last = index[-1].floor("h")
     zones_ok, price_ok = set(available_zones()), set(available_price_zones())
     allow = scenario.fill_gaps_max_h > 0
     for i, z in enumerate(scenario.zones):
@@ -56,7 +75,8 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
             if z.id not in zones_ok:
                 raise ScenarioError(f"unknown zone '{z.id}' (zones with data: {', '.join(sorted(zones_ok))})",
                                     field=f"{field}.id")
-            df = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=allow)
+            df = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=allow,
+                             years=_years(carbon_years(z.id), first, last))
             if allow:
                 df, rep = fill_gaps(df, scenario.fill_gaps_max_h)
                 if rep.filled_slots:
@@ -70,7 +90,7 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
             if z.id not in price_ok:
                 raise ScenarioError(f"zone '{z.id}' has no price data; set a constant price_usd_per_mwh",
                                     field=f"{field}.price_usd_per_mwh")
-            dfp = load_price(z.id, allow_gaps=allow)
+            dfp = load_price(z.id, allow_gaps=allow, years=_years(price_years(z.id), first, last))
             if allow:
                 dfp, rep = fill_gaps(dfp, scenario.fill_gaps_max_h, flag_column=None)
                 if rep.filled_slots:
@@ -98,11 +118,13 @@ def lookback_slots(scenario: Scenario) -> int:
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
     for z in scenario.zones:
         if z.carbon_g_per_kwh is None and z.id in set(available_zones()):
-            idx = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=scenario.fill_gaps_max_h > 0).index
+            idx = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=scenario.fill_gaps_max_h > 0,
+                              years=_history_years(carbon_years(z.id), earliest, start)).index
             if len(idx):
                 earliest = max(earliest, min(idx[0], start))
         if z.price_usd_per_mwh is None and z.id in set(available_price_zones()):
-            idx = load_price(z.id, allow_gaps=scenario.fill_gaps_max_h > 0).index
+            idx = load_price(z.id, allow_gaps=scenario.fill_gaps_max_h > 0,
+                             years=_history_years(price_years(z.id), earliest, start)).index
             if len(idx):
                 earliest = max(earliest, min(idx[0], start))
     return int((start - earliest).total_seconds() // scenario.slot_duration_s)
