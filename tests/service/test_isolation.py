@@ -213,6 +213,9 @@ def test_pause_resume_power_cap_recovery_and_stop_under_run_as(srv: Path) -> Non
     members = group_members(ex.record("sim")["pgid"])
     assert all(os.stat(f"/proc/{pid}").st_uid == (0 if pid == ex.record("sim")["pid"] else NOBODY.pw_uid)
                for pid in members)  # the wrapper keeps the service's user, the command has nobody's
+    wrapper_env = Path(f"/proc/{ex.record('sim')['pid']}/environ").read_bytes().split(b"\0")
+    assert {kv.split(b"=", 1)[0].decode() for kv in wrapper_env if kv} <= {
+        "PATH", "LANG", "LC_ALL", "TZ", "GRIDSHIFT_CHECKPOINT_SIGNAL"}  # none of the job's variables
 
     st = ex.pause("sim")
     assert st.state == "paused"
@@ -303,3 +306,29 @@ def test_templates_only_refuses_a_tenants_command_but_not_an_operators(tmp_path:
         r = client.post(f"{api}/jobs", json={**job, "template": "train", "command": "x"}, headers=ops)
         assert r.status_code == 422
         assert store.get_setting("tenant_commands") == {"mode": "templates-only"}
+
+
+def test_serve_checks_the_isolation_options_before_writing_anything(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from typer.testing import CliRunner
+
+    from gridshift.cli import app
+    from gridshift.cli.serve import _executor_options
+
+    db = tmp_path / "state.db"
+    for args, field in ((["--tenant-commands", "sometimes"], "tenant-commands"),
+                        (["--job-user-for", "alice"], "job-user-for"),
+                        (["--executor", "ray", "--job-user", "nobody"], "executor")):
+        res = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{db}", *args])
+        assert res.exit_code == 2, res.output
+        assert field in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert not db.exists(), "nothing is written before the options are checked"
+    caplog.set_level(logging.WARNING, logger="gridshift.serve")
+    opts = _executor_options("local", None, [], None, ["MY_TOOL_HOME"])
+    assert opts == {"env_allow": (*DEFAULT_ENV_ALLOW, "MY_TOOL_HOME")}
+    assert any("--job-user" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    opts = _executor_options("local", "nobody", ["bob=daemon"], tmp_path / "jobs", [])
+    assert (opts["run_as"], opts["run_as_tenant"], opts["job_root"]) == ("nobody", {"bob": "daemon"}, tmp_path / "jobs")
+    assert not caplog.records

@@ -228,6 +228,9 @@ def register(app: typer.Typer) -> None:
             except ValueError as e:
                 raise GridShiftError(str(e)) from None
             executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [])
+            if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
+                raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
+                                     field="tenant-commands")
             upgrade(db)
             store = Store(db)
             store.check_schema()

@@ -1,6 +1,7 @@
 """Run one job command and record how it ended.
 
-    python _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] -- CMD [ARGS...]
+    python _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] [--env-file JSON]
+                    -- CMD [ARGS...]
 
 The executor starts this wrapper as the leader of a new session and process group, with the signals it relays
 blocked until its handlers are installed; the command runs in the same group. A catchable signal sent to the
@@ -12,7 +13,7 @@ SIGKILL go to the group directly. When the command ends the wrapper writes PATH 
 (negative: killed by that signal), ``reason`` and ``ended_at`` (UTC). With ``--orphan-kill`` the job is
 stopped when the wrapper's parent dies (SIGTERM, SIGKILL 10 s later) and the command is killed when the
 wrapper itself is killed. The command starts with the ``--rlimit`` limits (NOFILE, NPROC, AS, CPU; soft =
-hard) and, with ``--user``, as that uid and gid with no supplementary groups; the wrapper keeps the rights it
+hard), the environment of ``--env-file`` (a JSON object; else the wrapper's own) and, with ``--user``, as that uid and gid with no supplementary groups; the wrapper keeps the rights it
 was started with (it writes PATH). Standard library only (the atomic writer, gridshift/data/files.py, is loaded by
 path), so it starts fast.
 """
@@ -105,7 +106,8 @@ def _group_others(pgid: int) -> list[int]:
     return pids
 
 
-USAGE = "usage: _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] -- CMD [ARGS...]"
+USAGE = ("usage: _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] [--env-file JSON] "
+         "-- CMD [ARGS...]")
 
 
 def _values(opts: list[str], name: str) -> list[str]:
@@ -161,8 +163,14 @@ def main(argv: list[str]) -> int:
         limits = _limits(_values(opts, "--rlimit"))
         if user is not None and len(user) != 2:
             raise ValueError(user)
-    except (ValueError, AttributeError):
-        print(USAGE, file=sys.stderr)
+        env = None
+        for env_file in _values(opts, "--env-file")[-1:]:
+            import json
+
+            with open(env_file) as f:
+                env = {str(k): str(v) for k, v in json.load(f).items()}
+    except (ValueError, AttributeError, OSError) as e:
+        print(f"{USAGE} ({e})", file=sys.stderr)
         return 2
     parent = os.getppid()
     child: subprocess.Popen | None = None
@@ -202,7 +210,7 @@ def main(argv: list[str]) -> int:
             _drop(user, limits, prctl)
 
     try:
-        child = subprocess.Popen(cmd, preexec_fn=preexec)
+        child = subprocess.Popen(cmd, preexec_fn=preexec, env=env)
     except FileNotFoundError:
         write_exit(exit_file, 127, f"command not found: {cmd[0]}")
         return 127

@@ -11,6 +11,7 @@ job's user, 0700, its working directory and HOME:
     STATE_DIR/jobs/<key>/a<N>.out.log      stdout of attempt N (all its runs; the job gets the descriptor)
     STATE_DIR/jobs/<key>/a<N>.err.log      stderr of attempt N
     STATE_DIR/jobs/<key>/a<N>-r<M>.exit.json   how run M of attempt N ended (by the wrapper)
+    STATE_DIR/jobs/<key>/a<N>-r<M>.env.json    the command's environment (read by the wrapper)
     JOB_ROOT/<key>/work/                   GRIDSHIFT_WORK_DIR: the job's checkpoints
     JOB_ROOT/<key>/progress                GRIDSHIFT_PROGRESS_FILE, written by the job
     JOB_ROOT/<key>/power_cap_frac          GRIDSHIFT_POWER_CAP_FILE, written by the executor
@@ -390,6 +391,11 @@ class LocalExecutor(Executor):
             "GRIDSHIFT_RESUMED": "1" if resumed else "0",
         }, launch.env)
 
+    def _wrapper_env(self) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", os.defpath), "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name}
+        env.update({k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ})
+        return env
+
     def _command(self, launch: JobLaunch, placement: Placement) -> list[str]:
         if launch.command is not None:
             return list(launch.command)
@@ -411,6 +417,11 @@ class LocalExecutor(Executor):
         argv += ["--orphan-kill"] if self.orphan_kill else []
         argv += ["--user", user.arg()] if user is not None else []
         argv += self.limits.args()
+        # The command's environment goes through a file in the private state directory: the wrapper itself,
+        # which keeps the service's rights, runs with a fixed environment (no loader variables of the job's).
+        env_file = self._dir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.env.json"
+        write_json_atomic(env_file, self._job_env(rec, launch, resumed))
+        argv += ["--env-file", str(env_file)]
         argv += ["--", *cmd]
         rec.update(phase="launching", pid=None, pgid=None, start_ticks=None, command=cmd, pause=None, stop=None,
                    pause_requested_at=None, stop_requested_at=None, user=None if user is None else user.name)
@@ -423,7 +434,7 @@ class LocalExecutor(Executor):
         try:
             with open(out_log, "ab") as out, open(err_log, "ab") as err:
                 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=self._job_env(rec, launch, resumed), cwd=self.cwd or jd,
+                                     env=self._wrapper_env(), cwd=self.cwd or jd,
                                      start_new_session=True, close_fds=True)
         except OSError as e:
             rec["phase"] = "failed-to-launch"
