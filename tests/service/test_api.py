@@ -349,6 +349,11 @@ def _routes(env: Env):
         ("POST", "/api/v1/tokens", {"name": "ci", "role": "grid"}, R(401, 403, 201, 403)),
         ("GET", "/api/v1/tokens", None, R(401, 403, 200, 403)),
         ("DELETE", "/api/v1/tokens/{token_id}", None, R(401, 403, 204, 403)),
+        ("GET", "/api/v1/settings/tenant-commands", None, R(401, 200, 200, 403)),
+        ("PUT", "/api/v1/settings/tenant-commands", {"mode": "allowed"}, R(401, 403, 200, 403)),
+        ("GET", "/api/v1/settings/job-templates", None, R(401, 200, 200, 403)),
+        ("PUT", "/api/v1/settings/job-templates", {"templates": {"train": ["python3", "train.py"]}},
+         R(401, 403, 200, 403)),
         ("GET", "/metrics", None, R(401, 403, 200, 200)),
         ("GET", "/", None, all_ok),
     ]

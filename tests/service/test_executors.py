@@ -154,7 +154,7 @@ def test_local_stop_idempotent_start_and_attempts(ex: LocalExecutor, tmp_path: P
 def test_local_simulated_job_power_cap_and_checkpoint_exit(ex: LocalExecutor) -> None:
     ex.start(launch("sim", None, work_acc_h=1.0, placement=Placement("site-b", "a100", gang=2)))  # 0.5 s
     ex.set_power_cap("sim", 0.6)
-    assert (ex.state_dir / "jobs" / "sim" / "power_cap_frac").read_text().strip() == "0.6"
+    assert (ex.job_dir("sim") / "power_cap_frac").read_text().strip() == "0.6"
     with pytest.raises(ExecutorError, match="power cap"):
         ex.set_power_cap("sim", 1.5)
     st = wait_for(lambda: (s := status(ex, "sim")).finished and s, what="sim")
@@ -166,7 +166,7 @@ def test_local_simulated_job_power_cap_and_checkpoint_exit(ex: LocalExecutor) ->
     wait_for(lambda: status(ex, "ckpt").progress_frac, what="progress")
     st = ex.pause("ckpt")
     assert st.state == "paused" and st.exit_code == 0 and "checkpointed" in st.reason
-    done_s = float((ex.state_dir / "jobs" / "ckpt" / "work" / "simjob.ckpt").read_text())
+    done_s = float((ex.job_dir("ckpt") / "work" / "simjob.ckpt").read_text())
     assert 0 < done_s < 3
     assert ex.resume("ckpt").state == "running"
     st = wait_for(lambda: (s := status(ex, "ckpt")).finished and s, what="ckpt")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,8 +60,43 @@ def _initial_policy(store: Any, given: Any, scenario: Any) -> Any:
     return PolicySpec(name="asap")
 
 
+def _executor_options(executor: str, job_user: str | None, job_user_for: list[str], job_root: Path | None,
+                      job_env: list[str]) -> dict[str, Any]:
+    """The local executor's isolation options from ``--job-user``, ``--job-user-for TENANT=USER``,
+    ``--job-root`` and ``--job-env NAME``; without a job user, one warning that tenant commands run as the
+    service's own user."""
+    from gridshift.service.executors.isolation import DEFAULT_ENV_ALLOW
+
+    given = job_user is not None or job_user_for or job_root is not None or job_env
+    if executor != "local":
+        if given:
+            raise GridShiftError("--job-user, --job-user-for, --job-root and --job-env apply to the local executor",
+                                 field="executor")
+        return {}
+    per_tenant: dict[str, str] = {}
+    for item in job_user_for:
+        tenant, sep, user = item.partition("=")
+        if not sep or not tenant.strip() or not user.strip():
+            raise GridShiftError(f"expected TENANT=USER, got '{item}'", field="job-user-for")
+        per_tenant[tenant.strip()] = user.strip()
+    options: dict[str, Any] = {"env_allow": (*DEFAULT_ENV_ALLOW, *job_env)}
+    if job_user is not None:
+        options["run_as"] = job_user
+    if per_tenant:
+        options["run_as_tenant"] = per_tenant
+    if job_root is not None:
+        options["job_root"] = job_root
+    if job_user is None:
+        logging.getLogger("gridshift.serve").warning(
+            "job commands of %s run as the service's own user (uid %d); give --job-user USER (as root) so that "
+            "a tenant's command cannot reach the service's files", "tenants without --job-user-for" if per_tenant
+            else "every tenant", os.geteuid())
+    return options
+
+
 def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor: str,
-                     ray_address: str | None, policy: Any = None) -> Any:
+                     ray_address: str | None, policy: Any = None,
+                     executor_options: dict[str, Any] | None = None) -> Any:
     """The reconciler, if ``gridshift.service.reconciler`` provides one with a start()/stop() lifecycle and
     everything its constructor needs is at hand (a fleet scenario for planning); else None."""
     try:
@@ -75,7 +111,10 @@ def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor:
     def make_executor() -> Any:
         from gridshift.service.executors import make_executor as make
 
-        return make(executor, **({"address": ray_address} if executor == "ray" and ray_address else {}))
+        options = dict(executor_options or {})
+        if executor == "ray" and ray_address:
+            options["address"] = ray_address
+        return make(executor, **options)
 
     offered = {"store": lambda: store, "executor": make_executor, "fleet_scenario": lambda: scenario,
                "scenario": lambda: scenario, "fleet": lambda: fleet, "ray_address": lambda: ray_address,
@@ -119,6 +158,20 @@ def register(app: typer.Typer) -> None:
         policy_param: Annotated[list[str] | None, typer.Option(
             help="A policy parameter KEY=VALUE (repeatable), e.g. forecast=persistence for mpc.")] = None,
         ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (executor ray).")] = None,
+        job_user: Annotated[str | None, typer.Option(
+            help="OS user (name or uid) that job commands run as; the service must run as root. Default: the "
+                 "service's own user (a warning says so).")] = None,
+        job_user_for: Annotated[list[str] | None, typer.Option(
+            help="TENANT=USER: run this tenant's job commands as USER (repeatable; others: --job-user).")] = None,
+        job_root: Annotated[Path | None, typer.Option(
+            help="Directory of the per-job working directories (default: <state dir>-jobs, outside the "
+                 "executor's state directory).")] = None,
+        job_env: Annotated[list[str] | None, typer.Option(
+            help="Name of a service environment variable jobs also get (repeatable; always: PATH, LANG, "
+                 "LC_ALL, TZ).")] = None,
+        tenant_commands: Annotated[str | None, typer.Option(
+            help="allowed | templates-only: whether tenants may submit free-form commands (stored; default: "
+                 "the one last set with PUT /api/v1/settings/tenant-commands, else allowed).")] = None,
         create_operator_token: Annotated[bool, typer.Option(
             "--create-operator-token", help="Create an operator token and print its secret once.")] = False,
         rate_per_s: Annotated[float, typer.Option(help="Requests per second allowed per token.")] = 50.0,
@@ -174,9 +227,17 @@ def register(app: typer.Typer) -> None:
                     signal_files_dir=None if signal_files_dir is None else str(signal_files_dir))
             except ValueError as e:
                 raise GridShiftError(str(e)) from None
+            executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [])
+            if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
+                raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
+                                     field="tenant-commands")
             upgrade(db)
             store = Store(db)
             store.check_schema()
+            if tenant_commands is not None:
+                from gridshift.service.commands import put_tenant_commands
+
+                put_tenant_commands(store, tenant_commands, actor="gridshift serve --tenant-commands")
         except GridShiftError as e:
             fail(e)
         if create_operator_token:
@@ -187,7 +248,8 @@ def register(app: typer.Typer) -> None:
         try:
             reconciler = _make_reconciler(
                 store, scenario=scenario, fleet=fleet_doc, executor=executor, ray_address=ray_address,
-                policy=None if scenario is None else _initial_policy(store, policy_spec, scenario))
+                policy=None if scenario is None else _initial_policy(store, policy_spec, scenario),
+                executor_options=executor_options)
         except (GridShiftError, ValueError) as e:
             fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
         app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)

@@ -25,7 +25,19 @@ from gridshift.service.auth import Authenticator
 from gridshift.service.http_errors import install_error_handlers
 from gridshift.service.limits import BodyLimitMiddleware
 from gridshift.service.metrics import Collector, MetricsMiddleware, http_metrics
-from gridshift.service.routes import dashboard, events, fleet, health, jobs, metrics, plan, services, signals, tokens
+from gridshift.service.routes import (
+    dashboard,
+    events,
+    fleet,
+    health,
+    jobs,
+    metrics,
+    plan,
+    services,
+    signals,
+    tokens,
+)
+from gridshift.service.routes import settings as settings_routes
 from gridshift.service.schemas import API_VERSION
 from gridshift.service.settings import ApiSettings
 from gridshift.service.signal_pull import pull_clock
@@ -35,7 +47,7 @@ from gridshift.service.store import Store
 __all__ = ["ApiSettings", "create_app", "fleet_from_sites"]
 
 API_ROUTERS = (health.router, fleet.router, jobs.router, services.router, plan.router, signals.router,
-               events.router, tokens.router)
+               events.router, tokens.router, settings_routes.router)
 
 
 @contextlib.asynccontextmanager

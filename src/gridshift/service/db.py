@@ -8,6 +8,7 @@ psycopg 3; ``upgrade(url)`` / ``downgrade(url, rev)`` run the Alembic migrations
 
 from __future__ import annotations
 
+import os
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,17 @@ def _ping_only_if_server_spoke(engine: Engine) -> None:
     engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
+def _create_private(database: str) -> None:
+    """Create a new SQLite database file readable and writable by the service's user only (0600; SQLite
+    gives its WAL and shared-memory files the same mode); an existing file is left as it is."""
+    if database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists, or its directory does not: SQLite says so when it opens it
+        pass
+
+
 def _sqlite_engine(u: URL, *, echo: bool, foreign_keys: bool, pool: dict | None = None) -> Engine:
     memory = u.database in (None, "", ":memory:")
     kwargs: dict = {"echo": echo, "pool_pre_ping": True,
@@ -147,6 +159,7 @@ def _sqlite_engine(u: URL, *, echo: bool, foreign_keys: bool, pool: dict | None 
         kwargs["poolclass"] = StaticPool
     else:
         kwargs.update(pool or {})
+        _create_private(u.database)
     engine = create_engine(u, **kwargs)
 
     @event.listens_for(engine, "connect")

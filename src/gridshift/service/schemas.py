@@ -100,7 +100,11 @@ def _job_submit_model() -> type[BaseModel]:
         else:
             fields[name] = (info.annotation, info)
     fields["command"] = (str | None, Field(None, min_length=1, max_length=10_000,
-                                           description="Shell-style command the executor runs."))
+                                           description="Shell-style command the executor runs (refused for "
+                                                       "tenants while tenant_commands is templates-only)."))
+    fields["template"] = (str | None, Field(None, pattern=NAME_PATTERN, max_length=64,
+                                            description="Instead of a command: the name of an operator's job "
+                                                        "template (PUT /settings/job-templates)."))
     return create_model(
         "JobSubmit", __config__=ConfigDict(extra="forbid"),
         __doc__="A job to queue: the fields of a GridShift Job; the id, tenant and arrival are set by the "
@@ -346,6 +350,29 @@ class PolicyOut(BaseModel):
     label: str
     params: dict[str, Any]
     available: list[str] = Field(description="Policies the live service can run.")
+
+
+class TenantCommandsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["allowed", "templates-only"] = Field(
+        description="allowed: tenants may submit free-form commands; templates-only: only job templates (or no "
+                    "command, the built-in simulated workload). Operators may always submit commands.")
+
+
+class TenantCommandsOut(BaseModel):
+    mode: Literal["allowed", "templates-only"]
+
+
+class JobTemplatesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    templates: dict[str, list[Annotated[str, Field(min_length=1, max_length=4096)]]] = Field(
+        max_length=200, description="Template name -> the command as an argv list (replaces all templates).")
+
+
+class JobTemplatesOut(BaseModel):
+    templates: dict[str, list[str]]
 
 
 class TokenIn(BaseModel):

@@ -1,6 +1,7 @@
 """Run one job command and record how it ended.
 
-    python _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]
+    python _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] [--env-file JSON]
+                    -- CMD [ARGS...]
 
 The executor starts this wrapper as the leader of a new session and process group, with the signals it relays
 blocked until its handlers are installed; the command runs in the same group. A catchable signal sent to the
@@ -11,7 +12,9 @@ that arrives before the command is started ends the wrapper without starting it.
 SIGKILL go to the group directly. When the command ends the wrapper writes PATH atomically as JSON: ``exit_code``
 (negative: killed by that signal), ``reason`` and ``ended_at`` (UTC). With ``--orphan-kill`` the job is
 stopped when the wrapper's parent dies (SIGTERM, SIGKILL 10 s later) and the command is killed when the
-wrapper itself is killed. Standard library only (the atomic writer, gridshift/data/files.py, is loaded by
+wrapper itself is killed. The command starts with the ``--rlimit`` limits (NOFILE, NPROC, AS, CPU; soft =
+hard), the environment of ``--env-file`` (a JSON object; else the wrapper's own) and, with ``--user``, as that uid and gid with no supplementary groups; the wrapper keeps the rights it
+was started with (it writes PATH). Standard library only (the atomic writer, gridshift/data/files.py, is loaded by
 path), so it starts fast.
 """
 
@@ -103,17 +106,72 @@ def _group_others(pgid: int) -> list[int]:
     return pids
 
 
+USAGE = ("usage: _wrap.py --exit-file PATH [--orphan-kill] [--user UID:GID] [--rlimit NAME=N ...] [--env-file JSON] "
+         "-- CMD [ARGS...]")
+
+
+def _values(opts: list[str], name: str) -> list[str]:
+    return [opts[i + 1] for i, o in enumerate(opts[:-1]) if o == name]
+
+
+def _limits(specs: list[str]) -> list[tuple[int, int]]:
+    """``NAME=N`` (NOFILE, NPROC, AS, CPU) as (resource, value) pairs, else ValueError."""
+    import resource
+
+    out = []
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        out.append((getattr(resource, f"RLIMIT_{name}"), int(value)))
+    return out
+
+
+def _drop(user: tuple[int, int] | None, limits: list[tuple[int, int]], prctl) -> None:
+    """In the command's child before exec: the limits (while still privileged, never above the hard limit
+    an unprivileged wrapper may not raise), then no supplementary groups, the gid, the uid; the parent-death
+    signal last (a change of user clears it)."""
+    import resource
+
+    for res, value in limits:
+        hard = resource.getrlimit(res)[1]
+        if os.geteuid() != 0 and hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(res, (value, value))
+    if user is not None:
+        os.setgroups([])
+        os.setgid(user[1])
+        os.setuid(user[0])
+        if os.getuid() != user[0] or os.getgid() != user[1] or os.getgroups():
+            os._exit(126)
+    if prctl is not None:  # the command also dies if the wrapper itself is killed (PR_SET_PDEATHSIG, Linux)
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
-        print("usage: _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1:]
     if "--exit-file" not in opts or not cmd:
-        print("usage: _wrap.py --exit-file PATH [--orphan-kill] -- CMD [ARGS...]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     exit_file = opts[opts.index("--exit-file") + 1]
     orphan_kill = "--orphan-kill" in opts
+    try:
+        users = [tuple(int(x) for x in u.split(":")) for u in _values(opts, "--user")]
+        user = users[-1] if users else None
+        limits = _limits(_values(opts, "--rlimit"))
+        if user is not None and len(user) != 2:
+            raise ValueError(user)
+        env = None
+        for env_file in _values(opts, "--env-file")[-1:]:
+            import json
+
+            with open(env_file) as f:
+                env = {str(k): str(v) for k, v in json.load(f).items()}
+    except (ValueError, AttributeError, OSError) as e:
+        print(f"{USAGE} ({e})", file=sys.stderr)
+        return 2
     parent = os.getppid()
     child: subprocess.Popen | None = None
     checkpoint = _checkpoint_signal()
@@ -139,16 +197,20 @@ def main(argv: list[str]) -> int:
         write_exit(exit_file, -early[0], f"{describe(-early[0])} before the command started")
         return 128 + early[0]
     preexec = None
-    if orphan_kill:  # the command also dies if the wrapper itself is killed (PR_SET_PDEATHSIG, Linux)
-        import ctypes
+    if user is not None or limits or orphan_kill:
+        import resource  # noqa: F401 (loaded here, not in the forked child)
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = None
+        if orphan_kill:
+            import ctypes
+
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
 
         def preexec() -> None:
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
+            _drop(user, limits, prctl)
 
     try:
-        child = subprocess.Popen(cmd, preexec_fn=preexec)
+        child = subprocess.Popen(cmd, preexec_fn=preexec, env=env)
     except FileNotFoundError:
         write_exit(exit_file, 127, f"command not found: {cmd[0]}")
         return 127
@@ -157,6 +219,9 @@ def main(argv: list[str]) -> int:
         return 126
     except OSError as e:
         write_exit(exit_file, 126, f"could not start {cmd[0]}: {e.strerror or e}")
+        return 126
+    except subprocess.SubprocessError as e:  # the limits or the change of user failed in the child
+        write_exit(exit_file, 126, f"could not start {cmd[0]} with its limits and user: {e}")
         return 126
 
     if orphan_kill:

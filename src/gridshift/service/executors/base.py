@@ -73,7 +73,8 @@ class Placement:
 @dataclass(frozen=True)
 class JobLaunch:
     """One start request: the command (None: the built-in simulated workload), its environment, its
-    placement, the work it stands for (accelerator-hours) and the attempt number (1, 2, … on retries)."""
+    placement, the work it stands for (accelerator-hours), the attempt number (1, 2, … on retries) and the
+    tenant it belongs to (an executor may run each tenant's commands as its own OS user)."""
 
     job_id: str
     command: list[str] | None
@@ -81,6 +82,7 @@ class JobLaunch:
     placement: Placement = field(default_factory=lambda: Placement("local", "cpu"))
     work_acc_h: float = 1.0
     attempt: int = 1
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         if not self.job_id or not str(self.job_id).strip():
@@ -98,13 +100,13 @@ class JobLaunch:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "command": list(self.command) if self.command is not None else None,
                 "env": dict(self.env), "placement": self.placement.to_dict(), "work_acc_h": self.work_acc_h,
-                "attempt": self.attempt}
+                "attempt": self.attempt, "tenant": self.tenant}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JobLaunch:
         return cls(job_id=d["job_id"], command=d.get("command"), env=dict(d.get("env") or {}),
                    placement=Placement.from_dict(d["placement"]), work_acc_h=float(d.get("work_acc_h", 0.0)),
-                   attempt=int(d.get("attempt", 1)))
+                   attempt=int(d.get("attempt", 1)), tenant=d.get("tenant"))
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,23 @@
 
 Each job runs under ``_wrap.py`` as the leader of its own session and process group, so it keeps running
 when the service is killed; the wrapper writes the command's exit code to a file when it ends. Per job the
-state directory holds a JSON record (pid, process start time to detect PID reuse, attempt, command, power
-cap, pending pause/stop), written atomically before and after every change, and the logs:
+state directory (0700: no job reads it) holds a JSON record (pid, process start time to detect PID reuse,
+attempt, command, power cap, pending pause/stop), written atomically before and after every change, and the
+logs; the job itself sees only its own directory under JOB_ROOT (default ``<STATE_DIR>-jobs``), owned by the
+job's user, 0700, its working directory and HOME:
 
     STATE_DIR/jobs/<key>/state.json        the record
-    STATE_DIR/jobs/<key>/a<N>.out.log      stdout of attempt N (all its runs)
+    STATE_DIR/jobs/<key>/a<N>.out.log      stdout of attempt N (all its runs; the job gets the descriptor)
     STATE_DIR/jobs/<key>/a<N>.err.log      stderr of attempt N
     STATE_DIR/jobs/<key>/a<N>-r<M>.exit.json   how run M of attempt N ended (by the wrapper)
-    STATE_DIR/jobs/<key>/work/             GRIDSHIFT_WORK_DIR: the job's checkpoints
+    STATE_DIR/jobs/<key>/a<N>-r<M>.env.json    the command's environment (read by the wrapper)
+    JOB_ROOT/<key>/work/                   GRIDSHIFT_WORK_DIR: the job's checkpoints
+    JOB_ROOT/<key>/progress                GRIDSHIFT_PROGRESS_FILE, written by the job
+    JOB_ROOT/<key>/power_cap_frac          GRIDSHIFT_POWER_CAP_FILE, written by the executor
+    JOB_ROOT/<key>/a<N>-r<M>.ack           GRIDSHIFT_CHECKPOINT_ACK, touched by the job
+
+With ``run_as`` (or ``run_as_tenant``) the command runs as that unprivileged user, with no supplementary
+groups, a minimal environment and resource limits (:mod:`gridshift.service.executors.isolation`).
 """
 
 from __future__ import annotations
@@ -17,14 +26,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -32,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from gridshift.data import files
+from gridshift.service.executors import isolation
 from gridshift.service.executors._wrap import FORWARDED as WRAPPER_SIGNALS
 from gridshift.service.executors._wrap import catches
 from gridshift.service.executors.base import (
@@ -176,19 +188,40 @@ class LocalExecutor(Executor):
         cwd: str | Path | None = None,
         orphan_kill: bool = False,
         ref_prefix: str = "local",
+        run_as: str | int | None = None,
+        run_as_tenant: Mapping[str, str | int] | None = None,
+        job_root: str | Path | None = None,
+        env_allow: tuple[str, ...] | list[str] = isolation.DEFAULT_ENV_ALLOW,
+        limits: isolation.Limits | Mapping[str, int | None] | None = None,
     ) -> None:
+        self.run_as = None if run_as is None else isolation.resolve_user(run_as)
+        self.run_as_tenant = {str(t): isolation.resolve_user(u, f"run_as_tenant[{t}]")
+                              for t, u in (run_as_tenant or {}).items()}
+        if self.run_as is not None or self.run_as_tenant:
+            isolation.check_can_switch("run_as" if self.run_as is not None else "run_as_tenant")
+        self.env_allow = tuple(env_allow)
+        self.limits = isolation.Limits.of(limits)
         self.state_dir = Path(state_dir).resolve()
         self.jobs_dir = self.state_dir / "jobs"
-        try:
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ExecutorError(f"cannot create the executor state directory {self.state_dir}: {e.strerror}",
-                                retryable=False) from None
+        isolation.private_dir(self.state_dir, "executor state directory")
+        isolation.private_dir(self.jobs_dir, "executor state directory")
+        self.job_root = (Path(job_root) if job_root is not None
+                         else self.state_dir.parent / f"{self.state_dir.name}-jobs").resolve()
+        if self.job_root == self.state_dir or self.state_dir in self.job_root.parents:
+            raise ExecutorError(f"job_root {self.job_root} must be outside the state directory {self.state_dir}",
+                                retryable=False)
+        isolation.job_root_dir(self.job_root)
+        self.python = python or sys.executable
+        if (self.run_as is not None or self.run_as_tenant) and not (
+                isolation.reachable_by_others(self.python)
+                and isolation.reachable_by_others(SIMJOB_PY, stat.S_IROTH)):
+            logging.getLogger("gridshift.executor").warning(
+                "the job users may not reach %s or %s: the built-in simulated workload will fail (give python=)",
+                self.python, SIMJOB_PY)
         self.checkpoint_signal = signal_number(checkpoint_signal)
         self.pause_grace_s = float(pause_grace_s)
         self.stop_grace_s = float(stop_grace_s)
         self.sim_wall_s_per_run_h = float(sim_wall_s_per_run_h)
-        self.python = python or sys.executable
         self.cwd = Path(cwd) if cwd is not None else None
         self.orphan_kill = orphan_kill
         self.ref_prefix = ref_prefix
@@ -201,6 +234,19 @@ class LocalExecutor(Executor):
     def _dir(self, key: str) -> Path:
         return self.jobs_dir / key
 
+    def _jdir(self, key: str) -> Path:
+        return self.job_root / key
+
+    def job_dir(self, job_id: str) -> Path:
+        """The job's own directory (its working directory, HOME, checkpoints, progress, power cap file)."""
+        return self._jdir(job_key(job_id))
+
+    def job_user(self, tenant: str | None) -> isolation.JobUser | None:
+        """The OS user a job of ``tenant`` runs as (None: the service's own user)."""
+        if tenant is not None and tenant in self.run_as_tenant:
+            return self.run_as_tenant[tenant]
+        return self.run_as
+
     def _load(self, key: str) -> dict[str, Any] | None:
         return read_json(self._dir(key) / "state.json")
 
@@ -212,7 +258,7 @@ class LocalExecutor(Executor):
         return self._dir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.exit.json"
 
     def _ack_file(self, rec: dict[str, Any]) -> Path:
-        return self._dir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.ack"
+        return self._jdir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.ack"
 
     def _ref(self, rec: dict[str, Any]) -> str:
         return f"{self.ref_prefix}:{rec['key']}#a{rec['attempt']}"
@@ -302,10 +348,10 @@ class LocalExecutor(Executor):
         return ExecStatus(state="running", reason=reason, **base)
 
     def _progress(self, rec: dict[str, Any]) -> float | None:
+        text = isolation.read_small(self._jdir(rec["key"]) / "progress")
         try:
-            text = (self._dir(rec["key"]) / "progress").read_text().strip()
-            return min(1.0, max(0.0, float(text)))
-        except (OSError, ValueError):
+            return None if text is None else min(1.0, max(0.0, float(text.strip())))
+        except ValueError:
             return None
 
     def status(self, job_id: str) -> ExecStatus:
@@ -327,10 +373,10 @@ class LocalExecutor(Executor):
     # ------------------------------------------------------------ start
 
     def _job_env(self, rec: dict[str, Any], launch: JobLaunch, resumed: bool) -> dict[str, str]:
-        d = self._dir(rec["key"])
+        d = self._jdir(rec["key"])
         placement = Placement.from_dict(rec["placement"])
-        env = dict(os.environ)
-        env.update({
+        return isolation.job_env(self.env_allow, {
+            "HOME": str(d),
             "GRIDSHIFT_JOB_ID": launch.job_id,
             "GRIDSHIFT_ATTEMPT": str(launch.attempt),
             "GRIDSHIFT_SITE": placement.site,
@@ -343,8 +389,11 @@ class LocalExecutor(Executor):
             "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name,
             "GRIDSHIFT_CHECKPOINT_ACK": str(self._ack_file(rec)),
             "GRIDSHIFT_RESUMED": "1" if resumed else "0",
-        })
-        env.update({str(k): str(v) for k, v in launch.env.items()})
+        }, launch.env)
+
+    def _wrapper_env(self) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", os.defpath), "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name}
+        env.update({k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ})
         return env
 
     def _command(self, launch: JobLaunch, placement: Placement) -> list[str]:
@@ -358,16 +407,24 @@ class LocalExecutor(Executor):
         again by the wrapper's command line, see ``_locate``)."""
         launch = JobLaunch.from_dict(rec["launch"])
         d = self._dir(rec["key"])
-        (d / "work").mkdir(parents=True, exist_ok=True)
-        (d / "power_cap_frac").write_text(f"{rec['power_cap_frac']:g}\n")
+        user = self.job_user(launch.tenant)
+        jd = isolation.make_job_dir(self._jdir(rec["key"]), user)
+        isolation.write_job_file(jd / "power_cap_frac", f"{rec['power_cap_frac']:g}\n")
         for stale in (self._exit_file(rec), self._ack_file(rec)):
             stale.unlink(missing_ok=True)
         cmd = self._command(launch, Placement.from_dict(rec["placement"]))
         argv = [self.python, "-I", str(WRAP_PY), "--exit-file", str(self._exit_file(rec))]
         argv += ["--orphan-kill"] if self.orphan_kill else []
+        argv += ["--user", user.arg()] if user is not None else []
+        argv += self.limits.args()
+        # The command's environment goes through a file in the private state directory: the wrapper itself,
+        # which keeps the service's rights, runs with a fixed environment (no loader variables of the job's).
+        env_file = self._dir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.env.json"
+        write_json_atomic(env_file, self._job_env(rec, launch, resumed))
+        argv += ["--env-file", str(env_file)]
         argv += ["--", *cmd]
         rec.update(phase="launching", pid=None, pgid=None, start_ticks=None, command=cmd, pause=None, stop=None,
-                   pause_requested_at=None, stop_requested_at=None)
+                   pause_requested_at=None, stop_requested_at=None, user=None if user is None else user.name)
         self._save(rec)
         out_log, err_log = d / f"a{rec['attempt']}.out.log", d / f"a{rec['attempt']}.err.log"
         # The wrapper starts with the signals it relays blocked (the mask is inherited across fork and exec)
@@ -377,7 +434,7 @@ class LocalExecutor(Executor):
         try:
             with open(out_log, "ab") as out, open(err_log, "ab") as err:
                 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=self._job_env(rec, launch, resumed), cwd=self.cwd,
+                                     env=self._wrapper_env(), cwd=self.cwd or jd,
                                      start_new_session=True, close_fds=True)
         except OSError as e:
             rec["phase"] = "failed-to-launch"
@@ -474,7 +531,7 @@ class LocalExecutor(Executor):
             if placement is not None:
                 rec["placement"] = placement.to_dict()
                 rec["power_cap_frac"] = placement.power_cap_frac
-                (self._dir(rec["key"]) / "power_cap_frac").write_text(f"{placement.power_cap_frac:g}\n")
+                self._write_cap(rec, placement.power_cap_frac)
                 self._save(rec)
             st = self._status(rec)
             if st.state == "paused" and st.exit_code == 0:  # checkpointed and exited: start it again
@@ -522,13 +579,18 @@ class LocalExecutor(Executor):
             self._save(rec)
             return self._status(rec)
 
+    def _write_cap(self, rec: dict[str, Any], frac: float) -> None:
+        jd = self._jdir(rec["key"])
+        if jd.is_dir():
+            isolation.write_job_file(jd / "power_cap_frac", f"{frac:g}\n")
+
     def set_power_cap(self, job_id: str, frac: float) -> ExecStatus:
         frac = check_power_cap_frac(frac, job_id)
         rec = self._require(job_id)
         with self._locked(rec["key"]):
             rec = self._require(job_id)
             rec["power_cap_frac"] = frac
-            (self._dir(rec["key"]) / "power_cap_frac").write_text(f"{frac:g}\n")
+            self._write_cap(rec, frac)
             self._save(rec)
             return self._status(rec)
 

@@ -273,7 +273,8 @@ class Reconciler:
             except ValueError as e:
                 raise ExecutorError(f"cannot parse the command: {e}", job_id=job.id, retryable=False) from None
             launch = JobLaunch(job.id, command, env={}, placement=_exec_placement(job.placement),
-                               work_acc_h=float(job.spec.get("work_acc_h", 1.0)), attempt=d.attempt)
+                               work_acc_h=float(job.spec.get("work_acc_h", 1.0)), attempt=d.attempt,
+                               tenant=job.tenant)
             return ex.start(launch)
         if d.action == "pause":
             return ex.pause(job.id).ref

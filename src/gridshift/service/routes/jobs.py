@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from gridshift.service.checks import check_cursor, check_text
+from gridshift.service.commands import resolve_submission
 from gridshift.service.deps import JobId, StoreDep, TenantOrOperator, threaded
 from gridshift.service.schemas import (
     API_PREFIX,
@@ -45,6 +46,7 @@ def submit_job(
 ) -> JobOut:
     spec = body.model_dump(mode="json", exclude_unset=True)
     check_text(spec)
+    spec = resolve_submission(store, principal, spec)
     job, created = store.submit_job(principal, spec, idempotency_key)
     if created:
         notify(request.app, "job submitted")
