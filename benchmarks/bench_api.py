@@ -1,7 +1,7 @@
 """Benchmark: sustained job submissions to ``gridshift serve`` over loopback, on SQLite and on PostgreSQL.
 
 For each backend a fresh database is migrated (PostgreSQL: a throwaway server started with the system's
-binaries, as the tests do), ``python -m gridshift.cli.serve serve`` runs as a subprocess on a free port
+binaries, as the tests do), ``python -m gridshift.cli serve`` runs as a subprocess on a free port
 (one uvicorn worker, access log off, rate limit raised above the offered load), and ``--clients`` load
 processes keep ``--connections`` keep-alive connections each busy with one ``POST /api/v1/jobs`` at a
 time, every one with a fresh ``Idempotency-Key``, spread over several tenant tokens, for ``--seconds``

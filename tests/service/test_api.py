@@ -756,7 +756,7 @@ def test_fleet_from_a_scenario(store):
 
 def test_serve_command_runs_the_api(tmp_path):
     port = free_port()
-    cmd = [sys.executable, "-m", "gridshift.cli.serve", "serve", "--port", str(port), "--db",
+    cmd = [sys.executable, "-m", "gridshift.cli", "serve", "--port", str(port), "--db",
            f"sqlite:///{tmp_path / 'serve.db'}", "--create-operator-token", "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -186,6 +186,9 @@ def register(app: typer.Typer) -> None:
             help="Directory of grid signal CSVs an operator may pull from (POST /signals/pull with 'file').")] = None,
         access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
         log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
+        trusted_proxy: Annotated[list[str] | None, typer.Option(
+            "--trusted-proxy", help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are "
+                                    "believed (repeatable); without it they are ignored.")] = None,
     ) -> None:
         """Run the GridShift service: migrate the database, then serve the API, dashboard and metrics."""
         from gridshift.cli.common import err, fail
@@ -263,6 +266,7 @@ def register(app: typer.Typer) -> None:
             reconciler.start()
         try:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level.lower(),
+                        proxy_headers=bool(trusted_proxy), forwarded_allow_ips=",".join(trusted_proxy or []) or None,
                         timeout_graceful_shutdown=10)
         finally:
             if reconciler is not None:
@@ -325,9 +329,3 @@ def register(app: typer.Typer) -> None:
                     raise NotFound(f"no active token '{token_id}'")
         except GridShiftError as e:
             fail(e)
-
-
-if __name__ == "__main__":  # python -m gridshift.cli.serve serve ...
-    _app = typer.Typer(add_completion=False, no_args_is_help=True)
-    register(_app)
-    _app()

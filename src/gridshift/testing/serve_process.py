@@ -26,7 +26,7 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """``python -m gridshift.cli.serve serve --host 127.0.0.1 --port <free> *args`` in ``cwd``, its output in
+    """``python -m gridshift.cli serve --host 127.0.0.1 --port <free> *args`` in ``cwd``, its output in
     ``log_path``. Raises ``RuntimeError`` (with the log's tail) if it exits or is not healthy in time."""
 
     def __init__(self, args: list[str], *, cwd: Path, log_path: Path, timeout_s: float = 60.0) -> None:
@@ -34,7 +34,7 @@ class ServeProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli.serve", "serve", "--host", "127.0.0.1",
+        self.proc = subprocess.Popen([sys.executable, "-m", "gridshift.cli", "serve", "--host", "127.0.0.1",
                                       "--port", str(self.port), *args],
                                      cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
         try:
