@@ -891,3 +891,33 @@ def test_serve_starts_with_the_flag_else_the_stored_policy(store):
     assert _initial_policy(store, None, scenario) == given, "a restart without --policy keeps the last one"
     store.put_setting("policy", {"name": "oracle", "params": {}})  # not usable live: planning goes on with asap
     assert _initial_policy(store, None, scenario) == PolicySpec(name="asap")
+
+
+def test_db_upgrade_command_and_the_hint_that_names_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridshift.cli import app
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    runner = CliRunner()
+    r = runner.invoke(app, ["token", "create", "--role", "operator", "--db", url])
+    assert r.exit_code == 2 and "gridshift db upgrade" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = runner.invoke(app, ["db", "upgrade", "--db", url])
+    assert r.exit_code == 0 and head_revision() in r.stdout
+    r = runner.invoke(app, ["token", "create", "--role", "operator", "--db", url])
+    assert r.exit_code == 0 and r.stdout.strip().startswith("gs_")
+
+
+def test_create_operator_token_only_when_none_is_active(tmp_path):
+    from gridshift.cli.serve import ensure_operator_token
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    upgrade(url)
+    with Store(url) as store:
+        first = ensure_operator_token(store)
+        assert first is not None and first[1].startswith("gs_")
+        assert ensure_operator_token(store) is None  # a restart makes no second token
+        assert store.revoke_token(first[0])
+        again = ensure_operator_token(store)  # revoked: the next start makes a new one
+        assert again is not None and again[0] != first[0]
+        assert [t.role for t in store.list_tokens()] == ["operator", "operator"]

@@ -134,6 +134,14 @@ def _make_reconciler(store: Any, *, scenario: Any, fleet: dict | None, executor:
     return cls(**kwargs)
 
 
+def ensure_operator_token(store: Any) -> tuple[str, str] | None:
+    """A new operator token (id, secret) when the database holds no active one, else None: restarting with
+    ``--create-operator-token`` does not mint a token each time."""
+    if any(t.role == "operator" and t.revoked_at is None for t in store.list_tokens()):
+        return None
+    return store.create_token("operator (gridshift serve)", "operator")
+
+
 def _service_stack() -> None:
     """The live service's optional dependencies, each failing in one line that names the ``service`` extra."""
     for module in ("fastapi", "sqlalchemy", "alembic", "uvicorn", "prometheus_client"):
@@ -144,6 +152,27 @@ def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``token`` to ``app``."""
     token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
     app.add_typer(token_app, name="token")
+    db_app = typer.Typer(no_args_is_help=True, help="The service's database: migrations.")
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def db_upgrade(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+        """Create or migrate the service's database to this version's schema (``gridshift serve`` does it too)."""
+        from gridshift.cli.common import fail, out
+
+        _service_stack()
+        from gridshift.service.db import current_revision, make_engine, upgrade
+
+        try:
+            upgrade(db)
+            engine = make_engine(db)
+            try:
+                rev = current_revision(engine)
+            finally:
+                engine.dispose()
+        except GridShiftError as e:
+            fail(e)
+        out.print(f"database at schema revision {rev}", markup=False, highlight=False)
 
     @app.command("serve")
     def serve(
@@ -244,9 +273,14 @@ def register(app: typer.Typer) -> None:
         except GridShiftError as e:
             fail(e)
         if create_operator_token:
-            token_id, secret = store.create_token("operator (gridshift serve)", "operator")
-            err.print(f"operator token {token_id} (shown once): {secret}", markup=False, highlight=False,
-                      soft_wrap=True)
+            made = ensure_operator_token(store)
+            if made is not None:
+                err.print(f"operator token {made[0]} (shown once): {made[1]}", markup=False, highlight=False,
+                          soft_wrap=True)
+            else:
+                err.print("an operator token exists already, so none was made: `gridshift token create --role "
+                          "operator` makes another, `gridshift token list` and `gridshift token revoke ID` rotate "
+                          "them", markup=False, highlight=False, soft_wrap=True)
         reconciler = None
         try:
             reconciler = _make_reconciler(

@@ -200,7 +200,7 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         cause = describe_error(exc)
         if "no such table" in cause:
             raise StateError(f"database {mask_url(url)} has no GridShift schema ({cause}); "
-                             "run the migrations (gridshift.service.db.upgrade)") from None
+                             "run `gridshift db upgrade --db URL` (gridshift serve migrates by itself)") from None
         raise DatabaseUnavailable(f"database {mask_url(url)} unavailable: {cause}") from None
     except DBAPIError as exc:
         cause = describe_error(exc)
@@ -208,7 +208,7 @@ def translate_errors(url: str | URL) -> Iterator[None]:
             raise DatabaseUnavailable(f"database {mask_url(url)} unavailable: {cause}") from None
         if "does not exist" in cause and "relation" in cause:
             raise StateError(f"database {mask_url(url)} has no GridShift schema ({cause}); "
-                             "run the migrations (gridshift.service.db.upgrade)") from None
+                             "run `gridshift db upgrade --db URL` (gridshift serve migrates by itself)") from None
         raise StateError(f"database {mask_url(url)}: {cause}") from None
 
 

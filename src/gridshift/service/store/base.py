@@ -129,7 +129,7 @@ class StoreBase:
         cur, head = current_revision(self.engine), head_revision()
         if cur != head:
             raise StateError(f"database {self.url} is at schema revision {cur or 'none'}, expected {head}; "
-                             "run the migrations (gridshift.service.db.upgrade)")
+                             "run `gridshift db upgrade --db URL` (gridshift serve migrates by itself)")
 
     def _upsert(self, table):  # noqa: ANN001, ANN202
         """An INSERT of ``table`` in this database's dialect, for ``on_conflict_do_update``."""
