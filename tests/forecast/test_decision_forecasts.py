@@ -114,8 +114,13 @@ def test_timing_quality_by_hand():
     assert b["saving_pct"] == pytest.approx(100 * 3 / 18)
     two = timing_quality(a, good, np.array([0, 1]), 4, 2)  # two slots: run means 9,6,5 and 6,5,7.5
     assert two["regret"] == 0.0 and two["saving_perfect_pct"] == pytest.approx(100 * (4 + 1) / (9 + 6))
+    late = timing_quality(a, bad, np.array([0, 1]), 4, 1, habit=2)  # the habit: slot 2 of each window
+    # origin 0: habit 4, chose 6, best 4; origin 1: habit 6, chose 9, best 4
+    assert late["share"] == pytest.approx((-2 - 3) / (0 + 2)) and late["worse_than_habit"] == 1.0
     with pytest.raises(PlanError):
         timing_quality(a, good, np.array([0, 1]), 5, 1)
+    with pytest.raises(PlanError):
+        timing_quality(a, good, np.array([0, 1]), 4, 1, habit=4)
 
 
 # -- shape-blend and the gate ------------------------------------------------------------------------------------

@@ -42,9 +42,10 @@ def decision_quality(actual: np.ndarray, point: np.ndarray, origins: np.ndarray,
 
 
 def timing_quality(actual: np.ndarray, point: np.ndarray, origins: np.ndarray, window: int,
-                   job: int = 1) -> dict[str, float]:
+                   job: int = 1, habit: int = 0) -> dict[str, float]:
     """A job of ``job`` consecutive slots must start inside the window ``o … o + window − 1`` and finish
-    in it; the habit runs it at the window's start. The forecast picks the start with the lowest forecast mean
+    in it; the habit runs it at the window's start (or ``habit`` slots after it: a nightly job at 01:00 whose
+    window opens at 17:00 has ``habit=8``). The forecast picks the start with the lowest forecast mean
     over the job (ties: earliest), a perfect forecast the lowest actual mean. Returns, over the origins whose
     window lies inside the series:
 
@@ -62,9 +63,9 @@ def timing_quality(actual: np.ndarray, point: np.ndarray, origins: np.ndarray, w
     o = np.asarray(origins, dtype=int).ravel()
     if f.ndim != 2 or f.shape[0] != o.size:
         raise PlanError(f"forecast must be [K, H] for K origins, got {f.shape} for {o.size} origins")
-    if not 1 <= job <= window <= f.shape[1]:
-        raise PlanError(f"need 1 <= job ({job}) <= window ({window}) <= horizon ({f.shape[1]}) slots",
-                        field="window")
+    if not 1 <= job <= window <= f.shape[1] or not 0 <= habit <= window - job:
+        raise PlanError(f"need 1 <= job ({job}) <= window ({window}) <= horizon ({f.shape[1]}) slots and the "
+                        f"habit ({habit}) inside the window", field="window")
     keep = o + window <= a.size
     o, f = o[keep], f[keep, :window]
     nan = float("nan")
@@ -77,10 +78,10 @@ def timing_quality(actual: np.ndarray, point: np.ndarray, origins: np.ndarray, w
         return (c[:, job:] - c[:, :-job]) / job
 
     run_a, run_f = run_mean(act), run_mean(f)
-    habit = run_a[:, 0]
+    usual = run_a[:, habit]
     chosen = np.take_along_axis(run_a, np.argmin(run_f, axis=1)[:, None], axis=1)[:, 0]
     best = run_a.min(axis=1)
-    s_fc, s_pf, tot = float((habit - chosen).sum()), float((habit - best).sum()), float(habit.sum())
+    s_fc, s_pf, tot = float((usual - chosen).sum()), float((usual - best).sum()), float(usual.sum())
     return {"regret": float((chosen - best).mean()), "share": s_fc / s_pf if s_pf > 0 else nan,
             "saving_pct": 100 * s_fc / tot if tot else nan, "saving_perfect_pct": 100 * s_pf / tot if tot else nan,
-            "worse_than_habit": float((chosen > habit + 1e-12).mean()), "origins": int(o.size)}
+            "worse_than_habit": float((chosen > usual + 1e-12).mean()), "origins": int(o.size)}

@@ -7,15 +7,17 @@ each lead's deviation from the path's mean over the window — never its level. 
 - members: the blend itself, the climatological prior's level (:mod:`gridshift.forecast.climatology`), the
   prior's shape anchored on now (``y[o] + S_clim(t) − S_clim(o)``), and the naive members ``persistence``
   (flat: it shrinks the shape), ``day``, ``week``, ``day-mean`` and ``shape`` (the last 7 days' profile);
-- the deviation of a path ``f`` at lead ``h`` is ``f(o, h) − mean(f(o, 0 … w − 1))`` over the window of
-  ``w = window_h`` hours starting at the origin;
+- the deviation of a path ``f`` at lead ``h`` is ``f(o, h) − mean(f(o, 0 … w − 1))`` over a window of
+  ``w`` hours starting at the origin (``windows_h``, by default 24 h, then 8 h);
 - at every refresh point (every ``refit_h`` hours of absolute time) and for each lead ``h < w``, non-negative
   weights summing to one are fitted by least squares between the members' deviations and the *actual*
   deviations, on the ``window_days`` most recent origins whose whole window is observed (history only), kept
   only if they beat every single member (:func:`~gridshift.forecast.ensemble.fit_weights`); before ``MIN_FIT``
   such origins exist, the blend's own shape is kept;
 - forecast: ``f(o, h) = mean(B(o, 0 … w − 1)) + Σ_m w_hm · dev_m(o, h)`` for ``h < w`` (the blend's level over
-  the window, the fitted shape), the blend ``B`` beyond the window, the known value at lead 0.
+  the window, the fitted shape), the blend ``B`` beyond the window, the known value at lead 0. Each narrower
+  window is then refitted the same way inside the wider one, keeping the wider fit's mean over its leads, so
+  the first hours are ranked by a shape fitted for short windows and compare with later hours as before.
 
 Quantiles are conformal on this model's own errors.
 """
@@ -45,17 +47,18 @@ class ShapeBlend(ProbForecaster):
 
     name = "shape-blend"
 
-    def __init__(self, window_h: int = 24, window_days: float = 84.0, days: int = 7, zone: str | None = None,
+    def __init__(self, windows_h=(24, 8), window_days: float = 84.0, days: int = 7, zone: str | None = None,
                  start: str = "2023-01-01T00:00:00Z", refit_h: int = 24, calib_days: float = 28.0,
                  blend: dict | None = None, climatology: dict | None = None) -> None:
-        if window_h < 2 or window_days <= 0 or days < 1 or refit_h < 1 or calib_days <= 0:
-            raise PlanError("shape-blend needs window_h >= 2, window_days > 0, days >= 1, refit_h >= 1 and "
+        windows_h = tuple(int(w) for w in np.atleast_1d(windows_h))
+        if not windows_h or min(windows_h) < 2 or window_days <= 0 or days < 1 or refit_h < 1 or calib_days <= 0:
+            raise PlanError("shape-blend needs windows_h >= 2, window_days > 0, days >= 1, refit_h >= 1 and "
                             "calib_days > 0", field="forecast")
-        self.window_h, self.window_days, self.days = int(window_h), float(window_days), int(days)
+        self.windows_h, self.window_days, self.days = windows_h, float(window_days), int(days)
         self.refit_h, self.calib_days = int(refit_h), float(calib_days)
         self.blend = Blend(**(blend or {}))
         self.prior = Climatology(zone=zone, start=start, refit_h=refit_h, **(climatology or {}))
-        self.last_weights: np.ndarray | None = None  # [Z, K, w, M]
+        self.last_weights: dict[int, np.ndarray] = {}  # window (slots) -> [Z, K, w, M]
 
     def members(self, y, ext, H, slots_per_h, t0_abs) -> np.ndarray:
         """Member paths ``[M, Z, E, H]`` at origins ``ext`` (each reads ``y[:, : o + 1]`` only)."""
@@ -68,18 +71,10 @@ class ShapeBlend(ProbForecaster):
         out[:, :, :, 0] = y[:, ext]
         return out
 
-    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
-        y = np.asarray(series, dtype=float)
+    def fit_shape(self, y, F, ext, org, rp, w, Wn) -> np.ndarray:
+        """Weights ``[Z, K, w, M]`` of the member deviations over windows of ``w`` leads, per refresh point."""
         Z, n = y.shape
-        org = np.asarray(origins, dtype=int)
-        H = horizon
-        w = min(self.window_h * slots_per_h, H)
-        Wn = round(self.window_days * 24 * slots_per_h)
-        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
-        lo = int(max(0, rp.min() - Wn - w + 1))
-        ext = np.arange(lo, int(org.max()) + 1)
-        F = self.members(y, ext, H, slots_per_h, t0_abs)  # [M, Z, E, H]
-        M = F.shape[0]
+        M, lo = F.shape[0], int(ext[0])
         dev = deviation(F, w)  # [M, Z, E, w]
         idx = ext[:, None] + np.arange(w)[None, :]
         act = np.where(idx[None] < n, y[:, np.minimum(idx, n - 1)], np.nan)
@@ -100,11 +95,25 @@ class ShapeBlend(ProbForecaster):
                     if ok.sum() >= MIN_FIT:
                         wr[z, j], _ = fit_weights(X[ok], t[ok])
             weights[:, rp == r] = wr[:, None]
-        self.last_weights = weights
+        return weights
+
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        y = np.asarray(series, dtype=float)
+        org = np.asarray(origins, dtype=int)
+        H = horizon
+        ws = sorted({min(w * slots_per_h, H) for w in self.windows_h}, reverse=True)
+        Wn = round(self.window_days * 24 * slots_per_h)
+        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
+        lo = int(max(0, rp.min() - Wn - ws[0] + 1))
+        ext = np.arange(lo, int(org.max()) + 1)
+        F = self.members(y, ext, H, slots_per_h, t0_abs)  # [M, Z, E, H]
         k = org - lo
-        B = F[0][:, k]  # [Z, K, H]
-        shape = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(dev[:, :, k]), weights)
-        out = B.copy()
-        out[..., :w] = B[..., :w].mean(axis=-1, keepdims=True) + shape
+        out = F[0][:, k].copy()  # the blend
+        self.last_weights = {}
+        for w in ws:  # widest window first; each narrower one keeps the wider fit's mean over its leads
+            weights = self.fit_shape(y, F, ext, org, rp, w, Wn)
+            self.last_weights[w] = weights
+            shape = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(deviation(F[:, :, k], w)), weights)
+            out[..., :w] = out[..., :w].mean(axis=-1, keepdims=True) + shape
         out[:, :, 0] = y[:, org]
         return out
