@@ -15,16 +15,20 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.errors import PlanError
-from gridshift.forecast.interface import ProbForecaster, as_2d
 
 MIN_PATHS = 24
 
 
-def sample_paths(model: ProbForecaster, series: np.ndarray, origin: int, horizon: int, n: int,
+def sample_paths(model, series: np.ndarray, origin: int, horizon: int, n: int,
                  rng: np.random.Generator, *, slots_per_h: int = 1, t0_abs: int = 0) -> np.ndarray:
     """``n`` joint sample paths ``[n, horizon]`` (``[Z, n, horizon]`` for a series of several rows) of the
-    forecast made at ``origin`` (an index into ``series``; only ``series[:, : origin + 1]`` is read)."""
-    y = as_2d(series)
+    forecast made at ``origin`` (an index into ``series``; only ``series[:, : origin + 1]`` is read).
+    ``model`` is a :class:`~gridshift.forecast.interface.ProbForecaster` (its ``point_origins``,
+    ``calib_days`` and ``bound``)."""
+    y = np.asarray(series, dtype=float)
+    y = y[None] if y.ndim == 1 else y
+    if y.ndim != 2 or y.shape[1] == 0:
+        raise PlanError(f"series must be [n] or [Z, n], got shape {np.shape(series)}", field="history")
     one = np.ndim(series) == 1 or y.shape[0] == 1
     o = int(origin)
     if not 0 <= o < y.shape[1] or horizon < 1 or n < 1:
