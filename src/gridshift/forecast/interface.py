@@ -130,6 +130,14 @@ class ProbForecaster(Forecaster):
                                   levels=levels)
         return f.quantiles[:, 0]
 
+    def sample_paths(self, series: np.ndarray, origin: int, horizon: int, n: int, rng: np.random.Generator, *,
+                     slots_per_h: int = 1, t0_abs: int = 0) -> np.ndarray:
+        """``n`` coherent joint sample paths ``[n, horizon]`` of the forecast at ``origin`` (whole past residual
+        trajectories; see :mod:`gridshift.forecast.paths`)."""
+        from gridshift.forecast.paths import sample_paths
+
+        return sample_paths(self, series, origin, horizon, n, rng, slots_per_h=slots_per_h, t0_abs=t0_abs)
+
     def bound(self, quant: np.ndarray) -> np.ndarray:
         """Hook for range limits (none by default); quantiles stay ordered."""
         return quant

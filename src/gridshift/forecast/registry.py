@@ -8,12 +8,19 @@ name                   model
 ``seasonal-naive``     the same hour yesterday (``season_h=24``; ``season_h=168`` for last week)
 ``seasonal-naive-week`` the same hour last week
 ``blend``              **default**: per-lead-time NNLS blend of naive members, falls back to the best member
+``climatology``        hour-of-day × day-type profile of the last weeks (and last year's season): the prior
+``shape-blend``        the blend's level with an intra-day shape fitted to actual shapes (prior, recent days)
+``gated``              any model, falling back to the prior's shape at leads where its ranking skill is lower
 ``ensemble``           ``blend`` plus the LightGBM and MSTL members
 ``gbm``                LightGBM, direct multi-horizon on calendar, lag and cross-signal features
 ``mstl``               statsforecast MSTL (daily + weekly seasonality), anchored on the current value
 ``external``           issued forecasts replayed from a table (``table=``, read by ``data.issued_forecasts``)
 ``lead-error``         the actual future with errors that grow with lead time (for studies)
 =====================  =====================================================================================
+
+``shape-blend`` ranks the hours of a window slightly better than ``blend`` on 2023 data
+(``benchmarks/results/forecast_decisions.json``) but a single ``predict`` refits everything behind it (seconds,
+not the blend's 0.1 s), so the planner's default stays ``blend``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ FORECASTERS = {
     "seasonal-naive": _lazy("gridshift.forecast.simple", "SeasonalNaive"),
     "seasonal-naive-week": _lazy("gridshift.forecast.simple", "SeasonalNaiveWeek"),
     "blend": _lazy("gridshift.forecast.ensemble", "Blend"),
+    "climatology": _lazy("gridshift.forecast.climatology", "Climatology"),
+    "shape-blend": _lazy("gridshift.forecast.shapeblend", "ShapeBlend"),
+    "gated": _lazy("gridshift.forecast.gate", "SkillGated"),
     "ensemble": _lazy("gridshift.forecast.ensemble", "Ensemble"),
     "gbm": _lazy("gridshift.forecast.gbm", "GbmForecaster"),
     "mstl": _lazy("gridshift.forecast.stats", "MstlForecaster"),
