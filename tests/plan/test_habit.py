@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -67,8 +67,8 @@ class _Inverted(Forecaster):
 
 def test_recurring_jobs_carry_their_nominal_start():
     spec = RecurringJobs(name="n", kind="batch-inference", tz="UTC", start_local_h=1, run_h=0.5, gang=8, window_h=8)
-    t = recurring_jobs(spec, start=datetime(2023, 1, 1, tzinfo=timezone.utc),
-                       end=datetime(2023, 1, 10, tzinfo=timezone.utc), type_names=("H100",),
+    t = recurring_jobs(spec, start=datetime(2023, 1, 1, tzinfo=UTC),
+                       end=datetime(2023, 1, 10, tzinfo=UTC), type_names=("H100",),
                        speed_by_kind=np.ones((3, 1)))
     assert len(t) > 0
     np.testing.assert_allclose(t.nominal_start_s, t.arrival_s + 8 * 3600)
