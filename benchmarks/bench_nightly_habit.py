@@ -4,14 +4,16 @@ Scenarios: ``benchmarks/scenarios/nightly-habit-{de,gb}-q1.yaml`` — one 30-min
 start 01:00 UTC, shiftable ±8 h, power capping off (``cap_levels [1.0]``), first quarter of 2023. Each job's
 carbon is the carbon intensity of the hourly slot it starts in (30 minutes, equal energy), so the timing saving
 is ``1 − Σ CI(start) / Σ CI(01:00)`` over the jobs. "best whole-hour start": the lowest actual carbon intensity
-among the whole-hour starts in each job's window.
+among the hourly slots that lie wholly inside each job's window.
 
 Two parts (``--part``):
 
-* ``backtest``: the same job on the second quarter of 2023 (out of the measured sample), mpc with do-no-harm
+* ``backtest``: the same job on the second or fourth quarter of 2023 (``--period q2|q4``; out of the measured
+  sample; the fourth quarter ends 31 December so the last job's window stays inside 2023), mpc with do-no-harm
   over a grid of ``habit_margin`` × ``habit_z`` for the forecasters ``blend``, ``seasonal-naive``,
   ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point whose worst
-  saving (over forecasters and zones) is highest, ties broken by the mean saving.
+  saving (over forecasters, zones and quarters) is highest, ties broken by the mean saving.
+* ``select``: picks the default from the backtest results in the file (the ``selection`` key).
 * ``measure``: the first quarter of 2023, forecasters ``perfect``, ``lead-error``, ``blend``,
   ``seasonal-naive``, ``persistence``, with (defaults) and without do-no-harm.
 
@@ -27,6 +29,7 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +54,8 @@ FORECASTS = {
 BACKTEST_FORECASTS = ("blend", "seasonal-naive", "persistence", "lead-error")
 MARGINS = (0.0, 0.02, 0.05, 0.1)
 ZS = (0.0, 1.0, 2.0)
-Q2 = ("2023-04-01T00:00:00Z", "2023-07-01T00:00:00Z")
+PERIODS = {"q2": ("2023-04-01T00:00:00Z", "2023-07-01T00:00:00Z"),
+           "q4": ("2023-10-01T00:00:00Z", "2023-12-31T00:00:00Z")}
 
 
 def _assemble(zone: str, period: tuple[str, str] | None):
@@ -76,7 +80,7 @@ def best_hour_saving(asm) -> float:
     ci, nom, jt = _ci_and_nominal(asm)
     s = asm.world.slot_duration_s
     first = np.ceil(jt.arrival_s / s).astype(int)
-    last = ((jt.deadline_s - jt.work_acc_h / jt.gang_max * 3600) // s).astype(int)
+    last = ((jt.deadline_s - s) // s).astype(int)  # whole slots inside the window (as the planner sees them)
     best = np.array([ci[a:b + 1].min() for a, b in zip(first, last)])
     return float(1 - best.sum() / ci[nom].sum())
 
@@ -108,9 +112,9 @@ def run_one(asm, forecast: str, **params) -> dict:
     return out
 
 
-def backtest(zone: str) -> dict:
-    _, asm = _assemble(zone, Q2)
-    res: dict = {"period": list(Q2), "best_whole_hour": best_hour_saving(asm), "grid": []}
+def backtest(zone: str, period: str) -> dict:
+    _, asm = _assemble(zone, PERIODS[period])
+    res: dict = {"period": list(PERIODS[period]), "best_whole_hour": best_hour_saving(asm), "grid": []}
     for fc in BACKTEST_FORECASTS:
         res.setdefault("without", {})[fc] = run_one(asm, fc, habit=False)["timing_saving_vs_nominal"]
         for margin in MARGINS:
@@ -135,17 +139,45 @@ def measure(zone: str) -> dict:
     return res
 
 
+def select(doc: dict) -> dict:
+    """The backtest's choice: the (margin, z) whose worst saving over forecasters, zones and quarters is
+    highest, ties (within 0.1 point) broken by the mean saving."""
+    rows: dict[tuple[float, float], list[float]] = {}
+    for res in doc.get("backtest", {}).values():
+        for r in res["grid"]:
+            rows.setdefault((r["habit_margin"], r["habit_z"]), []).append(r["timing_saving_vs_nominal"])
+    n = max((len(v) for v in rows.values()), default=0)
+    table = [{"habit_margin": m, "habit_z": z, "worst": min(v), "mean": float(np.mean(v))}
+             for (m, z), v in sorted(rows.items()) if len(v) == n]
+    if not table:
+        return {}
+    top = max(r["worst"] for r in table)
+    best = max((r for r in table if r["worst"] >= top - 1e-3), key=lambda r: r["mean"])
+    return {"choice": best, "table": table, "cases": n}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=("backtest", "measure"), required=True)
-    ap.add_argument("--zone", choices=("de", "gb"), required=True)
+    ap.add_argument("--part", choices=("backtest", "measure", "select"), required=True)
+    ap.add_argument("--zone", choices=("de", "gb"), default="de")
+    ap.add_argument("--period", choices=tuple(PERIODS), default="q2", help="backtest quarter of 2023")
     a = ap.parse_args()
-    res = backtest(a.zone) if a.part == "backtest" else measure(a.zone)
+    if a.part == "select":
+        doc = json.loads(OUT.read_text())
+        doc["selection"] = select(doc)
+        tmp = OUT.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, OUT)
+        print(json.dumps(doc["selection"]["choice"]))
+        for r in doc["selection"]["table"]:
+            print(f"margin {r['habit_margin']:.2f} z {r['habit_z']:.1f}: worst {r['worst']:+.2%} mean {r['mean']:+.2%}")
+        return
+    res = backtest(a.zone, a.period) if a.part == "backtest" else measure(a.zone)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:  # zones run in parallel merge into one file
+    with open(Path(tempfile.gettempdir()) / "gridshift-nightly-habit.lock", "w") as lock:  # zones merge in parallel
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(OUT.read_text()) if OUT.exists() else {}
-        doc.setdefault(a.part, {})[a.zone] = res
+        doc.setdefault(a.part, {})[a.zone if a.part == "measure" else f"{a.zone}-{a.period}"] = res
         doc.setdefault("meta", {}).update(git=git_state(), cpus=os.cpu_count())
         tmp = OUT.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
