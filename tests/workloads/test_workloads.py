@@ -53,7 +53,8 @@ def _gen(trace: pd.DataFrame, seed: int = 0, duration_s: float = WEEK_S, pool=No
 
 def _same(a, b) -> bool:
     cols = [k for k in a.__dataclass_fields__ if k != "type_names"]
-    return all(np.array_equal(getattr(a, c), getattr(b, c)) for c in cols) and a.type_names == b.type_names
+    return all(np.array_equal(getattr(a, c), getattr(b, c), equal_nan=getattr(a, c).dtype.kind == "f")
+               for c in cols) and a.type_names == b.type_names
 
 
 def _cv(x: np.ndarray) -> float:

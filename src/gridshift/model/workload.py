@@ -89,10 +89,15 @@ class JobTable:
     data_move_gb: np.ndarray  # float64
     type_names: tuple[str, ...] = field(default=())
     tier: np.ndarray | None = None  # int8 flexibility tier 0..3 (None: every job tier 1)
+    # float64 habitual start (seconds since the scenario start, like arrival_s): a recurring job's nominal
+    # start; NaN = the job has none (None: no job has one)
+    nominal_start_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.tier is None:
             self.tier = np.ones(self.arrival_s.shape[0], dtype=np.int8)
+        if self.nominal_start_s is None:
+            self.nominal_start_s = np.full(self.arrival_s.shape[0], np.nan)
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
@@ -100,7 +105,8 @@ class JobTable:
     def validate(self) -> None:
         n = len(self)
         for name in ("job_id", "kind", "tenant", "priority", "deadline_s", "work_acc_h", "gang_min", "gang_max",
-                     "interruptible", "checkpoint_overhead_s", "restart_overhead_s", "migratable", "data_move_gb", "tier"):
+                     "interruptible", "checkpoint_overhead_s", "restart_overhead_s", "migratable", "data_move_gb", "tier",
+                     "nominal_start_s"):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"column {name} has {getattr(self, name).shape[0]} rows, expected {n}")
         if self.speed.shape != (n, len(self.type_names)):
@@ -119,6 +125,9 @@ class JobTable:
             raise ValueError("speed must be finite and >= 0")
         if np.any(self.tier < 0) or np.any(self.tier > 3):
             raise ValueError("tier must be 0, 1, 2 or 3")
+        nom = self.nominal_start_s[np.isfinite(self.nominal_start_s)]
+        if np.any(nom < 0) or np.any(np.isinf(self.nominal_start_s)):
+            raise ValueError("column nominal_start_s must be NaN (none) or finite and >= 0")
 
     def take(self, idx: np.ndarray) -> JobTable:
         """Rows ``idx`` as a new table."""

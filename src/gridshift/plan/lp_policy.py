@@ -183,9 +183,10 @@ class LpPolicy(Policy):
 
     # ---- plan -> placements
     def round_plan(self, obs: Observation, classes: Classes, x: np.ndarray, f_rps: np.ndarray,
-                   cost_order: np.ndarray) -> Decision:
+                   cost_order: np.ndarray, force: np.ndarray | None = None) -> Decision:
         """Whole placements for slot ``obs.t`` from the plan of its period: ``x[C, P, L]`` busy accelerators
-        per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s."""
+        per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s. Jobs ``force`` (waiting jobs that
+        start now whatever the plan says) are placed first, each on the pool where it runs fastest."""
         w, fl, jt = obs.world, obs.world.fleet, obs.world.jobs
         busy = x.sum(axis=2)  # [C, P]
         tot = busy.sum(axis=0)
@@ -205,6 +206,9 @@ class LpPolicy(Policy):
         running = active[obs.running_pool[active] >= 0]
         is_rigid = obs.rigid(running)
         keep_running(st, obs, running[is_rigid], force=True)
+        for j in (() if force is None else force):
+            fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
+            first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
         reps = None
         if w.services.n:
             reps = np.zeros((w.services.n, w.services.demand_rps.shape[1], fl.n_pools), np.int64)

@@ -8,6 +8,7 @@ release time — the bound every policy is measured against.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from gridshift.model.time import S_PER_H
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
+from gridshift.plan.habit import Q_LEVELS, HabitRecord, ResidualSpread, run_cost, shift_pays
 from gridshift.plan.lp_policy import LpPolicy
 from gridshift.world.arrays import Signals, World
 
@@ -53,24 +55,49 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=-1)
 
 
+# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: the
+# grid point (margin 0, 0.02, 0.05, 0.1 × z 0, 1, 2) with the best worst-case timing saving of the nightly
+# ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
+# persistence and lead-error (benchmarks/bench_nightly_habit.py --part backtest/select; docs/guide/policies.md).
+HABIT_MARGIN = 0.1
+HABIT_Z = 2.0
+
+
 class Mpc(LpPolicy):
+    """Rolling-horizon LP planner. Jobs with a habitual start (``nominal_start_s``) keep it unless the
+    forecast's expected gain clears ``habit_z`` spreads plus ``habit_margin`` × the habit's expected cost
+    (:mod:`gridshift.plan.habit`); the spread is the RMS error per lead of its own past forecasts
+    (``habit_spread="residual"``, the default) or the forecaster's conformal quantiles (``"quantiles"``,
+    slower); ``habit=False`` turns the rule off."""
+
     name = "mpc"
 
     def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
-                 **params: Any) -> None:
+                 habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
+                 habit_spread: str = "residual", **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
             raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
+        if not (np.isfinite(habit_margin) and habit_margin >= 0 and np.isfinite(habit_z) and habit_z >= 0):
+            raise PlanError("habit_margin and habit_z must be finite and >= 0", field="params.habit_margin")
+        if habit_spread not in ("residual", "quantiles"):
+            raise PlanError("habit_spread must be 'residual' or 'quantiles'", field="params.habit_spread")
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
-                         forecast_params=forecast_params, risk_quantile=risk_quantile, **params)
+                         forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
+                         habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, **params)
+        self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
+        self.habit_spread = habit_spread
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
         self.forecast_key = forecaster_key(forecast, forecast_params)
         self.risk_quantile = risk_quantile
         if risk_quantile is not None and not hasattr(self.forecaster, "predict_quantiles"):
             raise PlanError(f"forecaster '{forecast}' gives no quantiles, so risk_quantile cannot be used",
                             field="params.risk_quantile")
+        if habit_spread == "quantiles" and not hasattr(self.forecaster, "predict_quantiles"):
+            raise PlanError(f"forecaster '{forecast}' gives no quantiles, so habit_spread 'quantiles' cannot be used",
+                            field="params.habit_spread")
         self.horizon_h, self.epoch_h, self.fine_h, self.block_h = horizon_h, epoch_h, fine_h, block_h
         self._plan = None
 
@@ -82,6 +109,114 @@ class Mpc(LpPolicy):
         self._fallback.reset(world, signals)
         if isinstance(self.forecaster, Perfect):
             self._actual = {n: getattr(signals, n) for n in ("carbon_g_per_kwh", "price_usd_per_mwh")}
+        nominal = world.jobs.nominal_start_s
+        self._habit_jobs = np.flatnonzero(np.isfinite(nominal)) if self.habit else np.zeros(0, np.int64)
+        self._record = HabitRecord()
+        self._residual = ResidualSpread()
+        self._habit_fc = None
+
+    def stats(self) -> dict[str, float]:
+        out = super().stats()
+        out.update(self._record.stats(int(self._habit_jobs.size)))
+        return out
+
+    def _pending_habit(self, obs: Observation) -> np.ndarray:
+        """Habit jobs waiting to start whose nominal start has not passed."""
+        if not self._habit_jobs.size:
+            return self._habit_jobs
+        jt = obs.world.jobs
+        j = np.intersect1d(obs.active, self._habit_jobs)
+        j = j[~obs.has_started[j] & (obs.running_pool[j] < 0)]
+        return j[np.round(jt.nominal_start_s[j] / obs.world.slot_duration_s) >= obs.t]
+
+    def _habit_forecast(self, obs: Observation, H: int, ci: np.ndarray, pr: np.ndarray) -> None:
+        """Expected unit cost and its spread per site and slot over the horizon, for the do-no-harm rule."""
+        uc = self.unit_cost_sites(ci, pr)
+        self._residual.add(obs.t, uc)
+        if not self._pending_habit(obs).size:
+            self._habit_fc = None
+            return
+        if self.forecaster.name == "perfect":
+            sd = np.zeros_like(uc)
+        elif self.habit_spread == "quantiles":
+            def quant(name: str, point: np.ndarray) -> np.ndarray:
+                if (name == "carbon_g_per_kwh") == (self.objective.kind == "cost"):  # not in the objective
+                    return np.repeat(point[:, :, None], len(Q_LEVELS), axis=2)
+                return shared(obs.signals, (self.forecast_key, name, H, Q_LEVELS), obs.t,
+                              lambda: self.forecaster.predict_quantiles(
+                                  obs.signals.history(name, obs.t), H, t_abs=obs.signals.lookback_slots + obs.t,
+                                  slots_per_h=self.sph, levels=Q_LEVELS))
+            qc, qp = quant("carbon_g_per_kwh", ci), quant("price_usd_per_mwh", pr)
+            lo, mid, hi = (self.unit_cost_sites(qc[:, :, i], qp[:, :, i]) for i in range(3))
+            sd = (hi - lo) / (2.0 * 1.2815515655446004)
+            uc, sd = mid, np.where(sd > 0, sd, np.nan)  # no calibration yet: the spread is unknown
+        else:
+            L = obs.signals.lookback_slots
+            act = self.unit_cost_sites(obs.signals.history("carbon_g_per_kwh", obs.t),
+                                       obs.signals.history("price_usd_per_mwh", obs.t))
+            sd = self._residual.sd(obs.t, act, L, H)
+        self._habit_fc = (obs.t, uc, sd)
+
+    def _habit_site(self, w: World, j: int) -> int:
+        f = w.fleet
+        pools = np.flatnonzero(w.jobs.speed[j, f.pool_type] > 0)
+        return int(f.pool_site[pools[0]]) if pools.size else 0
+
+    def _planned_start(self, obs: Observation, j: int) -> int | None:
+        """The slot the current plan first gives work to job ``j``'s class after this one (None: not in the
+        horizon)."""
+        t0, lengths, classes, sol, _ = self._plan
+        hit = np.flatnonzero(classes.jobs == j)
+        if not hit.size:
+            return None
+        c = classes.member[hit[0]]
+        ends = np.cumsum(lengths)
+        per = int(np.searchsorted(ends, obs.t - t0, side="right"))
+        work = sol.x[c].sum(axis=(0, 2))  # [T]
+        later = np.flatnonzero(work[per + 1:] > 1e-6)
+        return None if not later.size else t0 + int(ends[per + later[0]])
+
+    def _do_no_harm(self, obs: Observation, dec: Decision) -> tuple[np.ndarray, np.ndarray]:
+        """Habit jobs to hold back now (the plan starts them early without a clear gain) and to start now
+        (their nominal start has come and the plan's later start is not clearly better)."""
+        pending = self._pending_habit(obs)
+        if not pending.size or self._habit_fc is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        w, f, jt = obs.world, obs.world.fleet, obs.world.jobs
+        t_fc, uc, sd = self._habit_fc
+        hold, force = [], []
+        for j in pending:
+            j = int(j)
+            n_slot = int(np.round(jt.nominal_start_s[j] / w.slot_duration_s))
+            best = float(jt.speed[j].max())
+            run_h = float(obs.remaining_acc_h[j]) / max(float(jt.gang_max[j]) * best, 1e-12)
+            r = max(1, int(np.ceil(run_h / w.slot_h - 1e-9)))
+            if n_slot * w.slot_duration_s + run_h * S_PER_H > jt.deadline_s[j] + 1e-6:
+                continue  # the habit cannot meet the deadline: plan freely
+            where = np.flatnonzero(dec.job_idx == j)
+            started = where.size > 0
+            if started and n_slot > obs.t:
+                site = int(f.pool_site[dec.job_pool[where[0]]])
+                alt = obs.t
+            elif not started and n_slot == obs.t:
+                site = self._habit_site(w, j)
+                alt = self._planned_start(obs, j)
+            else:
+                continue
+            self._record.jobs.add(j)
+            e_n, s_n = run_cost(uc, sd, site, n_slot - t_fc, r)
+            e_a, s_a = run_cost(uc, sd, site, alt - t_fc, r) if alt is not None else (float("nan"),) * 2
+            ok, gain = shift_pays(e_n, s_n, e_a, s_a, self.habit_margin, self.habit_z)
+            if ok:
+                k = int(np.argmax(jt.speed[j, f.pool_type]))
+                k = int(f.pool_type[k])
+                mwh = float(jt.gang_max[j]) * max(f.board_power_w[k] - f.idle_power_w[k], 0.0) * f.pue[site] / 1e6 \
+                    * run_h
+                self._record.shifted[j] = (gain / e_n if e_n > 0 else 0.0, gain * mwh)
+            else:
+                self._record.kept.add(j)
+                (hold if started else force).append(j)
+        return np.array(hold, np.int64), np.array(force, np.int64)
 
     def _forecast(self, obs: Observation, name: str, H: int) -> np.ndarray:
         if isinstance(self.forecaster, Perfect):
@@ -137,6 +272,9 @@ class Mpc(LpPolicy):
         end_s = obs.now_s + np.cumsum(lengths) * w.slot_duration_s
         ci = _per_period(self._forecast(obs, "carbon_g_per_kwh", H), lengths, "mean")
         pr = _per_period(self._forecast(obs, "price_usd_per_mwh", H), lengths, "mean")
+        if self._habit_jobs.size:
+            self._habit_forecast(obs, H, self._forecast(obs, "carbon_g_per_kwh", H),
+                                 self._forecast(obs, "price_usd_per_mwh", H))
         uc = self.unit_cost_sites(ci, pr)
         cap = _per_period(_extend(w.site_cap_mw(obs.t, obs.t, H), H), lengths, "min")
         demand = _per_period(self._demand(obs, H), lengths, "max") if w.services.n else np.zeros((0, 0, lengths.size))
@@ -169,7 +307,14 @@ class Mpc(LpPolicy):
                 return self._fallback.decide(obs)
         t0, lengths, classes, sol, order = self._plan
         per = int(np.searchsorted(np.cumsum(lengths), obs.t - t0, side="right"))
-        return self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order)
+        dec = self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order)
+        if not self._habit_jobs.size:
+            return dec
+        hold, force = self._do_no_harm(obs, dec)
+        if not hold.size and not force.size:
+            return dec
+        held = replace(obs, active=np.setdiff1d(obs.active, hold)) if hold.size else obs
+        return self.round_plan(held, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=force)
 
 
 class Oracle(LpPolicy):

@@ -105,7 +105,8 @@ def is_workday(days: np.ndarray, holiday_dates: np.ndarray | None = None) -> np.
 
 def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, deadline_s: np.ndarray,
            run_h: np.ndarray, gang_max: np.ndarray, gang_min: np.ndarray, interruptible: np.ndarray,
-           type_names: tuple[str, ...], speed_by_kind: np.ndarray, tier: int = 1) -> JobTable:
+           type_names: tuple[str, ...], speed_by_kind: np.ndarray, tier: int = 1,
+           nominal_start_s: np.ndarray | None = None) -> JobTable:
     speed_by_kind = np.asarray(speed_by_kind, dtype=np.float64)
     if speed_by_kind.shape != (len(JOB_KINDS), len(type_names)):
         raise ValueError(f"speed_by_kind has shape {speed_by_kind.shape}, expected {(len(JOB_KINDS), len(type_names))}")
@@ -131,6 +132,7 @@ def _table(ids: np.ndarray, kind: JobKind, tenant: str, arrival_s: np.ndarray, d
         data_move_gb=np.full(n, d["data_move_gb"]),
         type_names=tuple(type_names),
         tier=np.full(n, tier, dtype=np.int8),
+        nominal_start_s=np.full(n, np.nan) if nominal_start_s is None else np.asarray(nominal_start_s, np.float64),
     )
 
 
@@ -140,7 +142,8 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
     of ``spec``.
 
     Nominal start: ``spec.start_local_h`` on that day in ``spec.tz``; the job arrives ``window_h`` before it
-    and is due ``window_h`` after the nominal end (nominal start + ``run_h``). Only days whose arrival and
+    and is due ``window_h`` after the nominal end (nominal start + ``run_h``); the nominal start is the
+    table's ``nominal_start_s`` (the job's habit, which ``mpc`` keeps unless shifting clearly pays). Only days whose arrival and
     deadline both lie in [start, end) are kept. ``work_acc_h = run_h × gang`` (reference type at full gang),
     a rigid gang; ``interruptible`` (and migratable) as the spec says; overheads from ``KIND_DEFAULTS``.
     ``speed_by_kind[k, t]``: throughput of ``JOB_KINDS[k]`` on ``type_names[t]`` relative to the spec's
@@ -156,12 +159,12 @@ def recurring_jobs(spec: RecurringJobs, *, start: datetime, end: datetime, type_
     deadline = nominal + (spec.run_h + spec.window_h) * S_PER_H
     horizon = (_utc(end) - _utc(start)).total_seconds()
     keep = (arrival >= 0) & (deadline < horizon)
-    days, arrival, deadline = days[keep], arrival[keep], deadline[keep]
+    days, arrival, deadline, nominal = days[keep], arrival[keep], deadline[keep], nominal[keep]
     n = days.size
     ids = np.array([f"{spec.name}-{d}" for d in days.astype(str)], dtype=object)
     gang = np.full(n, spec.gang, dtype=np.int32)
     return _table(ids, spec.kind, spec.tenant, arrival, deadline, np.full(n, spec.run_h), gang, gang,
-                  np.full(n, spec.interruptible), tuple(type_names), speed_by_kind, spec.tier)
+                  np.full(n, spec.interruptible), tuple(type_names), speed_by_kind, spec.tier, nominal)
 
 
 def workday_jobs(spec: WorkdayJobs, *, start: datetime, end: datetime, type_names: tuple[str, ...],
