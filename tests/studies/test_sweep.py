@@ -243,20 +243,20 @@ def test_resume_runs_only_missing_cells(local_ray, tmp_path):
 
 @pytest.mark.slow
 def test_failed_cell_is_recorded_and_the_others_run(local_ray, tmp_path):
-    sweep = _sweep_file(tmp_path, years=[2022, 2023], policies=["asap"])  # the data covers 2023 only
+    sweep = _sweep_file(tmp_path, years=[2020, 2023], policies=["asap"])  # the data covers 2021–2023
     out = tmp_path / "out"
     res = runner.invoke(app, ["sweep", str(sweep), "--out", str(out)])
     assert res.exit_code == 1, res.output
     cells = _results(out)
     by_year = {r["axes"]["year"]: r for r in cells.values()}
     assert by_year[2023]["status"] == "ok"
-    assert by_year[2022]["status"] == "failed"
-    assert "time_range is outside the carbon data" in by_year[2022]["error"]
-    assert "\n" not in by_year[2022]["error"]
+    assert by_year[2020]["status"] == "failed"
+    assert "time_range is outside the carbon data" in by_year[2020]["error"]
+    assert "\n" not in by_year[2020]["error"]
     fails = pd.read_csv(out / "failures.csv")
-    assert list(fails["year"]) == [2022] and "outside the carbon data" in fails["error"][0]
+    assert list(fails["year"]) == [2020] and "outside the carbon data" in fails["error"][0]
     df = pd.read_parquet(out / "results.parquet").set_index("year")
-    assert df.loc[2023, "status"] == "ok" and df.loc[2022, "status"] == "failed"
+    assert df.loc[2023, "status"] == "ok" and df.loc[2020, "status"] == "failed"
     # failed cells are retried by default, kept with --no-retry-failed
     kept = runner.invoke(app, ["sweep", str(sweep), "--out", str(out), "--no-retry-failed"])
     assert "0 ran, 2 already done, 1 failed" in kept.stdout
