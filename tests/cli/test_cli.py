@@ -227,3 +227,21 @@ def test_demo_refuses_non_positive_sizes_in_one_line(tmp_path, option, value):
     assert r.exit_code == 2
     assert len(r.stderr.strip().splitlines()) == 1 and option.lstrip("-") in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_out_is_refused_before_any_work(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    r = runner.invoke(app, ["simulate", str(SMALL), "--out", str(a_file)])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "not a directory" in r.stderr and "slots" not in r.stderr  # no policy ran
+    r = runner.invoke(app, ["simulate", str(SMALL), "--out", "/proc/gridshift/out"])
+    assert r.exit_code == 2 and "cannot create the output directory" in r.stderr and "slots" not in r.stderr
+    assert a_file.read_text() == "x" and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_unknown_policy_on_the_command_line_is_blamed_on_the_option(tmp_path):
+    r = runner.invoke(app, ["simulate", str(SMALL), "--policy", "nope", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "'--policy'" in r.stderr and "nope" in r.stderr and str(SMALL) not in r.stderr
+    assert not (tmp_path / "o").exists()

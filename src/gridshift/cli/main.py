@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gridshift.cli.common import err, out
 from gridshift.cli.common import fail as _fail
-from gridshift.errors import GridShiftError
+from gridshift.errors import GridShiftError, ScenarioError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
 
@@ -41,11 +41,21 @@ app.add_typer(data_app, name="data")
 
 def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
     from gridshift.data import load_registry
+    from gridshift.plan.registry import POLICIES
+    from gridshift.report.output import check_output_dir
     from gridshift.report.run_report import data_attributions, summary_table, write_report
     from gridshift.sim.runner import metrics_doc, policy_specs, run_policies
     from gridshift.world.build import assemble
 
     t0 = time.perf_counter()
+    try:  # what the command line gave is checked first, and blamed on the command line
+        for name in policies or []:
+            if name not in POLICIES and name not in {s.key for s in scenario.policies}:
+                raise ScenarioError(f"unknown policy '{name}' (known: {', '.join(sorted(POLICIES))})",
+                                    field="--policy")
+        check_output_dir(out_dir)
+    except GridShiftError as e:
+        _fail(e)
     try:
         with err.status("loading data and building workloads", spinner="dots") if not quiet else _null():
             asm = assemble(scenario)
@@ -110,7 +120,6 @@ def demo(
     from datetime import timedelta
 
     from gridshift.data.scenario import parse_scenario
-    from gridshift.errors import ScenarioError
 
     src = "gridshift/scenarios/demo.yaml"
     try:

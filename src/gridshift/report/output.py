@@ -55,6 +55,23 @@ def _check_replaceable(final: Path) -> None:
             "refusing to replace it, choose another output path", file=final)
 
 
+def check_output_dir(final_dir: str | os.PathLike) -> None:
+    """Fail now, before any work, if ``final_dir`` could not be written later: it exists and is a file or a
+    foreign non-empty directory, or its nearest existing ancestor is not writable."""
+    final = Path(os.path.abspath(final_dir))
+    _check_replaceable(final)
+    ancestor = final.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise GridShiftError(f"cannot create the output directory: {ancestor} is not a directory", file=final)
+    try:  # a probe, removed at once: permission bits say too little (root, read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{final.name}.probe-", dir=ancestor))
+    except OSError as exc:
+        raise GridShiftError(f"cannot create the output directory in {ancestor}: {exc.strerror or exc}",
+                             file=final) from None
+
+
 class OutputDir:
     """``with OutputDir(final) as tmp:`` write into ``tmp``; on success it atomically becomes ``final``."""
 
