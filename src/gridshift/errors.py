@@ -1,7 +1,7 @@
 """Error types that carry where a problem is.
 
 Every layer raises a subclass of :class:`GridShiftError`. ``str(err)`` is a single line that names the
-file, row and field when they are known, then what is wrong, so the CLI can print it as is (exit code 2)
+file, line and field when they are known, then what is wrong, so the CLI can print it as is (exit code 2)
 and the service can return it as a 4xx body.
 """
 
@@ -13,7 +13,7 @@ from types import ModuleType
 
 
 class GridShiftError(Exception):
-    """Base class: a problem the user can fix, located by file, row and field."""
+    """Base class: a problem the user can fix, located by file, line (``row``) and field."""
 
     def __init__(
         self,
@@ -34,7 +34,7 @@ class GridShiftError(Exception):
         if self.file:
             parts.append(self.file)
         if self.row is not None:
-            parts.append(f"row {self.row}")
+            parts.append(f"line {self.row}")
         if self.field:
             parts.append(f"field '{self.field}'")
         where = ": ".join(parts)

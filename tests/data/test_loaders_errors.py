@@ -48,7 +48,7 @@ def expect(exc: pytest.ExceptionInfo, path: Path, row: int | None, field: str | 
     assert "\n" not in text
     assert path.name in text
     if row is not None:
-        assert f"row {row}:" in text or f"row {row} " in text or text.endswith(f"row {row}"), text
+        assert f"line {row}:" in text or f"line {row} " in text or text.endswith(f"line {row}"), text
         assert exc.value.row == row
     if field is not None:
         assert f"'{field}'" in text, text
@@ -66,7 +66,7 @@ def carbon_error(tmp_path, edit) -> tuple[pytest.ExceptionInfo, Path]:
 
 def test_duplicate_timestamp(tmp_path):
     err, p = carbon_error(tmp_path, lambda ls: ls[:5] + [ls[4]] + ls[5:])
-    expect(err, p, 6, TIME, "duplicate", "first seen at row 5")
+    expect(err, p, 6, TIME, "duplicate", "first seen at line 5")
 
 
 def test_gap(tmp_path):

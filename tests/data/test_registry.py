@@ -212,16 +212,14 @@ def _real(name: str) -> Path:
 
 
 def test_an_explicit_data_dir_is_honoured_not_passed_over(tmp_path, monkeypatch):
-    """GRIDSHIFT_DATA_DIR pointing at an empty folder: the file is not taken from a shared/data found
-    elsewhere; the error names the folder that was set."""
-    from gridshift.data.registry import data_dirs, resolve
+    """GRIDSHIFT_DATA_DIR set to an empty or missing folder is refused in one line naming it, rather than
+    silently passed over for a shared/data found elsewhere."""
+    from gridshift.data.registry import resolve
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setenv("GRIDSHIFT_DATA_DIR", str(empty))
-    monkeypatch.setenv("GRIDSHIFT_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert data_dirs()[0] == empty and not any("shared" in str(d) for d in data_dirs())
-    with pytest.raises(DataError) as e:
-        resolve("carbon/DE-LU")
-    assert str(empty) in str(e.value) and "\n" not in str(e.value)
+    for setting, word in ((empty, "empty"), (tmp_path / "missing", "not a directory")):
+        monkeypatch.setenv("GRIDSHIFT_DATA_DIR", str(setting))
+        with pytest.raises(DataError) as e:
+            resolve("carbon/DE-LU")
+        assert str(setting) in str(e.value) and word in str(e.value) and "\n" not in str(e.value)

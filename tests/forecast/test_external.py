@@ -146,4 +146,4 @@ def test_cli_backtest_with_external_file(tmp_path):
     bad.write_text("issue_time,target_time,value\n2023-01-01T00:00Z,2023-01-01T01:00Z,oops\n")
     r = runner.invoke(app, ["forecast", "backtest", "--zone", "SG", "--model", "external", "--external", str(bad),
                             "--out", str(tmp_path / "o2")])
-    assert r.exit_code == 2 and "bad.csv: row 2: field 'value'" in r.output
+    assert r.exit_code == 2 and "bad.csv: line 2: field 'value'" in r.output

@@ -280,7 +280,7 @@ def _bad(tmp_path: Path, text: str, *extra: str) -> str:
 def test_bad_sweep_file_gives_one_line_and_exit_2(tmp_path):
     shutil.copy(SMALL, tmp_path / "small.yaml")
     line = _bad(tmp_path, "name: x\nbase: small.yaml\naxes:\n  fleet_scale: [1, -2]\n")
-    assert "bad.yaml" in line and "field 'axes.fleet_scale'" in line and "row 4" in line
+    assert "bad.yaml" in line and "field 'axes.fleet_scale'" in line and "line 4" in line
     line = _bad(tmp_path, "name: x\nbase: small.yaml\naxes:\n  policies: [asap, nope]\n")
     assert "bad.yaml" in line and "axes.policies[1].name" in line and "unknown policy 'nope'" in line
     line = _bad(tmp_path, "name: x\nbase: missing.yaml\n")

@@ -3,7 +3,7 @@
 Every file GridShift reads is listed in the packaged ``datasets.yaml`` with its size, SHA-256, license,
 upstream repository + commit + path and attribution. :func:`resolve` finds a dataset's file in, in order:
 
-1. ``$GRIDSHIFT_DATA_DIR`` (if set, it replaces step 2);
+1. ``$GRIDSHIFT_DATA_DIR`` (if set; its files override the next step's; a missing or empty folder is refused);
 2. a ``shared/data`` folder beside the checkout, found by walking up from the current working directory
    and from this source file (so ``../shared/data`` next to a clone works with no configuration);
 3. the user cache, ``platformdirs.user_cache_dir("gridshift")/data``.
@@ -177,14 +177,18 @@ def _search_starts() -> list[Path]:
 def data_dirs() -> list[Path]:
     """Folders searched for data files, in priority order (see the module docstring).
 
-    When ``$GRIDSHIFT_DATA_DIR`` is set it is searched alone before the cache (even if missing, so errors can
-    name it): an explicit setting is never passed over for a ``shared/data`` found elsewhere. Otherwise the
-    ``shared/data`` folders that exist; the cache folder always comes last.
+    ``$GRIDSHIFT_DATA_DIR`` comes first when set: the files it holds override the ``shared/data`` folders (which
+    follow, when they exist); set to a missing or empty folder it is refused with one line rather than passed
+    over. The cache folder always comes last.
     """
     dirs: list[Path] = []
     env = os.environ.get(ENV_DATA_DIR, "").strip()
-    if env:  # an explicit setting is honoured: no silent fall-back to a shared/data found elsewhere
-        return [Path(env).expanduser(), cache_dir()]
+    if env:
+        mine = Path(env).expanduser()
+        if not mine.is_dir() or not any(mine.iterdir()):  # set, but to nothing: refused, never passed over
+            raise DataError(f"{ENV_DATA_DIR}={env} is {'empty' if mine.is_dir() else 'not a directory'}: point it "
+                            "at a folder holding the data files (its files override shared/data), or unset it")
+        dirs.append(mine)
     for start in _search_starts():
         for cand in _shared_data_candidates(start):
             if cand.is_dir() and cand.resolve() not in [d.resolve() for d in dirs]:

@@ -130,7 +130,7 @@ def check_increasing(idx: pd.DatetimeIndex | pd.Series, src: Source, column: str
     pos = int(np.argmax(bad)) + 1
     if zero[pos - 1]:
         first = int(np.flatnonzero(v == v[pos])[0])
-        raise src.error(f"duplicate value {_fmt(v[pos])} (first seen at row {src.line(first)})", pos, column)
+        raise src.error(f"duplicate value {_fmt(v[pos])} (first seen at line {src.line(first)})", pos, column)
     raise src.error(f"not in increasing order: {_fmt(v[pos])} comes after {_fmt(v[pos - 1])}", pos, column)
 
 
