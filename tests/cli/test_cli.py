@@ -246,3 +246,15 @@ def test_unknown_policy_on_the_command_line_is_blamed_on_the_option(tmp_path):
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "'--policy'" in r.stderr and "nope" in r.stderr and str(SMALL) not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_piped_tables_keep_whole_numbers():
+    """Through a pipe (no terminal), a table is neither cut nor wrapped: every figure stays whole on its row."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "gridshift.cli", "catalog"], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    h100 = [ln for ln in res.stdout.splitlines() if "│ H100 " in ln]
+    assert len(h100) == 1 and "1979.0" in h100[0] and "…" not in res.stdout

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
 from gridshift.errors import GridShiftError
 
-err = Console(stderr=True)
-out = Console()
+
+def _console(stderr: bool) -> Console:
+    """A terminal gets its own width; a pipe or a file gets whole lines, so no table cuts or wraps a number."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 4096)
+
+
+err = _console(stderr=True)
+out = _console(stderr=False)
 
 
 def fail(e: GridShiftError, scenario_file: str | None = None) -> None:
