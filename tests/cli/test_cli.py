@@ -227,3 +227,11 @@ def test_demo_refuses_non_positive_sizes_in_one_line(tmp_path, option, value):
     assert r.exit_code == 2
     assert len(r.stderr.strip().splitlines()) == 1 and option.lstrip("-") in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("years", ["2021,2023", "twenty", ","])
+def test_forecast_backtest_bad_years_is_one_line_exit_2(tmp_path, years):
+    res = runner.invoke(app, ["forecast", "backtest", "--zone", "DE-LU", "--years", years,
+                              "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 2, res.output
+    assert "--years" in res.output and not (tmp_path / "bt").exists()
