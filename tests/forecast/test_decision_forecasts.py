@@ -199,7 +199,7 @@ def test_sample_paths_never_read_after_the_origin():
 
 
 # -- cached fits ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["shape-blend", "gated"])
+@pytest.mark.parametrize("name", ["blend", "shape-blend", "gated"])
 def test_cached_fits_give_the_uncached_forecast(name):
     """Hourly predict calls on a growing history (crossing a refresh point) reuse the fits of earlier calls and
     give exactly what a fresh model gives; a changed past is refitted, not served from the cache."""

@@ -18,9 +18,9 @@ name                   model
 ``lead-error``         the actual future with errors that grow with lead time (for studies)
 =====================  =====================================================================================
 
-``shape-blend`` ranks the hours of a window slightly better than ``blend`` on 2023 data
-(``benchmarks/results/forecast_decisions.json``) but a single ``predict`` refits everything behind it (seconds,
-not the blend's 0.1 s), so the planner's default stays ``blend``.
+``shape-blend`` and ``gated`` keep their fits between calls (per refresh point and history), so a planner's hourly
+``predict`` costs about what the blend's does; which model is the default, and why, is in
+docs/guide/forecasting.md (``benchmarks/results/forecast_decisions_2022_2023.json``).
 """
 
 from __future__ import annotations
