@@ -150,13 +150,14 @@ def main() -> None:
     years = sorted(int(v) for v in a.years.split(","))
     zones = a.zones or available("carbon_intensity")
     t = time.perf_counter()
+    code = git_state()  # the code the run starts from
     with ProcessPoolExecutor(max(1, a.workers)) as ex:
         per_zone = dict(zip(zones, ex.map(run, zones, [years] * len(zones))))
     res = {"benchmark": "forecast_decisions", "signal": "carbon_intensity", "years": years,
            "history_from_utc": f"{HISTORY_FROM}-01-01T00:00:00Z", "default": DEFAULT_MODEL,
            "horizon_h": HORIZON_H, "stride_h": 1, "first_origin_utc": f"{years[0]}-01-01T00:00:00Z", "job_h": 0.5,
            "windows_h": list(WINDOWS_H), "habit": "run at the window's start; nightly: 01:00 UTC, window 17:00–09:00",
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "code": git_state(),
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "code": code,
            "workers": a.workers, "seconds": round(time.perf_counter() - t, 1),
            "switch_criteria": criteria(per_zone), "negative": negatives(per_zone), "zones": per_zone}
     print(json.dumps(res["switch_criteria"], indent=2))

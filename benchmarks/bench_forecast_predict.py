@@ -4,8 +4,9 @@ DE-LU carbon intensity, history from 2022-01-01 (two years of data, as a planner
 the end of 2023), 48 consecutive hourly calls from 2023-06-01 00:00 UTC, horizon 49 slots. Per model:
 
 - ``uncached``: a fresh model at every call (what every call cost before fits were kept between calls);
-- ``cached``: one model for all 48 calls (fits refresh once per day of origins; the other calls reuse them);
-  mean, first call and the slowest call.
+- ``cached``: one model for all 48 calls (the first call fits the whole trailing window; later calls refit only
+  a new refresh point, once per day of origins, and otherwise reuse the fits): mean, median, first call and the
+  slowest later call (a daily refit).
 
 Targets: ``shape-blend`` and ``gated`` cost about what ``blend`` does per call when cached.
 
@@ -58,7 +59,7 @@ def main() -> None:
             cached.append(time.perf_counter() - c)
         res[name] = {"uncached_mean_s": round(float(np.mean(unc)), 4),
                      "cached_mean_s": round(float(np.mean(cached)), 4),
-                     "cached_first_s": round(cached[0], 4), "cached_max_s": round(float(np.max(cached)), 4),
+                     "cached_first_s": round(cached[0], 4), "cached_max_after_first_s": round(float(np.max(cached[1:])), 4),
                      "cached_median_s": round(float(np.median(cached)), 4)}
         print(name, res[name], flush=True)
     out = {"benchmark": "forecast_predict", "zone": ZONE, "signal": "carbon_intensity",
