@@ -258,3 +258,11 @@ def test_piped_tables_keep_whole_numbers():
     assert res.returncode == 0, res.stderr
     h100 = [ln for ln in res.stdout.splitlines() if "│ H100 " in ln]
     assert len(h100) == 1 and "1979.0" in h100[0] and "…" not in res.stdout
+
+
+@pytest.mark.parametrize("years", ["2021,2023", "twenty", ","])
+def test_forecast_backtest_bad_years_is_one_line_exit_2(tmp_path, years):
+    res = runner.invoke(app, ["forecast", "backtest", "--zone", "DE-LU", "--years", years,
+                              "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 2, res.output
+    assert "--years" in res.output and not (tmp_path / "bt").exists()

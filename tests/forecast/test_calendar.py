@@ -59,3 +59,58 @@ def test_backtest_gives_the_calendar_to_load_and_price_models_only():
         want = zone if signal in ("load", "price") else None
         assert m["gbm"].zone == want and m["ensemble"]._models["gbm"].zone == want
     assert build_models(["gbm"], zone="pai-100k", signal="request_rate")["gbm"].zone is None
+
+
+# -- backtests across years -------------------------------------------------------------------------------------
+NEW_YEAR_START = "2022-11-21T00:00:00Z"  # a Monday; 2023-01-01 (a Sunday and a holiday) is slot 41 * 24
+
+
+def _across_new_year(n=24 * 50, seed=7):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return (300 + 60 * np.sin(2 * np.pi * (t % 24) / 24) + np.cumsum(rng.normal(0, 2, n)) +
+            rng.normal(0, 5, n))[None]
+
+
+@pytest.mark.parametrize("name", ["blend", "climatology", "shape-blend", "gated", "gbm", "ensemble"])
+def test_no_look_ahead_across_new_year(name):
+    """Models built as a multi-year backtest builds them (calendar from the series start, holidays of the zone)
+    never read after their origin when the origin and its window straddle New Year."""
+    y = _across_new_year()
+    t = 41 * 24 + 3  # 2023-01-01 03:00 UTC
+    bad = y.copy()
+    bad[:, t + 1:] = 1e6
+    kw = {"zone": "DE-LU", "signal": "price", "start": NEW_YEAR_START}
+    org = np.array([t - 30, t - 5, t])  # 2022-12-31 and the first hours of 2023
+    a = build_models([name], **kw)[name].point_origins(y, org, 49, slots_per_h=1, t0_abs=0)
+    b = build_models([name], **kw)[name].point_origins(bad, org, 49, slots_per_h=1, t0_abs=0)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    assert np.isfinite(a).all()
+
+
+def test_backtest_years_trains_on_earlier_years(monkeypatch):
+    """``years``: the series is loaded from the first data year, origins start on 1 January of the first year
+    asked, and the calendar models are told the series' start."""
+    import gridshift.studies.forecast_backtest as fb
+    from gridshift.data.series import Series
+
+    asked = []
+
+    def fake_load(zone, signal, years=None):
+        asked.append(years)
+        idx = pd.date_range(NEW_YEAR_START, periods=24 * 50, freq="h", tz="UTC")
+        return Series(zone, signal, "g_per_kwh", idx, _across_new_year()[0])
+
+    monkeypatch.setattr(fb, "load_series", fake_load)
+    r = fb.run_zone("DE-LU", "carbon_intensity", ["climatology"], 24, warmup_days=7, years=[2023])
+    assert asked == [list(range(fb.FIRST_YEAR, 2024))]
+    assert r.params["first_origin_utc"] == pd.Timestamp("2023-01-01", tz="UTC")
+    assert r.results["climatology"].forecast.origins[0] == 41 * 24
+    assert fb.build_models(["climatology"], start=NEW_YEAR_START)["climatology"].start == NEW_YEAR_START
+    assert r.params["years"] == [2023]
+    # without years: 2023 alone, origins after the warm-up, the models' default calendar start
+    asked.clear()
+    r = fb.run_zone("DE-LU", "carbon_intensity", ["climatology"], 24, warmup_days=7)
+    assert asked == [None] and r.results["climatology"].forecast.origins[0] == 7 * 24
+    with pytest.raises(Exception, match="consecutive"):
+        fb.run_zone("DE-LU", "carbon_intensity", ["climatology"], 24, years=[2021, 2023])

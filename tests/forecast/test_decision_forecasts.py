@@ -196,3 +196,28 @@ def test_sample_paths_never_read_after_the_origin():
     a = m.sample_paths(y, o, H, 50, np.random.default_rng(3))
     b = m.sample_paths(bad, o, H, 50, np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
+
+
+# -- cached fits ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["blend", "shape-blend", "gated"])
+def test_cached_fits_give_the_uncached_forecast(name):
+    """Hourly predict calls on a growing history (crossing a refresh point) reuse the fits of earlier calls and
+    give exactly what a fresh model gives; a changed past is refitted, not served from the cache."""
+    y = daily(n=24 * 40, zones=2, seed=3)
+    m = make_forecaster(name, window_days=10.0, calib_days=7.0)
+    for t in range(24 * 35 + 20, 24 * 35 + 30):  # 20:00 … 05:00: a refresh point at midnight
+        got = m.predict(y[:, : t + 1], H, t_abs=t, slots_per_h=1)
+        want = make_forecaster(name, window_days=10.0, calib_days=7.0).predict(y[:, : t + 1], H, t_abs=t,
+                                                                                slots_per_h=1)
+        np.testing.assert_array_equal(got, want)
+    assert m._cache.hits >= 8  # refitted at the first call and after midnight only
+    changed = y.copy()
+    changed[:, 24 * 30] += 500.0  # a past value the fit reads
+    t = 24 * 35 + 29
+    got = m.predict(changed[:, : t + 1], H, t_abs=t, slots_per_h=1)
+    want = make_forecaster(name, window_days=10.0, calib_days=7.0).predict(changed[:, : t + 1], H, t_abs=t,
+                                                                            slots_per_h=1)
+    np.testing.assert_array_equal(got, want)
+    # and the rolling-origin path agrees with the cached predict
+    fc = m.forecast_origins(y, [t], H)
+    np.testing.assert_array_equal(fc.point[:, 0], m.predict(y[:, : t + 1], H, t_abs=t, slots_per_h=1))

@@ -36,15 +36,36 @@ def backtest_cmd(
     stride: Annotated[str, typer.Option("--stride", help="Hours between forecast origins.")] = "1h",
     warmup: Annotated[str, typer.Option("--warmup", help="History before the first origin.")] = "35d",
     fan_week: Annotated[str, typer.Option("--fan-week", help="UTC start of the week plotted.")] = "2023-07-03",
+    years: Annotated[str | None, typer.Option("--years", help="Consecutive years of origins, e.g. 2022,2023 "
+                                                 "(trained on all history before each origin from 2021); "
+                                                 "default 2023 alone.")] = None,
 ) -> None:
-    """Rolling-origin backtest over 2023: per-lead MAE/MAPE/sMAPE, 80 % interval coverage and decision quality."""
+    """Rolling-origin backtest (2023, or --years): per-lead MAE/MAPE/sMAPE, 80 % coverage and decision quality."""
     try:
-        _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week)
+        _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week,
+                  parse_years(years))
     except GridShiftError as e:
         fail(e)
 
 
-def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week) -> None:
+def parse_years(text: str | None) -> list[int] | None:
+    """``"2022,2023"`` → ``[2022, 2023]`` (None stays None); anything else is a PlanError naming --years."""
+    from gridshift.errors import PlanError
+
+    if text is None:
+        return None
+    try:
+        ys = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise PlanError(f"--years must be years separated by commas (e.g. 2022,2023), got '{text}'",
+                        field="years") from None
+    if not ys or any(b - a != 1 for a, b in zip(ys, ys[1:])):
+        raise PlanError(f"--years must be consecutive years, got '{text}'", field="years")
+    return ys
+
+
+def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week,
+              years=None) -> None:
     import time
 
     import pandas as pd
@@ -79,7 +100,8 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
     runs = []
     t0 = time.perf_counter()
     for z in zones:
-        r = run_zone(z, signal, models, H, stride_h=st, warmup_days=max(1, wu // 24), external=external)
+        r = run_zone(z, signal, models, H, stride_h=st, warmup_days=max(1, wu // 24), external=external,
+                     years=years)
         runs.append(r)
         out.print(f"{z}: {r.params['origins']} origins, {r.seconds:.1f} s", markup=False, highlight=False)
     metrics = pd.concat([r.metrics for r in runs], ignore_index=True)
@@ -92,6 +114,7 @@ def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride
         write_text_atomic(tmp / "decision.csv", decision.to_csv(index=False, float_format="%.6g"))
         write_text_atomic(tmp / "targets.csv", targets.to_csv(index=False, float_format="%.6g"))
         write_json_atomic(tmp / "run.json", {"signal": signal, "horizon_h": H, "stride_h": st, "model": main,
+                                             **({"years": years} if years is not None else {}),
                                              "seconds": round(time.perf_counter() - t0, 2),
                                              "aggregate": aggregate_targets(targets) if len(targets) else {},
                                              "zones": [r.params for r in runs]})

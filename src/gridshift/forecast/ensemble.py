@@ -18,7 +18,8 @@ recent origins whose targets are already observed (``loss="mape"`` weights each 
 lead time, the fitted blend is kept only if its mean absolute error on that trailing window beats every
 member's; otherwise the best member on that window is used alone. So the blend falls back to the best naive
 forecast wherever the others do not help. With fewer than ``MIN_FIT`` past samples at a lead (the first days
-of a series) the lead is forecast by persistence.
+of a series) the lead is forecast by persistence. Fits of the naive-member blends are kept per refresh point and history
+(:class:`~gridshift.forecast.fitcache.FitCache`): a later call refits only refresh points it has not seen.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from gridshift.errors import PlanError
+from gridshift.forecast.fitcache import FitCache
 from gridshift.forecast.interface import ProbForecaster
 from gridshift.forecast.members import MODEL_MEMBERS, NAIVE_MEMBERS, naive_members
 from gridshift.forecast.refit import refresh_points
@@ -95,6 +97,7 @@ class Blend(ProbForecaster):
 
             self._models["mstl"] = MstlForecaster(**(mstl or {}))
         self.last_weights: np.ndarray | None = None  # [Z, K, H, M] weights used at the last call
+        self._cache = FitCache()  # naive-member fits by refresh point and the history they read
 
     def member_forecasts(self, y, origins, horizon, *, slots_per_h, t0_abs=0, exog=None) -> np.ndarray:
         naive = [m for m in self.members if m in NAIVE_MEMBERS]
@@ -113,38 +116,50 @@ class Blend(ProbForecaster):
         H = horizon
         W = round(self.window_days * 24 * slots_per_h)
         rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
-        lo = int(max(0, rp.min() - W - H + 1))
-        ext = np.arange(lo, int(org.max()) + 1)  # origins whose member forecasts are needed
-        F = self.member_forecasts(y, ext, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)  # [M, Z, E, H]
-        M = F.shape[0]
-        h = np.arange(H)
-        weights = np.zeros((Z, org.size, H, M))
-        p_idx = self.members.index("persistence") if "persistence" in self.members else 0
-        for r in np.unique(rp):
-            wr = np.zeros((Z, H, M))
-            wr[:, :, p_idx] = 1.0
-            for j in range(1, H):
-                a, b = max(lo, int(r) - j - W + 1), int(r) - j + 1  # origins with target o + j <= r
-                if b - a < MIN_FIT:
-                    continue
-                tgt = y[:, a + j: b + j]  # [Z, N]
-                for z in range(Z):
-                    X = F[:, z, a - lo: b - lo, j].T  # [N, M]
-                    ok = np.isfinite(X).all(axis=1) & np.isfinite(tgt[z])
-                    if ok.sum() < MIN_FIT:
-                        continue
-                    sw = None
-                    if self.loss == "mape":  # relative errors, with a floor so near-zero targets do not dominate
-                        sc = np.abs(tgt[z, ok])
-                        sw = 1.0 / np.maximum(sc, MAPE_FLOOR * max(float(sc.mean()), 1e-12))
-                    wr[z, j], _ = fit_weights(X[ok], tgt[z, ok], sw)
-            weights[:, rp == r] = wr[:, None]
+        # naive members only and no exog: the fit at r reads y[:, : r + 1] alone, so it can be kept
+        keys = self._cache.keys(y, rp, t0_abs, (H, slots_per_h)) if exog is None and not self._models else {}
+        fits = {r: v for r, v in ((r, self._cache.get(k)) for r, k in keys.items()) if v is not None}
+        todo = [int(r) for r in np.unique(rp) if int(r) not in fits]
+        if todo:
+            lo = int(max(0, min(todo) - W - H + 1))
+            ext = np.arange(lo, int(org.max()) + 1)  # origins whose member forecasts are needed
+            F = self.member_forecasts(y, ext, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)  # [M, Z, E, H]
+            for r in todo:
+                fits[r] = self.fit_at(y, F, lo, r, W)
+                if keys:
+                    self._cache.put(keys[r], fits[r])
+            Fo = F[:, :, org - lo, :]  # [M, Z, K, H]
+        else:  # every fit known: the members at the origins only
+            Fo = self.member_forecasts(y, org, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)
+        weights = np.stack([fits[int(r)] for r in rp], axis=1)  # [Z, K, H, M]
         self.last_weights = weights
-        Fo = F[:, :, org - lo, :]  # [M, Z, K, H]
         out = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(Fo), weights)
         out[:, :, 0] = y[:, org]
-        del h
         return out
+
+    def fit_at(self, y: np.ndarray, F: np.ndarray, lo: int, r: int, W: int) -> np.ndarray:
+        """Weights ``[Z, H, M]`` at refresh point ``r`` from member forecasts ``F [M, Z, E, H]`` at origins
+        ``lo …`` (persistence where fewer than ``MIN_FIT`` samples exist)."""
+        M, Z, _, H = F.shape
+        p_idx = self.members.index("persistence") if "persistence" in self.members else 0
+        wr = np.zeros((Z, H, M))
+        wr[:, :, p_idx] = 1.0
+        for j in range(1, H):
+            a, b = max(lo, r - j - W + 1), r - j + 1  # origins with target o + j <= r
+            if b - a < MIN_FIT:
+                continue
+            tgt = y[:, a + j: b + j]  # [Z, N]
+            for z in range(Z):
+                X = F[:, z, a - lo: b - lo, j].T  # [N, M]
+                ok = np.isfinite(X).all(axis=1) & np.isfinite(tgt[z])
+                if ok.sum() < MIN_FIT:
+                    continue
+                sw = None
+                if self.loss == "mape":  # relative errors, with a floor so near-zero targets do not dominate
+                    sc = np.abs(tgt[z, ok])
+                    sw = 1.0 / np.maximum(sc, MAPE_FLOOR * max(float(sc.mean()), 1e-12))
+                wr[z, j], _ = fit_weights(X[ok], tgt[z, ok], sw)
+        return wr
 
 
 class Ensemble(Blend):

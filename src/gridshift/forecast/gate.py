@@ -11,7 +11,9 @@ origins ``o`` whose whole window is already observed (``o + window − 1 <= r``)
 Origins up to the next refresh point use that verdict: at leads where the prior ranked better, the forecast is
 the base model's window mean plus the prior's deviation (so the level stays the base model's); elsewhere the
 base model's forecast is kept. Leads beyond the window and lead 0 (known) are never changed. With fewer than
-``MIN_FIT`` past origins the base model is kept.
+``MIN_FIT`` past origins the base model is kept. Gates are kept per refresh point and history
+(:class:`~gridshift.forecast.fitcache.FitCache`), so repeated ``predict`` calls before the next refresh point
+run the base model and the prior at their origin only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.errors import PlanError
+from gridshift.forecast.fitcache import FitCache
 from gridshift.forecast.interface import ProbForecaster
 from gridshift.forecast.refit import refresh_points
 from gridshift.forecast.shapeblend import deviation
@@ -47,15 +50,14 @@ class SkillGated(ProbForecaster):
         self.window_h, self.window_days = int(window_h), float(window_days)
         self.refit_h, self.calib_days = int(refit_h), float(calib_days)
         self.last_gate: np.ndarray | None = None  # [Z, K, w] True where the prior's shape was used
+        self._cache = FitCache()  # gates by refresh point and the history they read (not with exog)
 
-    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
-        y = np.asarray(series, dtype=float)
+    def fit(self, y, org, rp, H, slots_per_h, t0_abs, exog) -> tuple[dict, np.ndarray, np.ndarray]:
+        """The gate ``[Z, w]`` (True where the prior ranks better) at each refresh point of ``rp``, and the base
+        model's and the prior's forecasts ``[Z, K, H]`` at ``org``."""
         Z, n = y.shape
-        org = np.asarray(origins, dtype=int)
-        H = horizon
         w = min(self.window_h * slots_per_h, H)
         Wn = round(self.window_days * 24 * slots_per_h)
-        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
         lo = int(max(0, rp.min() - Wn - w + 1))
         ext = np.arange(lo, int(org.max()) + 1)
         fb = self.base.point_origins(y, ext, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)
@@ -64,17 +66,36 @@ class SkillGated(ProbForecaster):
         act = np.where(idx[None] < n, y[:, np.minimum(idx, n - 1)], np.nan)  # [Z, E, w]
         da = deviation(act, w)
         eb, ep = np.abs(deviation(fb, w) - da), np.abs(deviation(fp, w) - da)  # [Z, E, w]
-        gate = np.zeros((Z, org.size, w), dtype=bool)
+        gates = {}
         for r in np.unique(rp):
-            a, b = max(lo, int(r) - w + 1 - Wn + 1), int(r) - w + 2  # origins whose window ends by r
-            if b - a < MIN_FIT:
-                continue
-            sb = np.nanmean(eb[:, a - lo: b - lo], axis=1)
-            sp = np.nanmean(ep[:, a - lo: b - lo], axis=1)  # [Z, w]
-            gate[:, rp == r] = (sp < sb)[:, None, :]
-        gate[:, :, 0] = False
+            r = int(r)
+            g = np.zeros((Z, w), dtype=bool)
+            a, b = max(lo, r - w + 1 - Wn + 1), r - w + 2  # origins whose window ends by r
+            if b - a >= MIN_FIT:
+                sb = np.nanmean(eb[:, a - lo: b - lo], axis=1)
+                sp = np.nanmean(ep[:, a - lo: b - lo], axis=1)  # [Z, w]
+                g = sp < sb
+            g[:, 0] = False  # lead 0 is known
+            gates[r] = g
         k = org - lo
-        base, prior = fb[:, k], fp[:, k]
+        return gates, fb[:, k], fp[:, k]
+
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        y = np.asarray(series, dtype=float)
+        org = np.asarray(origins, dtype=int)
+        H = horizon
+        w = min(self.window_h * slots_per_h, H)
+        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
+        keys = self._cache.keys(y, rp, t0_abs, (H, slots_per_h)) if exog is None else {}
+        gates = self._cache.lookup(keys) if keys else None
+        if gates is None:  # refit (once per refresh point and history)
+            gates, base, prior = self.fit(y, org, rp, H, slots_per_h, t0_abs, exog)
+            for r, k in keys.items():
+                self._cache.put(k, gates[r])
+        else:  # every gate known: the base model and the prior at the origins only
+            base = self.base.point_origins(y, org, H, slots_per_h=slots_per_h, t0_abs=t0_abs, exog=exog)
+            prior = self.prior.point_origins(y, org, H, slots_per_h=slots_per_h, t0_abs=t0_abs)
+        gate = np.stack([gates[int(r)] for r in rp], axis=1)  # [Z, K, w]
         mixed = base[..., :w].mean(axis=-1, keepdims=True) + deviation(prior, w)
         out = base.copy()
         out[..., :w] = np.where(gate, mixed, base[..., :w])

@@ -7,9 +7,9 @@ name                   model
 ``persistence``        the current value, for every lead time
 ``seasonal-naive``     the same hour yesterday (``season_h=24``; ``season_h=168`` for last week)
 ``seasonal-naive-week`` the same hour last week
-``blend``              **default**: per-lead-time NNLS blend of naive members, falls back to the best member
+``blend``              per-lead-time NNLS blend of naive members, falls back to the best member
 ``climatology``        hour-of-day × day-type profile of the last weeks (and last year's season): the prior
-``shape-blend``        the blend's level with an intra-day shape fitted to actual shapes (prior, recent days)
+``shape-blend``        **default**: the blend's level with an intra-day shape fitted to actual shapes
 ``gated``              any model, falling back to the prior's shape at leads where its ranking skill is lower
 ``ensemble``           ``blend`` plus the LightGBM and MSTL members
 ``gbm``                LightGBM, direct multi-horizon on calendar, lag and cross-signal features
@@ -18,9 +18,9 @@ name                   model
 ``lead-error``         the actual future with errors that grow with lead time (for studies)
 =====================  =====================================================================================
 
-``shape-blend`` ranks the hours of a window slightly better than ``blend`` on 2023 data
-(``benchmarks/results/forecast_decisions.json``) but a single ``predict`` refits everything behind it (seconds,
-not the blend's 0.1 s), so the planner's default stays ``blend``.
+``shape-blend`` and ``gated`` keep their fits between calls (per refresh point and history), so a planner's hourly
+``predict`` costs about what the blend's does; which model is the default, and why, is in
+docs/guide/forecasting.md (``benchmarks/results/forecast_decisions_2022_2023.json``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 from gridshift.errors import PlanError
 from gridshift.forecast.interface import Forecaster
 
-DEFAULT_MODEL = "blend"
+DEFAULT_MODEL = "shape-blend"
 NAIVE_BASELINES = ("persistence", "seasonal-naive")
 
 

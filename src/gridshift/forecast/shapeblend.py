@@ -23,7 +23,9 @@ each lead's deviation from the path's mean over the window — never its level. 
   observed, kept only if they beat both alone — so where the shape costs accuracy (mostly the first hours,
   where the blend leans on the current value) the forecast moves back toward the blend.
 
-Quantiles are conformal on this model's own errors.
+Quantiles are conformal on this model's own errors. The fits at each refresh point are kept
+(:class:`~gridshift.forecast.fitcache.FitCache`, keyed by the exact history they read), so a planner calling
+``predict`` every slot refits once per refresh point and otherwise only computes the members at its origin.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from gridshift.errors import PlanError
 from gridshift.forecast.climatology import Climatology
 from gridshift.forecast.ensemble import Blend, fit_weights
+from gridshift.forecast.fitcache import FitCache
 from gridshift.forecast.interface import ProbForecaster
 from gridshift.forecast.members import naive_members
 from gridshift.forecast.refit import refresh_points
@@ -64,6 +67,7 @@ class ShapeBlend(ProbForecaster):
         self.blend = Blend(**(blend or {}))
         self.prior = Climatology(zone=zone, start=start, refit_h=refit_h, **(climatology or {}))
         self.last_weights: dict[int, np.ndarray] = {}  # window (slots) -> [Z, K, w, M]
+        self._cache = FitCache()  # fits by refresh point and the history they read
 
     def members(self, y, ext, H, slots_per_h, t0_abs) -> np.ndarray:
         """Member paths ``[M, Z, E, H]`` at origins ``ext`` (each reads ``y[:, : o + 1]`` only)."""
@@ -76,45 +80,44 @@ class ShapeBlend(ProbForecaster):
         out[:, :, :, 0] = y[:, ext]
         return out
 
-    def fit_shape(self, y, F, ext, org, rp, w, Wn) -> np.ndarray:
-        """Weights ``[Z, K, w, M]`` of the member deviations over windows of ``w`` leads, per refresh point."""
+    def fit_shape(self, y, F, ext, points, w, Wn) -> dict[int, np.ndarray]:
+        """Weights ``[Z, w, M]`` of the member deviations over windows of ``w`` leads, per refresh point."""
         Z, n = y.shape
         M, lo = F.shape[0], int(ext[0])
         dev = deviation(F, w)  # [M, Z, E, w]
         idx = ext[:, None] + np.arange(w)[None, :]
         act = np.where(idx[None] < n, y[:, np.minimum(idx, n - 1)], np.nan)
         da = deviation(act, w)  # [Z, E, w]
-        weights = np.zeros((Z, org.size, w, M))
-        weights[..., 0] = 1.0  # the blend's own shape until enough history
-        for r in np.unique(rp):
-            a, b = max(lo, int(r) - w + 2 - Wn), int(r) - w + 2  # origins whose window ends by r
-            if b - a < MIN_FIT:
-                continue
+        out = {}
+        for r in points:
+            r = int(r)
             wr = np.zeros((Z, w, M))
-            wr[..., 0] = 1.0
-            for z in range(Z):
-                for j in range(1, w):
-                    X = dev[:, z, a - lo: b - lo, j].T  # [N, M]
-                    t = da[z, a - lo: b - lo, j]
-                    ok = np.isfinite(X).all(axis=1) & np.isfinite(t)
-                    if ok.sum() >= MIN_FIT:
-                        wr[z, j], _ = fit_weights(X[ok], t[ok])
-            weights[:, rp == r] = wr[:, None]
-        return weights
+            wr[..., 0] = 1.0  # the blend's own shape until enough history
+            a, b = max(lo, r - w + 2 - Wn), r - w + 2  # origins whose window ends by r
+            if b - a >= MIN_FIT:
+                for z in range(Z):
+                    for j in range(1, w):
+                        X = dev[:, z, a - lo: b - lo, j].T  # [N, M]
+                        t = da[z, a - lo: b - lo, j]
+                        ok = np.isfinite(X).all(axis=1) & np.isfinite(t)
+                        if ok.sum() >= MIN_FIT:
+                            wr[z, j], _ = fit_weights(X[ok], t[ok])
+            out[r] = wr
+        return out
 
-    def guard(self, y, path, B, ext, org, rp, w, Wn) -> np.ndarray:
-        """Per lead ``h < w``: non-negative weights summing to one of ``path`` and the blend ``B`` (both
-        ``[Z, E, H]`` at origins ``ext``) fitted to the actual values on the last ``Wn`` origins whose target is
-        observed, kept only if better than either alone; returns the guarded path at ``org`` ``[Z, K, H]``."""
+    def guard(self, y, path, B, ext, points, w, Wn) -> dict[int, np.ndarray]:
+        """Per refresh point and lead ``h < w``: non-negative weights ``[Z, w, 2]`` summing to one of ``path`` and
+        the blend ``B`` (both ``[Z, E, H]`` at origins ``ext``) fitted to the actual values on the last ``Wn``
+        origins whose target is observed, kept only if better than either alone."""
         Z, n = y.shape
         lo = int(ext[0])
-        wts = np.zeros((Z, org.size, w, 2))
-        wts[..., 0] = 1.0
-        for r in np.unique(rp):
+        out = {}
+        for r in points:
+            r = int(r)
             wr = np.zeros((Z, w, 2))
             wr[..., 0] = 1.0
             for j in range(1, w):
-                a, b = max(lo, int(r) - j - Wn + 1), int(r) - j + 1  # origins with target o + j <= r
+                a, b = max(lo, r - j - Wn + 1), r - j + 1  # origins with target o + j <= r
                 if b - a < MIN_FIT:
                     continue
                 for z in range(Z):
@@ -123,37 +126,61 @@ class ShapeBlend(ProbForecaster):
                     ok = np.isfinite(X).all(axis=1) & np.isfinite(t)
                     if ok.sum() >= MIN_FIT:
                         wr[z, j], _ = fit_weights(X[ok], t[ok])
-            wts[:, rp == r] = wr[:, None]
-        k = org - lo
-        out = path[:, k].copy()
-        out[..., :w] = path[:, k, :w] * wts[..., 0] + B[:, k, :w] * wts[..., 1]
+            out[r] = wr
         return out
 
-    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
-        y = np.asarray(series, dtype=float)
-        org = np.asarray(origins, dtype=int)
-        H = horizon
-        ws = sorted({min(w * slots_per_h, H) for w in self.windows_h}, reverse=True)
+    def apply(self, y, F, org, ws, shape_w, guard_w) -> np.ndarray:
+        """The forecast ``[Z, K, H]`` at ``org`` from member paths ``F [M, Z, K, H]`` there, shape weights
+        ``{w: [Z, K, w, M]}`` (widest window first) and guard weights ``[Z, K, ws[0], 2]`` (or None)."""
+        out = F[0].copy()  # the blend
+        for w in ws:  # widest window first; each narrower one keeps the wider fit's mean over its leads
+            shape = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(deviation(F, w)), shape_w[w])
+            out[..., :w] = out[..., :w].mean(axis=-1, keepdims=True) + shape
+        out[:, :, 0] = y[:, org]
+        if guard_w is not None:
+            w = ws[0]
+            out[..., :w] = out[..., :w] * guard_w[..., 0] + F[0][..., :w] * guard_w[..., 1]
+            out[:, :, 0] = y[:, org]
+        return out
+
+    def fit(self, y, org, rp, H, slots_per_h, t0_abs, ws) -> tuple[dict, np.ndarray]:
+        """Fits ``{r: (shape weights {w: [Z, w, M]}, guard weights [Z, ws[0], 2] or None)}`` for the refresh
+        points ``rp`` of ``org`` and the member paths ``[M, Z, K, H]`` at ``org``."""
         Wn = round(self.window_days * 24 * slots_per_h)
         Wg = round(self.guard_days * 24 * slots_per_h)
         refit = self.refit_h * slots_per_h
-        rp = refresh_points(org, refit, t0_abs)
         g0 = int(max(0, rp.min() - Wg - ws[0] + 1)) if Wg else int(org.min())
         gx = np.arange(g0, int(org.max()) + 1) if Wg else org  # where the shaped path is needed
         rg = refresh_points(gx, refit, t0_abs)
         lo = int(max(0, rg.min() - Wn - ws[0] + 1))
         ext = np.arange(lo, int(org.max()) + 1)
         F = self.members(y, ext, H, slots_per_h, t0_abs)  # [M, Z, E, H]
-        k = gx - lo
-        out = F[0][:, k].copy()  # the blend
-        self.last_weights = {}
-        for w in ws:  # widest window first; each narrower one keeps the wider fit's mean over its leads
-            weights = self.fit_shape(y, F, ext, gx, rg, w, Wn)
-            self.last_weights[w] = weights
-            shape = np.einsum("mzkh,zkhm->zkh", np.nan_to_num(deviation(F[:, :, k], w)), weights)
-            out[..., :w] = out[..., :w].mean(axis=-1, keepdims=True) + shape
-        out[:, :, 0] = y[:, gx]
+        pts = np.unique(np.concatenate([rg, rp]))
+        shape = {w: self.fit_shape(y, F, ext, pts, w, Wn) for w in ws}
+        guard = {}
         if Wg:
-            out = self.guard(y, out, F[0][:, k], gx, org, rp, ws[0], Wg)
-        out[:, :, 0] = y[:, org]
-        return out
+            Fg = F[:, :, gx - lo]
+            path = self.apply(y, Fg, gx, ws, {w: np.stack([shape[w][int(r)] for r in rg], axis=1) for w in ws},
+                              None)
+            guard = self.guard(y, path, Fg[0], gx, np.unique(rp), ws[0], Wg)
+        fits = {int(r): ({w: shape[w][int(r)] for w in ws}, guard.get(int(r))) for r in np.unique(rp)}
+        return fits, F[:, :, org - lo]
+
+    def point_origins(self, series, origins, horizon, *, slots_per_h, t0_abs=0, exog=None):
+        y = np.asarray(series, dtype=float)
+        org = np.asarray(origins, dtype=int)
+        H = horizon
+        ws = sorted({min(w * slots_per_h, H) for w in self.windows_h}, reverse=True)
+        rp = refresh_points(org, self.refit_h * slots_per_h, t0_abs)
+        keys = self._cache.keys(y, rp, t0_abs, (H, slots_per_h))
+        fits = self._cache.lookup(keys)
+        if fits is None:  # refit (once per refresh point and history)
+            fits, F = self.fit(y, org, rp, H, slots_per_h, t0_abs, ws)
+            for r, v in fits.items():
+                self._cache.put(keys[r], v)
+        else:  # every fit known: only the members at the origins are needed
+            F = self.members(y, org, H, slots_per_h, t0_abs)
+        shape_w = {w: np.stack([fits[int(r)][0][w] for r in rp], axis=1) for w in ws}
+        guard_w = np.stack([fits[int(r)][1] for r in rp], axis=1) if fits[int(rp[0])][1] is not None else None
+        self.last_weights = shape_w
+        return self.apply(y, F, org, ws, shape_w, guard_w)

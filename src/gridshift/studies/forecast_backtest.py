@@ -3,7 +3,11 @@ scoring itself is :mod:`gridshift.forecast.backtest`).
 
 ``run_zone`` loads one zone's signal (and its cross signals), runs the models at every origin from
 ``warmup_days`` after 2023-01-01 to the last hour of 2023 (``stride_h`` apart; the default, 1 h, is every
-hour), and returns tables; ``targets_table`` and ``aggregate_targets`` summarise them against the naive
+hour), and returns tables. With ``years`` (consecutive, e.g. ``[2022, 2023]``) the series runs from
+:data:`FIRST_YEAR` (the first year of the grid data) to the last year asked, so every origin sees all history
+before it, across New Year; origins run over the years asked (from their first hour, or ``warmup_days`` after
+the series start if that is later), and the calendar models (``gbm``, the ``ensemble``'s member,
+``climatology``, ``shape-blend``, ``gated``) are told the series' start; ``targets_table`` and ``aggregate_targets`` summarise them against the naive
 baselines; ``plot_error_vs_lead`` and ``plot_fan`` draw them; ``write_forecasts`` stores any model's
 forecasts as an issued-forecast file (see :mod:`gridshift.data.issued_forecasts`).
 """
@@ -27,6 +31,8 @@ from gridshift.report.output import write_text_atomic
 
 WINDOWS_H = (8, 24)
 CALENDAR_SIGNALS = ("load", "price")  # signals whose LightGBM models get the zone's local calendar and holidays
+FIRST_YEAR = 2021  # the grid signals' data start (docs/reference/data.md, "Years")
+START_MODELS = ("gbm", "climatology", "shape-blend", "gated")  # read the UTC time of slot 0 (``start``)
 SUMMARY_COLUMNS = ["zone", "signal", "model", "lead_h", "mae", "mape", "smape", "coverage80"]
 
 
@@ -62,10 +68,13 @@ def external_forecaster(source: str, zone: str | None):
 
 
 def build_models(names: list[str], external: str | None = None, zone: str | None = None,
-                 signal: str | None = None) -> dict:
+                 signal: str | None = None, start: str | None = None) -> dict:
     """The models to backtest by name (the naive baselines always included); for ``CALENDAR_SIGNALS`` the
-    LightGBM models (``gbm``, the ``ensemble``'s member) get ``zone``'s local-time calendar with holidays."""
+    LightGBM models (``gbm``, the ``ensemble``'s member) get ``zone``'s local-time calendar with holidays;
+    ``start`` (the UTC time of the series' first slot; default 2023-01-01) goes to the models that read the
+    calendar (``START_MODELS`` and the ``ensemble``'s LightGBM member)."""
     local = {"zone": zone} if signal in CALENDAR_SIGNALS and zone in ZONE_CALENDAR else {}
+    st = {"start": start} if start is not None else {}
     models = {}
     for n in dict.fromkeys([*NAIVE_BASELINES, *names]):
         if n == "perfect" or n == "lead-error":
@@ -75,9 +84,11 @@ def build_models(names: list[str], external: str | None = None, zone: str | None
                 raise PlanError("model 'external' needs --external FILE or URL", field="model")
             models[n] = external_forecaster(external, zone)
         elif n == "gbm":
-            models[n] = make_forecaster(n, **local)
+            models[n] = make_forecaster(n, **local, **st)
         elif n == "ensemble":
-            models[n] = make_forecaster(n, gbm=local or None)
+            models[n] = make_forecaster(n, gbm={**local, **st} or None)
+        elif n in START_MODELS:
+            models[n] = make_forecaster(n, **st)
         else:
             models[n] = make_forecaster(n)
     if external is not None and "external" not in models:
@@ -87,18 +98,28 @@ def build_models(names: list[str], external: str | None = None, zone: str | None
 
 def run_zone(zone: str, signal: str, models: list[str], horizon_h: int = 48, *, stride_h: int = 1,
              warmup_days: int = 35, external: str | None = None, use_exog: bool = True,
-             job_h: int = 1) -> ZoneRun:
-    s = load_series(zone, signal)
+             job_h: int = 1, years=None) -> ZoneRun:
+    span, first = None, 0
+    if years is not None:
+        ys = sorted({int(v) for v in np.atleast_1d(years)})
+        if not ys or len(ys) != ys[-1] - ys[0] + 1:
+            raise PlanError(f"years must be consecutive, got {ys}", field="years")
+        whole = signal != "request_rate"  # the request-rate trace is 2023 only
+        span = list(range(min(FIRST_YEAR, ys[0]), ys[-1] + 1)) if whole else ys
+    s = load_series(zone, signal, span)
+    if years is not None:
+        first = int(s.index.searchsorted(pd.Timestamp(f"{ys[0]}-01-01", tz="UTC")))
     y = s.values[None]
     exog = None
     if use_exog and any(m in ("gbm", "ensemble") for m in models):
-        _, ex = cross_signals(zone, signal)
+        _, ex = cross_signals(zone, signal, span)
         exog = ex[None] if ex is not None else None
     n = y.shape[1]
-    origins = np.arange(warmup_days * 24, n - 1, stride_h)
+    origins = np.arange(max(warmup_days * 24, first), n - 1, stride_h)
     if origins.size == 0:
         raise PlanError("no origins: the warm-up is longer than the series", field="warmup")
-    mods = build_models(models, external, zone, signal)
+    start = None if years is None else s.index[0].strftime("%Y-%m-%dT%H:%M:%SZ")
+    mods = build_models(models, external, zone, signal, start)
     t = time.perf_counter()
     res = backtest(y, mods, origins, horizon_h + 1, exog=exog, windows_h=WINDOWS_H, job_h=job_h)
     secs = time.perf_counter() - t
@@ -112,6 +133,7 @@ def run_zone(zone: str, signal: str, models: list[str], horizon_h: int = 48, *, 
             drows.append({"zone": zone, "signal": signal, "model": name, "window_h": w, "job_h": job_h,
                           "quality": float(q[0])})
     params = {"zone": zone, "signal": signal, "unit": s.unit, "horizon_h": horizon_h, "stride_h": stride_h,
+              **({"years": ys, "history_from_utc": s.index[0]} if years is not None else {}),
               "warmup_days": warmup_days, "origins": int(origins.size), "first_origin_utc": s.index[origins[0]],
               "last_origin_utc": s.index[origins[-1]], "models": list(res), "seconds_per_model":
               {k: round(r.seconds, 2) for k, r in res.items()}}
