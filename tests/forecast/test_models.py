@@ -128,7 +128,7 @@ def test_blend_is_persistence_when_the_series_is_a_random_walk():
 
 
 def test_registry_and_errors():
-    assert DEFAULT_MODEL == "shape-blend" and DEFAULT_MODEL in FORECASTERS
+    assert DEFAULT_MODEL == "blend" and DEFAULT_MODEL in FORECASTERS
     for name in ("persistence", "seasonal-naive", "seasonal-naive-week", "blend", "ensemble", "gbm", "mstl"):
         m = make_forecaster(name)
         assert isinstance(m, ProbForecaster) and m.name == name

@@ -7,9 +7,9 @@ name                   model
 ``persistence``        the current value, for every lead time
 ``seasonal-naive``     the same hour yesterday (``season_h=24``; ``season_h=168`` for last week)
 ``seasonal-naive-week`` the same hour last week
-``blend``              per-lead-time NNLS blend of naive members, falls back to the best member
+``blend``              **default**: per-lead-time NNLS blend of naive members, falls back to the best member
 ``climatology``        hour-of-day × day-type profile of the last weeks (and last year's season): the prior
-``shape-blend``        **default**: the blend's level with an intra-day shape fitted to actual shapes
+``shape-blend``        the blend's level with an intra-day shape fitted to actual shapes (for shifting decisions)
 ``gated``              any model, falling back to the prior's shape at leads where its ranking skill is lower
 ``ensemble``           ``blend`` plus the LightGBM and MSTL members
 ``gbm``                LightGBM, direct multi-horizon on calendar, lag and cross-signal features
@@ -28,7 +28,7 @@ from __future__ import annotations
 from gridshift.errors import PlanError
 from gridshift.forecast.interface import Forecaster
 
-DEFAULT_MODEL = "shape-blend"
+DEFAULT_MODEL = "blend"
 NAIVE_BASELINES = ("persistence", "seasonal-naive")
 
 
