@@ -7,13 +7,24 @@ nominal start, ``E[c_n]``. It shifts only when the expected gain clears
 
     ``E[c_n] − E[c_s]  >  habit_z · σ  +  habit_margin · E[c_n]``
 
-where ``σ = sqrt(σ_n² + σ_s²)`` is the spread of the difference (the two runs' forecast errors taken as
-independent, a cautious choice when they are correlated). The spread is, by default, the root-mean-square error
-per site and lead time of the planner's own past forecasts over the last two weeks (point forecasts as the
-expectation; any forecaster, no extra cost), or the forecaster's conformal quantiles (``predict_quantiles``:
-``(q90 − q10) / 2.563``, the expectation is ``q50``). A forecast with no error (``perfect``, or a forecaster
-exactly right at every lead so far) is exact: any positive gain shifts and the margin does not apply. With no
-spread known yet (fewer than 12 past forecasts at a lead), or a run beyond the horizon, the job keeps its habit.
+By default (``habit_spread="pair"``) the move is judged by the planner's own track record at ranking exactly
+this choice: on each of the last ``habit_days`` days, the forecast issued at the same hour of the day (so at the
+same leads) predicted the gain of the same pair of hours (habit run minus alternative run); its error
+``e_k = predicted − actual gain`` is known once both runs have happened. The gain is corrected by the mean error
+and judged against the spread of the error of the *difference* (which averages nothing over other hours of
+the day, and keeps what the two runs' errors share):
+
+    ``gain − mean(e) − habit_z · sd(e)  >  habit_margin · E[c_n]``
+
+With fewer than ``MIN_PAIRS`` such days known, the job keeps its habit; if every past error was zero (the
+forecaster has been exact on this pair), any positive gain shifts.
+
+The other spreads (``habit_spread`` "residual" or "quantiles") use ``σ = sqrt(σ_n² + σ_s²)`` in the first
+inequality (the two runs' forecast errors taken as independent): the root-mean-square error per site and lead
+time of the planner's own past forecasts over the last two weeks, or the forecaster's conformal quantiles
+(``predict_quantiles``: ``(q90 − q10) / 2.563``, the expectation is ``q50``). With no spread known yet (fewer than
+12 past forecasts at a lead), or a run beyond the horizon, the job keeps its habit. A forecast with no error
+(``perfect``) is exact under every spread: any positive gain shifts and the margin does not apply.
 
 The margin and ``z`` stand for what the plain comparison leaves out: the planner picks the best of many
 forecast hours, so the picked hour's forecast is biased low (the winner's curse), and the errors are not normal.
@@ -29,6 +40,7 @@ Q_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
 _Z90 = 2.0 * 1.2815515655446004  # q90 − q10 of a unit normal
 _MIN_SAMPLES = 12  # past forecasts per lead before a residual spread is trusted
 _KEEP = 14 * 24  # epochs of past forecasts kept for the residual spread
+MIN_PAIRS = 5  # past days with a known error of the same move before the pair rule may shift
 
 
 @dataclass
@@ -104,3 +116,47 @@ def shift_pays(e_nom: float, sd_nom: float, e_alt: float, sd_alt: float, margin:
     if sd <= 1e-12 * max(abs(e_nom), 1e-12):  # an exact forecast: any gain counts
         return gain > 0, gain
     return gain > z * sd + margin * abs(e_nom), gain
+
+
+class PairTrack:
+    """The planner's past unit-cost forecasts by issue slot, to judge a move by how well the forecast issued at
+    the same hour of earlier days predicted the gain between the same two hours of the day."""
+
+    def __init__(self, day_slots: int, days: int) -> None:
+        self.day_slots, self.days = int(day_slots), int(days)
+        self.fc: dict[int, np.ndarray] = {}
+
+    def add(self, t: int, uc_fc: np.ndarray) -> None:
+        self.fc[int(t)] = uc_fc
+        old = int(t) - (self.days + 1) * self.day_slots
+        for k in [k for k in self.fc if k < old]:
+            del self.fc[k]
+
+    def errors(self, t_fc: int, site: int, nom: int, alt: int, n_slots: int, uc_actual: np.ndarray,
+               lookback: int) -> np.ndarray:
+        """Errors (predicted − actual) of the forecast gain ``c(nom) − c(alt)`` of runs of ``n_slots`` slots,
+        one per earlier day whose analogue (issued ``d`` days before ``t_fc``, runs ``d`` days before ``nom`` and
+        ``alt``) has come true in ``uc_actual[S, lookback + now + 1]``."""
+        ln, la, out = nom - t_fc, alt - t_fc, []
+        for d in range(1, self.days + 1):
+            f = self.fc.get(t_fc - d * self.day_slots)
+            if f is None or min(ln, la) < 0 or max(ln, la) + n_slots > f.shape[1]:
+                continue
+            an, aa = lookback + nom - d * self.day_slots, lookback + alt - d * self.day_slots
+            if min(an, aa) < 0 or max(an, aa) + n_slots > uc_actual.shape[1]:
+                continue
+            pred = f[site, ln: ln + n_slots].mean() - f[site, la: la + n_slots].mean()
+            act = uc_actual[site, an: an + n_slots].mean() - uc_actual[site, aa: aa + n_slots].mean()
+            out.append(pred - act)
+        return np.asarray(out, dtype=float)
+
+
+def pair_shift_pays(e_nom: float, gain: float, errors: np.ndarray, margin: float, z: float) -> tuple[bool, float]:
+    """Whether a move whose forecast gain is ``gain`` clearly pays given the past ``errors`` of the same move's
+    forecast gain; returns the decision and the bias-corrected expected gain."""
+    if not (np.isfinite(e_nom) and np.isfinite(gain)) or errors.size < MIN_PAIRS or not np.isfinite(errors).all():
+        return False, gain
+    if np.all(np.abs(errors) <= 1e-12 * max(abs(e_nom), 1e-12)):  # exact on this move so far
+        return gain > 0, gain
+    mu = gain - float(errors.mean())
+    return mu - z * float(errors.std(ddof=1)) > margin * abs(e_nom), mu
