@@ -199,12 +199,17 @@ def test_pair_track_learns_the_error_of_a_move():
         tr.add(t, f)
     assert min(tr.fc) >= 36 - 1 - 8 * 4  # old forecasts dropped
     now = 35
-    e_bad = tr.errors(32, 0, 33, 34, 1, actual[:, : now + 1], 0)  # move 80 -> forecast 50, actually 120
-    assert e_bad.size == 7 and np.allclose(e_bad, (80 - 50) - (80 - 120))
-    e_ok = tr.errors(32, 0, 32, 33, 1, actual[:, : now + 1], 0)  # exact pair
-    assert np.allclose(e_ok, 0.0)
-    assert not pair_shift_pays(80.0, 30.0, e_bad, 0.0, 0.0)[0]  # the gain is corrected by the past error
-    assert pair_shift_pays(100.0, 20.0, e_ok, 0.5, 3.0)[0]  # exact so far: any gain
-    assert not pair_shift_pays(100.0, 20.0, e_ok[: MIN_PAIRS - 1], 0.0, 0.0)[0]  # too short a record
-    noisy = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
-    assert pair_shift_pays(100.0, 10.0, noisy, 0.02, 1.0)[0] and not pair_shift_pays(100.0, 10.0, noisy, 0.02, 6.0)[0]
+    p_bad, y_bad = tr.record(32, 0, 33, 34, 1, actual[:, : now + 1], 0)  # move 80 -> forecast 50, actually 120
+    assert p_bad.size == 7 and np.allclose(p_bad, 80 - 50) and np.allclose(y_bad, 80 - 120)
+    p_ok, y_ok = tr.record(32, 0, 32, 33, 1, actual[:, : now + 1], 0)  # exact pair
+    assert np.allclose(p_ok, y_ok) and np.allclose(y_ok, 20.0)
+    ok, mu = pair_shift_pays(80.0, 30.0, p_bad, y_bad, 0.0, 0.0)
+    assert not ok and mu == pytest.approx(-40.0)  # what this forecast gain has been worth: a loss of 40
+    assert pair_shift_pays(100.0, 20.0, p_ok, y_ok, 0.5, 3.0)[0]  # exact so far: any gain
+    assert not pair_shift_pays(100.0, 20.0, p_ok[: MIN_PAIRS - 1], y_ok[: MIN_PAIRS - 1], 0.0, 0.0)[0]  # too short
+    pred = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    act = 0.5 * pred + np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])  # a forecast gain is worth half of itself
+    ok, mu = pair_shift_pays(100.0, 40.0, pred, act, 0.02, 1.0)
+    assert ok and mu == pytest.approx(20.0, abs=1.5)
+    assert not pair_shift_pays(100.0, 40.0, pred, act, 0.19, 1.0)[0]  # 20 − 1.7 < 19
+    assert not pair_shift_pays(100.0, 4.0, pred, act, 0.02, 1.0)[0]

@@ -9,15 +9,18 @@ nominal start, ``E[c_n]``. It shifts only when the expected gain clears
 
 By default (``habit_spread="pair"``) the move is judged by the planner's own track record at ranking exactly
 this choice: on each of the last ``habit_days`` days, the forecast issued at the same hour of the day (so at the
-same leads) predicted the gain of the same pair of hours (habit run minus alternative run); its error
-``e_k = predicted − actual gain`` is known once both runs have happened. The gain is corrected by the mean error
-and judged against the spread of the error of the *difference* (which averages nothing over other hours of
-the day, and keeps what the two runs' errors share):
+same leads) predicted the gain ``p_k`` of the same pair of hours (habit run minus alternative run), and the gain
+``y_k`` that came true is known once both runs have happened. A line fitted through those days,
+``y ≈ α + β p`` (``β`` clipped to [0, 1]: a forecast gain is never worth more than itself), says what a forecast
+gain has been worth for this very choice — it shrinks the forecast towards what the pair usually gains when
+the forecaster ranks these hours poorly (which also pays for the winner's curse: today's alternative is the
+lowest of many forecast hours), and keeps it where the forecaster has ranked them well. The job shifts only if
 
-    ``gain − mean(e) − habit_z · sd(e)  >  habit_margin · E[c_n]``
+    ``α + β · gain − habit_z · s  >  habit_margin · E[c_n]``
 
-With fewer than ``MIN_PAIRS`` such days known, the job keeps its habit; if every past error was zero (the
-forecaster has been exact on this pair), any positive gain shifts.
+with ``s`` the spread of ``y`` about the line (the error of the *difference*, with nothing averaged over other
+hours of the day). With fewer than ``MIN_PAIRS`` such days known, the job keeps its habit; if every past
+prediction of this gain was exact, any positive gain shifts.
 
 The other spreads (``habit_spread`` "residual" or "quantiles") use ``σ = sqrt(σ_n² + σ_s²)`` in the first
 inequality (the two runs' forecast errors taken as independent): the root-mean-square error per site and lead
@@ -132,11 +135,11 @@ class PairTrack:
         for k in [k for k in self.fc if k < old]:
             del self.fc[k]
 
-    def errors(self, t_fc: int, site: int, nom: int, alt: int, n_slots: int, uc_actual: np.ndarray,
-               lookback: int) -> np.ndarray:
-        """Errors (predicted − actual) of the forecast gain ``c(nom) − c(alt)`` of runs of ``n_slots`` slots,
-        one per earlier day whose analogue (issued ``d`` days before ``t_fc``, runs ``d`` days before ``nom`` and
-        ``alt``) has come true in ``uc_actual[S, lookback + now + 1]``."""
+    def record(self, t_fc: int, site: int, nom: int, alt: int, n_slots: int, uc_actual: np.ndarray,
+               lookback: int) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast and actual gains ``c(nom) − c(alt)`` of runs of ``n_slots`` slots, one per earlier day whose
+        analogue (issued ``d`` days before ``t_fc``, runs ``d`` days before ``nom`` and ``alt``) has come true in
+        ``uc_actual[S, lookback + now + 1]``."""
         ln, la, out = nom - t_fc, alt - t_fc, []
         for d in range(1, self.days + 1):
             f = self.fc.get(t_fc - d * self.day_slots)
@@ -147,16 +150,25 @@ class PairTrack:
                 continue
             pred = f[site, ln: ln + n_slots].mean() - f[site, la: la + n_slots].mean()
             act = uc_actual[site, an: an + n_slots].mean() - uc_actual[site, aa: aa + n_slots].mean()
-            out.append(pred - act)
-        return np.asarray(out, dtype=float)
+            out.append((pred, act))
+        a = np.asarray(out, dtype=float).reshape(-1, 2)
+        return a[:, 0], a[:, 1]
 
 
-def pair_shift_pays(e_nom: float, gain: float, errors: np.ndarray, margin: float, z: float) -> tuple[bool, float]:
-    """Whether a move whose forecast gain is ``gain`` clearly pays given the past ``errors`` of the same move's
-    forecast gain; returns the decision and the bias-corrected expected gain."""
-    if not (np.isfinite(e_nom) and np.isfinite(gain)) or errors.size < MIN_PAIRS or not np.isfinite(errors).all():
+def pair_shift_pays(e_nom: float, gain: float, pred: np.ndarray, act: np.ndarray, margin: float,
+                    z: float) -> tuple[bool, float]:
+    """Whether a move whose forecast gain is ``gain`` clearly pays, given the same move's past forecast gains
+    ``pred`` and the gains that came true ``act``; returns the decision and the expected gain ``α + β · gain``."""
+    if not (np.isfinite(e_nom) and np.isfinite(gain)) or pred.size < MIN_PAIRS \
+            or not (np.isfinite(pred).all() and np.isfinite(act).all()):
         return False, gain
-    if np.all(np.abs(errors) <= 1e-12 * max(abs(e_nom), 1e-12)):  # exact on this move so far
+    if np.all(np.abs(pred - act) <= 1e-12 * max(abs(e_nom), 1e-12)):  # exact on this move so far
         return gain > 0, gain
-    mu = gain - float(errors.mean())
-    return mu - z * float(errors.std(ddof=1)) > margin * abs(e_nom), mu
+    dp = pred - pred.mean()
+    var = float(dp @ dp)
+    beta = float(np.clip(dp @ (act - act.mean()) / var, 0.0, 1.0)) if var > 1e-12 * max(e_nom ** 2, 1e-12) else 0.0
+    alpha = float(act.mean() - beta * pred.mean())
+    res = act - alpha - beta * pred
+    s = float(np.sqrt(res @ res / max(res.size - 2, 1)))
+    mu = alpha + beta * gain
+    return mu - z * s > margin * abs(e_nom), mu

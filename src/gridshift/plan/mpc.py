@@ -220,8 +220,8 @@ class Mpc(LpPolicy):
                 if act is None:
                     act = self.unit_cost_sites(obs.signals.history("carbon_g_per_kwh", obs.t),
                                                obs.signals.history("price_usd_per_mwh", obs.t))
-                err = self._pairs.errors(t_fc, site, n_slot, alt, r, act, obs.signals.lookback_slots)
-                ok, gain = pair_shift_pays(e_n, e_n - e_a, err, self.habit_margin, self.habit_z)
+                p_k, y_k = self._pairs.record(t_fc, site, n_slot, alt, r, act, obs.signals.lookback_slots)
+                ok, gain = pair_shift_pays(e_n, e_n - e_a, p_k, y_k, self.habit_margin, self.habit_z)
             else:
                 ok, gain = shift_pays(e_n, s_n, e_a, s_a, self.habit_margin, self.habit_z)
             if ok:
