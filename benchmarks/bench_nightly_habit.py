@@ -11,8 +11,8 @@ Two parts (``--part``):
 * ``backtest``: the same job on the second or fourth quarter of 2023 (``--period q2|q4``; out of the measured
   sample; the fourth quarter ends 31 December so the last job's window stays inside 2023), mpc with do-no-harm
   over a grid of ``habit_margin`` × ``habit_z`` for the forecasters ``blend``, ``seasonal-naive``,
-  ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point whose worst
-  saving (over forecasters, zones and quarters) is highest, ties broken by the mean saving.
+  ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point never negative
+  (over forecasters, zones and quarters) with the highest mean saving (if none, the best worst saving).
 * ``select``: picks the default from the backtest results in the file (the ``selection`` key).
 * ``measure``: the first quarter of 2023 (or ``--period q2|q4``, an out-of-sample check stored as
   ``<zone>-<period>``), forecasters ``perfect``, ``lead-error``, ``blend``, ``seasonal-naive``, ``persistence``,
@@ -143,8 +143,9 @@ def measure(zone: str, period: str = "q1") -> dict:
 
 
 def select(doc: dict) -> dict:
-    """The backtest's choice: the (margin, z) whose worst saving over forecasters, zones and quarters is
-    highest, ties (within 0.1 point) broken by the mean saving."""
+    """The backtest's choice: of the (margin, z) never negative over forecasters, zones and quarters, the one
+    with the highest mean saving; if none is, the one whose worst saving is highest, ties (within 0.1 point)
+    broken by the mean saving."""
     rows: dict[tuple[float, float], list[float]] = {}
     for res in doc.get("backtest", {}).values():
         for r in res["grid"]:
@@ -154,8 +155,9 @@ def select(doc: dict) -> dict:
              for (m, z), v in sorted(rows.items()) if len(v) == n]
     if not table:
         return {}
+    safe = [r for r in table if r["worst"] >= 0.0]
     top = max(r["worst"] for r in table)
-    best = max((r for r in table if r["worst"] >= top - 1e-3), key=lambda r: r["mean"])
+    best = max(safe or [r for r in table if r["worst"] >= top - 1e-3], key=lambda r: r["mean"])
     return {"choice": best, "table": table, "cases": n}
 
 

@@ -55,12 +55,12 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=-1)
 
 
-# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: the
-# grid point (margin 0, 0.02, 0.05, 0.1 × z 0, 1, 2) with the best worst-case timing saving of the nightly
-# ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
+# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: of the
+# grid (margin 0, 0.03 × z 0, 0.5, 1, 1.5, 2), the point never negative with the best mean timing saving of the
+# nightly ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
 # persistence and lead-error (benchmarks/bench_nightly_habit.py --part backtest/select; docs/guide/policies.md).
-HABIT_MARGIN = 0.1
-HABIT_Z = 2.0
+HABIT_MARGIN = 0.0
+HABIT_Z = 1.5
 HABIT_DAYS = 28  # days of the planner's own past forecasts the pair rule learns from
 
 
