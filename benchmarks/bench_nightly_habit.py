@@ -11,11 +11,12 @@ Two parts (``--part``):
 * ``backtest``: the same job on the second or fourth quarter of 2023 (``--period q2|q4``; out of the measured
   sample; the fourth quarter ends 31 December so the last job's window stays inside 2023), mpc with do-no-harm
   over a grid of ``habit_margin`` × ``habit_z`` for the forecasters ``blend``, ``seasonal-naive``,
-  ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point whose worst
-  saving (over forecasters, zones and quarters) is highest, ties broken by the mean saving.
+  ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point never negative
+  (over forecasters, zones and quarters) with the highest mean saving (if none, the best worst saving).
 * ``select``: picks the default from the backtest results in the file (the ``selection`` key).
-* ``measure``: the first quarter of 2023, forecasters ``perfect``, ``lead-error``, ``blend``,
-  ``seasonal-naive``, ``persistence``, with (defaults) and without do-no-harm.
+* ``measure``: the first quarter of 2023 (or ``--period q2|q4``, an out-of-sample check stored as
+  ``<zone>-<period>``), forecasters ``perfect``, ``lead-error``, ``blend``, ``seasonal-naive``, ``persistence``,
+  with (defaults) and without do-no-harm.
 
 Results merge into ``benchmarks/results/nightly_habit.json`` (one key per part and zone).
 
@@ -38,7 +39,7 @@ from _provenance import git_state  # benchmarks/ is on sys.path when run as a sc
 
 from gridshift.data.scenario import load_scenario
 from gridshift.model.scenario import PolicySpec
-from gridshift.plan.mpc import HABIT_MARGIN, HABIT_Z
+from gridshift.plan.mpc import HABIT_DAYS, HABIT_MARGIN, HABIT_Z
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
 
@@ -52,9 +53,10 @@ FORECASTS = {
     "persistence": {},
 }
 BACKTEST_FORECASTS = ("blend", "seasonal-naive", "persistence", "lead-error")
-MARGINS = (0.0, 0.02, 0.05, 0.1)
-ZS = (0.0, 1.0, 2.0)
-PERIODS = {"q2": ("2023-04-01T00:00:00Z", "2023-07-01T00:00:00Z"),
+MARGINS = (0.0, 0.03)
+ZS = (0.0, 0.5, 1.0, 1.5, 2.0)
+PERIODS = {"q1": ("2023-01-01T00:00:00Z", "2023-04-01T00:00:00Z"),
+           "q2": ("2023-04-01T00:00:00Z", "2023-07-01T00:00:00Z"),
            "q4": ("2023-10-01T00:00:00Z", "2023-12-31T00:00:00Z")}
 
 
@@ -126,10 +128,11 @@ def backtest(zone: str, period: str) -> dict:
     return res
 
 
-def measure(zone: str) -> dict:
-    _, asm = _assemble(zone, None)
-    res: dict = {"period": ["2023-01-01T00:00:00Z", "2023-04-01T00:00:00Z"],
+def measure(zone: str, period: str = "q1") -> dict:
+    _, asm = _assemble(zone, None if period == "q1" else PERIODS[period])
+    res: dict = {"period": list(PERIODS[period]),
                  "best_whole_hour": best_hour_saving(asm), "habit_margin": HABIT_MARGIN, "habit_z": HABIT_Z,
+                 "habit_days": HABIT_DAYS,
                  "without": {}, "with": {}}
     for fc in FORECASTS:
         for key, habit in (("without", False), ("with", True)):
@@ -140,8 +143,9 @@ def measure(zone: str) -> dict:
 
 
 def select(doc: dict) -> dict:
-    """The backtest's choice: the (margin, z) whose worst saving over forecasters, zones and quarters is
-    highest, ties (within 0.1 point) broken by the mean saving."""
+    """The backtest's choice: of the (margin, z) never negative over forecasters, zones and quarters, the one
+    with the highest mean saving; if none is, the one whose worst saving is highest, ties (within 0.1 point)
+    broken by the mean saving."""
     rows: dict[tuple[float, float], list[float]] = {}
     for res in doc.get("backtest", {}).values():
         for r in res["grid"]:
@@ -151,8 +155,9 @@ def select(doc: dict) -> dict:
              for (m, z), v in sorted(rows.items()) if len(v) == n]
     if not table:
         return {}
+    safe = [r for r in table if r["worst"] >= 0.0]
     top = max(r["worst"] for r in table)
-    best = max((r for r in table if r["worst"] >= top - 1e-3), key=lambda r: r["mean"])
+    best = max(safe or [r for r in table if r["worst"] >= top - 1e-3], key=lambda r: r["mean"])
     return {"choice": best, "table": table, "cases": n}
 
 
@@ -160,7 +165,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--part", choices=("backtest", "measure", "select"), required=True)
     ap.add_argument("--zone", choices=("de", "gb"), default="de")
-    ap.add_argument("--period", choices=tuple(PERIODS), default="q2", help="backtest quarter of 2023")
+    ap.add_argument("--period", choices=tuple(PERIODS), default=None,
+                    help="quarter of 2023 (backtest: default q4; measure: default q1, the measured quarter)")
     a = ap.parse_args()
     if a.part == "select":
         doc = json.loads(OUT.read_text())
@@ -172,12 +178,14 @@ def main() -> None:
         for r in doc["selection"]["table"]:
             print(f"margin {r['habit_margin']:.2f} z {r['habit_z']:.1f}: worst {r['worst']:+.2%} mean {r['mean']:+.2%}")
         return
-    res = backtest(a.zone, a.period) if a.part == "backtest" else measure(a.zone)
+    period = a.period or ("q4" if a.part == "backtest" else "q1")
+    res = backtest(a.zone, period) if a.part == "backtest" else measure(a.zone, period)
+    key = a.zone if a.part == "measure" and period == "q1" else f"{a.zone}-{period}"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / "gridshift-nightly-habit.lock", "w") as lock:  # zones merge in parallel
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = json.loads(OUT.read_text()) if OUT.exists() else {}
-        doc.setdefault(a.part, {})[a.zone if a.part == "measure" else f"{a.zone}-{a.period}"] = res
+        doc.setdefault(a.part, {})[key] = res
         doc.setdefault("meta", {}).update(git=git_state(), cpus=os.cpu_count())
         tmp = OUT.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))

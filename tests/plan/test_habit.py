@@ -22,31 +22,31 @@ DAYS = 6
 H = 24
 
 
-def _carbon(seed: int = 7) -> np.ndarray:
+def _carbon(seed: int = 7, days: int = DAYS) -> np.ndarray:
     """Hourly carbon with a clear evening peak, a cheaper early morning, 01:00 in between; no ties."""
     rng = np.random.default_rng(seed)
-    hod = np.arange(LOOKBACK + DAYS * H) % H
+    hod = np.arange(LOOKBACK + days * H) % H
     base = np.where((hod >= 17) & (hod <= 22), 160.0, np.where((hod >= 3) & (hod <= 6), 70.0, 110.0))
     return base + rng.uniform(-8, 8, hod.size) + 5 * (np.arange(hod.size) // H % 2)
 
 
-def _world(carbon: np.ndarray, habit: bool = True):
+def _world(carbon: np.ndarray, habit: bool = True, days: int = DAYS):
     """One 30-minute 8-accelerator nightly job per day: nominal 01:00, window ±8 h (like the recurring template)."""
-    nominal = np.arange(1, DAYS) * H * 3600.0 + 3600.0  # 01:00 of days 1..5
+    nominal = np.arange(1, days) * H * 3600.0 + 3600.0  # 01:00 of days 1..days-1
     jobs = make_jobs(arrival_s=nominal - 8 * 3600, work_acc_h=(4.0,) * nominal.size, gang=8,
                      deadline_s=nominal + 8.5 * 3600, interruptible=[False] * nominal.size, migratable=False)
     if habit:
         jobs.nominal_start_s = nominal.copy()
     sig = make_signals(carbon, lookback=LOOKBACK)
-    return make_world(make_fleet(((8,),), n_slots=DAYS * H), jobs, sig), sig
+    return make_world(make_fleet(((8,),), n_slots=days * H), jobs, sig), sig
 
 
-def _run(carbon: np.ndarray, forecast: str, habit_jobs: bool = True, **params):
-    w, sig = _world(carbon, habit_jobs)
+def _run(carbon: np.ndarray, forecast: str, habit_jobs: bool = True, days: int = DAYS, **params):
+    w, sig = _world(carbon, habit_jobs, days)
     pol = Mpc(forecast=forecast, cap_levels=(1.0,), objective="carbon", **params)
     run = simulate(w, sig, pol)
     start = ((run.jobs["first_start"] - w.slot_starts[0]).dt.total_seconds() // 3600).astype(int).to_numpy()
-    nominal = (np.arange(1, DAYS) * H + 1).astype(int)
+    nominal = (np.arange(1, days) * H + 1).astype(int)
     ci = carbon[LOOKBACK:]
     return run, start, ci[start], ci[nominal]
 
@@ -63,6 +63,22 @@ class _Inverted(Forecaster):
         a = self.actual[:, t_abs: t_abs + horizon]
         a = np.concatenate([a, np.repeat(a[:, -1:], horizon - a.shape[1], axis=1)], axis=1)
         return 2 * self.actual.mean() - a
+
+
+class _OneHourWrong(Forecaster):
+    """Exact at every hour but one: the evening hour ``hour`` (actually the dirtiest) is forecast as the cleanest.
+    Its error per lead is small on average (one hour in 24), its ranking of that hour against 01:00 always wrong."""
+
+    name = "one-hour-wrong"
+
+    def __init__(self, actual: np.ndarray, hour: int = 18) -> None:
+        self.actual, self.hour = np.atleast_2d(actual), hour
+
+    def predict(self, history, horizon, *, t_abs, slots_per_h):
+        a = self.actual[:, t_abs: t_abs + horizon]
+        a = np.concatenate([a, np.repeat(a[:, -1:], horizon - a.shape[1], axis=1)], axis=1).copy()
+        a[:, (t_abs + np.arange(horizon) - LOOKBACK) % H == self.hour] = 5.0
+        return a
 
 
 def test_recurring_jobs_carry_their_nominal_start():
@@ -150,3 +166,50 @@ def test_bad_habit_parameters():
         Mpc(forecast="persistence", habit_margin=-1)
     with pytest.raises(PlanError, match="habit_spread"):
         Mpc(forecast="perfect", habit_spread="quantiles")
+
+
+def test_a_wrongly_ranked_hour_pair_keeps_the_habit(monkeypatch):
+    days = 10
+    carbon = _carbon(days=days)
+    monkeypatch.setitem(FORECASTERS, "one-hour-wrong", lambda **p: _OneHourWrong(carbon))
+    _, start_off, got_off, nom = _run(carbon, "one-hour-wrong", days=days, habit=False)
+    assert np.all(start_off % H == 18) and got_off.sum() > 1.3 * nom.sum()  # the plan trusts the wrong hour
+    # the per-lead spread is too small to stop it: the residual rule (old defaults) still moves jobs there
+    _, start_res, got_res, _ = _run(carbon, "one-hour-wrong", days=days, habit_spread="residual",
+                                    habit_margin=0.1, habit_z=2.0)
+    assert np.any(start_res % H == 18) and got_res.sum() > nom.sum()
+    # the pair rule knows how this forecaster ranks 18:00 against 01:00: never worse, job by job
+    run, start, got, nom = _run(carbon, "one-hour-wrong", days=days)
+    assert not np.any(start % H == 18)
+    assert np.all(got <= nom + 1e-9)
+    m = run.metrics
+    assert m["habit_jobs"] == days - 1 and m["habit_kept"] >= 1
+    # where it has been exact (the early-morning dip against 01:00) it shifts once it has a track record
+    assert m["habit_shifted"] >= 1 and got.sum() < nom.sum()
+
+
+def test_pair_track_learns_the_error_of_a_move():
+    from gridshift.plan.habit import MIN_PAIRS, PairTrack, pair_shift_pays
+
+    actual = np.tile(np.array([[100.0, 80.0, 120.0, 90.0]]), (1, 10))  # day of 4 slots, repeated
+    tr = PairTrack(day_slots=4, days=7)
+    for t in range(36):
+        f = actual[:, t: t + 4].copy()
+        f[:, (t + np.arange(f.shape[1])) % 4 == 2] = 50.0  # slot 2 of each day forecast far too low
+        tr.add(t, f)
+    assert min(tr.fc) >= 36 - 1 - 8 * 4  # old forecasts dropped
+    now = 35
+    p_bad, y_bad = tr.record(32, 0, 33, 34, 1, actual[:, : now + 1], 0)  # move 80 -> forecast 50, actually 120
+    assert p_bad.size == 7 and np.allclose(p_bad, 80 - 50) and np.allclose(y_bad, 80 - 120)
+    p_ok, y_ok = tr.record(32, 0, 32, 33, 1, actual[:, : now + 1], 0)  # exact pair
+    assert np.allclose(p_ok, y_ok) and np.allclose(y_ok, 20.0)
+    ok, mu = pair_shift_pays(80.0, 30.0, p_bad, y_bad, 0.0, 0.0)
+    assert not ok and mu == pytest.approx(-40.0)  # what this forecast gain has been worth: a loss of 40
+    assert pair_shift_pays(100.0, 20.0, p_ok, y_ok, 0.5, 3.0)[0]  # exact so far: any gain
+    assert not pair_shift_pays(100.0, 20.0, p_ok[: MIN_PAIRS - 1], y_ok[: MIN_PAIRS - 1], 0.0, 0.0)[0]  # too short
+    pred = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    act = 0.5 * pred + np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])  # a forecast gain is worth half of itself
+    ok, mu = pair_shift_pays(100.0, 40.0, pred, act, 0.02, 1.0)
+    assert ok and mu == pytest.approx(20.0, abs=1.5)
+    assert not pair_shift_pays(100.0, 40.0, pred, act, 0.19, 1.0)[0]  # 20 − 1.7 < 19
+    assert not pair_shift_pays(100.0, 4.0, pred, act, 0.02, 1.0)[0]

@@ -7,13 +7,27 @@ nominal start, ``E[c_n]``. It shifts only when the expected gain clears
 
     ``E[c_n] − E[c_s]  >  habit_z · σ  +  habit_margin · E[c_n]``
 
-where ``σ = sqrt(σ_n² + σ_s²)`` is the spread of the difference (the two runs' forecast errors taken as
-independent, a cautious choice when they are correlated). The spread is, by default, the root-mean-square error
-per site and lead time of the planner's own past forecasts over the last two weeks (point forecasts as the
-expectation; any forecaster, no extra cost), or the forecaster's conformal quantiles (``predict_quantiles``:
-``(q90 − q10) / 2.563``, the expectation is ``q50``). A forecast with no error (``perfect``, or a forecaster
-exactly right at every lead so far) is exact: any positive gain shifts and the margin does not apply. With no
-spread known yet (fewer than 12 past forecasts at a lead), or a run beyond the horizon, the job keeps its habit.
+By default (``habit_spread="pair"``) the move is judged by the planner's own track record at ranking exactly
+this choice: on each of the last ``habit_days`` days, the forecast issued at the same hour of the day (so at the
+same leads) predicted the gain ``p_k`` of the same pair of hours (habit run minus alternative run), and the gain
+``y_k`` that came true is known once both runs have happened. A line fitted through those days,
+``y ≈ α + β p`` (``β`` clipped to [0, 1]: a forecast gain is never worth more than itself), says what a forecast
+gain has been worth for this very choice — it shrinks the forecast towards what the pair usually gains when
+the forecaster ranks these hours poorly (which also pays for the winner's curse: today's alternative is the
+lowest of many forecast hours), and keeps it where the forecaster has ranked them well. The job shifts only if
+
+    ``α + β · gain − habit_z · s  >  habit_margin · E[c_n]``
+
+with ``s`` the spread of ``y`` about the line (the error of the *difference*, with nothing averaged over other
+hours of the day). With fewer than ``MIN_PAIRS`` such days known, the job keeps its habit; if every past
+prediction of this gain was exact, any positive gain shifts.
+
+The other spreads (``habit_spread`` "residual" or "quantiles") use ``σ = sqrt(σ_n² + σ_s²)`` in the first
+inequality (the two runs' forecast errors taken as independent): the root-mean-square error per site and lead
+time of the planner's own past forecasts over the last two weeks, or the forecaster's conformal quantiles
+(``predict_quantiles``: ``(q90 − q10) / 2.563``, the expectation is ``q50``). With no spread known yet (fewer than
+12 past forecasts at a lead), or a run beyond the horizon, the job keeps its habit. A forecast with no error
+(``perfect``) is exact under every spread: any positive gain shifts and the margin does not apply.
 
 The margin and ``z`` stand for what the plain comparison leaves out: the planner picks the best of many
 forecast hours, so the picked hour's forecast is biased low (the winner's curse), and the errors are not normal.
@@ -29,6 +43,7 @@ Q_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9)
 _Z90 = 2.0 * 1.2815515655446004  # q90 − q10 of a unit normal
 _MIN_SAMPLES = 12  # past forecasts per lead before a residual spread is trusted
 _KEEP = 14 * 24  # epochs of past forecasts kept for the residual spread
+MIN_PAIRS = 5  # past days with a known error of the same move before the pair rule may shift
 
 
 @dataclass
@@ -104,3 +119,56 @@ def shift_pays(e_nom: float, sd_nom: float, e_alt: float, sd_alt: float, margin:
     if sd <= 1e-12 * max(abs(e_nom), 1e-12):  # an exact forecast: any gain counts
         return gain > 0, gain
     return gain > z * sd + margin * abs(e_nom), gain
+
+
+class PairTrack:
+    """The planner's past unit-cost forecasts by issue slot, to judge a move by how well the forecast issued at
+    the same hour of earlier days predicted the gain between the same two hours of the day."""
+
+    def __init__(self, day_slots: int, days: int) -> None:
+        self.day_slots, self.days = int(day_slots), int(days)
+        self.fc: dict[int, np.ndarray] = {}
+
+    def add(self, t: int, uc_fc: np.ndarray) -> None:
+        self.fc[int(t)] = uc_fc
+        old = int(t) - (self.days + 1) * self.day_slots
+        for k in [k for k in self.fc if k < old]:
+            del self.fc[k]
+
+    def record(self, t_fc: int, site: int, nom: int, alt: int, n_slots: int, uc_actual: np.ndarray,
+               lookback: int) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast and actual gains ``c(nom) − c(alt)`` of runs of ``n_slots`` slots, one per earlier day whose
+        analogue (issued ``d`` days before ``t_fc``, runs ``d`` days before ``nom`` and ``alt``) has come true in
+        ``uc_actual[S, lookback + now + 1]``."""
+        ln, la, out = nom - t_fc, alt - t_fc, []
+        for d in range(1, self.days + 1):
+            f = self.fc.get(t_fc - d * self.day_slots)
+            if f is None or min(ln, la) < 0 or max(ln, la) + n_slots > f.shape[1]:
+                continue
+            an, aa = lookback + nom - d * self.day_slots, lookback + alt - d * self.day_slots
+            if min(an, aa) < 0 or max(an, aa) + n_slots > uc_actual.shape[1]:
+                continue
+            pred = f[site, ln: ln + n_slots].mean() - f[site, la: la + n_slots].mean()
+            act = uc_actual[site, an: an + n_slots].mean() - uc_actual[site, aa: aa + n_slots].mean()
+            out.append((pred, act))
+        a = np.asarray(out, dtype=float).reshape(-1, 2)
+        return a[:, 0], a[:, 1]
+
+
+def pair_shift_pays(e_nom: float, gain: float, pred: np.ndarray, act: np.ndarray, margin: float,
+                    z: float) -> tuple[bool, float]:
+    """Whether a move whose forecast gain is ``gain`` clearly pays, given the same move's past forecast gains
+    ``pred`` and the gains that came true ``act``; returns the decision and the expected gain ``α + β · gain``."""
+    if not (np.isfinite(e_nom) and np.isfinite(gain)) or pred.size < MIN_PAIRS \
+            or not (np.isfinite(pred).all() and np.isfinite(act).all()):
+        return False, gain
+    if np.all(np.abs(pred - act) <= 1e-12 * max(abs(e_nom), 1e-12)):  # exact on this move so far
+        return gain > 0, gain
+    dp = pred - pred.mean()
+    var = float(dp @ dp)
+    beta = float(np.clip(dp @ (act - act.mean()) / var, 0.0, 1.0)) if var > 1e-12 * max(e_nom ** 2, 1e-12) else 0.0
+    alpha = float(act.mean() - beta * pred.mean())
+    res = act - alpha - beta * pred
+    s = float(np.sqrt(res @ res / max(res.size - 2, 1)))
+    mu = alpha + beta * gain
+    return mu - z * s > margin * abs(e_nom), mu

@@ -22,7 +22,7 @@ from gridshift.model.time import S_PER_H
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
-from gridshift.plan.habit import Q_LEVELS, HabitRecord, ResidualSpread, run_cost, shift_pays
+from gridshift.plan.habit import Q_LEVELS, HabitRecord, PairTrack, ResidualSpread, pair_shift_pays, run_cost, shift_pays
 from gridshift.plan.lp_policy import LpPolicy
 from gridshift.world.arrays import Signals, World
 
@@ -55,40 +55,45 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=-1)
 
 
-# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: the
-# grid point (margin 0, 0.02, 0.05, 0.1 × z 0, 1, 2) with the best worst-case timing saving of the nightly
-# ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
+# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: of the
+# grid (margin 0, 0.03 × z 0, 0.5, 1, 1.5, 2), the point never negative with the best mean timing saving of the
+# nightly ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
 # persistence and lead-error (benchmarks/bench_nightly_habit.py --part backtest/select; docs/guide/policies.md).
-HABIT_MARGIN = 0.1
-HABIT_Z = 2.0
+HABIT_MARGIN = 0.0
+HABIT_Z = 1.5
+HABIT_DAYS = 28  # days of the planner's own past forecasts the pair rule learns from
 
 
 class Mpc(LpPolicy):
     """Rolling-horizon LP planner. Jobs with a habitual start (``nominal_start_s``) keep it unless the
     forecast's expected gain clears ``habit_z`` spreads plus ``habit_margin`` × the habit's expected cost
-    (:mod:`gridshift.plan.habit`); the spread is the RMS error per lead of its own past forecasts
-    (``habit_spread="residual"``, the default) or the forecaster's conformal quantiles (``"quantiles"``,
-    slower); ``habit=False`` turns the rule off."""
+    (:mod:`gridshift.plan.habit`); the spread is that of its own past forecasts' error of the same move's gain
+    on the last ``habit_days`` days (``habit_spread="pair"``, the default), the RMS error per lead of its past
+    forecasts (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower);
+    ``habit=False`` turns the rule off."""
 
     name = "mpc"
 
     def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
-                 habit_spread: str = "residual", **params: Any) -> None:
+                 habit_spread: str = "pair", habit_days: int = HABIT_DAYS, **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
             raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
         if not (np.isfinite(habit_margin) and habit_margin >= 0 and np.isfinite(habit_z) and habit_z >= 0):
             raise PlanError("habit_margin and habit_z must be finite and >= 0", field="params.habit_margin")
-        if habit_spread not in ("residual", "quantiles"):
-            raise PlanError("habit_spread must be 'residual' or 'quantiles'", field="params.habit_spread")
+        if habit_spread not in ("pair", "residual", "quantiles"):
+            raise PlanError("habit_spread must be 'pair', 'residual' or 'quantiles'", field="params.habit_spread")
+        if int(habit_days) < 1:
+            raise PlanError("habit_days must be >= 1", field="params.habit_days")
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
-                         habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, **params)
+                         habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
+                         **params)
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
-        self.habit_spread = habit_spread
+        self.habit_spread, self.habit_days = habit_spread, int(habit_days)
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
         self.forecast_key = forecaster_key(forecast, forecast_params)
         self.risk_quantile = risk_quantile
@@ -113,6 +118,7 @@ class Mpc(LpPolicy):
         self._habit_jobs = np.flatnonzero(np.isfinite(nominal)) if self.habit else np.zeros(0, np.int64)
         self._record = HabitRecord()
         self._residual = ResidualSpread()
+        self._pairs = PairTrack(int(round(24 / world.slot_h)), self.habit_days)
         self._habit_fc = None
 
     def stats(self) -> dict[str, float]:
@@ -132,12 +138,15 @@ class Mpc(LpPolicy):
     def _habit_forecast(self, obs: Observation, H: int, ci: np.ndarray, pr: np.ndarray) -> None:
         """Expected unit cost and its spread per site and slot over the horizon, for the do-no-harm rule."""
         uc = self.unit_cost_sites(ci, pr)
-        self._residual.add(obs.t, uc)
+        if self.habit_spread == "pair":
+            self._pairs.add(obs.t, uc)
+        else:
+            self._residual.add(obs.t, uc)
         if not self._pending_habit(obs).size:
             self._habit_fc = None
             return
-        if self.forecaster.name == "perfect":
-            sd = np.zeros_like(uc)
+        if self.forecaster.name == "perfect" or self.habit_spread == "pair":
+            sd = np.zeros_like(uc)  # pair: judged in _do_no_harm from the track record
         elif self.habit_spread == "quantiles":
             def quant(name: str, point: np.ndarray) -> np.ndarray:
                 if (name == "carbon_g_per_kwh") == (self.objective.kind == "cost"):  # not in the objective
@@ -184,7 +193,8 @@ class Mpc(LpPolicy):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         w, f, jt = obs.world, obs.world.fleet, obs.world.jobs
         t_fc, uc, sd = self._habit_fc
-        hold, force = [], []
+        hold, force, act = [], [], None
+        pair = self.habit_spread == "pair" and self.forecaster.name != "perfect"
         for j in pending:
             j = int(j)
             n_slot = int(np.round(jt.nominal_start_s[j] / w.slot_duration_s))
@@ -206,7 +216,14 @@ class Mpc(LpPolicy):
             self._record.jobs.add(j)
             e_n, s_n = run_cost(uc, sd, site, n_slot - t_fc, r)
             e_a, s_a = run_cost(uc, sd, site, alt - t_fc, r) if alt is not None else (float("nan"),) * 2
-            ok, gain = shift_pays(e_n, s_n, e_a, s_a, self.habit_margin, self.habit_z)
+            if pair and alt is not None:
+                if act is None:
+                    act = self.unit_cost_sites(obs.signals.history("carbon_g_per_kwh", obs.t),
+                                               obs.signals.history("price_usd_per_mwh", obs.t))
+                p_k, y_k = self._pairs.record(t_fc, site, n_slot, alt, r, act, obs.signals.lookback_slots)
+                ok, gain = pair_shift_pays(e_n, e_n - e_a, p_k, y_k, self.habit_margin, self.habit_z)
+            else:
+                ok, gain = shift_pays(e_n, s_n, e_a, s_a, self.habit_margin, self.habit_z)
             if ok:
                 k = int(np.argmax(jt.speed[j, f.pool_type]))
                 k = int(f.pool_type[k])
