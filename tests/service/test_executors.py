@@ -12,6 +12,7 @@ import pytest
 
 from gridshift.service.executors import ExecStatus, ExecutorError, JobLaunch, Placement, make_executor
 from gridshift.service.executors.local import SIMJOB_PY, LocalExecutor, proc_stat
+from polling import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the executors need Linux /proc")
 
@@ -37,17 +38,6 @@ for i in range(steps):
 
 def job_cmd(out: Path, steps: int) -> list[str]:
     return [sys.executable, "-c", JOB, str(out), str(steps), f"gs-test-{os.getpid()}-{out.name}"]
-
-
-def wait_for(fn, timeout_s: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def job_processes(tag: str) -> list[int]:

@@ -12,7 +12,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from gridshift.service.executors import ExecutorError, JobLaunch, Placement
 from gridshift.service.executors.isolation import DEFAULT_ENV_ALLOW, Limits, reachable_by_others
 from gridshift.service.executors.local import SIMJOB_PY, LocalExecutor, group_members, proc_stat
+from polling import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the executors need Linux /proc")
 
@@ -79,17 +79,6 @@ con.execute("INSERT INTO tokens (id, name, role, tenant, token_hash, created_at)
             "('evil', 'evil', 'operator', NULL, 'e' || hex(randomblob(31)), '2026-01-01 00:00:00.000000')")
 con.commit()
 """
-
-
-def wait_for(fn, timeout_s: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def finished(ex: LocalExecutor, job_id: str):

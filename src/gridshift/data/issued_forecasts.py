@@ -30,22 +30,7 @@ import pandas as pd
 
 from gridshift.data.http import get
 from gridshift.errors import DataError
-
-REQUIRED = ("issue_time", "target_time", "value")
-
-
-def quantile_columns(columns) -> dict[float, str]:
-    """The quantile columns ``{level: name}`` (``q0.1`` → 0.1), ordered by level."""
-    out = {}
-    for c in columns:
-        if isinstance(c, str) and c.startswith("q"):
-            try:
-                lv = float(c[1:])
-            except ValueError:
-                continue
-            if 0 < lv < 1:
-                out[lv] = c
-    return dict(sorted(out.items()))
+from gridshift.model.issued_forecast import REQUIRED, quantile_columns
 
 
 def parse_table(df: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -25,23 +25,8 @@ from gridshift.forecast.interface import (
     ProbForecaster,
     check_levels,
 )
+from gridshift.model.issued_forecast import REQUIRED, quantile_columns
 from gridshift.model.time import as_utc_timestamp
-
-REQUIRED = ("issue_time", "target_time", "value")
-
-
-def _qcols(columns) -> dict[float, str]:
-    """The quantile columns ``{level: name}`` (``q0.1`` → 0.1), ordered by level."""
-    out = {}
-    for c in columns:
-        if isinstance(c, str) and c.startswith("q"):
-            try:
-                lv = float(c[1:])
-            except ValueError:
-                continue
-            if 0 < lv < 1:
-                out[lv] = c
-    return dict(sorted(out.items()))
 
 
 def as_issued_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +42,7 @@ def as_issued_table(df: pd.DataFrame) -> pd.DataFrame:
             t = df[c]
             out[c] = (pd.to_datetime(t, utc=True) if pd.api.types.is_datetime64_any_dtype(t)
                       else pd.to_datetime(t.astype(str), utc=True, format="ISO8601"))
-        for c in ["value", *_qcols(df.columns).values()]:
+        for c in ["value", *quantile_columns(df.columns).values()]:
             out[c] = df[c].astype(float)
     except (ValueError, TypeError) as e:
         raise PlanError(f"forecast table column '{c}': {e}", field="forecast.table") from e
@@ -106,7 +91,7 @@ class ExternalForecaster(ProbForecaster):
         self.slot = pd.Timedelta(hours=slot_h)
         self.zones = zones
         self.calib_days, self.refit_h = float(calib_days), int(refit_h)
-        self.qlevels = tuple(_qcols(self.table.columns))
+        self.qlevels = tuple(quantile_columns(self.table.columns))
         self._prep = {}
         tt = (self.table["target_time"] - self.start) / self.slot
         off = (tt - np.round(tt)).abs() > 1e-6
@@ -125,7 +110,7 @@ class ExternalForecaster(ProbForecaster):
         target = np.round(((t["target_time"] - self.start) / self.slot).to_numpy()).astype(np.int64)
         key = target * (1 << 32) + (issue + (1 << 31))
         order = np.argsort(key, kind="stable")
-        vals = np.column_stack([t["value"].to_numpy()] + [t[c].to_numpy() for c in _qcols(t.columns).values()])
+        vals = np.column_stack([t["value"].to_numpy()] + [t[c].to_numpy() for c in quantile_columns(t.columns).values()])
         self._prep[zone] = (key[order], target[order], vals[order])
         return self._prep[zone]
 

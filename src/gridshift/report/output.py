@@ -176,18 +176,7 @@ def _safe_name(name: str) -> str:
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False, engine="pyarrow")
-        _normal_mode(tmp, directory=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    files.write_bytes_atomic(path, df.to_parquet(index=False, engine="pyarrow"))
 
 
 def write_timeseries(out_dir: str | os.PathLike, runs: list[PolicyRun]) -> list[Path]:

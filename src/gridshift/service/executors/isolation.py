@@ -112,24 +112,23 @@ class Limits:
         return out
 
 
-def private_dir(path: Path, what: str) -> Path:
-    """Create ``path`` (and parents) and make it 0700: the executor's own directory, which no job reads."""
+def _own_dir(path: Path, mode: int, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
+        os.chmod(path, mode)
     except OSError as e:
         raise ExecutorError(f"cannot create the {what} {path}: {e.strerror}", retryable=False) from None
     return path
 
 
+def private_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) and make it 0700: the executor's own directory, which no job reads."""
+    return _own_dir(path, 0o700, what)
+
+
 def job_root_dir(path: Path) -> Path:
     """Create the root of the job directories: 0711, so a job reaches its own directory but lists none."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o711)
-    except OSError as e:
-        raise ExecutorError(f"cannot create the job directory root {path}: {e.strerror}", retryable=False) from None
-    return path
+    return _own_dir(path, 0o711, "job directory root")
 
 
 def make_job_dir(path: Path, user: JobUser | None) -> Path:
