@@ -66,61 +66,14 @@ def parse_years(text: str | None) -> list[int] | None:
 
 def _backtest(out_dir, zone, all_zones, signal, horizon, model, external, stride, warmup, fan_week,
               years=None) -> None:
-    import time
+    from gridshift.studies.forecast_backtest import backtest_to_dir
 
-    import pandas as pd
+    def on_zone(z: str, origins: int, seconds: float) -> None:
+        out.print(f"{z}: {origins} origins, {seconds:.1f} s", markup=False, highlight=False)
 
-    from gridshift.data.series import available, check_signal
-    from gridshift.errors import PlanError
-    from gridshift.forecast.registry import DEFAULT_MODEL, FORECASTERS
-    from gridshift.report.output import OutputDir, write_json_atomic, write_text_atomic
-    from gridshift.studies.forecast_backtest import (
-        SUMMARY_COLUMNS,
-        aggregate_targets,
-        parse_hours,
-        plot_error_vs_lead,
-        plot_fan,
-        run_zone,
-        targets_table,
-    )
-
-    check_signal(signal)
-    models = list(model or [DEFAULT_MODEL])
-    for m in models:
-        if m not in FORECASTERS:
-            raise PlanError(f"unknown model '{m}' (known: {', '.join(FORECASTERS)})", field="model")
-    H, st, wu = parse_hours(horizon, "horizon"), parse_hours(stride, "stride"), parse_hours(warmup, "warmup")
-    if (zone is None) == (not all_zones):
-        raise PlanError("give exactly one of --zone Z or --all-zones", field="zone")
-    zones = available(signal) if all_zones else [zone]
-    if not all_zones:
-        known = available(signal)
-        if zone not in known:
-            raise PlanError(f"no '{signal}' data for zone '{zone}' (known: {', '.join(known)})", field="zone")
-    runs = []
-    t0 = time.perf_counter()
-    for z in zones:
-        r = run_zone(z, signal, models, H, stride_h=st, warmup_days=max(1, wu // 24), external=external,
-                     years=years)
-        runs.append(r)
-        out.print(f"{z}: {r.params['origins']} origins, {r.seconds:.1f} s", markup=False, highlight=False)
-    metrics = pd.concat([r.metrics for r in runs], ignore_index=True)
-    decision = pd.concat([r.decision for r in runs], ignore_index=True)
-    main = next((m for m in models if m in runs[0].results), DEFAULT_MODEL)
-    targets = targets_table(metrics, decision, main)
-    with OutputDir(out_dir) as tmp:
-        write_text_atomic(tmp / "summary.csv", metrics[SUMMARY_COLUMNS].to_csv(index=False, float_format="%.6g"))
-        write_text_atomic(tmp / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
-        write_text_atomic(tmp / "decision.csv", decision.to_csv(index=False, float_format="%.6g"))
-        write_text_atomic(tmp / "targets.csv", targets.to_csv(index=False, float_format="%.6g"))
-        write_json_atomic(tmp / "run.json", {"signal": signal, "horizon_h": H, "stride_h": st, "model": main,
-                                             **({"years": years} if years is not None else {}),
-                                             "seconds": round(time.perf_counter() - t0, 2),
-                                             "aggregate": aggregate_targets(targets) if len(targets) else {},
-                                             "zones": [r.params for r in runs]})
-        plot_error_vs_lead(tmp / "error_vs_lead.png", metrics, f"{signal} ({len(zones)} zone(s))")
-        for r in runs:
-            plot_fan(tmp / f"fan_{r.series.zone}.png", r, main, fan_week)
+    targets = backtest_to_dir(out_dir, zone=zone, all_zones=all_zones, signal=signal, horizon=horizon, models=model,
+                              external=external, stride=stride, warmup=warmup, fan_week=fan_week, years=years,
+                              on_zone=on_zone)
     _print_targets(targets)
     out.print(f"wrote {out_dir}", markup=False, highlight=False)
 

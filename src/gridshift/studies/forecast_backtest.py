@@ -15,6 +15,7 @@ forecasts as an issued-forecast file (see :mod:`gridshift.data.issued_forecasts`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,3 +240,55 @@ def write_forecasts(df: pd.DataFrame, path: str | Path) -> None:
     """Write an issued-forecast table (e.g. ``forecast.external.issue_forecasts`` of a model's backtest) as
     CSV, times in UTC ISO 8601, atomically."""
     write_text_atomic(path, forecasts_csv(df))
+
+
+def backtest_to_dir(out_dir: str | Path, *, zone: str | None, all_zones: bool, signal: str, horizon: str,
+                    models: list[str] | None, external: str | None, stride: str, warmup: str, fan_week: str,
+                    years: list[int] | None = None,
+                    on_zone: Callable[[str, int, float], None] | None = None) -> pd.DataFrame:
+    """The ``gridshift forecast backtest`` run: check the options, backtest each zone (``on_zone(zone, origins,
+    seconds)`` after each), write summary/metrics/decision/targets CSVs, run.json and plots into ``out_dir``
+    (atomically), and return the targets table."""
+    from gridshift.data.series import available, check_signal
+    from gridshift.forecast.registry import FORECASTERS
+    from gridshift.report.output import OutputDir, write_json_atomic
+
+    check_signal(signal)
+    models = list(models or [DEFAULT_MODEL])
+    for m in models:
+        if m not in FORECASTERS:
+            raise PlanError(f"unknown model '{m}' (known: {', '.join(FORECASTERS)})", field="model")
+    H, st, wu = parse_hours(horizon, "horizon"), parse_hours(stride, "stride"), parse_hours(warmup, "warmup")
+    if (zone is None) == (not all_zones):
+        raise PlanError("give exactly one of --zone Z or --all-zones", field="zone")
+    zones = available(signal) if all_zones else [zone]
+    if not all_zones:
+        known = available(signal)
+        if zone not in known:
+            raise PlanError(f"no '{signal}' data for zone '{zone}' (known: {', '.join(known)})", field="zone")
+    runs = []
+    t0 = time.perf_counter()
+    for z in zones:
+        r = run_zone(z, signal, models, H, stride_h=st, warmup_days=max(1, wu // 24), external=external,
+                     years=years)
+        runs.append(r)
+        if on_zone is not None:
+            on_zone(z, r.params["origins"], r.seconds)
+    metrics = pd.concat([r.metrics for r in runs], ignore_index=True)
+    decision = pd.concat([r.decision for r in runs], ignore_index=True)
+    main = next((m for m in models if m in runs[0].results), DEFAULT_MODEL)
+    targets = targets_table(metrics, decision, main)
+    with OutputDir(out_dir) as tmp:
+        write_text_atomic(tmp / "summary.csv", metrics[SUMMARY_COLUMNS].to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "metrics.csv", metrics.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "decision.csv", decision.to_csv(index=False, float_format="%.6g"))
+        write_text_atomic(tmp / "targets.csv", targets.to_csv(index=False, float_format="%.6g"))
+        write_json_atomic(tmp / "run.json", {"signal": signal, "horizon_h": H, "stride_h": st, "model": main,
+                                             **({"years": years} if years is not None else {}),
+                                             "seconds": round(time.perf_counter() - t0, 2),
+                                             "aggregate": aggregate_targets(targets) if len(targets) else {},
+                                             "zones": [r.params for r in runs]})
+        plot_error_vs_lead(tmp / "error_vs_lead.png", metrics, f"{signal} ({len(zones)} zone(s))")
+        for r in runs:
+            plot_fan(tmp / f"fan_{r.series.zone}.png", r, main, fan_week)
+    return targets
