@@ -150,17 +150,16 @@ def _service_stack() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``token`` to ``app``."""
-    token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
+    # every token and db command needs the service stack: checked once, before any of them runs
+    token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.", callback=_service_stack)
     app.add_typer(token_app, name="token")
-    db_app = typer.Typer(no_args_is_help=True, help="The service's database: migrations.")
+    db_app = typer.Typer(no_args_is_help=True, help="The service's database: migrations.", callback=_service_stack)
     app.add_typer(db_app, name="db")
 
     @db_app.command("upgrade")
     def db_upgrade(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
         """Create or migrate the service's database to this version's schema (``gridshift serve`` does it too)."""
         from gridshift.cli.common import fail, out
-
-        _service_stack()
         from gridshift.service.db import current_revision, make_engine, upgrade
 
         try:
@@ -316,7 +315,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create an API token and print its secret (shown only this once)."""
         from gridshift.cli.common import fail, out
-        _service_stack()
         from gridshift.service.store import Store
 
         try:
@@ -334,7 +332,6 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from gridshift.cli.common import fail, out
-        _service_stack()
         from gridshift.service.store import Store
 
         try:
@@ -354,7 +351,6 @@ def register(app: typer.Typer) -> None:
     def token_revoke(token_id: str, db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
         """Revoke an API token."""
         from gridshift.cli.common import fail
-        _service_stack()
         from gridshift.service.store import NotFound, Store
 
         try:
