@@ -28,7 +28,8 @@ test: $(VENV)/.installed
 # the nightly scenarios a year month by month, then ml-training, multi-site, power-capped), bench_gavel
 # (~40 min: Gavel's experiments at full size, 3 seeds), bench_hetero_moves (~6 min), bench_api (~5 min: 60 s
 # per backend, needs PostgreSQL's server binaries), bench_plan_epoch --quarter (~4 min), bench_forecast
-# (~3 min: 16 zone-years); the others take seconds to a minute or two (bench_demo ~1 min).
+# (~3 min: 16 zone-years), bench_forecast_decisions (~20 min over 2022–2023), bench_nightly_habit (~10 min a
+# zone-quarter); the others take seconds to a minute or two (bench_demo ~1 min).
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_sim_year.py
 	$(PY) benchmarks/bench_sim_year.py --policy threshold --json benchmarks/results/sim_year_threshold.json
@@ -38,6 +39,10 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_plan_epoch.py --quarter
 	$(PY) benchmarks/bench_planner_scenarios.py
 	$(PY) benchmarks/bench_forecast.py
+	$(PY) benchmarks/bench_forecast_decisions.py --years 2023 --json benchmarks/results/forecast_decisions.json
+	$(PY) benchmarks/bench_forecast_decisions.py
+	$(PY) benchmarks/bench_forecast_predict.py
+	for z in de gb; do for p in q1 q2; do $(PY) benchmarks/bench_nightly_habit.py --part measure --zone $$z --period $$p || exit 1; done; done
 	$(PY) benchmarks/bench_headroom.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_hetero_solve.py
