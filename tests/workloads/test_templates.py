@@ -239,3 +239,11 @@ def test_template_errors_name_the_field(old, new, field):
     with pytest.raises(ScenarioError) as e:
         assemble(parse_scenario(YAML.replace(old, new)))
     assert e.value.field == field
+
+
+def test_recurring_jobs_state_their_time_zone():
+    # a nominal time without a time zone is ambiguous (01:00 UTC and 01:00 in Berlin are different hours)
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(YAML.replace("tz: Europe/Berlin, start_local_h", "start_local_h"))
+    assert e.value.field == "workloads.recurring[0].tz"
+    assert "required" in e.value.message.lower()

@@ -94,7 +94,9 @@ class RecurringJobs(BaseModel):
     name: str = Field(min_length=1)
     kind: JobKind = JobKind.BATCH_INFERENCE
     tenant: str = "default"
-    tz: str = Field(default="UTC", description="IANA time zone of the nominal start, e.g. 'Europe/Berlin'.")
+    tz: str = Field(description="Time zone of the nominal start, stated explicitly: 'UTC' (the convention of "
+                    "Wiesner et al.'s nightly job, 01:00 UTC) or an IANA zone such as 'Europe/Berlin' (local time, "
+                    "daylight saving handled).")
     start_local_h: float = Field(ge=0, lt=24, description="Nominal start, hour of the local day.")
     run_h: float = Field(gt=0, le=168, description="Run time on the reference accelerator at full gang, h.")
     gang: int = Field(default=1, ge=1)

@@ -54,7 +54,9 @@ class Decision:
     Jobs not listed in ``job_idx`` do not run (queued, or paused if they ran before). Each listed job runs
     on pool ``job_pool`` with ``job_gang`` accelerators. ``pool_power_cap_frac`` caps every accelerator of
     a pool at a fraction of its board power (None = uncapped). ``replicas[n, r, p]`` accelerators of pool p
-    serve region r of service n.
+    serve region r of service n. ``job_start_offset_s`` (optional, one per listed job) starts a job that
+    was not running in the previous slot that many seconds into the slot (a job shorter than a slot may start
+    anywhere inside it); a job never starts before its arrival, whatever the offset says.
     """
 
     job_idx: np.ndarray
@@ -62,6 +64,7 @@ class Decision:
     job_gang: np.ndarray
     pool_power_cap_frac: np.ndarray | None = None
     replicas: np.ndarray | None = None
+    job_start_offset_s: np.ndarray | None = None
 
     @staticmethod
     def idle(world: World) -> Decision:

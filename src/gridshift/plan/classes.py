@@ -78,14 +78,21 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     speed[member] = jt.speed[jobs]
     home = uniq[:, 2]
     allowed = (speed[:, f.pool_type] > 0) & ((home[:, None] < 0) | (home[:, None] == f.pool_site[None, :]))
-    # release and accelerator bound by arrival
-    arr_per = np.searchsorted(period_start_s, jt.arrival_s[jobs] - 1e-6, side="left")  # first period it may run
-    arr_per = np.clip(arr_per, 0, T)
+    # release and accelerator bound by arrival: a job may run from its arrival to the second, so in the period
+    # that contains it for the part of the period after it (its accelerators count pro rata there)
+    arr = jt.arrival_s[jobs]
+    arr_per = np.clip(np.searchsorted(period_start_s, arr + 1e-6, side="right") - 1, 0, T)
+    inside = (arr_per < T) & (arr > period_start_s[np.minimum(arr_per, T - 1)] + 1e-6)
+    span = period_end_s[np.minimum(arr_per, T - 1)] - period_start_s[np.minimum(arr_per, T - 1)]
+    part = np.where(inside, (period_end_s[np.minimum(arr_per, T - 1)] - arr) / np.maximum(span, 1e-9), 1.0)
+    part = np.clip(part, 0.0, 1.0)
     rel = np.zeros((C, T + 1))
     np.add.at(rel, (member, arr_per), remaining[jobs])
     release = np.cumsum(rel, axis=1)[:, :T]
-    acc = np.zeros((C, T + 1))
-    np.add.at(acc, (member, arr_per), jt.gang_max[jobs].astype(float))
+    gang = jt.gang_max[jobs].astype(float)
+    acc = np.zeros((C, T + 2))
+    np.add.at(acc, (member, arr_per), gang * part)
+    np.add.at(acc, (member, arr_per + 1), gang * (1.0 - part))
     max_acc = np.cumsum(acc, axis=1)[:, :T]
     # work needed inside the horizon for deadlines beyond it
     # after the horizon a job cannot count on the fastest type (others want it too): use the median speed

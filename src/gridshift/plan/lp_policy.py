@@ -168,7 +168,6 @@ class LpPolicy(Policy):
             allowed=classes.allowed, max_acc=classes.max_acc, release=classes.release,
             deadline_period=classes.deadline_period, min_work=classes.min_work, terminal_cost=terminal,
             late_cost=late_cost, deadline_h=(classes.deadline_s - start_s) / S_PER_H, run_h=classes.run_h,
-            slot_h=w.slot_h,
             last_period=np.searchsorted(np.cumsum(dur_h) - dur_h, (classes.deadline_s - start_s) / S_PER_H
                                         + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else

@@ -210,16 +210,18 @@ def priority_order(obs: Observation, jobs_idx: np.ndarray, first: np.ndarray | N
 
 def latest_start_passed(obs: Observation, jobs_idx: np.ndarray, max_delay_h: float,
                         margin_slots: float = 2.0) -> np.ndarray:
-    """Jobs whose latest start (deadline minus the run time still needed on the slowest accelerator type of
-    the fleet they can use, restart overhead and ``margin_slots`` slots) has come; jobs without a deadline
-    may wait at most ``max_delay_h`` after arrival."""
+    """Jobs that must start now: waiting ``margin_slots`` more slots would pass their latest start (deadline
+    minus the run time still needed on the slowest accelerator type of the fleet they can use, and the
+    restart overhead of a job that ran before); with ``margin_slots=1`` exactly the jobs for which the next
+    slot is too late. Jobs without a deadline may wait at most ``max_delay_h`` after arrival."""
     w = obs.world
     j = w.jobs
     types = np.unique(w.fleet.pool_type)
     sp = j.speed[np.ix_(jobs_idx, types)]
     slowest = np.where(sp > 0, sp, np.inf).min(axis=1)
     run_s = obs.remaining_acc_h[jobs_idx] / np.maximum(j.gang_max[jobs_idx] * slowest, 1e-12) * S_PER_H
-    latest = j.deadline_s[jobs_idx] - run_s - j.restart_overhead_s[jobs_idx] - margin_slots * w.slot_duration_s
+    restart_s = np.where(obs.has_started[jobs_idx], j.restart_overhead_s[jobs_idx], 0.0)
+    latest = j.deadline_s[jobs_idx] - run_s - restart_s
     no_deadline = ~np.isfinite(j.deadline_s[jobs_idx])
     latest = np.where(no_deadline, j.arrival_s[jobs_idx] + max_delay_h * S_PER_H, latest)
-    return obs.now_s >= latest
+    return obs.now_s + margin_slots * w.slot_duration_s > latest + 1e-6

@@ -102,6 +102,20 @@ def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobSt
     return np.clip(cap, f.min_cap_frac(), 1.0)
 
 
+def start_offsets(world: World, d: Decision, j: np.ndarray, t: int, was_running: np.ndarray) -> np.ndarray:
+    """Seconds into slot ``t`` at which each placed job ``j`` starts running: its arrival if that falls
+    inside the slot, or the decision's ``job_start_offset_s`` if later; 0 for a job that ran in the previous
+    slot (it carries on)."""
+    slot_s = float(world.slot_duration_s)
+    off = np.clip(world.jobs.arrival_s[j] - t * slot_s, 0.0, slot_s)
+    if d.job_start_offset_s is not None and j.size:
+        asked = np.asarray(d.job_start_offset_s, float)
+        if asked.shape != j.shape or not np.isfinite(asked).all() or (asked < 0).any() or (asked >= slot_s).any():
+            raise PlanError("job_start_offset_s must give one offset in [0, slot length) per placed job")
+        off = np.maximum(off, np.where(was_running, 0.0, asked))
+    return off
+
+
 def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineConfig = EngineConfig(),
              progress: Callable[[int, int], None] | None = None,
              on_slot: Callable[..., bool] | None = None) -> PolicyRun | None:
@@ -156,9 +170,12 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         move_s = np.where(site_moved, jobs.data_move_gb[j] * 8.0 / config.data_move_gbps, 0.0)
         st.pending_overhead_s[j] += np.where(changed, jobs.checkpoint_overhead_s[j] + jobs.restart_overhead_s[j]
                                              + move_s, 0.0)
-        consumed = np.minimum(st.pending_overhead_s[j], slot_s)
+        # a job starts at its arrival (to the second) or later inside the slot if the policy says so; a job
+        # that ran in the previous slot carries on from the slot's start
+        offset_s = start_offsets(world, d, j, t, st.running_pool[j] >= 0)
+        consumed = np.minimum(st.pending_overhead_s[j], slot_s - offset_s)
         st.pending_overhead_s[j] -= consumed
-        eff_s = slot_s - consumed
+        eff_s = slot_s - offset_s - consumed
         rate = g * jobs.speed[j, pool_k[p]] * tp[p]  # reference acc-h per hour
         # inference: replicas, requests served, their power
         serving_acc = np.zeros(P)
@@ -194,8 +211,8 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         st.done_acc_h[j] += np.where(finishing, jobs.work_acc_h[j] - st.done_acc_h[j], prog)
         busy_frac = (consumed + run_s) / slot_s
         start_now = np.isnan(st.first_start_s[j])
-        st.first_start_s[j[start_now]] = t * slot_s
-        st.completion_s[j[finishing]] = t * slot_s + (consumed + run_s)[finishing]
+        st.first_start_s[j[start_now]] = t * slot_s + offset_s[start_now]
+        st.completion_s[j[finishing]] = t * slot_s + (offset_s + consumed + run_s)[finishing]
         # power
         busy_acc = np.bincount(p, weights=g * busy_frac, minlength=P)
         pool_w = acc.pool_it_power_w(f.pool_count, busy_acc, serving_acc, serving_w, cap, board, idle, host)

@@ -113,7 +113,8 @@ class World:
     slot_duration_s: int
     n_slots: int
     slot_starts: pd.DatetimeIndex
-    arrival_slot: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # first slot a job may run
+    # first slot a job may run: the slot that contains its arrival (it runs from its arrival to the second)
+    arrival_slot: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     events: EventArrays | None = None  # grid power requests
     event_cap_mw: np.ndarray | None = None  # [S, T] site limit from grid events (inf where none)
     event_known_slot: np.ndarray | None = None  # [S, T] first slot at which a planner knows that limit
@@ -142,7 +143,7 @@ class World:
     @staticmethod
     def build(fleet: Fleet, jobs: JobTable, services: ServiceArrays, slot_duration_s: int,
               slot_starts: pd.DatetimeIndex, events: EventArrays | None = None) -> World:
-        arrival_slot = np.ceil(jobs.arrival_s / slot_duration_s - 1e-9).astype(np.int64)
+        arrival_slot = np.floor(jobs.arrival_s / slot_duration_s + 1e-9).astype(np.int64)
         cap = known = None
         if events is not None:
             nameplate = np.bincount(fleet.pool_site, minlength=fleet.n_sites, weights=fleet.pool_count * (
