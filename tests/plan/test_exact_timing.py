@@ -16,6 +16,8 @@ H = 3600.0
 
 
 def _run(world, signals, name, **params):
+    if name == "per-job":
+        return simulate(world, signals, make_policy(PolicySpec(name=name, params=params)))
     pol = make_policy(PolicySpec(name=name, params={"cap_levels": [1.0], **params}))
     return simulate(world, signals, pol)
 
@@ -25,7 +27,8 @@ def _starts(run, world):
     return (js["first_start"] - world.slot_starts[0]).dt.total_seconds().to_numpy()
 
 
-@pytest.mark.parametrize("name,params", [("oracle", {}), ("mpc", {"forecast": "perfect", "habit": False})])
+@pytest.mark.parametrize("name,params", [("oracle", {}), ("mpc", {"forecast": "perfect", "habit": False}),
+                                         ("per-job", {})])
 def test_a_short_job_uses_the_slot_that_holds_its_deadline(name, params):
     # a 30-minute job on 8 accelerators, due at 09:30: the 09:00-10:00 hour is the cleanest it can use
     T = 24
@@ -100,7 +103,8 @@ def _brute_force(carbon, arrival_s, deadline_s, run_s, step_s=300.0):
     return np.array(out)
 
 
-@pytest.mark.parametrize("name,params", [("oracle", {}), ("mpc", {"forecast": "perfect", "habit": False})])
+@pytest.mark.parametrize("name,params", [("oracle", {}), ("mpc", {"forecast": "perfect", "habit": False}),
+                                         ("per-job", {})])
 def test_nightly_jobs_match_a_brute_force_optimum(name, params):
     rng = np.random.default_rng(7)
     days, window_h = 6, 8

@@ -341,10 +341,17 @@ class Oracle(LpPolicy):
     name = "oracle"
 
     def __init__(self, block_h: int = 1, bound: bool = True, max_columns: int = 300_000,
-                 time_limit_s: float = 600.0, **params: Any) -> None:
+                 time_limit_s: float = 600.0, candidates: tuple[str, ...] | list[str] = ("lp", "rolling", "per-job"),
+                 **params: Any) -> None:
         if block_h < 1 or max_columns < 1000:
             raise PlanError("block_h must be >= 1 and max_columns >= 1000", field="params")
-        super().__init__(forecast="perfect", block_h=block_h, bound=bound, max_columns=max_columns, time_limit_s=time_limit_s, **params)
+        candidates = tuple(candidates)
+        if not candidates or set(candidates) - {"lp", "rolling", "per-job"}:
+            raise PlanError("candidates must name one or more of 'lp', 'rolling', 'per-job'",
+                            field="params.candidates")
+        super().__init__(forecast="perfect", block_h=block_h, bound=bound, max_columns=max_columns,
+                         time_limit_s=time_limit_s, candidates=candidates, **params)
+        self.candidates = candidates
         self.block_h = block_h
         self.bound = bound
         self.max_columns = max_columns

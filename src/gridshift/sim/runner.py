@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gridshift.model.scenario import PolicySpec
+from gridshift.plan.mpc import Oracle
 from gridshift.plan.registry import make_policy
 from gridshift.sim.engine import simulate
+from gridshift.sim.oracle import run_oracle
 from gridshift.sim.result import PolicyRun
 from gridshift.sim.score import add_scores
 from gridshift.world.assembled import Assembled
@@ -32,7 +34,10 @@ def run_policies(assembled: Assembled, specs: list[PolicySpec],
     runs = []
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
-        runs.append(simulate(assembled.world, assembled.signals, pol, progress=cb))
+        if isinstance(pol, Oracle):  # the best of several perfect-knowledge plans (sim.oracle)
+            runs.append(run_oracle(assembled.world, assembled.signals, pol, obj, progress=cb))
+        else:
+            runs.append(simulate(assembled.world, assembled.signals, pol, progress=cb))
     add_scores(runs, assembled.world, assembled.signals, obj)
     return runs
 

@@ -1,0 +1,70 @@
+"""The oracle is the best of several perfect-knowledge plans: no policy may beat it (on random small worlds),
+and it never scores below the LP's relaxed bound."""
+
+import numpy as np
+import pytest
+
+from gridshift.errors import ScenarioError
+from gridshift.model.scenario import Objective, PolicySpec
+from gridshift.plan.asap import Asap
+from gridshift.plan.mpc import Mpc, Oracle
+from gridshift.plan.per_job import PerJob
+from gridshift.plan.registry import make_policy
+from gridshift.plan.threshold import Threshold
+from gridshift.sim.engine import simulate
+from gridshift.sim.oracle import run_oracle
+from gridshift.sim.score import add_scores
+from worldkit import make_fleet, make_jobs, make_signals, make_world
+
+
+def _world(seed: int):
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(12, 30))
+    n_sites = int(rng.integers(1, 3))
+    counts = tuple((int(rng.integers(2, 7)),) for _ in range(n_sites))
+    n = int(rng.integers(2, 12))
+    gang = rng.integers(1, 3, n)
+    arrival = np.sort(rng.uniform(0, T // 2, n)) * 3600
+    work = rng.uniform(0.2, 4.0, n)
+    dl = arrival + work / gang * 3600 * rng.uniform(1.5, 4.0, n) + 3 * 3600
+    inter = rng.random(n) < 0.5
+    fleet = make_fleet(counts, board_w=(700.0,), idle_w=(70.0,), host_w=(30.0,), pue=[1.1] * n_sites,
+                       cap_mw=[[float(rng.uniform(0.002, 0.01))] * T for _ in range(n_sites)], n_slots=T)
+    jobs = make_jobs(1, arrival_s=arrival, work_acc_h=work, gang=gang, deadline_s=dl, interruptible=inter)
+    sig = make_signals(rng.uniform(20, 600, (n_sites, T)))
+    return make_world(fleet, jobs, sig), sig
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_policy_beats_the_oracle(seed):
+    world, sig = _world(seed)
+    obj = Objective()
+    oracle = run_oracle(world, sig, Oracle(), obj)
+    others = [simulate(world, sig, p) for p in (Asap(), Threshold(), Mpc(forecast="perfect"), PerJob())]
+    for name, r in zip(("asap", "threshold", "mpc", "per-job"), others):
+        r.policy = name
+    runs = [*others, oracle]
+    add_scores(runs, world, sig, obj)
+    best = oracle.metrics["objective_value"]
+    assert oracle.metrics["oracle_chosen"] in ("lp", "rolling", "per-job")
+    assert set(oracle.metrics["oracle_candidates"]) == {"lp", "rolling", "per-job"}
+    for r in others:
+        if r.metrics["jobs_missed_deadline"] <= oracle.metrics["jobs_missed_deadline"]:
+            assert r.metrics["objective_value"] >= best - 1e-9 * max(1.0, abs(best)), r.policy
+    bound = oracle.metrics["lp_bound_objective"]
+    if np.isfinite(bound) and oracle.metrics["jobs_missed_deadline"] == 0:
+        assert best >= bound - 1e-9 * max(1.0, abs(bound))
+
+
+def test_oracle_candidates_are_checked():
+    with pytest.raises(ScenarioError) as e:
+        make_policy(PolicySpec(name="oracle", params={"candidates": ["lp", "guess"]}))
+    assert e.value.field == "policies[0].params"
+
+
+def test_oracle_with_one_candidate_is_that_plan():
+    world, sig = _world(3)
+    out = run_oracle(world, sig, Oracle(candidates=["per-job"]), Objective())
+    alone = simulate(world, sig, PerJob())
+    assert out.metrics["oracle_chosen"] == "per-job"
+    assert out.metrics["carbon_t"] == pytest.approx(alone.metrics["carbon_t"])
