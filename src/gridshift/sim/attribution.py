@@ -77,9 +77,8 @@ def split_parts(c_ref, e_ref, c_pol, e_pol, w_ref=0.0, w_pol=0.0, u_fallback: fl
         tot_e = float(e_ref.sum())
         u_fallback = float(c_ref.sum()) / tot_e if tot_e > 0 else 0.0
     u_ref = np.divide(c_ref, e_ref, out=np.full(c_ref.shape, float(u_fallback)), where=e_ref > 0)
-    at_ref = e_pol * u_ref  # the policy's energy at the reference's hours
-    timing = at_ref - c_pol
-    energy = c_ref - at_ref
+    energy = (e_ref - e_pol) * u_ref  # = C_ref − E_pol · u_ref; exactly 0 at equal energy
+    timing = (c_ref - c_pol) - energy  # = E_pol · u_ref − C_pol; exactly 0 at the reference's hours
     work_left = np.asarray(w_ref, float) - np.asarray(w_pol, float) + np.zeros(c_ref.shape)
     return timing, energy, work_left
 
