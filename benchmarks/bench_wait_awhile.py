@@ -34,9 +34,11 @@ benchmarks/RESULTS.md). About 30 s per zone and year for ``q1`` on one core, 2 m
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +77,7 @@ seed: 2021
 time_range: {{start: {start}, end: {end}}}
 slot_duration_s: 3600
 objective: carbon
-zones: [{{id: {zone}}}]
+zones: [{{id: {zone}, price_usd_per_mwh: 100.0}}]  # the objective is carbon; not every zone has prices
 sites:
   - {{name: dc, zone: {zone}, pue: 1.2, power_cap_mw: 0.05, pools: [{{accelerator: H100, count: 8}}]}}
 workloads:
@@ -172,28 +174,38 @@ def table(doc: dict, period: str) -> str:
     return "\n".join(lines)
 
 
+def _merge(update) -> dict:
+    """Read the results file, apply ``update(doc)`` and write it back atomically, under a lock (zones may run
+    in parallel processes); returns the document."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "gridshift-wait-awhile.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = json.loads(OUT.read_text()) if OUT.exists() else {}
+        update(doc)
+        tmp = OUT.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, OUT)
+    return doc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--zones", nargs="+", default=list(ZONES))
     ap.add_argument("--years", nargs="+", type=int, default=list(YEARS))
     ap.add_argument("--period", choices=("q1", "year"), default="q1")
     a = ap.parse_args()
-    doc = json.loads(OUT.read_text()) if OUT.exists() else {}
     t0 = time.perf_counter()
     for zone in a.zones:
         for year in a.years:
-            doc.setdefault("runs", {}).setdefault(a.period, {})[f"{zone}-{year}"] = measure(zone, year, a.period)
-    meta = doc.setdefault("meta", {})
-    meta[a.period] = {"git": git_state(), "cpus": os.cpu_count(), "wall_s": round(time.perf_counter() - t0, 1),
-                      "zones": a.zones, "years": a.years}
-    meta["conventions"] = ("nominal 01:00 UTC, window ±8 h (arrival 17:00 UTC, due 09:30 UTC), 30-minute job on 8 "
-                           "H100, hourly slots and data (Electricity Maps LCA), capping off, do-no-harm off, "
-                           "lead-error sigma_rel 0.05 rho 0 (i.i.d.)")
-    meta["paper"] = "Wiesner et al., Let's Wait Awhile, Middleware 2021, Scenario I, 2020 data"
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-    os.replace(tmp, OUT)
+            res = measure(zone, year, a.period)
+            doc = _merge(lambda d, k=f"{zone}-{year}", r=res: d.setdefault("runs", {}).setdefault(a.period, {})
+                         .__setitem__(k, r))
+    doc = _merge(lambda d: d.setdefault("meta", {}).update({
+        a.period: {"git": git_state(), "cpus": os.cpu_count(), "wall_s": round(time.perf_counter() - t0, 1)},
+        "conventions": "nominal 01:00 UTC, window ±8 h (arrival 17:00 UTC, due 09:30 UTC), 30-minute job on 8 H100, "
+                       "hourly slots and data (Electricity Maps LCA), capping off, do-no-harm off, lead-error "
+                       "sigma_rel 0.05 rho 0 (i.i.d.)",
+        "paper": "Wiesner et al., Let's Wait Awhile, Middleware 2021, Scenario I, 2020 data"}))
     print(table(doc, a.period))
 
 
