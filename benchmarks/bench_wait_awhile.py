@@ -26,7 +26,7 @@ the whole year quarter by quarter, about four times longer):
   issue 16 item 1). The saving is ``1 − Σ best / Σ CI(01:00)`` (the job's energy is the same every day).
 
 Results in ``benchmarks/results/wait_awhile.json`` (under ``runs.<period>``); a markdown table on stdout (for
-benchmarks/RESULTS.md). About 30 s per zone and year for ``q1`` on one core, 2 minutes for ``year``.
+benchmarks/RESULTS.md). About 1–2 minutes per zone and year for ``q1`` (2 shared cores), four times that for ``year``.
 
     PYTHONPATH=src python benchmarks/bench_wait_awhile.py [--zones DE-LU GB US-CAL-CISO] [--years 2021 2022 2023]
 """
