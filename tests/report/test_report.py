@@ -53,7 +53,8 @@ def _run(policy: str, seed: int, slots: int = 48) -> PolicyRun:
         "job_id": [f"j{i}" for i in range(6)], "kind": "training", "tenant": "acme", "arrival": arrival,
         "deadline": pd.Series(arrival + pd.Timedelta(hours=30)), "first_start": pd.Series(arrival),
         "completion": completion, "jct_h": jct, "missed_deadline": completion.isna().to_numpy(),
-        "work_acc_h": 100.0, "done_acc_h": 80.0, "energy_mwh": 1.5, "carbon_t": 0.4, "preemptions": rng.integers(0, 3, 6),
+        "work_acc_h": 100.0, "done_acc_h": 80.0, "energy_mwh": 1.5, "carbon_t": 0.4, "cost_usd": 90.0,
+        "preemptions": rng.integers(0, 3, 6),
     })[list(JOB_COLUMNS)]
     svc = pd.DataFrame({"time": times.repeat(2), "service": "chat-llm", "region": ["eu", "us"] * slots,
                         "demand_rps": 100.0, "served_rps": rng.uniform(80, 100, 2 * slots)})

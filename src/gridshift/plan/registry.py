@@ -10,12 +10,12 @@ from gridshift.plan.asap import Asap
 from gridshift.plan.base import Policy
 from gridshift.plan.las import LeastAttainedService
 from gridshift.plan.mpc import Mpc, Oracle
+from gridshift.plan.nominal import Nominal
 from gridshift.plan.per_job import PerJob
 from gridshift.plan.threshold import Threshold
 
 POLICIES: dict[str, type[Policy]] = {"asap": Asap, "threshold": Threshold, "mpc": Mpc, "oracle": Oracle,
-                                     "las": LeastAttainedService,
-                                     "per-job": PerJob}
+                                     "las": LeastAttainedService, "nominal": Nominal, "per-job": PerJob}
 
 
 def register(cls: type[Policy]) -> type[Policy]:

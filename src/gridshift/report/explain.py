@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -94,4 +96,39 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
     if not reasons:
         reasons.append(f"nothing held it back: it started in its first slot (average {ran_ci:.0f} g/kWh, {ran_pr:.1f} $/MWh)")
     lines.append("why: " + "; ".join(reasons) + ".")
+    lines += saving_lines(out_dir, policy, job)
     return lines
+
+
+def _amount(v: float, unit: str) -> str:
+    return f"{v * 1000:+.2f} kg CO2" if unit.startswith("t CO2") else f"{v:+,.2f} {unit}"
+
+
+def saving_lines(out_dir: Path, policy: str, job: pd.Series) -> list[str]:
+    """The job's saving against each reference with its parts, beside the jobs' own and the site's saving of
+    the run (``metrics.json``); nothing when the run has no reference."""
+    path = Path(out_dir) / "metrics.json"
+    m = json.loads(path.read_text()).get("policies", {}).get(policy, {}) if path.is_file() else {}
+    unit = (m.get("savings") or {}).get("unit", "")
+    out = []
+    for ref, label in (("asap", "asap"), ("nominal", "its nominal start")):
+        col = f"saving_vs_{ref}"
+        if col not in job.index or policy == ref:
+            continue
+        total = job[col]
+        if total is None or (isinstance(total, float) and math.isnan(total)):
+            continue
+        parts = ", ".join(f"{name} {_amount(job[f'{col}_{key}'], unit)}" for key, name in
+                          (("timing", "timing/placement"), ("energy", "energy"), ("work_left", "work left")))
+        line = f"saving vs {label}: this job {_amount(total, unit)} ({parts})"
+
+        def pct(prefix: str, ref: str = ref) -> str:
+            k = f"{prefix}saving_vs_{ref}"
+            if m.get(f"{k}_frac") is None:
+                return "?"
+            return (f"{m[f'{k}_frac']:+.2%} (timing/placement {m[f'{k}_timing_frac']:+.2%}, "
+                    f"energy {m[f'{k}_energy_frac']:+.2%})")
+
+        line += f"; all the run's jobs {pct('jobs_')}; the site {pct('')} (idle and host power of every accelerator)."
+        out.append(line)
+    return out

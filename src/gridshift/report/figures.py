@@ -123,3 +123,24 @@ def jct_cdf(run: PolicyRun, max_points: int = MAX_POINTS) -> tuple[np.ndarray, n
         done, frac = done[pick], frac[pick]
     positive = done[done > 0]
     return np.maximum(done, positive.min() if positive.size else 1e-3), frac, k, n_total
+
+
+SAVING_PARTS = (("timing", "timing / placement"), ("energy", "energy"), ("work_left", "work left at the end"))
+SAVING_REFERENCES = (("asap", "vs asap"), ("nominal", "vs the nominal start"))
+SAVING_SCOPES = (("jobs", "jobs' own"), ("site", "site"))
+
+
+def saving_splits(runs: list[PolicyRun]) -> list[dict]:
+    """One row per (reference, scope, policy) present in the runs' ``savings``: the saving and its parts
+    (timing / placement, energy, work left) as fractions of the reference's value (sim.attribution)."""
+    rows = []
+    for ref, _ in SAVING_REFERENCES:
+        for scope, _ in SAVING_SCOPES:
+            for i, run in enumerate(runs):
+                s = (run.metrics.get("savings") or {}).get(f"vs_{ref}", {}).get(scope)
+                if not s or run.policy == ref:
+                    continue
+                den = s["reference"] or math.nan
+                rows.append({"reference": ref, "scope": scope, "policy": run.policy, "index": i,
+                             "total": s["total"] / den, **{k: s[k] / den for k, _ in SAVING_PARTS}})
+    return rows

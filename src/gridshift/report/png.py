@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from gridshift.report.figures import (
+    SAVING_PARTS,
+    SAVING_REFERENCES,
+    SAVING_SCOPES,
     color,
     cumulative_carbon,
     downsample,
     jct_cdf,
     reference_lines,
+    saving_splits,
     service_frames,
     site_frames,
     sites_of,
@@ -22,13 +26,13 @@ DPI = 110
 WIDTH_IN = 11.0
 
 
-def _new_figure(height_in: float, rows: int = 1):
+def _new_figure(height_in: float, rows: int = 1, sharex: bool = True):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False)[:, 0]
     return fig, list(axes)
 
 
@@ -159,8 +163,38 @@ def _service(path: Path, runs: list[PolicyRun]) -> Path | None:
     return _save(fig, path)
 
 
+def _savings(path: Path, runs: list[PolicyRun]) -> Path | None:
+    rows = saving_splits(runs)
+    refs = [(r, label) for r, label in SAVING_REFERENCES if any(x["reference"] == r for x in rows)]
+    if not refs:
+        return None
+    fig, axes = _new_figure(3.2 * len(refs) + 0.8, rows=len(refs), sharex=False)
+    colors = {"timing": "#2ca02c", "energy": "#1f77b4", "work_left": "#7f7f7f"}
+    scope_label = dict(SAVING_SCOPES)
+    for ax, (ref, label) in zip(axes, refs):
+        sel = [x for x in rows if x["reference"] == ref]
+        xs = np.arange(len(sel))
+        pos, neg = np.zeros(len(sel)), np.zeros(len(sel))
+        for key, part in SAVING_PARTS:
+            v = np.array([100 * r[key] for r in sel])
+            base = np.where(v >= 0, pos, neg)
+            ax.bar(xs, v, bottom=base, color=colors[key], label=part)
+            pos, neg = pos + np.maximum(v, 0), neg + np.minimum(v, 0)
+        ax.scatter(xs, [100 * r["total"] for r in sel], marker="D", color="black", zorder=3, label="total saving")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.margins(y=0.12)
+        ax.set_xticks(xs, [f"{r['policy']}\n{scope_label[r['scope']]}" for r in sel], fontsize=8)
+        ax.set_ylabel("% of the reference")
+        ax.set_title(f"saving {label}", fontsize=10, loc="left")
+        ax.grid(alpha=0.3, axis="y")
+    _outside_legend(fig)
+    fig.suptitle("Savings split: timing / placement, energy, work left (jobs' own and the site's)", fontsize=11)
+    return _save(fig, path)
+
+
 def write_pngs(out_dir: Path, runs: list[PolicyRun]) -> list[Path]:
-    """Write site_power.png, cumulative_carbon.png, jct_cdf.png and (with service data) service_slo.png.
+    """Write site_power.png, cumulative_carbon.png, jct_cdf.png, (with service data) service_slo.png and
+    (with savings against a reference) savings_split.png.
 
     Figures without any data are skipped; returns the paths actually written.
     """
@@ -168,7 +202,7 @@ def write_pngs(out_dir: Path, runs: list[PolicyRun]) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw in (("site_power.png", _site_power), ("cumulative_carbon.png", _cum_carbon),
-                       ("jct_cdf.png", _jct), ("service_slo.png", _service)):
+                       ("jct_cdf.png", _jct), ("service_slo.png", _service), ("savings_split.png", _savings)):
         path = draw(out_dir / name, runs)
         if path is not None:
             written.append(path)

@@ -51,6 +51,16 @@ def data_attributions(datasets: Iterable[Any]) -> list[str]:
         k in d.name for k in DATA_ATTRIBUTION_KEYS)})
 
 
+def _saving_rows(ref: str) -> tuple[tuple[str, str, str], ...]:
+    """The site's saving against ``ref`` and the jobs' own, each with its parts (sim.attribution)."""
+    rows = []
+    for who, label in (("", f"saving vs {ref} (site)"), ("jobs_", f"jobs' own saving vs {ref}")):
+        rows.append((label, f"{who}saving_vs_{ref}_frac", "share"))
+        rows += [(f" of which {part.replace('_', ' ')}", f"{who}saving_vs_{ref}_{key}_frac", "share")
+                 for key, part in (("timing", "timing / placement"), ("energy", "energy"), ("work_left", "work left"))]
+    return tuple(rows)
+
+
 SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("cost", "cost_usd", "$"),
                 ("jobs completed", "jobs_completed", ""), ("deadline misses", "deadline_miss_frac", "share"),
                 ("avg job completion", "avg_jct_h", "h"), ("inference SLO attained", "slo_attainment", "share"),
@@ -58,7 +68,8 @@ SUMMARY_ROWS = (("energy", "energy_mwh", "MWh"), ("carbon", "carbon_t", "t"), ("
                 ("batch carbon per work", "batch_carbon_kg_per_acc_h", "kg/acc-h"), ("avg carbon intensity", "avg_carbon_g_per_kwh", "g/kWh"),
                 ("peak power", "peak_power_mw", "MW"), ("energy above cap", "cap_violation_mwh", "MWh"),
                 ("planning time", "plan_time_s", "s"), ("objective value", "objective_value", "obj."),
-                ("saving vs asap", "saving_vs_asap_frac", "share"), ("oracle capture", "oracle_capture_frac", "share"))
+                *_saving_rows("asap"), *_saving_rows("nominal"),
+                ("oracle capture", "oracle_capture_frac", "share"))
 
 
 def _fmt_metric(v: float) -> str:
@@ -79,5 +90,7 @@ def summary_table(runs: list[PolicyRun]):
     for label, key, unit in SUMMARY_ROWS:
         if all(key not in r.metrics for r in runs):
             continue
+        if "work_left" in key and all(not r.metrics.get(key) for r in runs):
+            continue  # no work deferred past the end by any policy: the row would be all zeros
         t.add_row(label, unit, *[_fmt_metric(r.metrics[key]) if r.metrics.get(key) is not None else "—" for r in runs])
     return t

@@ -46,13 +46,14 @@ class JobState:
     energy_mwh: np.ndarray
     carbon_t: np.ndarray
     preemptions: np.ndarray
+    cost_usd: np.ndarray
 
     @staticmethod
     def new(work_acc_h: np.ndarray) -> JobState:
         n = work_acc_h.shape[0]
         return JobState(work_acc_h.astype(float).copy(), np.zeros(n), np.full(n, -1, np.int32), np.zeros(n, np.int32),
                         np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(n), np.full(n, np.nan),
-                        np.full(n, np.nan), np.zeros(n), np.zeros(n), np.zeros(n, np.int32))
+                        np.full(n, np.nan), np.zeros(n), np.zeros(n), np.zeros(n, np.int32), np.zeros(n))
 
 
 def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobState, policy: str) -> np.ndarray:
@@ -228,6 +229,7 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         job_e = job_w * slot_h / 1e6
         st.energy_mwh[j] += job_e
         st.carbon_t[j] += job_e * signals.at("carbon_g_per_kwh", t)[f.site_zone[f.pool_site[p]]] / 1000.0
+        st.cost_usd[j] += job_e * signals.at("price_usd_per_mwh", t)[f.site_zone[f.pool_site[p]]]
         # state transitions
         prev = np.flatnonzero(st.running_pool >= 0)
         paused = prev[~np.isin(prev, j)]

@@ -71,6 +71,7 @@ def build_run(*, policy_name: str, world: World, signals: Signals, out: dict[str
         "done_acc_h": st.done_acc_h,
         "energy_mwh": st.energy_mwh,
         "carbon_t": st.carbon_t,
+        "cost_usd": st.cost_usd,
         "preemptions": st.preemptions,
     })
     svc_frames = []
@@ -106,6 +107,7 @@ def build_run(*, policy_name: str, world: World, signals: Signals, out: dict[str
         "preemptions": int(st.preemptions.sum()),
         "batch_energy_mwh": float(st.energy_mwh.sum()),
         "batch_carbon_t": float(st.carbon_t.sum()),
+        "batch_cost_usd": float(st.cost_usd.sum()),
         "batch_carbon_kg_per_acc_h": float(st.carbon_t.sum() * 1000 / st.done_acc_h.sum())
         if st.done_acc_h.sum() > 0 else float("nan"),
         "site_energy_mwh": {name: float(energy[s].sum()) for s, name in enumerate(f.site_names)},

@@ -40,6 +40,7 @@ JOB_COLUMNS = (
     "done_acc_h",
     "energy_mwh",  # facility energy attributed to the job
     "carbon_t",  # location-based carbon of that energy
+    "cost_usd",  # that energy at the zone's price
     "preemptions",
 )
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from gridshift.model.scenario import PolicySpec
 from gridshift.plan.mpc import Oracle
 from gridshift.plan.registry import make_policy
+from gridshift.sim.attribution import add_attribution
 from gridshift.sim.engine import simulate
 from gridshift.sim.oracle import run_oracle
 from gridshift.sim.result import PolicyRun
-from gridshift.sim.score import add_scores
+from gridshift.sim.score import add_scores, terminal_cost_per_work
 from gridshift.world.assembled import Assembled
 
 METRIC_KEYS = ("energy_mwh", "carbon_t", "cost_usd", "jobs_completed", "deadline_miss_frac", "avg_jct_h",
@@ -28,17 +31,29 @@ def policy_specs(assembled: Assembled, names: list[str] | None) -> list[PolicySp
 
 
 def run_policies(assembled: Assembled, specs: list[PolicySpec],
-                 progress: Callable[[str, int, int], None] | None = None) -> list[PolicyRun]:
+                 progress: Callable[[str, int, int], None] | None = None, *,
+                 nominal_reference: bool = True) -> list[PolicyRun]:
+    """Simulate each policy and score the runs. Savings are split (:mod:`gridshift.sim.attribution`)
+    against ``asap`` when it is among the runs, and — when jobs have a nominal start and
+    ``nominal_reference`` — against ``nominal``, simulated here as a reference unless it is among the runs."""
     obj = assembled.scenario.objective
+    world, signals = assembled.world, assembled.signals
     policies = [make_policy(s, i, objective=obj) for i, s in enumerate(specs)]  # bad params fail before runs
     runs = []
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
         if isinstance(pol, Oracle):  # the best of several perfect-knowledge plans (sim.oracle)
-            runs.append(run_oracle(assembled.world, assembled.signals, pol, obj, progress=cb))
+            runs.append(run_oracle(world, signals, pol, obj, progress=cb))
         else:
-            runs.append(simulate(assembled.world, assembled.signals, pol, progress=cb))
-    add_scores(runs, assembled.world, assembled.signals, obj)
+            runs.append(simulate(world, signals, pol, progress=cb))
+    add_scores(runs, world, signals, obj)
+    by = {r.policy: r for r in runs}
+    refs = {"asap": by["asap"]} if "asap" in by else {}
+    has_nominal = np.isfinite(world.jobs.nominal_start_s)
+    if nominal_reference and has_nominal.any():
+        refs["nominal"] = by.get("nominal") or simulate(world, signals, make_policy(PolicySpec(name="nominal")))
+    if refs:
+        add_attribution(runs, refs, obj, terminal_cost_per_work(world, signals, obj), nominal_mask=has_nominal)
     return runs
 
 
