@@ -12,6 +12,7 @@ import numpy as np
 
 from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Observation
+from gridshift.plan.response import pinned_cap_credit_mw
 from gridshift.world.arrays import World
 
 
@@ -74,7 +75,7 @@ class PlacementState:
         self.world = w
         self.cap = pool_cap_frac(w, cap)
         self.free = w.fleet.pool_count.astype(np.int64).copy()
-        self.headroom_mw = w.site_cap_mw(obs.t, obs.t, 1)[:, 0] - base_site_mw(w)
+        self.headroom_mw = w.site_cap_mw(obs.t, obs.t, 1)[:, 0] - base_site_mw(w) + pinned_cap_credit_mw(obs, self.cap)
         self.inc_mw = batch_increment_mw(w, self.cap)
         self.jobs: list[np.ndarray] = []
         self.pools: list[np.ndarray] = []
@@ -201,9 +202,13 @@ def first_fit_jobs(st: PlacementState, obs: Observation, order: np.ndarray, pool
 
 
 def priority_order(obs: Observation, jobs_idx: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
-    """Jobs flagged in ``first`` (mask over all jobs) ahead, then higher priority, earlier arrival, lower index."""
+    """Jobs flagged in ``first`` (mask over all jobs) ahead, then higher priority, earlier arrival, lower index.
+    While a grid event is known at any site, tier-0 work (which an event may not slow) goes first."""
     j = obs.world.jobs
     ahead = np.zeros(jobs_idx.size, bool) if first is None else first[jobs_idx]
+    under = obs.world.sites_under_event(obs.t)
+    if under is not None and under.any():
+        ahead = ahead | (j.tier[jobs_idx] == 0)
     o = np.lexsort((jobs_idx, j.arrival_s[jobs_idx], -j.priority[jobs_idx], ~ahead))
     return jobs_idx[o]
 

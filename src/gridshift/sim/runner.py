@@ -7,6 +7,7 @@ from typing import Any
 
 from gridshift.model.scenario import PolicySpec
 from gridshift.plan.registry import make_policy
+from gridshift.sim.counterfactual import attach, without_events
 from gridshift.sim.engine import simulate
 from gridshift.sim.result import PolicyRun
 from gridshift.sim.score import add_scores
@@ -33,6 +34,11 @@ def run_policies(assembled: Assembled, specs: list[PolicySpec],
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
         runs.append(simulate(assembled.world, assembled.signals, pol, progress=cb))
+    ev = assembled.world.events
+    if ev is not None and ev.counterfactual:  # each event's cost by tier against a run without the events
+        bare = without_events(assembled.world)
+        for i, (s, run) in enumerate(zip(specs, runs)):
+            attach(assembled.world, run, simulate(bare, assembled.signals, make_policy(s, i, objective=obj)))
     add_scores(runs, assembled.world, assembled.signals, obj)
     return runs
 
