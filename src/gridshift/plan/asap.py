@@ -47,7 +47,7 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
         return priority_order(obs, active[~np.isin(active, placed)], first)
 
     under = obs.world.sites_under_event(obs.t)
-    if under is not None and under.any():  # under a grid event tier-0 work starts before any other is kept
+    if st.enforce_power and under is not None and under.any():  # under an event tier 0 starts before others
         w = waiting()
         fill(w[(obs.world.jobs.tier[w] == 0) & (obs.running_pool[w] < 0)])
     flexible = np.intersect1d(running[~is_rigid], keep)

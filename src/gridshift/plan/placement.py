@@ -202,13 +202,9 @@ def first_fit_jobs(st: PlacementState, obs: Observation, order: np.ndarray, pool
 
 
 def priority_order(obs: Observation, jobs_idx: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
-    """Jobs flagged in ``first`` (mask over all jobs) ahead, then higher priority, earlier arrival, lower index.
-    While a grid event is known at any site, tier-0 work (which an event may not slow) goes first."""
+    """Jobs flagged in ``first`` (mask over all jobs) ahead, then higher priority, earlier arrival, lower index."""
     j = obs.world.jobs
     ahead = np.zeros(jobs_idx.size, bool) if first is None else first[jobs_idx]
-    under = obs.world.sites_under_event(obs.t)
-    if under is not None and under.any():
-        ahead = ahead | (j.tier[jobs_idx] == 0)
     o = np.lexsort((jobs_idx, j.arrival_s[jobs_idx], -j.priority[jobs_idx], ~ahead))
     return jobs_idx[o]
 

@@ -37,7 +37,8 @@ from gridshift.model.events import TIER_MAX_THROUGHPUT_LOSS, TIER_MAY_PAUSE
 
 TIER_COST_WEIGHT = np.array([np.inf, 4.0, 2.0, 1.0])
 DEFER_COST_WEIGHT = 1e3  # deferring a start (for the ramp) comes after every tier's own levers
-CAP_ACTUATION_S = 5.0  # assumed delay for a power limit to take effect (set with nvidia-smi / NVML)
+CAP_ACTUATION_S = 5.0
+DEFERRED = -1.0  # ready_s of a deferred start  # assumed delay for a power limit to take effect (set with nvidia-smi / NVML)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Levers:
     unit: np.ndarray  # int [G] unit index
     save_mw: np.ndarray  # [G] facility MW saved when the segment is fully taken
     loss_frac: np.ndarray  # [G] share of the unit's current throughput lost when fully taken
-    ready_s: np.ndarray  # [G] seconds after the response starts before the segment can act
+    ready_s: np.ndarray  # [G] seconds after the response starts before the segment can act; < 0: a deferred
+    # start (usable from the slot's first step, and never again for a gang once it has started)
     cost_per_mw: np.ndarray  # [G] non-decreasing with depth within a unit
     n_units: int
 
@@ -87,7 +89,7 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
             if new_start is not None and new_start[u]:
                 save = gang[u] * max(board_w[u] * c0 - idle_w[u], 0.0) * pue[u] / 1e6
                 if save > 0:
-                    units.append(u + unit_offset), saves.append(save), losses.append(1.0), ready.append(0.0)
+                    units.append(u + unit_offset), saves.append(save), losses.append(1.0), ready.append(DEFERRED)
                     costs.append(DEFER_COST_WEIGHT * max(work_rate[u], 1e-12) / save)
             continue
         y_min = y0 * (1.0 - limit)
@@ -107,7 +109,7 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
             if save > 0:
                 loss = np.interp(p_min, xs, ys) / y0
                 units.append(u + unit_offset), saves.append(save), losses.append(loss)
-                ready.append(float(checkpoint_s[u]) if pause else 0.0)
+                ready.append(float(checkpoint_s[u]) if pause else DEFERRED)
                 unit_costs.append((weight if pause else DEFER_COST_WEIGHT * work_rate[u]) * loss / save)
         costs.extend(np.maximum.accumulate(unit_costs) if unit_costs else [])
     if not units:
@@ -167,18 +169,22 @@ def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s
     loss_acc = np.zeros(levers.n_units)
     save_acc = np.zeros(levers.n_units)
     level = start_level_mw
+    deferred = ready < 0
+    still_waiting = np.ones(save.size)  # share of a deferred gang that has not started yet
     for m in range(M):
         t_s = elapsed_s + m * step_s  # a step's level holds from its start: only levers ready by then count
-        s_avail = np.where(ready <= t_s, save, 0.0)
+        s_avail = np.where(ready <= t_s, save, 0.0) * still_waiting
         target = want[m]
         if level is not None and np.isfinite(ramp):
             target = min(max(target, baseline_mw - level - ramp), baseline_mw - level + ramp)
         s = min(target, float(s_avail.sum()))
+        frac = np.zeros(save.size)
         if s > 0:
             before = np.cumsum(s_avail) - s_avail
             frac = np.clip((s - before) / np.where(s_avail > 0, s_avail, 1.0), 0.0, 1.0) * (s_avail > 0)
-            np.add.at(loss_acc, unit, frac * loss)
-            np.add.at(save_acc, unit, frac * save)
+            np.add.at(loss_acc, unit, frac * still_waiting * loss)
+            np.add.at(save_acc, unit, frac * s_avail)
+        still_waiting = np.where(deferred, still_waiting * frac, still_waiting)
         shed[m], held[m] = max(s, 0.0), max(-s, 0.0)
         level = baseline_mw - shed[m] + held[m]
     achieved = baseline_mw - shed + held
@@ -230,7 +236,8 @@ def pinned_cap_credit_mw(obs, cap: np.ndarray) -> np.ndarray:
     the running jobs that an event may only cap (tiers 1 and 2, pinned where they run): each down to the
     power at which it keeps ``1 − TIER_MAX_THROUGHPUT_LOSS[tier]`` of its throughput at the pool cap ``cap``.
     Planners count it as headroom, so that what the tiers that agreed to pay can give makes room for work
-    that may not be slowed (tier 0) before anything else is kept from running."""
+    that may not be slowed (tier 0) before anything else is kept from running; less the margin the response
+    keeps below the limit."""
     w = obs.world
     f, jt = w.fleet, w.jobs
     out = np.zeros(f.n_sites)
@@ -248,4 +255,6 @@ def pinned_cap_credit_mw(obs, cap: np.ndarray) -> np.ndarray:
         p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))
         s = f.pool_site[pp]
         out[s] += obs.running_gang[j] * f.board_power_w[k] * max(c0 - p_min, 0.0) * f.pue[s] / 1e6
+    if w.events is not None and w.event_cap_mw is not None:  # the response aims margin_frac below the limit
+        out[under] -= w.events.margin_frac * w.event_cap_mw[under, obs.t]
     return out
