@@ -52,7 +52,8 @@ def main() -> int:
         runs = run_policies(asm, policy_specs(asm, None))
         wall = time.perf_counter() - t0
         asm_cf = assemble(Scenario.model_validate({**sc0.model_dump(), "events": []}))
-        cf = {r.policy: r for r in run_policies(asm_cf, policy_specs(asm_cf, None))}
+        cf_runs = run_policies(asm_cf, policy_specs(asm_cf, None))
+        cf = {r.policy: r for r in cf_runs}
         sc = res["scenarios"][path.stem] = {"wall_s": round(wall, 1), "policies": {}}
         for r in runs:
             evs = [{k: e.get(k) for k in ("id", *KEYS)} for e in r.metrics.get("events", [])]
@@ -68,8 +69,8 @@ def main() -> int:
                 cut_s = "—" if cut is None else f"{100 * cut:.1f} %"
                 slo_s = "—" if slo is None else f"{100 * slo:.1f} %"
                 tiers = " / ".join(f"{100 * tl[k]:.1f}" for k in ("0", "1", "2", "3"))
-                cf = e["vs_no_event"]["by_tier"]
-                acc = " / ".join(f"{100 * cf[k]['acc_h_lost_frac']:.0f}" for k in ("0", "1", "2", "3"))
+                bt = e["vs_no_event"]["by_tier"]
+                acc = " / ".join(f"{100 * bt[k]['acc_h_lost_frac']:.0f}" for k in ("0", "1", "2", "3"))
                 miss = f"{100 * e['vs_no_event']['deadline_miss_frac_without_event']:.1f} → " \
                        f"{100 * e['vs_no_event']['deadline_miss_frac']:.1f} %"
                 bc = e["baseline_cut_frac"]
