@@ -53,6 +53,9 @@ class GridEvent(BaseModel):
     respond_within_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     price_usd_per_mwh: float | None = Field(default=None, allow_inf_nan=False)
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    rebound_s: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+                                    description="After the event, hold the draw at or below its pre-event level this "
+                                                "long (default: demand_response.rebound_s).")
 
     _utc = field_validator("start", "end")(as_utc)
 
@@ -112,3 +115,20 @@ class DemandResponse(BaseModel):
 
     margin_frac: float = Field(default=0.02, ge=0, lt=0.5, allow_inf_nan=False,
                                description="Aim this share below the target so noise does not cross it.")
+    rebound_s: float = Field(default=900.0, ge=0, allow_inf_nan=False,
+                             description="After an event the draw stays at or below its pre-event level this long, "
+                                         "then ramps back at the site's ramp limit (programs penalise snap-back).")
+    baseline_hours_before_notice: float = Field(default=1.0, gt=0, allow_inf_nan=False,
+                                                description="Measured baseline: mean draw over these hours before "
+                                                            "the event is issued.")
+    baseline_x_of_y: tuple[int, int] = Field(default=(4, 5), description="Measured baseline: mean draw in the event's "
+                                             "hours over the X highest of the Y days before (PJM's 'High 4 of 5').")
+    counterfactual: bool = Field(default=True, description="Run each policy once more without the events and report "
+                                 "each event's cost by tier against that run.")
+
+    @model_validator(mode="after")
+    def _check_x_of_y(self) -> DemandResponse:
+        x, y = self.baseline_x_of_y
+        if not 1 <= x <= y:
+            raise ValueError("baseline_x_of_y: need 1 <= X <= Y")
+        return self

@@ -32,18 +32,27 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     may start on pool p; jobs flagged in ``first`` (a mask over all jobs) go ahead of the others."""
     active = obs.active
     running, is_rigid, reps = place_fixed(st, obs)
+
+    def fill(order: np.ndarray) -> None:
+        for p in pool_order:
+            cand = order[waiting_allowed(order, int(p))]
+            if cand.size:
+                n_before = len(st.jobs)
+                first_fit_jobs(st, obs, cand, np.array([p]))
+                if len(st.jobs) > n_before:
+                    order = order[~np.isin(order, np.concatenate(st.jobs[n_before:]))]
+
+    def waiting() -> np.ndarray:
+        placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
+        return priority_order(obs, active[~np.isin(active, placed)], first)
+
+    under = obs.world.sites_under_event(obs.t)
+    if st.enforce_power and under is not None and under.any():  # under an event tier 0 starts before others
+        w = waiting()
+        fill(w[(obs.world.jobs.tier[w] == 0) & (obs.running_pool[w] < 0)])
     flexible = np.intersect1d(running[~is_rigid], keep)
     keep_running(st, obs, priority_order(obs, flexible, first), force=False)
-    placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
-    waiting = active[~np.isin(active, placed)]
-    order = priority_order(obs, waiting, first)
-    for p in pool_order:
-        cand = order[waiting_allowed(order, int(p))]
-        if cand.size:
-            n_before = len(st.jobs)
-            first_fit_jobs(st, obs, cand, np.array([p]))
-            if len(st.jobs) > n_before:
-                order = order[~np.isin(order, np.concatenate(st.jobs[n_before:]))]
+    fill(waiting())
     idx, pool, gang = st.result()
     return Decision(idx, pool, gang, st.cap, reps)
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gridshift.model.events import TIER_MAY_PAUSE
 from gridshift.world.arrays import Signals, World
 
 
@@ -37,13 +38,15 @@ class Observation:
 
     def rigid(self, idx: np.ndarray) -> np.ndarray:
         """Mask over jobs ``idx``: those a policy must not pause or move now — non-interruptible jobs, and
-        running tier-0 jobs at a site under a grid event (tier 0 is never slowed by a response)."""
+        running jobs of the tiers that may not pause (0: never slowed; 1, 2: only power-capped) at a site
+        under a grid event: an event never preempts them."""
         jt = self.world.jobs
         out = ~jt.interruptible[idx]
         under = self.world.sites_under_event(self.t)
         if under is not None and under.any():
             p = self.running_pool[idx]
-            out |= (jt.tier[idx] == 0) & (p >= 0) & under[self.world.fleet.pool_site[np.maximum(p, 0)]]
+            no_pause = ~np.asarray(TIER_MAY_PAUSE)[np.clip(jt.tier[idx], 0, len(TIER_MAY_PAUSE) - 1)]
+            out |= no_pause & (p >= 0) & under[self.world.fleet.pool_site[np.maximum(p, 0)]]
         return out
 
 

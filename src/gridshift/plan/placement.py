@@ -12,6 +12,7 @@ import numpy as np
 
 from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Observation
+from gridshift.plan.response import pinned_cap_credit_mw
 from gridshift.world.arrays import World
 
 
@@ -74,7 +75,7 @@ class PlacementState:
         self.world = w
         self.cap = pool_cap_frac(w, cap)
         self.free = w.fleet.pool_count.astype(np.int64).copy()
-        self.headroom_mw = w.site_cap_mw(obs.t, obs.t, 1)[:, 0] - base_site_mw(w)
+        self.headroom_mw = w.site_cap_mw(obs.t, obs.t, 1)[:, 0] - base_site_mw(w) + pinned_cap_credit_mw(obs, self.cap)
         self.inc_mw = batch_increment_mw(w, self.cap)
         self.jobs: list[np.ndarray] = []
         self.pools: list[np.ndarray] = []

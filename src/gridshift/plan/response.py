@@ -36,7 +36,9 @@ import numpy as np
 from gridshift.model.events import TIER_MAX_THROUGHPUT_LOSS, TIER_MAY_PAUSE
 
 TIER_COST_WEIGHT = np.array([np.inf, 4.0, 2.0, 1.0])
-CAP_ACTUATION_S = 5.0  # assumed delay for a power limit to take effect (set with nvidia-smi / NVML)
+DEFER_COST_WEIGHT = 1e3  # deferring a start (for the ramp) comes after every tier's own levers
+CAP_ACTUATION_S = 5.0
+DEFERRED = -1.0  # ready_s of a deferred start  # assumed delay for a power limit to take effect (set with nvidia-smi / NVML)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class Levers:
     unit: np.ndarray  # int [G] unit index
     save_mw: np.ndarray  # [G] facility MW saved when the segment is fully taken
     loss_frac: np.ndarray  # [G] share of the unit's current throughput lost when fully taken
-    ready_s: np.ndarray  # [G] seconds after the response starts before the segment can act
+    ready_s: np.ndarray  # [G] seconds after the response starts before the segment can act; < 0: a deferred
+    # start (usable from the slot's first step, and never again for a gang once it has started)
     cost_per_mw: np.ndarray  # [G] non-decreasing with depth within a unit
     n_units: int
 
@@ -64,14 +67,16 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
                type_idx: np.ndarray, board_w: np.ndarray, idle_w: np.ndarray, pue: np.ndarray, tier: np.ndarray,
                interruptible: np.ndarray, checkpoint_s: np.ndarray, work_rate: np.ndarray,
                max_loss_frac: np.ndarray | None = None, cap_actuation_s: float = CAP_ACTUATION_S,
-               unit_offset: int = 0) -> Levers:
+               unit_offset: int = 0, new_start: np.ndarray | None = None) -> Levers:
     """Levers of running units (arrays per unit; ``board_w``/``idle_w``/``pue`` already per unit; ``gang`` may
     be fractional for inference replicas weighted by load; ``work_rate`` in reference accelerator-hours per
-    hour at the current cap, for the cost; ``max_loss_frac`` tightens the tier's limit per unit)."""
+    hour at the current cap, for the cost; ``max_loss_frac`` tightens the tier's limit per unit;
+    ``new_start`` flags units that start in this slot: they may also wait, whatever their tier, when the
+    ramp limit does not let the site's draw rise as fast as the planner starts work — the dearest lever)."""
     units, saves, losses, ready, costs = [], [], [], [], []
     for u in range(gang.size):
         t = int(tier[u])
-        if t <= 0 or gang[u] <= 0:
+        if gang[u] <= 0:
             continue
         xs, ys = curve_x[type_idx[u]], curve_y[type_idx[u]]
         c0 = float(cap_frac[u])
@@ -80,7 +85,12 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
             continue
         limit = TIER_MAX_THROUGHPUT_LOSS[t] if max_loss_frac is None else min(TIER_MAX_THROUGHPUT_LOSS[t],
                                                                                float(max_loss_frac[u]))
-        if limit <= 0:
+        if limit <= 0 or t <= 0:
+            if new_start is not None and new_start[u]:
+                save = gang[u] * max(board_w[u] * c0 - idle_w[u], 0.0) * pue[u] / 1e6
+                if save > 0:
+                    units.append(u + unit_offset), saves.append(save), losses.append(1.0), ready.append(DEFERRED)
+                    costs.append(DEFER_COST_WEIGHT * max(work_rate[u], 1e-12) / save)
             continue
         y_min = y0 * (1.0 - limit)
         p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))  # curve is increasing
@@ -93,13 +103,14 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
             loss = (np.interp(hi, xs, ys) - np.interp(lo, xs, ys)) / y0
             units.append(u + unit_offset), saves.append(save), losses.append(loss), ready.append(cap_actuation_s)
             unit_costs.append(weight * loss / save if save > 0 else np.inf)
-        if TIER_MAY_PAUSE[t] and interruptible[u]:
+        pause = TIER_MAY_PAUSE[t] and interruptible[u]
+        if pause or (new_start is not None and new_start[u]):
             save = gang[u] * max(board_w[u] * p_min - idle_w[u], 0.0) * pue[u] / 1e6
             if save > 0:
                 loss = np.interp(p_min, xs, ys) / y0
                 units.append(u + unit_offset), saves.append(save), losses.append(loss)
-                ready.append(float(checkpoint_s[u]))
-                unit_costs.append(weight * loss / save)
+                ready.append(float(checkpoint_s[u]) if pause else DEFERRED)
+                unit_costs.append((weight if pause else DEFER_COST_WEIGHT * work_rate[u]) * loss / save)
         costs.extend(np.maximum.accumulate(unit_costs) if unit_costs else [])
     if not units:
         return Levers.empty(gang.size + unit_offset)
@@ -118,59 +129,68 @@ def merge(parts: list[Levers]) -> Levers:
 
 @dataclass(frozen=True)
 class Response:
-    shed_mw: np.ndarray  # [M] facility MW shed at each step
-    achieved_mw: np.ndarray  # [M] baseline − shed
+    shed_mw: np.ndarray  # [M] facility MW shed at each step by the levers
+    achieved_mw: np.ndarray  # [M] baseline − shed + held
     unit_loss_frac: np.ndarray  # [U] mean share of each unit's throughput lost over the steps
     unit_save_mw: np.ndarray  # [U] mean MW each unit saved over the steps
     shortfall_mw: np.ndarray  # [M] how far above the target the draw stayed (0 where met)
+    held_mw: np.ndarray  # [M] draw of work the planner stopped that winds down within the ramp limit
 
 
 def respond(levers: Levers, *, baseline_mw: float, target_mw: np.ndarray, step_s: float,
             ramp_mw_per_min: float | None, start_level_mw: float | None = None, elapsed_s: float = 0.0,
-            margin_frac: float = 0.0, not_before_step: int = 0) -> Response:
-    """Shed load over ``M`` steps of ``step_s`` seconds.
+            margin_frac: float = 0.0, not_before_step: int = 0, n_steps: int | None = None) -> Response:
+    """Shed load over the first ``n_steps`` (default: all) of the steps of ``step_s`` seconds in ``target_mw``.
 
-    ``target_mw[m]`` is the allowed draw at step m (``inf`` where no event applies); ``start_level_mw`` the
-    draw just before the first step (the previous slot's last step; None: no ramp limit into the first step):
-    the draw moves at most the ramp per step from there, up or down, so a slot that would start more work
-    sheds to keep the rise within the ramp, and after an event the draw climbs back at the ramp rate;
-    ``elapsed_s`` how long
-    the response has been running (levers' actuation delays count from its start); nothing is shed for a
-    target before step ``not_before_step`` (when the event is not yet known).
+    ``target_mw[m]`` is the allowed draw at step m (``inf`` where no event applies); steps past ``n_steps``
+    only look ahead (a target after this slot is ramped towards from here). ``start_level_mw`` is the draw
+    just before the first step (None: no ramp limit into the first step). Every step's draw stays within
+    the ramp of the step before, both ways: a rise is held back by the levers (capping, pausing, and
+    deferring work that starts in this slot); a fall larger than the ramp — the planner stopping more work
+    at once than the ramp allows — is spread out: the stopped work winds down one job at a time
+    (``held_mw``, drawn but doing no work). ``elapsed_s`` is how long the response has been running (levers'
+    actuation delays count from its start); nothing is shed for a target before step ``not_before_step``
+    (when the event is not yet known).
     """
-    M = target_mw.size
+    M = target_mw.size if n_steps is None else int(n_steps)
     need = np.where(np.isfinite(target_mw), np.maximum(baseline_mw - target_mw * (1.0 - margin_frac), 0.0), 0.0)
     ramp = np.inf if ramp_mw_per_min is None else ramp_mw_per_min * step_s / 60.0
     # backward pass: start shedding early enough to reach later needs at the ramp rate
     want = need.copy()
     if np.isfinite(ramp):
-        for m in range(M - 2, -1, -1):
+        for m in range(want.size - 2, -1, -1):
             want[m] = max(want[m], want[m + 1] - ramp)
+    want = want[:M]
     want[:not_before_step] = 0.0
     order = np.lexsort((levers.ready_s, levers.unit, levers.cost_per_mw))
     save, loss, ready, unit = (levers.save_mw[order], levers.loss_frac[order], levers.ready_s[order],
                                levers.unit[order])
-    shed = np.zeros(M)
+    shed, held = np.zeros(M), np.zeros(M)
     loss_acc = np.zeros(levers.n_units)
     save_acc = np.zeros(levers.n_units)
     level = start_level_mw
+    deferred = ready < 0
+    still_waiting = np.ones(save.size)  # share of a deferred gang that has not started yet
     for m in range(M):
         t_s = elapsed_s + m * step_s  # a step's level holds from its start: only levers ready by then count
-        s_avail = np.where(ready <= t_s, save, 0.0)
+        s_avail = np.where(ready <= t_s, save, 0.0) * still_waiting
         target = want[m]
         if level is not None and np.isfinite(ramp):
             target = min(max(target, baseline_mw - level - ramp), baseline_mw - level + ramp)
-        s = max(min(target, float(s_avail.sum())), 0.0)
+        s = min(target, float(s_avail.sum()))
+        frac = np.zeros(save.size)
         if s > 0:
             before = np.cumsum(s_avail) - s_avail
             frac = np.clip((s - before) / np.where(s_avail > 0, s_avail, 1.0), 0.0, 1.0) * (s_avail > 0)
-            np.add.at(loss_acc, unit, frac * loss)
-            np.add.at(save_acc, unit, frac * save)
-        shed[m] = s
-        level = baseline_mw - s
-    achieved = baseline_mw - shed
-    short = np.where(np.isfinite(target_mw), np.maximum(achieved - target_mw, 0.0), 0.0)
-    return Response(shed, achieved, loss_acc / max(M, 1), save_acc / max(M, 1), short)
+            np.add.at(loss_acc, unit, frac * still_waiting * loss)
+            np.add.at(save_acc, unit, frac * s_avail)
+        still_waiting = np.where(deferred, still_waiting * frac, still_waiting)
+        shed[m], held[m] = max(s, 0.0), max(-s, 0.0)
+        level = baseline_mw - shed[m] + held[m]
+    achieved = baseline_mw - shed + held
+    tg = target_mw[:M]
+    short = np.where(np.isfinite(tg), np.maximum(achieved - tg, 0.0), 0.0)
+    return Response(shed, achieved, loss_acc / max(M, 1), save_acc / max(M, 1), short, held)
 
 
 @dataclass(frozen=True)
@@ -209,3 +229,32 @@ def commitment_curve(levers: Levers, *, unit_tier: np.ndarray, unit_rate: np.nda
             ready[i] = rdy[ok].max() if ok.any() else 0.0
             np.add.at(by_tier[i], unit_tier[u[ok]], save[ok])
     return Commitment(duration_h, shed, lost, ready, by_tier)
+
+
+def pinned_cap_credit_mw(obs, cap: np.ndarray) -> np.ndarray:
+    """[S] facility MW the in-slot response can take, at each site under a known grid event, by power-capping
+    the running jobs that an event may only cap (tiers 1 and 2, pinned where they run): each down to the
+    power at which it keeps ``1 − TIER_MAX_THROUGHPUT_LOSS[tier]`` of its throughput at the pool cap ``cap``.
+    Planners count it as headroom, so that what the tiers that agreed to pay can give makes room for work
+    that may not be slowed (tier 0) before anything else is kept from running; less the margin the response
+    keeps below the limit."""
+    w = obs.world
+    f, jt = w.fleet, w.jobs
+    out = np.zeros(f.n_sites)
+    under = w.sites_under_event(obs.t)
+    if under is None or not under.any():
+        return out
+    run = obs.active[obs.running_pool[obs.active] >= 0]
+    p = obs.running_pool[run]
+    sel = under[f.pool_site[p]] & (jt.tier[run] >= 1) & ~np.asarray(TIER_MAY_PAUSE)[np.clip(jt.tier[run], 0, 3)]
+    for j, pp in zip(run[sel], p[sel]):
+        k = f.pool_type[pp]
+        xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
+        c0 = float(cap[pp])
+        y_min = float(np.interp(c0, xs, ys)) * (1.0 - TIER_MAX_THROUGHPUT_LOSS[int(jt.tier[j])])
+        p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))
+        s = f.pool_site[pp]
+        out[s] += obs.running_gang[j] * f.board_power_w[k] * max(c0 - p_min, 0.0) * f.pue[s] / 1e6
+    if w.events is not None and w.event_cap_mw is not None:  # the response aims margin_frac below the limit
+        out[under] -= w.events.margin_frac * w.event_cap_mw[under, obs.t]
+    return out

@@ -19,6 +19,7 @@ import pandas as pd
 from gridshift.model.events import N_TIERS
 from gridshift.model.time import S_PER_DAY, S_PER_H
 from gridshift.plan.response import Levers, job_levers, merge, respond
+from gridshift.sim.dr_metrics import baseline_metrics, shape_metrics
 from gridshift.world.events import EventArrays
 
 EMERGENCY_STEP_S = 5.0
@@ -39,6 +40,8 @@ class EventLog:
     requested_mw: list = field(default_factory=list)
     achieved_mw: list = field(default_factory=list)
     baseline_mw: list = field(default_factory=list)
+    rebound_limit_mw: list = field(default_factory=list)
+    held_mw: list = field(default_factory=list)
     tier_lost: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))
     tier_work: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))
     tier_cap_lost: np.ndarray = field(default_factory=lambda: np.zeros(N_TIERS))  # by the planner's pool caps
@@ -50,7 +53,8 @@ class EventLog:
     job_lost_acc_h: dict = field(default_factory=dict)
 
 
-def group_levers(world, sites: np.ndarray, *, j, p, g, cap, rate, svc_units: dict | None):
+def group_levers(world, sites: np.ndarray, *, j, p, g, cap, rate, svc_units: dict | None,
+                 new_start: np.ndarray | None = None):
     """Levers of the work running at ``sites`` (bool [S]): placed jobs (``j``, ``p``, ``g`` with their pool
     caps and work rates) and inference replicas; returns (levers, placed-job rows, service-unit rows). Job
     units come first, numbered like the rows; service units follow."""
@@ -63,7 +67,7 @@ def group_levers(world, sites: np.ndarray, *, j, p, g, cap, rate, svc_units: dic
         curve_y=list(f.cap_curve_throughput_frac), type_idx=k, board_w=f.board_power_w[k],
         idle_w=f.idle_power_w[k], pue=f.pue[job_site[mine]], tier=jobs.tier[j[mine]],
         interruptible=jobs.interruptible[j[mine]], checkpoint_s=jobs.checkpoint_overhead_s[j[mine]],
-        work_rate=rate[mine])]
+        work_rate=rate[mine], new_start=None if new_start is None else new_start[mine])]
     sv_idx = np.zeros(0, np.int64)
     if svc_units is not None:
         sv_idx = np.flatnonzero(sites[f.pool_site[svc_units["pool"]]] & (svc_units["busy"] > 0))
@@ -88,62 +92,95 @@ class DemandResponseSim:
         self.slot_s = float(slot_s)
         self.slot_starts = slot_starts
         n = 0 if ev is None else ev.n
-        self.shed_end = np.zeros(n)
-        self.level_end = np.full(n, np.nan)  # draw at the last step of the previous slot, MW
+        self.last_t = np.full(n, -2)  # last slot each event's response ran in
+        self.shed_end = np.zeros(n)  # shed (+) or held (−) at the last step of that slot, MW
+        self.level_end = np.full(n, np.nan)  # draw at the last step of that slot, MW
         self.started = np.full(n, np.nan)  # when each event's response began, s
+        self.pre_event_mw = np.full(n, np.nan)  # the draw just before the response began
+        self.lead_s = None  # [E] time the ramp needs from nameplate draw to the target
+        self.prev_site_mw = None  # [S] the previous slot's draw before any response
         self.logs = [EventLog() for _ in range(n)]
+
+    def _rebound_s(self) -> np.ndarray:
+        return np.zeros(self.ev.n) if self.ev.rebound_s is None else self.ev.rebound_s
 
     def _relevant(self, t: int) -> np.ndarray:
         ev = self.ev
         a, b = t * self.slot_s, (t + 1) * self.slot_s
         known = ev.issued_s < b
-        window = (ev.start_s - self.slot_s < b) & (ev.end_s > a)
-        return np.flatnonzero((known & window) | (self.shed_end > 1e-12))
+        window = (ev.start_s - self.lead_s - self.slot_s < b) & (ev.end_s + self._rebound_s() > a)
+        settling = (self.last_t == t - 1) & (np.abs(self.shed_end) > 1e-9)
+        return np.flatnonzero((known & window) | settling)
 
     def slot(self, t: int, *, world, site_fac_mw: np.ndarray, j: np.ndarray, p: np.ndarray, g: np.ndarray,
-             cap: np.ndarray, tp: np.ndarray, rate: np.ndarray, svc_units: dict | None) -> SlotEffect | None:
+             cap: np.ndarray, tp: np.ndarray, rate: np.ndarray, svc_units: dict | None,
+             new_start: np.ndarray | None = None) -> SlotEffect | None:
         """``site_fac_mw`` [S]: each site's facility draw this slot before any response (jobs busy all slot);
-        ``svc_units``: per (service, pool) arrays of load-weighted busy replicas, spare capacity share, tier."""
+        ``svc_units``: per (service, pool) arrays of load-weighted busy replicas, spare capacity share, tier;
+        ``new_start`` [n placed]: jobs that did not run on that pool in the previous slot."""
         if self.ev is None:
             return None
+        f, jobs, ev = world.fleet, world.jobs, self.ev
+        if self.lead_s is None:
+            top = np.bincount(f.pool_site, weights=f.pool_count * (f.board_power_w[f.pool_type] + f.host_power_w[
+                f.pool_type]), minlength=f.n_sites) * f.pue / 1e6
+            drop = np.maximum(ev.site_mask @ top - ev.target_mw, 0.0)
+            self.lead_s = np.where(np.isfinite(ev.ramp_mw_per_min), drop / ev.ramp_mw_per_min * 60.0, 0.0)
+        prev_site = self.prev_site_mw
+        self.prev_site_mw = site_fac_mw.copy()
         rel = self._relevant(t)
         if rel.size == 0:
             return None
-        f, jobs, ev = world.fleet, world.jobs, self.ev
         mult = np.ones(j.size)
         save_w = np.zeros(j.size)
         svc_save = np.zeros(f.n_pools)
         a = t * self.slot_s
         job_site = f.pool_site[p]
+        rebound = self._rebound_s()
         for e in rel:
             sites = ev.site_mask[e]
-            if not np.isfinite(self.logs[e].pre_issue_mw) and ev.issued_s[e] < a + self.slot_s:
-                self.logs[e].pre_issue_mw = float(site_fac_mw[sites].sum())
+            log = self.logs[e]
+            if not np.isfinite(log.pre_issue_mw) and ev.issued_s[e] < a + self.slot_s:
+                log.pre_issue_mw = float(site_fac_mw[sites].sum())
             emergency = np.isfinite(ev.respond_within_s[e]) and ev.respond_within_s[e] < 300 and \
                 a <= ev.start_s[e] < a + self.slot_s
             step = EMERGENCY_STEP_S if emergency else STEP_S
             M = int(round(self.slot_s / step))
-            t_step = a + step * np.arange(M)
+            # look ahead past this slot to the event's start, so the ramp down begins early enough
+            n_ext = max(M, min(int(np.ceil((ev.start_s[e] - a) / step)) + 1, M + int(self.lead_s[e] / step) + 2))
+            t_step = a + step * np.arange(n_ext)
             in_ev = (t_step >= ev.start_s[e]) & (t_step < ev.end_s[e])
-            target = np.where(in_ev, ev.target_mw[e], np.inf)
+            in_rb = (t_step >= ev.end_s[e]) & (t_step < ev.end_s[e] + rebound[e])
+            baseline = float(site_fac_mw[sites].sum())
+            if self.last_t[e] == t - 1 and np.isfinite(self.level_end[e]):
+                level = float(self.level_end[e])
+            elif prev_site is not None:
+                level = float(prev_site[sites].sum())
+            else:
+                level = None
             if np.isnan(self.started[e]):
                 self.started[e] = max(a, ev.issued_s[e])
+                self.pre_event_mw[e] = baseline if level is None else level
+            if a < ev.start_s[e] and a > self.started[e] - self.slot_s:  # the planned draw just before the event
+                self.pre_event_mw[e] = baseline
+            target = np.where(in_ev, ev.target_mw[e], np.where(in_rb, self.pre_event_mw[e], np.inf))
             not_before = int(np.ceil(max(ev.issued_s[e] - a, 0.0) / step))
-            lv, mine, sv_idx = group_levers(world, sites, j=j, p=p, g=g, cap=cap, rate=rate, svc_units=svc_units)
+            lv, mine, sv_idx = group_levers(world, sites, j=j, p=p, g=g, cap=cap, rate=rate, svc_units=svc_units,
+                                            new_start=new_start)
             n_jobs_u = mine.size
-            baseline = float(site_fac_mw[sites].sum())
-            log = self.logs[e]
             if np.isnan(log.deliverable_mw):
                 log.deliverable_mw = baseline - lv.max_save_mw
                 if np.isfinite(ev.respond_within_s[e]):
                     in_time = lv.ready_s <= ev.respond_within_s[e]
                     log.deliverable_in_time_mw = baseline - float(lv.save_mw[in_time].sum())
-            level = self.level_end[e] if self.shed_end[e] > 1e-12 else None
             r = respond(lv, baseline_mw=baseline, target_mw=target, step_s=step,
                         ramp_mw_per_min=None if not np.isfinite(ev.ramp_mw_per_min[e])
                         else float(ev.ramp_mw_per_min[e]), start_level_mw=level,
-                        elapsed_s=a - self.started[e], margin_frac=ev.margin_frac, not_before_step=not_before)
-            self.shed_end[e] = r.shed_mw[-1]
+                        elapsed_s=a - self.started[e], margin_frac=ev.margin_frac, not_before_step=not_before,
+                        n_steps=M)
+            t_step, in_ev, in_rb, target = t_step[:M], in_ev[:M], in_rb[:M], target[:M]
+            self.last_t[e] = t
+            self.shed_end[e] = r.shed_mw[-1] - r.held_mw[-1]
             self.level_end[e] = r.achieved_mw[-1]
             loss = r.unit_loss_frac
             mult[mine] *= 1.0 - loss[:n_jobs_u]
@@ -151,12 +188,18 @@ class DemandResponseSim:
             if sv_idx.size:
                 np.add.at(svc_save, svc_units["pool"][sv_idx],
                           r.unit_save_mw[n_jobs_u:] * 1e6 / f.pue[f.pool_site[svc_units["pool"][sv_idx]]])
-            show = in_ev | (r.shed_mw > 1e-12)
-            log.time.append(self.slot_starts[t] + pd.to_timedelta(t_step[show] - a, unit="s"))
-            log.step_s.append(np.full(int(show.sum()), step))
-            log.requested_mw.append(np.where(in_ev, ev.target_mw[e], np.nan)[show])
-            log.achieved_mw.append(r.achieved_mw[show])
-            log.baseline_mw.append(np.full(int(show.sum()), baseline))
+            held = float(r.held_mw.mean())
+            if held > 0:  # stopped work winding down: drawn on the event's pools, by size
+                pools = np.flatnonzero(sites[f.pool_site])
+                share = f.pool_count[pools] / max(float(f.pool_count[pools].sum()), 1e-12)
+                np.add.at(svc_save, pools, -held * share * 1e6 / f.pue[f.pool_site[pools]])
+            log.time.append(self.slot_starts[t] + pd.to_timedelta(t_step - a, unit="s"))
+            log.step_s.append(np.full(M, step))
+            log.requested_mw.append(np.where(in_ev, ev.target_mw[e], np.nan))
+            log.rebound_limit_mw.append(np.where(in_rb, self.pre_event_mw[e], np.nan))
+            log.achieved_mw.append(r.achieved_mw)
+            log.held_mw.append(r.held_mw)
+            log.baseline_mw.append(np.full(M, baseline))
             if in_ev.any():
                 frac_in = in_ev.mean()
                 tiers = jobs.tier[j[mine]]
@@ -187,7 +230,8 @@ class DemandResponseSim:
             tr = pd.DataFrame({
                 "time": pd.DatetimeIndex(np.concatenate([np.asarray(x) for x in log.time])),
                 "step_s": np.concatenate(log.step_s), "requested_mw": np.concatenate(log.requested_mw),
-                "achieved_mw": np.concatenate(log.achieved_mw), "baseline_mw": np.concatenate(log.baseline_mw)})
+                "achieved_mw": np.concatenate(log.achieved_mw), "baseline_mw": np.concatenate(log.baseline_mw),
+                "rebound_limit_mw": np.concatenate(log.rebound_limit_mw), "held_mw": np.concatenate(log.held_mw)})
             traces[ev.ids[e]] = tr
             inside = tr["requested_mw"].notna().to_numpy()
             ok = (tr["achieved_mw"] <= tr["requested_mw"] * (1 + 1e-9) + 1e-12).to_numpy() & inside
@@ -222,6 +266,8 @@ class DemandResponseSim:
                 "jobs_slowed": len(log.job_lost_acc_h),
                 "most_slowed_jobs": [{"job_id": str(job_ids[jj]), "lost_acc_h": v} for jj, v in worst],
                 "sites": _site_split(fac_mw, site_names, ev.site_mask[e], ev.start_s[e], ev.end_s[e], self.slot_s),
+                **shape_metrics(tr, t_rel, inside, ok, ev, e, float(self.pre_event_mw[e])),
+                **baseline_metrics(tr, inside, fac_mw, ev, e, self.slot_s),
             })
         return out, traces
 

@@ -20,6 +20,7 @@ import pandas as pd
 from gridshift.errors import PlanError
 from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Decision, Observation, Policy
+from gridshift.plan.event_tiers import hold_tiers
 from gridshift.sim.dr import DemandResponseSim, event_warnings
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
@@ -157,7 +158,7 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
         obs = Observation(t, world, signals, active, st.remaining_acc_h, st.running_pool, st.running_gang,
                           st.has_started, st.last_pool, demand)
         t0 = time.perf_counter()
-        d = policy.decide(obs)
+        d, _ = hold_tiers(obs, policy.decide(obs))  # an event never pauses tiers 0-2 (plan/event_tiers.py)
         plan_time_s += time.perf_counter() - t0
         cap = check_decision(world, d, active_mask, st, policy.name)
         tp = f.throughput_frac(cap)
@@ -201,7 +202,7 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
             base_w = acc.pool_it_power_w(f.pool_count, np.bincount(p, weights=g, minlength=P), serving_acc, serving_w,
                                          cap, board, idle, host)
             eff = dr.slot(t, world=world, site_fac_mw=acc.site_power_mw(base_w, f.pool_site, S, f.pue)[1], j=j, p=p,
-                          g=g, cap=cap, tp=tp, rate=rate, svc_units=svc_units)
+                          g=g, cap=cap, tp=tp, rate=rate, svc_units=svc_units, new_start=st.running_pool[j] != p)
             if eff is not None:
                 rate = rate * eff.job_tp_mult
         need_s = np.divide(st.remaining_acc_h[j], rate, out=np.full(j.size, np.inf), where=rate > 0) * S_PER_H

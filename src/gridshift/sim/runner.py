@@ -11,6 +11,7 @@ from gridshift.model.scenario import PolicySpec
 from gridshift.plan.mpc import Oracle
 from gridshift.plan.registry import make_policy
 from gridshift.sim.attribution import add_attribution
+from gridshift.sim.counterfactual import attach, without_events
 from gridshift.sim.engine import simulate
 from gridshift.sim.oracle import run_oracle
 from gridshift.sim.result import PolicyRun
@@ -30,6 +31,12 @@ def policy_specs(assembled: Assembled, names: list[str] | None) -> list[PolicySp
     return [by_key.get(n, PolicySpec(name=n)) for n in names]
 
 
+def _simulate(world, signals, pol, obj, cb) -> PolicyRun:
+    if isinstance(pol, Oracle):  # the best of several perfect-knowledge plans (sim.oracle)
+        return run_oracle(world, signals, pol, obj, progress=cb)
+    return simulate(world, signals, pol, progress=cb)
+
+
 def run_policies(assembled: Assembled, specs: list[PolicySpec],
                  progress: Callable[[str, int, int], None] | None = None, *,
                  nominal_reference: bool = True) -> list[PolicyRun]:
@@ -42,10 +49,12 @@ def run_policies(assembled: Assembled, specs: list[PolicySpec],
     runs = []
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
-        if isinstance(pol, Oracle):  # the best of several perfect-knowledge plans (sim.oracle)
-            runs.append(run_oracle(world, signals, pol, obj, progress=cb))
-        else:
-            runs.append(simulate(world, signals, pol, progress=cb))
+        runs.append(_simulate(world, signals, pol, obj, cb))
+    ev = world.events
+    if ev is not None and ev.counterfactual:  # each event's cost by tier against a run without the events
+        bare = without_events(world)
+        for i, (s, run) in enumerate(zip(specs, runs)):
+            attach(world, run, _simulate(bare, signals, make_policy(s, i, objective=obj), obj, None))
     add_scores(runs, world, signals, obj)
     by = {r.policy: r for r in runs}
     refs = {"asap": by["asap"]} if "asap" in by else {}

@@ -246,6 +246,7 @@ def assemble(scenario: Scenario) -> Assembled:
     services = build_services(scenario, fleet, slot_starts, catalog)
     events = build_events(scenario.events, start=start, site_names=site_names, site_zones=site_zones,
                           site_ramp_mw_per_min=tuple(x.ramp_mw_per_min for x in scenario.sites),
-                          margin_frac=scenario.demand_response.margin_frac)
+                          margin_frac=scenario.demand_response.margin_frac,
+                          response=scenario.demand_response)
     world = World.build(fleet, jobs, services, scenario.slot_duration_s, slot_starts, events)
     return Assembled(scenario, world, signals, types, notes)

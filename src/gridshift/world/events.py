@@ -4,7 +4,9 @@ Power requests (limit, cut, emergency) become, per event, the sites it covers, i
 (summed over those sites), its window and when it is issued. For the planners each event is also a site
 power limit per slot, known from the slot after it is issued: a region-wide target is split among its
 sites in proportion to their nameplate facility power (the minute-level response then sheds wherever it is
-cheapest within the region).
+cheapest within the region). The planners see the limit in the slot where the event starts and in every
+slot it covers for at least half of the slot; an event that ends earlier inside a slot is held there by the
+minute-level response alone, which releases it at the minute it ends.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gridshift.model.events import GridEvent
+from gridshift.model.events import DemandResponse, GridEvent
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class EventArrays:
     respond_within_s: np.ndarray  # [E] nan unless an emergency
     ramp_mw_per_min: np.ndarray  # [E] summed over the sites; inf if any site has no limit
     margin_frac: float = 0.0
+    rebound_s: np.ndarray | None = None  # [E] after the end, the draw stays at or below its pre-event level
+    baseline_hours_before_notice: float = 1.0
+    baseline_x_of_y: tuple[int, int] = (4, 5)
+    counterfactual: bool = True
 
     @property
     def n(self) -> int:
@@ -43,7 +49,7 @@ class EventArrays:
         known = np.zeros((S, n_slots), np.int64)
         for e in range(self.n):
             t0 = int(np.floor(self.start_s[e] / slot_s))
-            t1 = int(np.ceil(self.end_s[e] / slot_s))
+            t1 = max(int(np.floor(self.end_s[e] / slot_s + 0.5)), t0 + 1)  # the last slot if it covers half of it
             k = int(np.ceil(self.issued_s[e] / slot_s - 1e-9))
             sites = np.flatnonzero(self.site_mask[e])
             share = nameplate_mw[sites] / max(float(nameplate_mw[sites].sum()), 1e-12)
@@ -56,10 +62,11 @@ class EventArrays:
 
 def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tuple[str, ...],
                  site_zones: tuple[str, ...], site_ramp_mw_per_min: tuple[float | None, ...],
-                 margin_frac: float) -> EventArrays | None:
+                 margin_frac: float, response: DemandResponse | None = None) -> EventArrays | None:
     power = [e for e in events if e.is_power_request]
     if not power:
         return None
+    r = response or DemandResponse()
     S = len(site_names)
     mask = np.zeros((len(power), S), bool)
     for i, e in enumerate(power):
@@ -78,7 +85,10 @@ def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tu
         start_s=np.array([sec(e.start) for e in power]), end_s=np.array([sec(e.end) for e in power]),
         issued_s=np.array([sec(e.issued_at) for e in power]),
         respond_within_s=np.array([np.nan if e.respond_within_s is None else e.respond_within_s for e in power]),
-        ramp_mw_per_min=ramp, margin_frac=margin_frac)
+        ramp_mw_per_min=ramp, margin_frac=margin_frac,
+        rebound_s=np.array([r.rebound_s if e.rebound_s is None else e.rebound_s for e in power]),
+        baseline_hours_before_notice=r.baseline_hours_before_notice, baseline_x_of_y=tuple(r.baseline_x_of_y),
+        counterfactual=r.counterfactual)
 
 
 def apply_signal_events(events: list[GridEvent], *, start: pd.Timestamp, slot_s: int, lookback: int,

@@ -184,7 +184,7 @@ def build_world(fleet: Scenario, jobs: Sequence[Job], t0: datetime, slot_s: int,
     ev = build_events([e for e in sc.events if e.is_power_request], start=pd.Timestamp(t0), site_names=site_names,
                       site_zones=tuple(x.zone for x in sc.sites),
                       site_ramp_mw_per_min=tuple(x.ramp_mw_per_min for x in sc.sites),
-                      margin_frac=sc.demand_response.margin_frac)
+                      margin_frac=sc.demand_response.margin_frac, response=sc.demand_response)
     return World.build(f, table, services, slot_s, slot_starts, ev), signals, sc
 
 
