@@ -25,6 +25,7 @@ from gridshift.plan.placement import (
     priority_order,
     replica_increment_mw,
 )
+from gridshift.plan.start_times import build_start_times
 from gridshift.world.arrays import Signals, World
 
 
@@ -175,6 +176,15 @@ class LpPolicy(Policy):
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
             svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
 
+    def add_starts(self, pr: PlanProblem, jobs: np.ndarray, remaining: np.ndarray, now_s: float,
+                   grid_h: np.ndarray, uc_fine: np.ndarray) -> PlanProblem:
+        """Start-time columns (plan/start_times.py) for the waiting non-interruptible ``jobs`` of ``pr``,
+        a plan from ``now_s``: candidate starts ``grid_h`` (hours from it), their energy at the objective
+        per MWh ``uc_fine[S, slots]``, slot by slot."""
+        pr.starts = build_start_times(self.world, jobs, remaining, now_s, grid_h, float(pr.dur_h.sum()), uc_fine,
+                                      self.world.slot_h, pr.late_cost)
+        return pr
+
     def solve(self, pr: PlanProblem) -> PlanSolution:
         sol = self.solver.solve(pr)
         self.n_solves += 1
@@ -183,10 +193,12 @@ class LpPolicy(Policy):
 
     # ---- plan -> placements
     def round_plan(self, obs: Observation, classes: Classes, x: np.ndarray, f_rps: np.ndarray,
-                   cost_order: np.ndarray, force: np.ndarray | None = None) -> Decision:
+                   cost_order: np.ndarray, force: np.ndarray | None = None,
+                   force_pool: np.ndarray | None = None) -> Decision:
         """Whole placements for slot ``obs.t`` from the plan of its period: ``x[C, P, L]`` busy accelerators
         per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s. Jobs ``force`` (waiting jobs that
-        start now whatever the plan says) are placed first, each on the pool where it runs fastest."""
+        start now whatever the plan says) are placed first, each on its planned pool ``force_pool`` (-1: none),
+        else on the pool where it runs fastest."""
         w, fl, jt = obs.world, obs.world.fleet, obs.world.jobs
         busy = x.sum(axis=2)  # [C, P]
         tot = busy.sum(axis=0)
@@ -206,8 +218,10 @@ class LpPolicy(Policy):
         running = active[obs.running_pool[active] >= 0]
         is_rigid = obs.rigid(running)
         keep_running(st, obs, running[is_rigid], force=True)
-        for j in (() if force is None else force):
+        for i, j in enumerate(() if force is None else force):
             fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
+            if force_pool is not None and force_pool[i] >= 0:  # the planned pool first
+                fast = np.concatenate([[force_pool[i]], fast[fast != force_pool[i]]])
             first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
         reps = None
         if w.services.n:
