@@ -87,7 +87,7 @@ class Mpc(LpPolicy):
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
                  habit_spread: str = "pair", habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
-                 **params: Any) -> None:
+                 start_horizon_h: int = 168, **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
@@ -101,8 +101,8 @@ class Mpc(LpPolicy):
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
                          habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
-                         per_job_limit=per_job_limit, **params)
-        self.per_job_limit = int(per_job_limit)
+                         per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, **params)
+        self.per_job_limit, self.start_horizon_h = int(per_job_limit), int(start_horizon_h)
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
         self.habit_spread, self.habit_days = habit_spread, int(habit_days)
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
@@ -322,6 +322,15 @@ class Mpc(LpPolicy):
         pause_h = float(np.mean(w.jobs.checkpoint_overhead_s[inter] + w.jobs.restart_overhead_s[inter]) / S_PER_H) \
             if inter.size else 0.0
         prob = self.problem(classes, dur_h, uc, cap, demand, pin_acc, pin_mw, busy_now, pause_h, obs.now_s)
+        # a start's cost over its whole run and the best start after the horizon: forecasts up to the last
+        # waiting job's deadline (at most start_horizon_h)
+        Hs = H
+        if waiting.size:
+            dl = w.jobs.deadline_s[waiting]
+            dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[waiting] + self.max_delay_h * S_PER_H)
+            Hs = int(np.clip(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s), H, self.start_horizon_h * self.sph))
+        if Hs > H:
+            ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", Hs), self._forecast(obs, "price_usd_per_mwh", Hs)
         self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h,
                         self.unit_cost_sites(ci_fine, pr_fine))
         sol = self.solve(prob)
@@ -330,6 +339,7 @@ class Mpc(LpPolicy):
         k = f.pool_type
         order = np.argsort(uc[f.pool_site, 0] * (f.board_power_w[k] + f.host_power_w[k]) * f.pue[f.pool_site])
         self._plan = (obs.t, lengths, classes, sol, order)
+        self._cum_work = self.planned_work(classes, sol, dur_h)
 
     def decide(self, obs: Observation) -> Decision:
         if self._plan is None or obs.t - self._plan[0] >= self.epoch_h * self.sph:
@@ -344,8 +354,9 @@ class Mpc(LpPolicy):
         t0, lengths, classes, sol, order = self._plan
         per = int(np.searchsorted(np.cumsum(lengths), obs.t - t0, side="right"))
         start, pool = due_starts(obs, *self._starts)
+        covered = self.covered_jobs(obs, classes, self._cum_work, per)
         dec = self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=start,
-                              force_pool=pool)
+                              force_pool=pool, covered=covered)
         if not self._habit_jobs.size:
             return dec
         hold, force = self._do_no_harm(obs, dec)
@@ -355,7 +366,7 @@ class Mpc(LpPolicy):
         keep = ~np.isin(start, hold) & ~np.isin(start, force)
         return self.round_plan(held, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order,
                                force=np.concatenate([force, start[keep]]),
-                               force_pool=np.concatenate([np.full(force.size, -1), pool[keep]]))
+                               force_pool=np.concatenate([np.full(force.size, -1), pool[keep]]), covered=covered)
 
 
 class Oracle(LpPolicy):
@@ -452,6 +463,7 @@ class Oracle(LpPolicy):
         k = f.pool_type
         order = np.argsort(uc[f.pool_site].mean(axis=1) * (f.board_power_w[k] + f.host_power_w[k]))
         self._plan = (lengths, classes, sol, order)
+        self._cum_work = self.planned_work(classes, sol, lengths * world.slot_h)
 
     def stats(self) -> dict[str, float]:
         out = super().stats()
@@ -464,4 +476,4 @@ class Oracle(LpPolicy):
         per = int(np.searchsorted(np.cumsum(lengths), obs.t, side="right"))
         start, pool = due_starts(obs, *self._starts)
         return self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=start,
-                               force_pool=pool)
+                               force_pool=pool, covered=self.covered_jobs(obs, classes, self._cum_work, per))

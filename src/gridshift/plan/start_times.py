@@ -10,9 +10,10 @@ the horizon; ``Σ_{p,s} y + left = 1``.
 * cost of ``y``: gang × incremental facility MW of the pool's type at full power × ∫ unit cost over [s, s +
   run] (the unit cost at slot resolution; beyond the horizon, its mean there);
 * pool capacity and site power: gang (× MW) times the share of each period that [s, s + run] covers;
-* ``left``: the job's incremental energy at the mean unit cost of the horizon on the dearest pool it may
-  use (as a class's work left, :func:`gridshift.plan.lp_policy.terminal_value`) if it may still start after
-  the horizon, else a lateness penalty above any start;
+* ``left``: if the job may still start after the horizon, the cost of its best such start as far as the
+  unit cost is known (beyond that, its run at the mean unit cost), on the dearest pool it may use (as a
+  class's work left is valued, :func:`gridshift.plan.lp_policy.terminal_value`); else a lateness penalty
+  above any start;
 * a job that can no longer meet its deadline gets one column at its earliest start, charged as late.
 
 The columns and rows go into the LP through :class:`gridshift.plan.lp._Builder` (duck-typed here, so this
@@ -94,14 +95,53 @@ def _integral(cum: np.ndarray, mean: np.ndarray, step_h: float, site: np.ndarray
     return at(b_h) - at(a_h)
 
 
+def _after_horizon(ok: np.ndarray, latest_h: np.ndarray, release_h: np.ndarray, run_h: np.ndarray,
+                   gang: np.ndarray, inc_mw: np.ndarray, site: np.ndarray, cum: np.ndarray, mean: np.ndarray,
+                   step_h: float, horizon_h: float) -> np.ndarray:
+    """[J] cost of each job's best start at or after the horizon's end (per pool the dearest, as a class's
+    work left is valued), inf where it must start inside the horizon: starts on the ``step_h`` grid up to
+    the end of ``cum`` and the exact latest start; a start past it costs the run at the mean."""
+    end_h = (cum.shape[1] - 1) * step_h
+    grid = np.arange(np.ceil(horizon_h / step_h - 1e-9) * step_h, end_h, step_h)
+    J, P = ok.shape
+    out = np.full((J, P), np.inf)
+    jj, pp = np.nonzero(ok & (latest_h >= horizon_h - 1e-9))
+    if not jj.size:
+        return out.min(axis=1)
+    lo = np.maximum(release_h[jj], horizon_h)
+    hi = latest_h[jj, pp]
+    first = np.searchsorted(grid, lo - 1e-9, side="left")
+    last = np.searchsorted(grid, hi + 1e-9, side="right")
+    n = np.maximum(last - first, 0)
+    m = np.repeat(np.arange(jj.size), n)
+    st = np.concatenate([grid[first[m] + np.arange(m.size) - np.repeat(np.cumsum(n) - n, n)],
+                         np.where(np.isfinite(hi), np.maximum(hi, lo), lo)])
+    m = np.concatenate([m, np.arange(jj.size)])
+    run = run_h[jj[m], pp[m]]
+    e = gang[jj[m]] * inc_mw[pp[m]] * _integral(cum, mean, step_h, site[pp[m]], st, st + run)
+    best = np.full(jj.size, np.inf)
+    np.minimum.at(best, m, e)
+    out[jj, pp] = best
+    return _dearest(out)
+
+
+def _dearest(cost: np.ndarray) -> np.ndarray:
+    """Per row, the largest finite value (inf where none)."""
+    fin = np.isfinite(cost)
+    top = np.where(fin, cost, -np.inf).max(axis=1, initial=-np.inf)
+    return np.where(fin.any(axis=1), top, np.inf)
+
+
 def build_start_times(world: World, jobs: np.ndarray, remaining: np.ndarray, now_s: float, grid_h: np.ndarray,
                       horizon_h: float, uc_fine: np.ndarray, step_h: float, late_cost: float,
-                      home_site: np.ndarray | None = None) -> StartTimes:
+                      max_delay_h: float = 24.0, home_site: np.ndarray | None = None) -> StartTimes:
     """Start-time columns for the waiting non-interruptible ``jobs`` of a plan starting at ``now_s`` (seconds
     since the scenario start) and covering ``horizon_h`` hours. ``grid_h``: candidate starts (hours from the
     plan start, inside the horizon); ``uc_fine[S, H]``: objective per facility MWh at steps of ``step_h``
-    hours from the plan start; ``late_cost`` per unit of work and hour late; ``home_site[j]`` >= 0 confines
-    a job to a site."""
+    hours from the plan start, covering the horizon and, where known, beyond it (costs of runs that end
+    after the horizon, and of starting after it); ``late_cost`` per unit of work and hour late; a job
+    without a deadline must start within ``max_delay_h`` of its arrival; ``home_site[j]`` >= 0 confines a
+    job to a site."""
     f, jt = world.fleet, world.jobs
     jobs = np.asarray(jobs, np.int64)
     k, s = f.pool_type, f.pool_site
@@ -115,7 +155,8 @@ def build_start_times(world: World, jobs: np.ndarray, remaining: np.ndarray, now
         ok &= (home_site[:, None] < 0) | (home_site[:, None] == s[None, :])
     run_h = np.where(ok, remaining[jobs][:, None] / np.maximum(gang[:, None] * sp, 1e-12), np.inf)  # [J, P]
     release_h = np.maximum(jt.arrival_s[jobs] - now_s, 0.0) / S_PER_H
-    deadline_h = (jt.deadline_s[jobs] - now_s) / S_PER_H  # inf without a deadline
+    dl = jt.deadline_s[jobs]
+    deadline_h = (np.where(np.isfinite(dl), dl, jt.arrival_s[jobs] + max_delay_h * S_PER_H) - now_s) / S_PER_H
     latest_h = deadline_h[:, None] - run_h  # [J, P]
     grid_h = np.asarray(grid_h, float)
     grid_h = grid_h[grid_h < horizon_h]
@@ -138,18 +179,17 @@ def build_start_times(world: World, jobs: np.ndarray, remaining: np.ndarray, now
     run = run_h[cj, cp]
     energy = gang[cj] * inc_mw[cp] * _integral(cum, mean, step_h, s[cp], start, start + run)
     late_h = np.maximum(start + run - deadline_h[cj], 0.0)
-    work = remaining[jobs]
-    late = late_cost * work[cj] * late_h
-    # left for after the horizon: the dearest allowed pool's incremental energy at the horizon's mean cost;
+    late = late_cost * remaining[jobs][cj] * late_h
+    # left for after the horizon: its best start after the horizon as far as ``uc_fine`` reaches (beyond it,
+    # the run at the mean cost there), on the dearest pool it may use (others may want the cheapest later);
     # a job that must start inside the horizon pays more than the latest of its starts would
-    run_ok = np.where(ok, run_h, 0.0)
-    terminal = np.where(ok, gang[:, None] * inc_mw[None, :] * run_ok * mean[s][None, :], -np.inf).max(axis=1)
-    terminal = np.where(np.isfinite(terminal), terminal, 0.0)
-    can_wait = (latest_h.max(axis=1, initial=-np.inf) >= horizon_h) | ~np.isfinite(deadline_h)
+    left_cost = _after_horizon(ok, latest_h, release_h, run_h, gang, inc_mw, s, cum, mean, step_h, horizon_h)
+    can_wait = np.isfinite(left_cost)
     worst = np.zeros(jobs.size)
     if cj.size:
         np.maximum.at(worst, cj, energy + late)
-    left_cost = np.where(can_wait, terminal, worst + late_cost * work * (max(horizon_h, 1.0) + 24.0))
+    work = remaining[jobs]
+    left_cost = np.where(can_wait, left_cost, worst + late_cost * work * (max(horizon_h, 1.0) + 24.0))
     return StartTimes(jobs, cj, cp, start, run, gang[cj], gang[cj] * inc_mw[cp], energy, late, left_cost)
 
 
