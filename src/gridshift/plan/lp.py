@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gridshift.errors import PlanError
+from gridshift.plan.after_horizon import LaterHours
 from gridshift.plan.start_times import StartTimes
 
 INF = highspy.kHighsInf
@@ -66,6 +67,7 @@ class PlanProblem:
     over_cost: float = 1e9
     # non-interruptible waiting jobs as start-time columns (plan/start_times.py), outside the classes
     starts: StartTimes | None = None
+    later: LaterHours | None = None  # single-job classes' work priced hour by hour after the horizon
 
 
 @dataclass
@@ -226,6 +228,8 @@ class PlanSolver:
         r = b.add_rows(pr.work, pr.work)
         b.add_coef(r[xc], xcol, work_coef)
         b.add_coef(r, left, 1.0)
+        if pr.later is not None:
+            pr.later.add_to(b, r)
         # minimum progress inside the horizon for deadlines beyond it: sum work (+ late) >= min_work
         r = b.add_rows(np.where(in_h, 0.0, pr.min_work), INF)
         b.add_coef(r[xc], xcol, work_coef)

@@ -218,9 +218,9 @@ class LpPolicy(Policy):
         """Whole placements for slot ``obs.t`` from the plan of its period: ``x[C, P, L]`` busy accelerators
         per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s. Jobs ``force`` (waiting jobs that
         start now whatever the plan says) are placed first, each on its planned pool ``force_pool`` (-1: none),
-        else on the pool where it runs fastest. Jobs ``covered`` (bool over all jobs: their own plan still holds
-        all their remaining work before their deadline, :meth:`covered_jobs`) are kept to it: no margin
-        runs them earlier than planned, only their latest start."""
+        else on the pool where it runs fastest. Running jobs ``covered`` (bool over all jobs: their own plan
+        still holds all their remaining work before their deadline, :meth:`covered_jobs`) are paused as the
+        plan says even close to their deadline."""
         w, fl, jt = obs.world, obs.world.fleet, obs.world.jobs
         busy = x.sum(axis=2)  # [C, P]
         tot = busy.sum(axis=0)
@@ -279,7 +279,7 @@ class LpPolicy(Policy):
         if st.jobs:
             placed[np.concatenate(st.jobs)] = True
         # jobs whose latest start has come claim their accelerators before the plan is rounded
-        self._safety_net(obs, st, active[~placed[active]], tp_pool, covered)
+        self._safety_net(obs, st, active[~placed[active]], tp_pool)
         if st.jobs:
             placed[np.concatenate(st.jobs)] = True
         in_class = np.full(len(jt), -1)
@@ -364,24 +364,18 @@ class LpPolicy(Policy):
                 got_acc += g
         self.planned_acc += planned
         self.placed_acc += min(got_acc, planned)
-        self._safety_net(obs, st, active[~placed[active]], tp_pool, covered)
+        self._safety_net(obs, st, active[~placed[active]], tp_pool)
         idx, pool, gang = st.result()
         self._protect_deadlines(obs, st, idx, pool, gang)
         return Decision(idx, pool, gang, st.cap, reps)
 
-    def _safety_net(self, obs: Observation, st: PlacementState, waiting: np.ndarray, tp_pool: np.ndarray,
-                    covered: np.ndarray | None = None) -> None:
+    def _safety_net(self, obs: Observation, st: PlacementState, waiting: np.ndarray, tp_pool: np.ndarray) -> None:
         """Jobs whose latest start has come (one slot of margin: the plan may put a job in its last feasible
-        slot; none for jobs ``covered`` by their own plan) run wherever they fit, each on the pool where it
-        runs fastest."""
+        slot) run wherever they fit, each on the pool where it runs fastest."""
         if not waiting.size:
             return
         jt, fl = obs.world.jobs, obs.world.fleet
-        due = latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)
-        if covered is not None:
-            due = np.where(covered[waiting], latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=0.0),
-                           due)
-        urgent = waiting[due]
+        urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
         for j in priority_order(obs, urgent):
             fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
             first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])

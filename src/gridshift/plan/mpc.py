@@ -19,6 +19,7 @@ from gridshift.forecast.registry import DEFAULT_MODEL
 from gridshift.forecast.shared import forecaster_key, shared
 from gridshift.forecast.simple import Perfect
 from gridshift.model.time import S_PER_H
+from gridshift.plan.after_horizon import later_hours
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
@@ -322,17 +323,19 @@ class Mpc(LpPolicy):
         pause_h = float(np.mean(w.jobs.checkpoint_overhead_s[inter] + w.jobs.restart_overhead_s[inter]) / S_PER_H) \
             if inter.size else 0.0
         prob = self.problem(classes, dur_h, uc, cap, demand, pin_acc, pin_mw, busy_now, pause_h, obs.now_s)
-        # a start's cost over its whole run and the best start after the horizon: forecasts up to the last
-        # waiting job's deadline (at most start_horizon_h)
+        # a start's cost over its whole run, the best start after the horizon and single-job classes' work
+        # after it: forecasts up to the last of their deadlines (at most start_horizon_h ahead)
+        later = np.concatenate([waiting, jobs if classes.n == jobs.size else jobs[:0]])
         Hs = H
-        if waiting.size:
-            dl = w.jobs.deadline_s[waiting]
-            dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[waiting] + self.max_delay_h * S_PER_H)
+        if later.size:
+            dl = w.jobs.deadline_s[later]
+            dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[later] + self.max_delay_h * S_PER_H)
             Hs = int(np.clip(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s), H, self.start_horizon_h * self.sph))
         if Hs > H:
             ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", Hs), self._forecast(obs, "price_usd_per_mwh", Hs)
-        self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h,
-                        self.unit_cost_sites(ci_fine, pr_fine))
+        uc_fine = self.unit_cost_sites(ci_fine, pr_fine)
+        self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h, uc_fine)
+        prob.later = later_hours(w, classes, obs.now_s, float(dur_h.sum()), uc_fine, w.slot_h)
         sol = self.solve(prob)
         self._starts = start_slots(prob.starts, sol.y, sol.y_left, obs.t, w.slot_h)
         self.note_shortfalls(sol, w.slot_starts[[min(obs.t, w.n_slots - 1)]], range(1))
