@@ -80,7 +80,9 @@ class Mpc(LpPolicy):
     (:mod:`gridshift.plan.habit`); the spread is that of its own past forecasts' error of the same move's gain
     on the last ``habit_days`` days (``habit_spread="pair"``, the default), the RMS error per lead of its past
     forecasts (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower);
-    ``habit=False`` turns the rule off."""
+    ``habit=False`` turns the rule off. Waiting non-interruptible jobs are planned as a choice of start time
+    (:mod:`gridshift.plan.start_times`), priced over their whole run from forecasts up to ``start_horizon_h``
+    ahead; with at most ``per_job_limit`` interruptible jobs to plan, each is its own class."""
 
     name = "mpc"
 
