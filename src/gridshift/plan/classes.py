@@ -2,7 +2,7 @@
 
 A class is (deadline period, throughput signature, home site, run-time bucket): jobs whose deadline falls in
 the same planning period, that run at the same speed on every accelerator type, that may run at the same
-sites, and whose remaining run times are within a factor of two.
+sites, and whose remaining run times are within a factor of two — or, when the jobs are few enough, one job.
 Gang sizes become a per-class bound on accelerators (the sum of the members' maximum gangs); whole gangs
 are restored when the plan is turned into placements.
 """
@@ -45,13 +45,16 @@ def signature_ids(world: World) -> np.ndarray:
 
 def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_site: np.ndarray,
                   sig: np.ndarray, period_start_s: np.ndarray, period_end_s: np.ndarray,
-                  max_delay_h: float, deadline_rounding: str = "down", bucket_periods: int = 1) -> Classes:
+                  max_delay_h: float, deadline_rounding: str = "down", bucket_periods: int = 1,
+                  per_job: bool = False) -> Classes:
     """Classes over ``jobs`` for periods [period_start_s, period_end_s) (seconds since the scenario start).
 
     ``deadline_rounding="down"``: work counts toward a deadline only in periods that end by it (safe for
     planning); ``"up"``: also in the period that contains it (a relaxation, for bounds).
     ``home_site[j]`` is the site a non-migratable job must stay at, or -1. ``bucket_periods`` > 1 merges
-    deadlines into buckets of that many periods (fewer classes, for long planning periods).
+    deadlines into buckets of that many periods (fewer classes, for long planning periods). ``per_job``: one
+    class per job (exact when there are few jobs: a pooled class keeps planning accelerator-hours after its
+    short members have finished, which its long members cannot use).
     """
     f, jt = world.fleet, world.jobs
     T = period_start_s.size
@@ -69,14 +72,14 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     # class, so the class's run time stands for its members when lateness is estimated
     best_h = remaining[jobs] / np.maximum(jt.gang_max[jobs] * jt.speed[jobs].max(axis=1), 1e-12)
     run_bucket = np.floor(np.log2(np.maximum(best_h, 0.25))).astype(np.int64)
-    key = np.stack([d_per, sig[jobs], home_site, run_bucket], axis=1)
+    key = np.stack([d_per, sig[jobs], home_site, run_bucket] + ([np.arange(jobs.size)] if per_job else []), axis=1)
     uniq, member = np.unique(key, axis=0, return_inverse=True)
     member = member.ravel()
     C = uniq.shape[0]
     work = np.bincount(member, weights=remaining[jobs], minlength=C)
     speed = np.zeros((C, len(f.type_names)))
     speed[member] = jt.speed[jobs]
-    home = uniq[:, 2]
+    home = uniq[:, 2] if C else np.zeros(0, np.int64)
     allowed = (speed[:, f.pool_type] > 0) & ((home[:, None] < 0) | (home[:, None] == f.pool_site[None, :]))
     # release and accelerator bound by arrival: a job may run from its arrival to the second, so in the period
     # that contains it for the part of the period after it (its accelerators count pro rata there)
@@ -109,4 +112,5 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
         rh = remaining[jobs][:, None] / (jt.gang_max[jobs][:, None] * jt.speed[jobs])
     run_h = np.zeros((C, len(f.type_names)))
     np.maximum.at(run_h, member, rh)
-    return Classes(member, jobs, work, speed, allowed, max_acc, release, uniq[:, 0], min_work, eff, c_dl, run_h)
+    return Classes(member, jobs, work, speed, allowed, max_acc, release, uniq[:, 0].astype(np.int64), min_work, eff,
+                   c_dl, run_h)

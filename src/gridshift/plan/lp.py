@@ -21,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from gridshift.errors import PlanError
+from gridshift.plan.after_horizon import LaterHours
+from gridshift.plan.start_times import StartTimes
 
 INF = highspy.kHighsInf
 
@@ -63,6 +65,9 @@ class PlanProblem:
     busy_now: np.ndarray | None = None  # [P] interruptible busy accelerators in the slot before the plan
     pause_cost: np.ndarray | None = None  # [P, T] cost per accelerator paused
     over_cost: float = 1e9
+    # non-interruptible waiting jobs as start-time columns (plan/start_times.py), outside the classes
+    starts: StartTimes | None = None
+    later: LaterHours | None = None  # single-job classes' work priced hour by hour after the horizon
 
 
 @dataclass
@@ -80,6 +85,8 @@ class PlanSolution:
     n_rows: int
     energy_objective: float = 0.0  # objective of the energy drawn above idle (jobs and services)
     late_work_h: float = 0.0  # work × hours done after deadlines
+    y: np.ndarray | None = None  # [M] start-time columns of PlanProblem.starts
+    y_left: np.ndarray | None = None  # [J] their jobs not started in the horizon
 
 
 class _Builder:
@@ -201,7 +208,10 @@ class PlanSolver:
         x_energy = pr.unit_cost[xs, xt] * inc_mw * pr.dur_h[xt]
         # among equals, earlier: a preference worth 0.1 % of the typical energy cost over the horizon (well
         # above the solver's tolerances, well below any real difference)
-        tie = 1e-3 * float(np.median(x_energy[x_energy > 0])) if (x_energy > 0).any() else 1e-6
+        ref = x_energy
+        if pr.starts is not None and not (x_energy > 0).any():  # no class work: a start's energy per period
+            ref = pr.starts.col_energy / np.maximum(pr.starts.col_run_h / float(np.mean(pr.dur_h)), 1.0)
+        tie = 1e-3 * float(np.median(ref[ref > 0])) if (ref > 0).any() else 1e-6
         xcol = b.add_cols(x_energy + pr.late_cost * work_coef * rel_late + tie * (xt + 1) / T)
         # ---- slacks
         late = b.add_cols(np.full(C, pr.late_cost))  # only for min_work shortfalls
@@ -218,6 +228,8 @@ class PlanSolver:
         r = b.add_rows(pr.work, pr.work)
         b.add_coef(r[xc], xcol, work_coef)
         b.add_coef(r, left, 1.0)
+        if pr.later is not None:
+            pr.later.add_to(b, r)
         # minimum progress inside the horizon for deadlines beyond it: sum work (+ late) >= min_work
         r = b.add_rows(np.where(in_h, 0.0, pr.min_work), INF)
         b.add_coef(r[xc], xcol, work_coef)
@@ -246,6 +258,9 @@ class PlanSolver:
         pow_rows = b.add_rows(np.full(S * T, -INF), pr.headroom_mw.ravel())
         b.add_coef(pow_rows[xs * T + xt], xcol, inc_mw)
         b.add_coef(pow_rows, over, -1.0)
+        ys = None
+        if pr.starts is not None and pr.starts.n:
+            ys = pr.starts.add_to(b, cap_rows, pow_rows, np.concatenate([[0.0], end_h]), s_of, tie)
         # services
         N = pr.demand.shape[0]
         R = pr.demand.shape[1] if N else 0
@@ -312,9 +327,16 @@ class PlanSolver:
             np.add.at(f, (fn, fr, fp, ft), col[fcol])
             unserved = col[uns].reshape(N, R, T)
             energy_obj += float(col[fcol] @ f_energy)
+        late_h = float(col[xcol] @ (work_coef * hours_late))  # includes unavoidable lateness
+        y = y_left = None
+        if ys is not None:
+            y, y_left = np.clip(col[ys[0]], 0.0, 1.0), np.clip(col[ys[1]], 0.0, 1.0)
+            energy_obj += float(y @ pr.starts.col_energy)
+            late_h += float(y @ pr.starts.col_late) / max(pr.late_cost, 1e-300)
         return PlanSolution(x=np.maximum(x, 0), f=np.maximum(f, 0), late=col[late], left=col[left],
                             unserved=unserved, over_mw=col[over].reshape(S, T),
                             objective=float(h.getInfo().objective_function_value) / scale,
                             solve_s=time.perf_counter() - t0, status=status, n_cols=b.n_cols, n_rows=b.n_rows,
                             energy_objective=energy_obj,
-                            late_work_h=float(col[xcol] @ (work_coef * hours_late)))  # includes unavoidable lateness
+                            late_work_h=late_h,
+                            y=y, y_left=y_left)

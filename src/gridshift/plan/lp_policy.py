@@ -25,6 +25,7 @@ from gridshift.plan.placement import (
     priority_order,
     replica_increment_mw,
 )
+from gridshift.plan.start_times import build_start_times
 from gridshift.world.arrays import Signals, World
 
 
@@ -174,6 +175,35 @@ class LpPolicy(Policy):
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
             svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
 
+    def add_starts(self, pr: PlanProblem, jobs: np.ndarray, remaining: np.ndarray, now_s: float,
+                   grid_h: np.ndarray, uc_fine: np.ndarray) -> PlanProblem:
+        """Start-time columns (plan/start_times.py) for the waiting non-interruptible ``jobs`` of ``pr``,
+        a plan from ``now_s``: candidate starts ``grid_h`` (hours from it), their energy at the objective
+        per MWh ``uc_fine[S, slots]``, slot by slot (as far as it reaches, also past the plan's horizon)."""
+        pr.starts = build_start_times(self.world, jobs, remaining, now_s, grid_h, float(pr.dur_h.sum()), uc_fine,
+                                      self.world.slot_h, pr.late_cost, self.max_delay_h)
+        return pr
+
+    def planned_work(self, classes: Classes, sol: PlanSolution, dur_h: np.ndarray) -> np.ndarray:
+        """[C, T + 1] work the plan gives each class before each period (cumulative)."""
+        k = self.world.fleet.pool_type
+        rate = classes.speed[:, k][:, :, None] * self.level_tp[k][None, :, :]  # [C, P, L]
+        work = np.einsum("cptl,cpl->ct", sol.x, rate) * dur_h[None, :]
+        return np.concatenate([np.zeros((classes.n, 1)), np.cumsum(work, axis=1)], axis=1)
+
+    def covered_jobs(self, obs: Observation, classes: Classes, cum_work: np.ndarray, per: int) -> np.ndarray:
+        """bool [n_jobs]: jobs alone in their class to which the plan gives, from period ``per`` to their
+        deadline, at least the work they have left (their plan, not a margin, keeps them on time)."""
+        out = np.zeros(len(obs.world.jobs), bool)
+        if not classes.n:
+            return out
+        alone = np.bincount(classes.member, minlength=classes.n) == 1
+        T = cum_work.shape[1] - 1
+        ahead = cum_work[np.arange(classes.n), np.clip(classes.deadline_period, per, T)] - cum_work[:, min(per, T)]
+        c = classes.member
+        out[classes.jobs] = alone[c] & (ahead[c] >= obs.remaining_acc_h[classes.jobs] - 1e-6)
+        return out
+
     def solve(self, pr: PlanProblem) -> PlanSolution:
         sol = self.solver.solve(pr)
         self.n_solves += 1
@@ -182,10 +212,14 @@ class LpPolicy(Policy):
 
     # ---- plan -> placements
     def round_plan(self, obs: Observation, classes: Classes, x: np.ndarray, f_rps: np.ndarray,
-                   cost_order: np.ndarray, force: np.ndarray | None = None) -> Decision:
+                   cost_order: np.ndarray, force: np.ndarray | None = None,
+                   force_pool: np.ndarray | None = None, covered: np.ndarray | None = None) -> Decision:
         """Whole placements for slot ``obs.t`` from the plan of its period: ``x[C, P, L]`` busy accelerators
         per class, pool and cap level; ``f_rps[N, R, P]`` served requests/s. Jobs ``force`` (waiting jobs that
-        start now whatever the plan says) are placed first, each on the pool where it runs fastest."""
+        start now whatever the plan says) are placed first, each on its planned pool ``force_pool`` (-1: none),
+        else on the pool where it runs fastest. Running jobs ``covered`` (bool over all jobs: their own plan
+        still holds all their remaining work before their deadline, :meth:`covered_jobs`) are paused as the
+        plan says even close to their deadline."""
         w, fl, jt = obs.world, obs.world.fleet, obs.world.jobs
         busy = x.sum(axis=2)  # [C, P]
         tot = busy.sum(axis=0)
@@ -205,8 +239,10 @@ class LpPolicy(Policy):
         running = active[obs.running_pool[active] >= 0]
         is_rigid = obs.rigid(running)
         keep_running(st, obs, running[is_rigid], force=True)
-        for j in (() if force is None else force):
+        for i, j in enumerate(() if force is None else force):
             fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
+            if force_pool is not None and force_pool[i] >= 0:  # the planned pool first
+                fast = np.concatenate([[force_pool[i]], fast[fast != force_pool[i]]])
             first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
         reps = None
         if w.services.n:
@@ -229,7 +265,7 @@ class LpPolicy(Policy):
             p_run = obs.running_pool[flex]
             slack = slack_s(obs, flex, obs.running_gang[flex] * jt.speed[flex, fl.pool_type[p_run]] * tp_pool[p_run])
             guard_s = 2 * (jt.checkpoint_overhead_s[flex] + jt.restart_overhead_s[flex]) + 2 * w.slot_duration_s
-            tight = flex[slack < guard_s]
+            tight = flex[(slack < guard_s) & (True if covered is None else ~covered[flex])]
             if tight.size:
                 keep_running(st, obs, tight[np.argsort(jt.deadline_s[tight], kind="stable")], force=False)
         # power held by running non-interruptible work per site, at full power (it cannot be paused)

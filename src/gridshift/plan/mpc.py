@@ -19,12 +19,21 @@ from gridshift.forecast.registry import DEFAULT_MODEL
 from gridshift.forecast.shared import forecaster_key, shared
 from gridshift.forecast.simple import Perfect
 from gridshift.model.time import S_PER_H
+from gridshift.plan.after_horizon import later_hours
 from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
 from gridshift.plan.habit import Q_LEVELS, HabitRecord, PairTrack, ResidualSpread, pair_shift_pays, run_cost, shift_pays
 from gridshift.plan.lp_policy import LpPolicy
+from gridshift.plan.start_times import start_slots
 from gridshift.world.arrays import Signals, World
+
+
+def due_starts(obs: Observation, jobs: np.ndarray, slot: np.ndarray, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Waiting non-interruptible jobs whose planned start slot has come (or passed), with their pools."""
+    due = (slot <= obs.t) & (obs.running_pool[jobs] < 0) & ~obs.has_started[jobs]
+    due &= np.isin(jobs, obs.active)
+    return jobs[due], pool[due]
 
 
 def period_slots(horizon_slots: int, sph: int, fine_h: int, block_h: int) -> np.ndarray:
@@ -62,6 +71,7 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
 HABIT_MARGIN = 0.0
 HABIT_Z = 1.5
 HABIT_DAYS = 28  # days of the planner's own past forecasts the pair rule learns from
+PER_JOB_LIMIT = 100  # mpc plans one class per job when at most this many interruptible jobs are active
 
 
 class Mpc(LpPolicy):
@@ -70,14 +80,17 @@ class Mpc(LpPolicy):
     (:mod:`gridshift.plan.habit`); the spread is that of its own past forecasts' error of the same move's gain
     on the last ``habit_days`` days (``habit_spread="pair"``, the default), the RMS error per lead of its past
     forecasts (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower);
-    ``habit=False`` turns the rule off."""
+    ``habit=False`` turns the rule off. Waiting non-interruptible jobs are planned as a choice of start time
+    (:mod:`gridshift.plan.start_times`), priced over their whole run from forecasts up to ``start_horizon_h``
+    ahead; with at most ``per_job_limit`` interruptible jobs to plan, each is its own class."""
 
     name = "mpc"
 
     def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 24,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
-                 habit_spread: str = "pair", habit_days: int = HABIT_DAYS, **params: Any) -> None:
+                 habit_spread: str = "pair", habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
+                 start_horizon_h: int = 168, **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
@@ -91,7 +104,8 @@ class Mpc(LpPolicy):
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
                          habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
-                         **params)
+                         per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, **params)
+        self.per_job_limit, self.start_horizon_h = int(per_job_limit), int(start_horizon_h)
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
         self.habit_spread, self.habit_days = habit_spread, int(habit_days)
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
@@ -110,6 +124,7 @@ class Mpc(LpPolicy):
         super().reset(world, signals)
         self.signals = signals
         self._plan = None
+        self._starts = (np.zeros(0, np.int64),) * 3  # waiting non-interruptible jobs, start slot, pool
         self._fallback = Asap()
         self._fallback.reset(world, signals)
         if isinstance(self.forecaster, Perfect):
@@ -177,7 +192,9 @@ class Mpc(LpPolicy):
         t0, lengths, classes, sol, _ = self._plan
         hit = np.flatnonzero(classes.jobs == j)
         if not hit.size:
-            return None
+            r_jobs, r_slot, _ = self._starts
+            at = np.flatnonzero(r_jobs == j)
+            return int(r_slot[at[0]]) if at.size and obs.t < r_slot[at[0]] < t0 + lengths.sum() else None
         c = classes.member[hit[0]]
         ends = np.cumsum(lengths)
         per = int(np.searchsorted(ends, obs.t - t0, side="right"))
@@ -287,30 +304,47 @@ class Mpc(LpPolicy):
         dur_h = lengths * w.slot_h
         start_s = obs.now_s + np.concatenate([[0], np.cumsum(lengths)[:-1]]) * w.slot_duration_s
         end_s = obs.now_s + np.cumsum(lengths) * w.slot_duration_s
-        ci = _per_period(self._forecast(obs, "carbon_g_per_kwh", H), lengths, "mean")
-        pr = _per_period(self._forecast(obs, "price_usd_per_mwh", H), lengths, "mean")
+        ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", H), self._forecast(obs, "price_usd_per_mwh", H)
+        ci, pr = _per_period(ci_fine, lengths, "mean"), _per_period(pr_fine, lengths, "mean")
         if self._habit_jobs.size:
-            self._habit_forecast(obs, H, self._forecast(obs, "carbon_g_per_kwh", H),
-                                 self._forecast(obs, "price_usd_per_mwh", H))
+            self._habit_forecast(obs, H, ci_fine, pr_fine)
         uc = self.unit_cost_sites(ci, pr)
         cap = _per_period(_extend(w.site_cap_mw(obs.t, obs.t, H), H), lengths, "min")
         demand = _per_period(self._demand(obs, H), lengths, "max") if w.services.n else np.zeros((0, 0, lengths.size))
         pin_acc, pin_mw, rigid = self._pinned(obs, lengths)
-        jobs = np.setdiff1d(obs.active, rigid)
+        act = obs.active
+        waiting = act[~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)]  # planned as start times
+        jobs = np.setdiff1d(act, np.concatenate([rigid, waiting]))
         last = obs.last_pool[jobs]
         home = np.where((last >= 0) & ~w.jobs.migratable[jobs], f.pool_site[np.maximum(last, 0)], -1)
-        classes = build_classes(w, jobs, obs.remaining_acc_h, home, self.sig, start_s, end_s, self.max_delay_h)
+        classes = build_classes(w, jobs, obs.remaining_acc_h, home, self.sig, start_s, end_s, self.max_delay_h,
+                                per_job=jobs.size <= self.per_job_limit)
         busy_now = np.bincount(np.maximum(obs.running_pool[jobs], 0), weights=np.where(
             obs.running_pool[jobs] >= 0, obs.running_gang[jobs], 0), minlength=f.n_pools).astype(float)
         inter = jobs[w.jobs.interruptible[jobs]]
         pause_h = float(np.mean(w.jobs.checkpoint_overhead_s[inter] + w.jobs.restart_overhead_s[inter]) / S_PER_H) \
             if inter.size else 0.0
         prob = self.problem(classes, dur_h, uc, cap, demand, pin_acc, pin_mw, busy_now, pause_h, obs.now_s)
+        # a start's cost over its whole run, the best start after the horizon and single-job classes' work
+        # after it: forecasts up to the last of their deadlines (at most start_horizon_h ahead)
+        later = np.concatenate([waiting, jobs if classes.n == jobs.size else jobs[:0]])
+        Hs = H
+        if later.size:
+            dl = w.jobs.deadline_s[later]
+            dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[later] + self.max_delay_h * S_PER_H)
+            Hs = int(np.clip(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s), H, self.start_horizon_h * self.sph))
+        if Hs > H:
+            ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", Hs), self._forecast(obs, "price_usd_per_mwh", Hs)
+        uc_fine = self.unit_cost_sites(ci_fine, pr_fine)
+        self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h, uc_fine)
+        prob.later = later_hours(w, classes, obs.now_s, float(dur_h.sum()), uc_fine, w.slot_h)
         sol = self.solve(prob)
+        self._starts = start_slots(prob.starts, sol.y, sol.y_left, obs.t, w.slot_h)
         self.note_shortfalls(sol, w.slot_starts[[min(obs.t, w.n_slots - 1)]], range(1))
         k = f.pool_type
         order = np.argsort(uc[f.pool_site, 0] * (f.board_power_w[k] + f.host_power_w[k]) * f.pue[f.pool_site])
         self._plan = (obs.t, lengths, classes, sol, order)
+        self._cum_work = self.planned_work(classes, sol, dur_h)
 
     def decide(self, obs: Observation) -> Decision:
         if self._plan is None or obs.t - self._plan[0] >= self.epoch_h * self.sph:
@@ -324,14 +358,20 @@ class Mpc(LpPolicy):
                 return self._fallback.decide(obs)
         t0, lengths, classes, sol, order = self._plan
         per = int(np.searchsorted(np.cumsum(lengths), obs.t - t0, side="right"))
-        dec = self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order)
+        start, pool = due_starts(obs, *self._starts)
+        covered = self.covered_jobs(obs, classes, self._cum_work, per)
+        dec = self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=start,
+                              force_pool=pool, covered=covered)
         if not self._habit_jobs.size:
             return dec
         hold, force = self._do_no_harm(obs, dec)
         if not hold.size and not force.size:
             return dec
         held = replace(obs, active=np.setdiff1d(obs.active, hold)) if hold.size else obs
-        return self.round_plan(held, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=force)
+        keep = ~np.isin(start, hold) & ~np.isin(start, force)
+        return self.round_plan(held, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order,
+                               force=np.concatenate([force, start[keep]]),
+                               force_pool=np.concatenate([np.full(force.size, -1), pool[keep]]), covered=covered)
 
 
 class Oracle(LpPolicy):
@@ -357,34 +397,44 @@ class Oracle(LpPolicy):
         self.max_columns = max_columns
         self.lp_bound = float("nan")
 
-    def _layout(self, world: World) -> tuple[np.ndarray, int]:
-        """Period lengths and deadline bucket: hourly periods and exact deadlines unless the LP would exceed
-        ``max_columns``; then deadlines are bucketed, and periods lengthened, until it fits."""
+    def _layout(self, world: World) -> tuple[np.ndarray, int, bool]:
+        """Period lengths, deadline bucket and whether classes are single jobs: hourly periods and one class
+        per job unless the LP would exceed ``max_columns``; then jobs are pooled into classes by deadline,
+        deadlines are bucketed, and periods lengthened, until it fits. Non-interruptible jobs count as start
+        times (one column per job, pool and candidate start)."""
         T = world.n_slots
         jt = world.jobs
         n_pools = np.array([(jt.speed[:, world.fleet.pool_type] > 0).sum(axis=1)]).ravel()  # pools per job
+        dl = np.where(np.isfinite(jt.deadline_s), jt.deadline_s, jt.arrival_s + self.max_delay_h * S_PER_H)
+        inter = jt.interruptible
         for block_h in (self.block_h, 2 * self.block_h, 3 * self.block_h, 6 * self.block_h, 12 * self.block_h):
             per = max(1, block_h * self.sph)
             lengths = np.full(T // per, per, dtype=np.int64)
             if T % per:
                 lengths = np.append(lengths, T % per)
+            window = np.minimum((dl - jt.arrival_s) / S_PER_H / block_h, lengths.size)
+            rigid_cols = float((window * n_pools)[~inter].sum())
+            late = np.minimum(window + self.late_window_h / block_h, lengths.size)
+            if block_h == self.block_h and float((late * n_pools)[inter].sum()) * self.levels.size + rigid_cols \
+                    <= self.max_columns:
+                return lengths, 1, True
             for bucket in (1, 3, 6, 12, 24):
                 # columns ~ classes x window x pools x levels; classes ~ distinct (deadline bucket, signature)
-                dl = np.where(np.isfinite(jt.deadline_s), jt.deadline_s, jt.arrival_s + self.max_delay_h * S_PER_H)
                 d_per = np.minimum((dl // (per * world.slot_duration_s)) // bucket, 10 ** 9)
-                keys = np.unique(np.stack([d_per, self.sig], axis=1), axis=0).shape[0]
-                window = (dl - jt.arrival_s) / S_PER_H / block_h + self.late_window_h / block_h + bucket
-                est = keys * float(np.mean(np.minimum(window, lengths.size))) * float(n_pools.mean()) * self.levels.size
+                keys = np.unique(np.stack([d_per, self.sig], axis=1)[inter], axis=0).shape[0]
+                est = keys * float(np.mean(np.minimum(late + bucket, lengths.size))) * float(n_pools.mean()) \
+                    * self.levels.size + rigid_cols
                 if est <= self.max_columns:
-                    return lengths, bucket
-        return lengths, bucket
+                    return lengths, bucket, False
+        return lengths, bucket, False
 
     def reset(self, world: World, signals: Signals) -> None:
         super().reset(world, signals)
         f = world.fleet
         T = world.n_slots
-        lengths, bucket = self._layout(world)
-        self.layout = {"period_h": float(lengths[0] * world.slot_h), "deadline_bucket_periods": bucket}
+        lengths, bucket, per_job = self._layout(world)
+        self.layout = {"period_h": float(lengths[0] * world.slot_h), "deadline_bucket_periods": bucket,
+                       "class_per_job": per_job}
         L = signals.lookback_slots
         ci = _per_period(signals.carbon_g_per_kwh[:, L:L + T], lengths, "mean")
         pr = _per_period(signals.price_usd_per_mwh[:, L:L + T], lengths, "mean")
@@ -398,16 +448,20 @@ class Oracle(LpPolicy):
         work = world.jobs.work_acc_h.astype(float)
         P, nT = f.n_pools, lengths.size
         no_pin = (np.zeros((P, nT)), np.zeros((f.n_sites, nT)))
-        classes = build_classes(world, jobs, work, np.full(jobs.size, -1), self.sig, start_s, end_s,
-                                self.max_delay_h, bucket_periods=bucket)
+        inter = jobs[world.jobs.interruptible]
+        classes = build_classes(world, inter, work, np.full(inter.size, -1), self.sig, start_s, end_s,
+                                self.max_delay_h, bucket_periods=bucket, per_job=per_job)
         prob = self.problem(classes, lengths * world.slot_h, uc, cap, demand, *no_pin, None, 0.0, 0.0)
+        uc_fine = self.unit_cost_sites(signals.carbon_g_per_kwh[:, L:L + T], signals.price_usd_per_mwh[:, L:L + T])
+        self.add_starts(prob, jobs[~world.jobs.interruptible], work, 0.0, start_s / S_PER_H, uc_fine)
         sol = self.solve(prob)
+        self._starts = start_slots(prob.starts, sol.y, sol.y_left, 0, world.slot_h)
         self.note_shortfalls(sol, world.slot_starts[start_s.astype(np.int64) // world.slot_duration_s],
                              range(lengths.size))
         if self.bound:
             # the bound: deadlines counted up to the period that contains them, nothing forced into the period
             relaxed = build_classes(world, jobs, work, np.full(jobs.size, -1), self.sig, start_s, end_s,
-                                    self.max_delay_h, deadline_rounding="up", bucket_periods=bucket)
+                                    self.max_delay_h, deadline_rounding="up", bucket_periods=bucket, per_job=per_job)
             relaxed.min_work[:] = 0.0
             bp = self.problem(relaxed, lengths * world.slot_h, uc, cap, demand, *no_pin, None, 0.0, 0.0)
             bp.deadline_h = bp.run_h = None  # lateness by period only: a relaxation
@@ -421,6 +475,7 @@ class Oracle(LpPolicy):
         k = f.pool_type
         order = np.argsort(uc[f.pool_site].mean(axis=1) * (f.board_power_w[k] + f.host_power_w[k]))
         self._plan = (lengths, classes, sol, order)
+        self._cum_work = self.planned_work(classes, sol, lengths * world.slot_h)
 
     def stats(self) -> dict[str, float]:
         out = super().stats()
@@ -431,4 +486,6 @@ class Oracle(LpPolicy):
     def decide(self, obs: Observation) -> Decision:
         lengths, classes, sol, order = self._plan
         per = int(np.searchsorted(np.cumsum(lengths), obs.t, side="right"))
-        return self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order)
+        start, pool = due_starts(obs, *self._starts)
+        return self.round_plan(obs, classes, sol.x[:, :, per, :], sol.f[:, :, :, per], order, force=start,
+                               force_pool=pool, covered=self.covered_jobs(obs, classes, self._cum_work, per))
