@@ -126,3 +126,17 @@ def test_nightly_jobs_match_a_brute_force_optimum(name, params):
     best = _brute_force(carbon, arrival, deadline, 1800.0)
     assert 100 * (seen.mean() - best.mean()) / best.mean() < 0.1
     assert run.metrics["deadline_miss_frac"] == 0.0
+
+
+def test_per_job_cuts_the_spare_part_of_an_hour_from_its_dearest_movable_slot():
+    # 1.5 h of interruptible work due in 4 h; hours cost 100, 500, 50, 300 g/kWh: the cheapest hours are 2 and 0,
+    # and the half hour not needed is cut from hour 0 (the job starts at 00:30), not from hour 2
+    fleet = make_fleet(((1,),), board_w=(1000.0,), idle_w=(0.0,), n_slots=6)
+    jobs = make_jobs(arrival_s=[0.0], work_acc_h=[1.5], gang=[1], deadline_s=[4 * H])
+    sig = make_signals([100.0, 500.0, 50.0, 300.0, 900.0, 900.0])
+    w = make_world(fleet, jobs, sig)
+    run = simulate(w, sig, make_policy(PolicySpec(name="per-job")))
+    assert _starts(run, w)[0] == pytest.approx(0.5 * H, abs=2.0)
+    # 0.5 h × 1 kW × 100 g + 1 h × 1 kW × 50 g = 100 g (idle power 0, pue 1)
+    assert run.jobs["carbon_t"].iloc[0] == pytest.approx(100e-6, rel=1e-3)
+    assert run.metrics["jobs_missed_deadline"] == 0

@@ -300,7 +300,13 @@ class Mpc(LpPolicy):
     def _replan(self, obs: Observation) -> None:
         w, f = obs.world, obs.world.fleet
         H = self.horizon_h * self.sph
-        lengths = period_slots(H, self.sph, self.fine_h, self.block_h)
+        # with few jobs to plan (each its own class) the LP is small: hourly periods over the whole horizon, so an
+        # interruptible job sees the cheapest hours of the later day, not a block's mean
+        act = obs.active
+        running = act[obs.running_pool[act] >= 0]
+        n_plan = act.size - int(obs.rigid(running).sum()) - int((~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)).sum())
+        fine_h = self.horizon_h if n_plan <= self.per_job_limit else self.fine_h
+        lengths = period_slots(H, self.sph, fine_h, self.block_h)
         dur_h = lengths * w.slot_h
         start_s = obs.now_s + np.concatenate([[0], np.cumsum(lengths)[:-1]]) * w.slot_duration_s
         end_s = obs.now_s + np.cumsum(lengths) * w.slot_duration_s

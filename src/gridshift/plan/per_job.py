@@ -167,9 +167,33 @@ class PerJob(Policy):
         late, _, p, chosen = best
         self.late_plans += late > 0
         self._reserve(p, g, chosen)
-        for t in chosen:
-            self._sched.setdefault(int(t), []).append((j, p, g, 0.0))
+        offsets = self._fraction_offsets(j, p, g, chosen, a, end, over_h)
+        for t, o in zip(chosen, offsets):
+            self._sched.setdefault(int(t), []).append((j, p, g, float(o)))
         self._last_slot[j], self._pool[j] = int(chosen.max()), p
+
+    def _fraction_offsets(self, j: int, p: int, g: int, chosen: np.ndarray, a: float, end: float,
+                          over_h: float) -> np.ndarray:
+        """Start offsets per chosen slot: the part of an hour the chosen slots carry beyond the job's work is cut
+        from the dearest slot where a start can be moved (the first slot of a run of chosen slots; the engine
+        always ends a job in its last one), so the job runs only the tail of that slot."""
+        w, f, jt = self.world, self.world.fleet, self.world.jobs
+        slot_s = float(w.slot_duration_s)
+        arr_off = np.clip(a - chosen * slot_s, 0.0, slot_s)
+        off = np.zeros(chosen.size)
+        if over_h > 0 or chosen.size < 2 or (chosen.max() + 1) * slot_s > end + 1e-6:
+            return off  # (a plan that runs into the slot of its deadline keeps every second it has)
+        span_s = np.minimum((chosen + 1) * slot_s, w.n_slots * slot_s) - chosen * slot_s - arr_off
+        excess_s = float(span_s.sum()) - jt.work_acc_h[j] / (g * jt.speed[j, f.pool_type[p]]) * S_PER_H
+        if excess_s <= 1e-6:
+            return off
+        seg = np.concatenate([[True], np.diff(chosen) > 1])
+        cost = self._uc[f.pool_site[p], chosen]
+        elig = np.flatnonzero(seg)
+        k = int(elig[np.argmax(cost[elig])])
+        if cost[k] > cost[-1] + 1e-12:  # cheaper to leave the fraction in the last slot otherwise
+            off[k] = arr_off[k] + max(min(excess_s - 1.0, span_s[k] - 1.0), 0.0)  # a second to spare
+        return off
 
     @staticmethod
     def _cheapest(ts: np.ndarray, avail_h: np.ndarray, key: np.ndarray, rate: float, work: float,
