@@ -59,6 +59,9 @@ def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path
     try:
         with err.status("loading data and building workloads", spinner="dots") if not quiet else _null():
             asm = assemble(scenario)
+        for note in asm.notes if not quiet else []:
+            if note.startswith("warning: "):
+                err.print(note, markup=False, highlight=False, soft_wrap=True)
         specs = policy_specs(asm, policies)
         progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.completed}/{task.total} slots"),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)

@@ -3,6 +3,7 @@ the line and the field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridshift.errors import ScenarioError
-from gridshift.model.scenario import Scenario
+from gridshift.model.scenario import Scenario, unrunnable_gang
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,9 +49,11 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str", "Zone"})))
 
 
-def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
+def parse_yaml_model(model: type[M], text: str, source: str, shape: str,
+                     check: Callable[[M], tuple[tuple[Any, ...], str] | None] | None = None) -> M:
     """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
-    the line and the field (``shape`` describes the expected mapping for a document that is not one)."""
+    the line and the field (``shape`` describes the expected mapping for a document that is not one).
+    ``check`` may refuse the validated model: it returns (field path, message) or None."""
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)
@@ -59,10 +62,12 @@ def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         raise ScenarioError(f"malformed YAML: {problem}", file=source, row=line) from e
+    except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4,300 digits, nesting too deep
+        raise ScenarioError(f"malformed YAML: {str(e).splitlines()[0][:200]}", file=source) from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{shape} must be a YAML mapping", file=source)
     try:
-        return model.model_validate(data)
+        out = model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = _clean_loc(tuple(err["loc"]))
@@ -71,6 +76,11 @@ def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
             msg = "is required"
         more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise ScenarioError(msg + more, file=source, row=_line_of(node, loc), field=_field_path(loc) or None) from e
+    problem = check(out) if check is not None else None
+    if problem is not None:
+        loc, msg = problem
+        raise ScenarioError(msg, file=source, row=_line_of(node, loc), field=_field_path(loc))
+    return out
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -86,7 +96,8 @@ def read_text(path: str | Path, what: str) -> str:
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)")
+    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)",
+                            check=unrunnable_gang)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -7,14 +7,14 @@ job's deadline, which must carry one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from gridshift.model.events import GridEvent
 from gridshift.model.service import Service
-from gridshift.model.time import as_utc
+from gridshift.model.time import utc_in_range
 from gridshift.model.workload import Job
 from gridshift.service.http_errors import ErrorResponse
 from gridshift.service.store import CLIENT_JOB_ID, GridEventRow, JobEvent, JobRow, Plan, PlanItem, ServiceRow
@@ -68,9 +68,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def to_utc(v: datetime | None) -> datetime | None:
-    if v is None:
-        return None
-    return as_utc(v)
+    """UTC (naive = UTC), within the documented range of instants (``model.bounds``)."""
+    return utc_in_range(v)
 
 
 def _aware_utc(v: datetime | None) -> datetime | None:
@@ -80,7 +79,7 @@ def _aware_utc(v: datetime | None) -> datetime | None:
     if v.tzinfo is None or v.utcoffset() is None:
         raise ValueError("must be timezone-aware UTC: give it with 'Z' or an offset, e.g. "
                          f"{v.replace(microsecond=0).isoformat()}Z")
-    return v.astimezone(UTC)
+    return utc_in_range(v)
 
 
 def _job_submit_model() -> type[BaseModel]:
