@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -26,3 +29,33 @@ def fail(e: GridShiftError, scenario_file: str | None = None) -> None:
         e.file = scenario_file
     err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def progress_after(message: str, quiet: bool = False, delay_s: float = 1.0) -> Iterator[None]:
+    """A spinner with ``message`` on stderr, shown only once the block has run for
+    ``delay_s`` (so quick steps print nothing); never with ``quiet``."""
+    if quiet:
+        yield
+        return
+    status = err.status(message, spinner="dots")
+    lock = threading.Lock()
+    state = {"shown": False, "done": False}
+
+    def show() -> None:
+        with lock:
+            if not state["done"]:
+                status.start()
+                state["shown"] = True
+
+    timer = threading.Timer(delay_s, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["shown"]:
+                status.stop()

@@ -49,21 +49,58 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str", "Zone"})))
 
 
+MAX_FILE_BYTES = 2_000_000  # a scenario or sweep file (about 15,000 written jobs); see docs/guide/scenario.md
+MAX_YAML_NODES = 5_000_000  # values after expanding aliases (a file of 2 MB has well under a million)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: several times faster
+
+
+def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The document and its node tree from one parse; refuses a document whose aliases expand to more than
+    ``MAX_YAML_NODES`` values (a few lines can otherwise stand for billions)."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise ValueError(f"its aliases expand to more than {MAX_YAML_NODES:,} values")
+        return loader.construct_document(node), node
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """Values under ``node`` with every alias expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in seen:
+        return seen[key]
+    seen[key] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_size(v, seen) for v in node.value)
+    else:
+        n = 1
+    seen[key] = min(n, MAX_YAML_NODES + 1)
+    return seen[key]
+
+
 def parse_yaml_model(model: type[M], text: str, source: str, shape: str,
                      check: Callable[[M], tuple[tuple[Any, ...], str] | None] | None = None) -> M:
     """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
     the line and the field (``shape`` describes the expected mapping for a document that is not one).
     ``check`` may refuse the validated model: it returns (field path, message) or None."""
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        data, node = _load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         raise ScenarioError(f"malformed YAML: {problem}", file=source, row=line) from e
     except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4,300 digits, nesting too deep
-        raise ScenarioError(f"malformed YAML: {str(e).splitlines()[0][:200]}", file=source) from None
+        problem = "a number has too many digits" if "integer string conversion" in str(e) else str(e)
+        raise ScenarioError(f"malformed YAML: {problem.splitlines()[0][:200]}", file=source) from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{shape} must be a YAML mapping", file=source)
     try:
@@ -83,11 +120,15 @@ def parse_yaml_model(model: type[M], text: str, source: str, shape: str,
     return out
 
 
-def read_text(path: str | Path, what: str) -> str:
+def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of ``path``, or one :class:`ScenarioError` saying what could not be read (``what``:
-    e.g. 'scenario file')."""
+    e.g. 'scenario file') or that it is larger than ``max_bytes``."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise ScenarioError(f"the {what} is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:g} MB "
+                                "(generate many jobs with workloads.generate instead of writing them out)", file=p)
         return p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ScenarioError(f"{what} not found", file=p) from e
