@@ -22,6 +22,33 @@ def _console(stderr: bool) -> Console:
 err = _console(stderr=True)
 out = _console(stderr=False)
 
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE",
+               "directory": "DIRECTORY", "datetime": "DATETIME", "int range": "INTEGER RANGE",
+               "float range": "FLOAT RANGE"}
+
+
+def _help_type(self, ctx) -> str | None:  # noqa: ANN001
+    """The value placeholder in ``--help``: none for a flag (``--quiet``, not ``--quiet <bool>``), click's
+    names for the rest (TEXT, INTEGER, PATH; a repeatable option shows its item's type)."""
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    if self.metavar is not None:
+        return self.metavar
+    label = _display_type(self, ctx).strip("<>")
+    while label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    return _TYPE_NAMES.get(label, label)
+
+
+try:  # typer >= 0.20 prints python annotations ('<bool>', '<list[str]>') as placeholders
+    from typer.core import TyperArgument, TyperOption, _TyperParameter
+
+    _display_type = _TyperParameter.display_type
+    TyperOption.display_type_rich = _help_type
+    TyperArgument.display_type_rich = _help_type
+except (ImportError, AttributeError):  # pragma: no cover (older typer: click's own placeholders)
+    pass
+
 
 def fail(e: GridShiftError, scenario_file: str | None = None) -> None:
     """Print ``error: <one line>`` on stderr and exit with code 2."""

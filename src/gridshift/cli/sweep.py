@@ -21,7 +21,8 @@ def sweep(
                                                    "ray://head:10001 or auto (default: a local Ray).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed",
                                                help="Run cells that failed before again.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, per-cell failures or summary "
+                                                               "table (the exit code still tells).")] = False,
 ) -> None:
     """Run a grid of scenario variants (zones × years × seeds × fleet scales × policies) on Ray; resumable.
 
