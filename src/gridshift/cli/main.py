@@ -129,9 +129,9 @@ def demo(
 
     src = "gridshift/scenarios/demo.yaml"
     try:
-        for name, value in (("jobs", jobs), ("days", days)):
-            if value is not None and value < 1:
-                raise ScenarioError(f"must be at least 1, not {value}", field=name)
+        for name, value, most in (("jobs", jobs, 10_000_000), ("days", days, 3660)):
+            if value is not None and not 1 <= value <= most:
+                raise ScenarioError(f"must be from 1 to {most:,}, not {value}", field=name)
         sc = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), src)
         upd = {}
         if jobs is not None:
