@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -19,6 +22,33 @@ def _console(stderr: bool) -> Console:
 err = _console(stderr=True)
 out = _console(stderr=False)
 
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "file": "FILE",
+               "directory": "DIRECTORY", "datetime": "DATETIME", "int range": "INTEGER RANGE",
+               "float range": "FLOAT RANGE"}
+
+
+def _help_type(self, ctx) -> str | None:  # noqa: ANN001
+    """The value placeholder in ``--help``: none for a flag (``--quiet``, not ``--quiet <bool>``), click's
+    names for the rest (TEXT, INTEGER, PATH; a repeatable option shows its item's type)."""
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    if self.metavar is not None:
+        return self.metavar
+    label = _display_type(self, ctx).strip("<>")
+    while label.startswith("list[") and label.endswith("]"):
+        label = label[5:-1]
+    return _TYPE_NAMES.get(label, label)
+
+
+try:  # typer >= 0.20 prints python annotations ('<bool>', '<list[str]>') as placeholders
+    from typer.core import TyperArgument, TyperOption, _TyperParameter
+
+    _display_type = _TyperParameter.display_type
+    TyperOption.display_type_rich = _help_type
+    TyperArgument.display_type_rich = _help_type
+except (ImportError, AttributeError):  # pragma: no cover (older typer: click's own placeholders)
+    pass
+
 
 def fail(e: GridShiftError, scenario_file: str | None = None) -> None:
     """Print ``error: <one line>`` on stderr and exit with code 2."""
@@ -26,3 +56,33 @@ def fail(e: GridShiftError, scenario_file: str | None = None) -> None:
         e.file = scenario_file
     err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def progress_after(message: str, quiet: bool = False, delay_s: float = 1.0) -> Iterator[None]:
+    """A spinner with ``message`` on stderr, shown only once the block has run for
+    ``delay_s`` (so quick steps print nothing); never with ``quiet``."""
+    if quiet:
+        yield
+        return
+    status = err.status(message, spinner="dots")
+    lock = threading.Lock()
+    state = {"shown": False, "done": False}
+
+    def show() -> None:
+        with lock:
+            if not state["done"]:
+                status.start()
+                state["shown"] = True
+
+    timer = threading.Timer(delay_s, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["shown"]:
+                status.stop()

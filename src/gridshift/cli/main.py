@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gridshift.cli.common import err, out
+from gridshift.cli.common import err, out, progress_after
 from gridshift.cli.common import fail as _fail
 from gridshift.errors import GridShiftError, ScenarioError
 
@@ -39,7 +39,8 @@ data_app = typer.Typer(no_args_is_help=True, help="The data registry: list, veri
 app.add_typer(data_app, name="data")
 
 
-def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool) -> None:
+def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path, quiet: bool,
+         t0: float | None = None) -> None:
     from gridshift.data import load_registry
     from gridshift.plan.registry import POLICIES
     from gridshift.report.output import check_output_dir
@@ -47,7 +48,7 @@ def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path
     from gridshift.sim.runner import metrics_doc, policy_specs, run_policies
     from gridshift.world.build import assemble
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if t0 is None else t0
     try:  # what the command line gave is checked first, and blamed on the command line
         for name in policies or []:
             if name not in POLICIES and name not in {s.key for s in scenario.policies}:
@@ -59,6 +60,9 @@ def _run(scenario_path: str, scenario, policies: list[str] | None, out_dir: Path
     try:
         with err.status("loading data and building workloads", spinner="dots") if not quiet else _null():
             asm = assemble(scenario)
+        for note in asm.notes if not quiet else []:
+            if note.startswith("warning: "):
+                err.print(note, markup=False, highlight=False, soft_wrap=True)
         specs = policy_specs(asm, policies)
         progress = Progress(TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.completed}/{task.total} slots"),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet)
@@ -102,11 +106,13 @@ def simulate(
     """Simulate a scenario under one or more policies and write metrics, time series and a report."""
     from gridshift.data.scenario import load_scenario
 
+    t0 = time.perf_counter()
     try:
-        sc = load_scenario(scenario)
+        with progress_after(f"reading {scenario}", quiet):
+            sc = load_scenario(scenario)
     except GridShiftError as e:
         _fail(e)
-    _run(str(scenario), sc, policy, out_dir, quiet)
+    _run(str(scenario), sc, policy, out_dir, quiet, t0)
 
 
 @app.command()
@@ -123,9 +129,9 @@ def demo(
 
     src = "gridshift/scenarios/demo.yaml"
     try:
-        for name, value in (("jobs", jobs), ("days", days)):
-            if value is not None and value < 1:
-                raise ScenarioError(f"must be at least 1, not {value}", field=name)
+        for name, value, most in (("jobs", jobs, 10_000_000), ("days", days, 3660)):
+            if value is not None and not 1 <= value <= most:
+                raise ScenarioError(f"must be from 1 to {most:,}, not {value}", field=name)
         sc = parse_scenario(resources.files("gridshift").joinpath("scenarios/demo.yaml").read_text(), src)
         upd = {}
         if jobs is not None:

@@ -13,7 +13,32 @@ import typer
 
 from gridshift.errors import GridShiftError, require
 
-DEFAULT_DB = "sqlite:///gridshift.db"
+STATE_ENV = "GRIDSHIFT_STATE_DIR"
+DEFAULT_STATE_DIR = Path(".gridshift")  # relative to the working directory; git-ignored in the repository
+DB_HELP = "Database URL: sqlite:///PATH or postgresql://USER@HOST/DB (default: sqlite:///STATE_DIR/gridshift.db)."
+STATE_HELP = (f"The service's state directory: the default SQLite database and the executor's state (default: "
+              f"${STATE_ENV}, else ./{DEFAULT_STATE_DIR}).")
+StateDir = Annotated[Path | None, typer.Option("--state-dir", help=STATE_HELP, show_default=False)]
+DbUrl = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+
+
+def state_dir(given: Path | None) -> Path:
+    """The state directory (``--state-dir``, else ``$GRIDSHIFT_STATE_DIR``, else ``./.gridshift``), created
+    0711 when new: other users (job users) may pass through to their job directories but list nothing."""
+    path = given if given is not None else Path(os.environ.get(STATE_ENV) or DEFAULT_STATE_DIR)
+    if not path.is_dir():
+        try:
+            path.mkdir(parents=True)
+            os.chmod(path, 0o711)
+        except OSError as e:
+            raise GridShiftError(f"cannot create the state directory: {e.strerror}", file=path,
+                                 field="state-dir") from None
+    return path
+
+
+def db_url(db: str | None, state: Path | None) -> str:
+    """``--db``, else SQLite in the state directory."""
+    return db if db else f"sqlite:///{state_dir(state) / 'gridshift.db'}"
 
 
 def _policy_spec(name: str | None, params: list[str], scenario: Any) -> Any:
@@ -157,12 +182,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
     @db_app.command("upgrade")
-    def db_upgrade(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+    def db_upgrade(db: DbUrl = None, state: StateDir = None) -> None:
         """Create or migrate the service's database to this version's schema (``gridshift serve`` does it too)."""
         from gridshift.cli.common import fail, out
         from gridshift.service.db import current_revision, make_engine, upgrade
 
         try:
+            db = db_url(db, state)
             upgrade(db)
             engine = make_engine(db)
             try:
@@ -177,7 +203,8 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-        db: Annotated[str, typer.Option(help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB.")] = DEFAULT_DB,
+        db: DbUrl = None,
+        state: StateDir = None,
         fleet: Annotated[Path | None, typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
         executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
         policy: Annotated[str | None, typer.Option(
@@ -262,6 +289,8 @@ def register(app: typer.Typer) -> None:
             if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
                 raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
                                      field="tenant-commands")
+            db = db_url(db, state)
+            executor_options.setdefault("state_dir", state_dir(state) / "executor")
             upgrade(db)
             store = Store(db)
             store.check_schema()
@@ -309,7 +338,8 @@ def register(app: typer.Typer) -> None:
     @token_app.command("create")
     def token_create(
         role: Annotated[str, typer.Option(help="tenant | operator | grid.")],
-        db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB,
+        db: DbUrl = None,
+        state: StateDir = None,
         tenant: Annotated[str | None, typer.Option(help="Tenant (role tenant only).")] = None,
         name: Annotated[str | None, typer.Option(help="A label for the token.")] = None,
     ) -> None:
@@ -318,7 +348,7 @@ def register(app: typer.Typer) -> None:
         from gridshift.service.store import Store
 
         try:
-            with Store(db) as store:
+            with Store(db_url(db, state)) as store:
                 store.check_schema()
                 token_id, secret = store.create_token(name or f"{role} token", role, tenant)
         except GridShiftError as e:
@@ -326,7 +356,7 @@ def register(app: typer.Typer) -> None:
         out.print(secret, markup=False, highlight=False, soft_wrap=True)
 
     @token_app.command("list")
-    def token_list(db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+    def token_list(db: DbUrl = None, state: StateDir = None) -> None:
         """List API tokens (never their secrets)."""
         from rich.markup import escape
         from rich.table import Table
@@ -335,7 +365,7 @@ def register(app: typer.Typer) -> None:
         from gridshift.service.store import Store
 
         try:
-            with Store(db) as store:
+            with Store(db_url(db, state)) as store:
                 tokens = store.list_tokens()
         except GridShiftError as e:
             fail(e)
@@ -348,13 +378,13 @@ def register(app: typer.Typer) -> None:
         out.print(table)
 
     @token_app.command("revoke")
-    def token_revoke(token_id: str, db: Annotated[str, typer.Option(help="Database URL.")] = DEFAULT_DB) -> None:
+    def token_revoke(token_id: str, db: DbUrl = None, state: StateDir = None) -> None:
         """Revoke an API token."""
         from gridshift.cli.common import fail
         from gridshift.service.store import NotFound, Store
 
         try:
-            with Store(db) as store:
+            with Store(db_url(db, state)) as store:
                 if not store.revoke_token(token_id):
                     raise NotFound(f"no active token '{token_id}'")
         except GridShiftError as e:

@@ -13,7 +13,7 @@ from gridshift.errors import GridShiftError
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/guide/sweeps.md).", metavar="SWEEP.yaml")],
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: the sweep's "
-                                                    "`out`, else sweep-<name>).")] = None,
+                                                    "`out`, else out/sweep-NAME).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
                                                    help="Cells at once (local Ray CPUs; default: the sweep's "
                                                         "`workers`, else all CPUs).")] = None,
@@ -21,7 +21,8 @@ def sweep(
                                                    "ray://head:10001 or auto (default: a local Ray).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed/--no-retry-failed",
                                                help="Run cells that failed before again.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, per-cell failures or summary "
+                                                               "table (the exit code still tells).")] = False,
 ) -> None:
     """Run a grid of scenario variants (zones × years × seeds × fleet scales × policies) on Ray; resumable.
 
@@ -45,7 +46,7 @@ def sweep(
         loaded = load_sweep(sweep_file)
     except GridShiftError as e:
         fail(e, str(sweep_file))
-    dest = out_dir or Path(loaded.spec.out or f"sweep-{loaded.spec.name}")
+    dest = out_dir or Path(loaded.spec.out or Path("out") / f"sweep-{loaded.spec.name}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
                         TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=err, disable=quiet)

@@ -3,6 +3,7 @@ the line and the field."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridshift.errors import ScenarioError
-from gridshift.model.scenario import Scenario
+from gridshift.model.scenario import Scenario, unrunnable_gang
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,21 +49,62 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"float", "int", "str", "Zone"})))
 
 
-def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
-    """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
-    the line and the field (``shape`` describes the expected mapping for a document that is not one)."""
+MAX_FILE_BYTES = 2_000_000  # a scenario or sweep file (about 15,000 written jobs); see docs/guide/scenario.md
+MAX_YAML_NODES = 5_000_000  # values after expanding aliases (a file of 2 MB has well under a million)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: several times faster
+
+
+def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The document and its node tree from one parse; refuses a document whose aliases expand to more than
+    ``MAX_YAML_NODES`` values (a few lines can otherwise stand for billions)."""
+    loader = _Loader(text)
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise ValueError(f"its aliases expand to more than {MAX_YAML_NODES:,} values")
+        return loader.construct_document(node), node
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """Values under ``node`` with every alias expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in seen:
+        return seen[key]
+    seen[key] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_size(v, seen) for v in node.value)
+    else:
+        n = 1
+    seen[key] = min(n, MAX_YAML_NODES + 1)
+    return seen[key]
+
+
+def parse_yaml_model(model: type[M], text: str, source: str, shape: str,
+                     check: Callable[[M], tuple[tuple[Any, ...], str] | None] | None = None) -> M:
+    """``model`` validated from YAML ``text``; any problem is one :class:`ScenarioError` naming ``source``,
+    the line and the field (``shape`` describes the expected mapping for a document that is not one).
+    ``check`` may refuse the validated model: it returns (field path, message) or None."""
+    try:
+        data, node = _load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         raise ScenarioError(f"malformed YAML: {problem}", file=source, row=line) from e
+    except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4,300 digits, nesting too deep
+        problem = "a number has too many digits" if "integer string conversion" in str(e) else str(e)
+        raise ScenarioError(f"malformed YAML: {problem.splitlines()[0][:200]}", file=source) from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{shape} must be a YAML mapping", file=source)
     try:
-        return model.model_validate(data)
+        out = model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = _clean_loc(tuple(err["loc"]))
@@ -71,13 +113,22 @@ def parse_yaml_model(model: type[M], text: str, source: str, shape: str) -> M:
             msg = "is required"
         more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise ScenarioError(msg + more, file=source, row=_line_of(node, loc), field=_field_path(loc) or None) from e
+    problem = check(out) if check is not None else None
+    if problem is not None:
+        loc, msg = problem
+        raise ScenarioError(msg, file=source, row=_line_of(node, loc), field=_field_path(loc))
+    return out
 
 
-def read_text(path: str | Path, what: str) -> str:
+def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of ``path``, or one :class:`ScenarioError` saying what could not be read (``what``:
-    e.g. 'scenario file')."""
+    e.g. 'scenario file') or that it is larger than ``max_bytes``."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise ScenarioError(f"the {what} is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:g} MB "
+                                "(generate many jobs with workloads.generate instead of writing them out)", file=p)
         return p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ScenarioError(f"{what} not found", file=p) from e
@@ -86,7 +137,8 @@ def read_text(path: str | Path, what: str) -> str:
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
-    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)")
+    return parse_yaml_model(Scenario, text, source, "a scenario (name, time_range, zones, sites, ...)",
+                            check=unrunnable_gang)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gridshift.model.time import as_utc
+from gridshift.model import bounds as B
+from gridshift.model.time import utc_in_range
 
 # Largest throughput loss each tier accepts (share of its full-power throughput); tier 3 may also pause.
 TIER_MAX_THROUGHPUT_LOSS = (0.0, 0.10, 0.25, 0.50)
@@ -45,19 +46,20 @@ class GridEvent(BaseModel):
     zone: str | None = Field(default=None, description="Or: every site in this grid zone (a fleet-level event).")
     start: datetime
     end: datetime
-    notice_s: float = Field(default=3600.0, ge=0, allow_inf_nan=False)
-    limit_mw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    notice_s: float = Field(default=3600.0, ge=0, le=B.MAX_NOTICE_S, allow_inf_nan=False)
+    limit_mw: float | None = Field(default=None, ge=0, le=B.MAX_POWER_MW, allow_inf_nan=False)
     cut_frac: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    cut_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    baseline_mw: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    respond_within_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    price_usd_per_mwh: float | None = Field(default=None, allow_inf_nan=False)
-    carbon_g_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    rebound_s: float | None = Field(default=None, ge=0, allow_inf_nan=False,
+    cut_mw: float | None = Field(default=None, gt=0, le=B.MAX_POWER_MW, allow_inf_nan=False)
+    baseline_mw: float | None = Field(default=None, gt=0, le=B.MAX_POWER_MW, allow_inf_nan=False)
+    respond_within_s: float | None = Field(default=None, gt=0, le=B.MAX_RESPOND_S, allow_inf_nan=False)
+    price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
+                                            allow_inf_nan=False)
+    carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
+    rebound_s: float | None = Field(default=None, ge=0, le=B.MAX_NOTICE_S, allow_inf_nan=False,
                                     description="After the event, hold the draw at or below its pre-event level this "
                                                 "long (default: demand_response.rebound_s).")
 
-    _utc = field_validator("start", "end")(as_utc)
+    _utc = field_validator("start", "end")(utc_in_range)
 
     @model_validator(mode="after")
     def _check(self) -> GridEvent:

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gridshift.model.time import as_utc
+from gridshift.model import bounds as B
+from gridshift.model.time import utc_in_range
 
 
 class Zone(BaseModel):
@@ -21,8 +22,9 @@ class Zone(BaseModel):
 
     id: str = Field(min_length=1, description="Zone id as in the data registry, e.g. 'DE-LU' or 'US-CAL-CISO'.")
     carbon_basis: Literal["lca", "direct"] = "lca"
-    carbon_g_per_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    price_usd_per_mwh: float | None = Field(default=None, allow_inf_nan=False)
+    carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
+    price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
+                                            allow_inf_nan=False)
 
 
 class Pool(BaseModel):
@@ -31,7 +33,7 @@ class Pool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     accelerator: str = Field(min_length=1, description="Accelerator type name from the catalog.")
-    count: int = Field(ge=0)
+    count: int = Field(ge=1, le=B.MAX_ACCELERATORS, description="Accelerators in the pool (at least one).")
 
 
 class PowerCapStep(BaseModel):
@@ -40,9 +42,9 @@ class PowerCapStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     start: datetime
-    power_cap_mw: float = Field(gt=0, allow_inf_nan=False)
+    power_cap_mw: float = Field(gt=0, le=B.MAX_POWER_MW, allow_inf_nan=False)
 
-    _utc = field_validator("start")(as_utc)
+    _utc = field_validator("start")(utc_in_range)
 
 
 class Site(BaseModel):
@@ -59,7 +61,7 @@ class Site(BaseModel):
     region: str | None = None
     pue: float = Field(default=1.2, ge=1.0, le=3.0, allow_inf_nan=False)
     power_cap_mw: float | list[PowerCapStep] = Field(description="Facility power limit, MW.")
-    ramp_mw_per_min: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+    ramp_mw_per_min: float | None = Field(default=None, gt=0, le=B.MAX_RAMP_MW_PER_MIN, allow_inf_nan=False,
                                           description="Largest change of facility draw per minute in grid events, "
                                                       "both ways (None: as fast as the levers act).")
     pools: list[Pool] = Field(min_length=1)
@@ -68,8 +70,8 @@ class Site(BaseModel):
     @classmethod
     def _cap(cls, v: float | list[PowerCapStep]) -> float | list[PowerCapStep]:
         if isinstance(v, float | int):
-            if not (v > 0) or v == float("inf"):
-                raise ValueError("power_cap_mw must be a finite number > 0")
+            if not (0 < v <= B.MAX_POWER_MW):
+                raise ValueError(f"power_cap_mw must be a number > 0 and <= {B.MAX_POWER_MW:g}")
         elif not v:
             raise ValueError("power_cap_mw series must have at least one step")
         else:

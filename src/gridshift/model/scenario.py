@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridshift.model import bounds as B
 from gridshift.model.events import DemandResponse, GridEvent
 from gridshift.model.fleet import Site, Zone
 from gridshift.model.service import Service
-from gridshift.model.time import as_utc, slot_hours
+from gridshift.model.time import slot_hours, utc_in_range
 from gridshift.model.workload import Job, JobKind
 
 ALLOWED_SLOT_S = (300, 600, 900, 1200, 1800, 3600)
@@ -22,7 +23,7 @@ class TimeRange(BaseModel):
     start: datetime
     end: datetime
 
-    _utc = field_validator("start", "end")(as_utc)
+    _utc = field_validator("start", "end")(utc_in_range)
 
     @model_validator(mode="after")
     def _check(self) -> TimeRange:
@@ -52,7 +53,7 @@ class JobGenerator(BaseModel):
             JobKind.BATCH_INFERENCE: 0.4,
         }
     )
-    gang_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    gang_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64], min_length=1)
     gang_size_weights: list[float] | None = None
     deadline_slack_frac: tuple[float, float] = Field(
         default=(0.5, 3.0),
@@ -61,27 +62,33 @@ class JobGenerator(BaseModel):
     no_deadline_frac: float = Field(default=0.2, ge=0, le=1)
     interruptible_frac: float = Field(default=0.8, ge=0, le=1)
     tenants: list[str] = Field(default_factory=lambda: ["team-a", "team-b", "team-c"], min_length=1)
-    max_length_h: float = Field(default=168.0, gt=0)
-    load_scale: float = Field(default=1.0, gt=0, description="Multiplies every job's work.")
+    max_length_h: float = Field(default=168.0, gt=0, le=B.MAX_LENGTH_H, allow_inf_nan=False)
+    load_scale: float = Field(default=1.0, gt=0, le=B.MAX_LOAD_SCALE, allow_inf_nan=False, description="Multiplies every job's work.")
     tier_mix: dict[int, float] = Field(default_factory=lambda: {1: 1.0},
                                        description="Share of jobs in each flexibility tier (0–3).")
 
     @model_validator(mode="after")
     def _check(self) -> JobGenerator:
-        total = sum(self.kind_mix.values())
-        if total <= 0 or any(v < 0 for v in self.kind_mix.values()):
-            raise ValueError("kind_mix weights must be >= 0 and sum to > 0")
-        if any(g < 1 for g in self.gang_sizes):
-            raise ValueError("gang_sizes must be >= 1")
+        if not _weights(self.kind_mix.values()):
+            raise ValueError("kind_mix weights must be finite, >= 0 and sum to > 0")
+        if any(not 1 <= g <= B.MAX_GANG for g in self.gang_sizes):
+            raise ValueError(f"gang_sizes must be from 1 to {B.MAX_GANG}")
         if self.gang_size_weights is not None and len(self.gang_size_weights) != len(self.gang_sizes):
             raise ValueError("gang_size_weights must have one weight per gang size")
+        if self.gang_size_weights is not None and not _weights(self.gang_size_weights):
+            raise ValueError("gang_size_weights must be finite, >= 0 and sum to > 0")
         lo, hi = self.deadline_slack_frac
-        if lo < 0 or hi < lo:
+        if not 0 <= lo <= hi:
             raise ValueError("deadline_slack_frac must be (low, high) with 0 <= low <= high")
-        if not self.tier_mix or any(k not in (0, 1, 2, 3) or v < 0 for k, v in self.tier_mix.items()) \
-                or sum(self.tier_mix.values()) <= 0:
+        if any(k not in (0, 1, 2, 3) for k in self.tier_mix) or not _weights(self.tier_mix.values()):
             raise ValueError("tier_mix maps tiers 0–3 to weights >= 0 with a positive sum")
         return self
+
+
+def _weights(values) -> bool:
+    """Weights are finite, >= 0 and have a positive, finite sum."""
+    w = [float(v) for v in values]
+    return bool(w) and all(0 <= v <= 1e12 for v in w) and sum(w) > 0
 
 
 class RecurringJobs(BaseModel):
@@ -99,7 +106,7 @@ class RecurringJobs(BaseModel):
                     "daylight saving handled).")
     start_local_h: float = Field(ge=0, lt=24, description="Nominal start, hour of the local day.")
     run_h: float = Field(gt=0, le=168, description="Run time on the reference accelerator at full gang, h.")
-    gang: int = Field(default=1, ge=1)
+    gang: int = Field(default=1, ge=1, le=B.MAX_GANG)
     window_h: float = Field(ge=0, le=72)
     workdays_only: bool = False
     interruptible: bool = False
@@ -133,10 +140,10 @@ class WorkdayJobs(BaseModel):
         if self.submit_to_local_h <= self.submit_from_local_h:
             raise ValueError("submit_to_local_h must be after submit_from_local_h")
         lo, hi = self.run_h
-        if not (0 < lo <= hi):
-            raise ValueError("run_h must be (low, high) with 0 < low <= high")
-        if any(g < 1 for g in self.gang):
-            raise ValueError("gang sizes must be >= 1")
+        if not (0 < lo <= hi <= B.MAX_LENGTH_H):
+            raise ValueError(f"run_h must be (low, high) with 0 < low <= high <= {B.MAX_LENGTH_H:g}")
+        if not self.gang or any(not 1 <= g <= B.MAX_GANG for g in self.gang):
+            raise ValueError(f"gang sizes must be from 1 to {B.MAX_GANG}")
         return self
 
 
@@ -179,7 +186,7 @@ class Scenario(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=B.MAX_SEED)
     time_range: TimeRange
     slot_duration_s: int = Field(default=3600, description="One of 300, 600, 900, 1200, 1800, 3600.")
     zones: list[Zone] = Field(min_length=1)
@@ -275,6 +282,28 @@ def _check_events(sc: Scenario) -> None:
                     if e.start < b and a < e.end:
                         raise ValueError(f"events '{other}' and '{e.id}' overlap at site '{s}'")
                 windows.setdefault(s, []).append((e.id, e.start, e.end))
+
+
+def unrunnable_gang(sc: Scenario) -> tuple[tuple[str | int, ...], str] | None:
+    """The first written job, recurring or workday template that asks for a gang larger than every pool of the
+    fleet (a gang runs inside one pool, so it could never start), as (field path, message); None if none."""
+    largest = max(p.count for s in sc.sites for p in s.pools)
+    w = sc.workloads
+
+    def msg(gang: int) -> str:
+        return (f"a gang of {gang} accelerators is larger than any pool of the fleet (the largest has {largest}): "
+                "the job could never run")
+
+    for i, j in enumerate(w.jobs):
+        if j.gang_min > largest:
+            return ("workloads", "jobs", i, "gang_min"), msg(j.gang_min)
+    for i, r in enumerate(w.recurring):
+        if r.gang > largest:
+            return ("workloads", "recurring", i, "gang"), msg(r.gang)
+    for i, d in enumerate(w.workday):
+        if max(d.gang) > largest:
+            return ("workloads", "workday", i, "gang"), msg(max(d.gang))
+    return None
 
 
 def utc_now() -> datetime:

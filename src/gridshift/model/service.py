@@ -7,15 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gridshift.model import bounds as B
+
 
 class ServiceProfile(BaseModel):
     """What one accelerator of a type delivers for this service while meeting the latency SLO."""
 
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_s_per_accelerator: float = Field(gt=0, allow_inf_nan=False)
+    requests_per_s_per_accelerator: float = Field(gt=0, le=B.MAX_REQUESTS_PER_S, allow_inf_nan=False)
     power_w_per_accelerator: float = Field(
-        gt=0, allow_inf_nan=False, description="Board power of a replica serving at that capacity, W."
+        gt=0, le=B.MAX_BOARD_POWER_W, allow_inf_nan=False, description="Board power of a replica serving at that capacity, W."
     )
 
 
@@ -39,8 +41,9 @@ class DemandSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> DemandSpec:
         for region, rps in self.peak_requests_per_s.items():
-            if not (rps >= 0) or rps == float("inf"):
-                raise ValueError(f"peak_requests_per_s for '{region}' must be a finite number >= 0")
+            if not (0 <= rps <= B.MAX_REQUESTS_PER_S):
+                raise ValueError(f"peak_requests_per_s for '{region}' must be a number from 0 to "
+                                 f"{B.MAX_REQUESTS_PER_S:g}")
         return self
 
 
@@ -51,7 +54,7 @@ class Service(BaseModel):
 
     name: str = Field(min_length=1)
     tenant: str = "default"
-    latency_slo_ms: float = Field(gt=0, allow_inf_nan=False, description="Bound on network round-trip time, ms.")
+    latency_slo_ms: float = Field(gt=0, le=B.MAX_LATENCY_MS, allow_inf_nan=False, description="Bound on network round-trip time, ms.")
     profiles: dict[str, ServiceProfile] = Field(min_length=1, description="Per accelerator type name.")
     demand: DemandSpec
     allowed_sites: list[str] | None = Field(

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from gridshift.model.bounds import EARLIEST, LATEST
+
 S_PER_MIN = 60.0
 S_PER_H = 3600.0
 S_PER_DAY = 86400.0
@@ -20,6 +22,20 @@ S_PER_DAY = 86400.0
 def as_utc(t: datetime) -> datetime:
     """``t`` as a timezone-aware UTC ``datetime``; a naive time is taken as UTC."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def utc_in_range(t: datetime | None) -> datetime | None:
+    """``t`` as :func:`as_utc` does, refused (ValueError) outside the documented range of instants
+    (``model.bounds``: 1970-01-01 to 2100-01-01 UTC); None stays None."""
+    if t is None:
+        return None
+    try:
+        u = as_utc(t)
+    except OverflowError:
+        u = None
+    if u is None or not EARLIEST <= u < LATEST:
+        raise ValueError(f"must be from {EARLIEST.date()} to before {LATEST.date()} (UTC), not {t.isoformat()}")
+    return u
 
 
 def as_utc_timestamp(t: datetime | pd.Timestamp | str) -> pd.Timestamp:

@@ -13,7 +13,10 @@ from datetime import datetime
 from enum import Enum
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gridshift.model import bounds as B
+from gridshift.model.time import utc_in_range
 
 
 class JobKind(str, Enum):
@@ -33,24 +36,38 @@ class Job(BaseModel):
     job_id: str = Field(min_length=1)
     kind: JobKind
     tenant: str = "default"
-    priority: int = Field(default=0, description="Higher runs first among jobs that are ready.")
+    priority: int = Field(default=0, ge=-B.MAX_PRIORITY, le=B.MAX_PRIORITY,
+                          description="Higher runs first among jobs that are ready.")
     arrival: datetime = Field(description="When the job is submitted (UTC).")
     deadline: datetime | None = Field(default=None, description="Latest completion time (UTC); None = no deadline.")
-    work_acc_h: float = Field(gt=0, description="Work in accelerator-hours of the reference accelerator type.")
+    work_acc_h: float = Field(gt=0, le=B.MAX_WORK_ACC_H, allow_inf_nan=False,
+                              description="Work in accelerator-hours of the reference accelerator type.")
     throughput: dict[str, float] = Field(
         default_factory=dict,
         description="Throughput per accelerator type relative to the reference type (1.0 = same). Types not "
         "listed are estimated from the catalog; 0 means the job cannot run there.",
     )
-    gang_min: int = Field(default=1, ge=1)
-    gang_max: int = Field(default=1, ge=1)
+    gang_min: int = Field(default=1, ge=1, le=B.MAX_GANG)
+    gang_max: int = Field(default=1, ge=1, le=B.MAX_GANG)
     interruptible: bool = True
-    checkpoint_overhead_s: float = Field(default=60.0, ge=0, description="Time lost writing a checkpoint at pause.")
-    restart_overhead_s: float = Field(default=120.0, ge=0, description="Time lost reloading a checkpoint at resume.")
+    checkpoint_overhead_s: float = Field(default=60.0, ge=0, le=B.MAX_OVERHEAD_S, allow_inf_nan=False,
+                                         description="Time lost writing a checkpoint at pause.")
+    restart_overhead_s: float = Field(default=120.0, ge=0, le=B.MAX_OVERHEAD_S, allow_inf_nan=False,
+                                      description="Time lost reloading a checkpoint at resume.")
     migratable: bool = True
-    data_move_gb: float = Field(default=0.0, ge=0, description="Data to move when the job changes site, GB.")
+    data_move_gb: float = Field(default=0.0, ge=0, le=B.MAX_DATA_MOVE_GB, allow_inf_nan=False,
+                                description="Data to move when the job changes site, GB.")
     tier: int = Field(default=1, ge=0, le=3, description="Flexibility tier in grid events: 0 never slowed, 1 up to "
                       "10 % throughput loss, 2 up to 25 %, 3 up to 50 % and may pause.")
+
+    _utc = field_validator("arrival", "deadline")(utc_in_range)
+
+    @field_validator("work_acc_h")
+    @classmethod
+    def _work(cls, v: float) -> float:
+        if v < B.MIN_WORK_ACC_H:
+            raise ValueError(f"must be at least {B.MIN_WORK_ACC_H:g} accelerator-hours")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Job:
@@ -59,8 +76,8 @@ class Job(BaseModel):
         if self.deadline is not None and self.deadline <= self.arrival:
             raise ValueError("deadline must be after arrival")
         for k, v in self.throughput.items():
-            if not np.isfinite(v) or v < 0:
-                raise ValueError(f"throughput for '{k}' must be a finite number >= 0")
+            if not np.isfinite(v) or not 0 <= v <= B.MAX_THROUGHPUT:
+                raise ValueError(f"throughput for '{k}' must be a number from 0 to {B.MAX_THROUGHPUT:g}")
         return self
 
 

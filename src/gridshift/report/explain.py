@@ -55,7 +55,7 @@ def explain_job(out_dir: Path, job_id: str, policy: str) -> list[str]:
             status += f" by {(job['completion'] - job['deadline']).total_seconds() / S_PER_H:.1f} h"
     lines.append(f"under '{policy}' it first ran {job['first_start']:%Y-%m-%d %H:%M} UTC and {status}; "
                  f"{job['preemptions']} pause(s); {job['energy_mwh'] * 1000:.1f} kWh, {job['carbon_t'] * 1000:.1f} kg CO2.")
-    use = pl.groupby(["site", "accelerator"]).agg(slots=("time", "size"), gang=("gang", "mean"),
+    use = pl.groupby(["site", "accelerator"], observed=True).agg(slots=("time", "size"), gang=("gang", "mean"),
                                                   cap=("power_cap_frac", "mean")).reset_index()
     lines.append("where: " + "; ".join(
         f"{r.site} on {r.accelerator} ×{r.gang:.0f} for {r.slots * slot_h:.1f} h at {r.cap:.0%} power"

@@ -42,7 +42,16 @@ METRIC_INFO: dict[str, tuple[str, str, str | None]] = {
     "peak_power_mw": ("Peak facility power", "MW", "min"),
     "cap_violation_mwh": ("Power-cap violation", "MWh", "min"),
     "plan_time_s": ("Planning time", "s", "min"),
+    "objective_value": ("Objective value", "t CO₂ (carbon) or USD (cost, weighted)", "min"),
+    "saving_vs_asap_frac": ("Saving vs asap", "fraction of asap's objective", "max"),
+    "oracle_capture_frac": ("Oracle capture", "fraction of the oracle's saving", "max"),
+    "batch_carbon_kg_per_acc_h": ("Batch carbon per work", "kg CO₂ per accelerator-hour", "min"),
+    "avg_carbon_g_per_kwh": ("Mean carbon intensity", "g CO₂/kWh", "min"),
+    "avg_price_usd_per_mwh": ("Mean energy price", "USD/MWh", "min"),
+    "work_done_frac": ("Work done", "fraction", "max"),
 }
+_PER_UNITS = {"kg": "kg", "g": "g", "t": "t", "usd": "USD", "kwh": "kWh", "mwh": "MWh", "mw": "MW", "h": "h",
+              "s": "s", "acc_h": "accelerator-hour", "job": "job"}
 _SUFFIX_UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_usd", "USD"), ("_frac", "fraction"), ("_t", "t"),
                  ("_h", "h"), ("_s", "s"), ("_pct", "%"))
 
@@ -242,8 +251,15 @@ def _fmt(value) -> str:
 def _metric_label(key: str) -> tuple[str, str, str | None]:
     if key in METRIC_INFO:
         return METRIC_INFO[key]
-    unit = next((u for suffix, u in _SUFFIX_UNITS if key.endswith(suffix)), "")
-    return key.replace("_", " "), unit, None
+    head, per, tail = key.partition("_per_")
+    if per and tail in _PER_UNITS:  # a rate: 'x_kg_per_acc_h' is kg per accelerator-hour, not hours
+        quantity, _, num = head.rpartition("_")
+        if num in _PER_UNITS:
+            return quantity.replace("_", " "), f"{_PER_UNITS[num]} per {_PER_UNITS[tail]}", None
+    for suffix, unit in _SUFFIX_UNITS:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)].replace("_", " "), unit, None
+    return key.replace("_", " "), "", None
 
 
 _BEST = ' class="best"'

@@ -8,6 +8,7 @@ ever replaced.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -78,15 +80,19 @@ class OutputDir:
     def __init__(self, final_dir: str | os.PathLike) -> None:
         self.final = Path(os.path.abspath(final_dir))
         self.tmp: Path | None = None
+        self._signals = files.terminate_cleanly()
 
     def __enter__(self) -> Path:
         _check_replaceable(self.final)  # fail before writing anything
         parent = self.final.parent
+        _remove_leftovers(self.final)
+        self._signals.__enter__()  # SIGTERM while writing: the temporary directory is removed, then exit
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=parent))
             _normal_mode(self.tmp, directory=True)
         except OSError as exc:
+            self._signals.__exit__(None, None, None)
             raise GridShiftError(f"cannot create output directory: {exc.strerror or exc}", file=self.final) from exc
         (self.tmp / MARKER).write_text("written by gridshift; this directory may be replaced by the next run\n",
                                        encoding="utf-8")
@@ -96,15 +102,18 @@ class OutputDir:
         tmp, self.tmp = self.tmp, None
         if tmp is None:
             return False
-        if exc_type is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return False
         try:
-            self._commit(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return False
+            if exc_type is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            try:
+                self._commit(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return False
+        finally:
+            self._signals.__exit__(None, None, None)
 
     def _commit(self, tmp: Path) -> None:
         final, parent = self.final, self.final.parent
@@ -125,6 +134,27 @@ class OutputDir:
                 old.unlink()
             else:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+LEFTOVER_AGE_S = 3600.0
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove the temporary and old directories of ``final`` that a killed run (SIGKILL, power cut) left
+    behind: only ones gridshift wrote (with the marker file) and untouched for an hour (no run still writes)."""
+    try:
+        siblings = list(final.parent.glob(f".{glob.escape(final.name)}.*-*"))
+    except OSError:
+        return
+    for d in siblings:
+        rest = d.name[len(final.name) + 2:]
+        if not (rest.startswith("tmp-") or rest.startswith("old-")) or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            if _is_gridshift_dir(d) and time.time() - d.stat().st_mtime > LEFTOVER_AGE_S:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -3,6 +3,7 @@ the data attributions its report cites, and its console summary table."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -92,5 +93,21 @@ def summary_table(runs: list[PolicyRun]):
             continue
         if "work_left" in key and all(not r.metrics.get(key) for r in runs):
             continue  # no work deferred past the end by any policy: the row would be all zeros
-        t.add_row(label, unit, *[_fmt_metric(r.metrics[key]) if r.metrics.get(key) is not None else "—" for r in runs])
+        best = _best(runs, key)
+        t.add_row(label, unit, *[("[bold green]" if best is not None and r.metrics.get(key) == best else "")
+                                 + _fmt_metric(r.metrics[key]) if r.metrics.get(key) is not None else "—"
+                                 for r in runs])
     return t
+
+
+# the objective rows: the best policy's figure is highlighted (lower or higher is better)
+OBJECTIVE_BETTER = {"objective_value": min, "saving_vs_asap_frac": max, "oracle_capture_frac": max}
+
+
+def _best(runs: list[PolicyRun], key: str) -> float | None:
+    """The best value of an objective row among at least two different ones, else None."""
+    pick = OBJECTIVE_BETTER.get(key)
+    vals = [v for r in runs if isinstance(v := r.metrics.get(key), int | float) and math.isfinite(v)]
+    if pick is None or len(set(vals)) < 2:
+        return None
+    return pick(vals)

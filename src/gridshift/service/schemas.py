@@ -7,14 +7,14 @@ job's deadline, which must carry one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from gridshift.model.events import GridEvent
 from gridshift.model.service import Service
-from gridshift.model.time import as_utc
+from gridshift.model.time import as_utc, utc_in_range
 from gridshift.model.workload import Job
 from gridshift.service.http_errors import ErrorResponse
 from gridshift.service.store import CLIENT_JOB_ID, GridEventRow, JobEvent, JobRow, Plan, PlanItem, ServiceRow
@@ -68,6 +68,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def to_utc(v: datetime | None) -> datetime | None:
+    """UTC (naive = UTC): a query's time, any instant."""
     if v is None:
         return None
     return as_utc(v)
@@ -80,7 +81,7 @@ def _aware_utc(v: datetime | None) -> datetime | None:
     if v.tzinfo is None or v.utcoffset() is None:
         raise ValueError("must be timezone-aware UTC: give it with 'Z' or an offset, e.g. "
                          f"{v.replace(microsecond=0).isoformat()}Z")
-    return v.astimezone(UTC)
+    return utc_in_range(v)
 
 
 def _job_submit_model() -> type[BaseModel]:
@@ -267,7 +268,7 @@ class SignalIn(BaseModel):
     value: float = Field(allow_inf_nan=False)
     source: str = Field("api", min_length=1, max_length=200)
 
-    _utc = field_validator("time")(lambda v: to_utc(v))
+    _utc = field_validator("time")(utc_in_range)  # a body's time: within the documented range
 
 
 class SignalBatch(BaseModel):
@@ -304,7 +305,7 @@ class PullRequest(BaseModel):
                              description="Read this CSV (in the registry's carbon or price format) from the "
                                          "server's signal files directory instead of the registry.")
 
-    _utc = field_validator("start", "end")(lambda v: to_utc(v))
+    _utc = field_validator("start", "end")(utc_in_range)
 
 
 class PullOut(BaseModel):

@@ -129,7 +129,7 @@ class SweepSpec(BaseModel):
     workers: int | None = Field(default=None, ge=1, le=4096,
                                 description="Cells run at once on a local Ray (default: all CPUs).")
     out: str | None = Field(default=None, description="Output directory, relative to the working directory "
-                                                      "(default: sweep-<name>).")
+                                                      "(default: out/sweep-<name>).")
     plot_metrics: list[str] = Field(
         default_factory=lambda: list(PLOT_METRICS), min_length=1,
         description="Scalar metrics compared in report.html (default: carbon, cost, deadline misses, saving vs asap).")

@@ -21,6 +21,7 @@ from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
 from gridshift.model.fleet import Site
 from gridshift.model.scenario import Scenario
+from gridshift.model.workload import JobTable
 from gridshift.workloads import build_demands, build_jobs
 from gridshift.world.arrays import Fleet, ServiceArrays, Signals, World
 from gridshift.world.assembled import Assembled
@@ -219,6 +220,21 @@ def build_services(scenario: Scenario, fleet: Fleet, slot_starts: pd.DatetimeInd
                          allowed, rtt, np.array([s.headroom_frac for s in svcs]), np.array([s.tier for s in svcs]))
 
 
+def gang_warnings(jobs: JobTable, fleet: Fleet) -> list[str]:
+    """A warning (for the run's notes) when some jobs' smallest gang is larger than every pool they can run on:
+    a gang runs inside one pool, so they never start (written jobs and templates are refused when read)."""
+    if not len(jobs):
+        return []
+    runs_on = jobs.speed[:, fleet.pool_type] > 0  # [jobs, pools]
+    largest = np.where(runs_on, fleet.pool_count[None, :], 0).max(axis=1)
+    never = jobs.gang_min > largest
+    if not never.any():
+        return []
+    return [f"warning: {int(never.sum())} job(s) need a gang larger than any pool they can run on and will never "
+            f"run (largest such gang_min {int(jobs.gang_min[never].max())}, largest pool "
+            f"{int(fleet.pool_count.max())})"]
+
+
 def assemble(scenario: Scenario) -> Assembled:
     """Load signals, build fleet, jobs and services. Raises ScenarioError/DataError with a location."""
     catalog = load_catalog()
@@ -243,6 +259,7 @@ def assemble(scenario: Scenario) -> Assembled:
     fleet = build_fleet(scenario, types, slot_starts, catalog)
     jobs = build_jobs(scenario, fleet.type_names, catalog)
     jobs.validate()
+    notes.extend(gang_warnings(jobs, fleet))
     services = build_services(scenario, fleet, slot_starts, catalog)
     events = build_events(scenario.events, start=start, site_names=site_names, site_zones=site_zones,
                           site_ramp_mw_per_min=tuple(x.ramp_mw_per_min for x in scenario.sites),
