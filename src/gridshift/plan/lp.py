@@ -54,7 +54,6 @@ class PlanProblem:
     deadline_h: np.ndarray | None = None  # [C] hours from the plan start to the class deadline (inf = none)
     run_h: np.ndarray | None = None  # [C, K] time a member needs on each type, for lateness within a period
     last_period: np.ndarray | None = None  # [C] periods >= this get no work of the class (None = to the end)
-    slot_h: float = 0.0  # run times are rounded up to whole slots (work starts at slot starts); 0 = no rounding
     # services
     demand: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # [N, R, T] requests/s
     svc_allowed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), bool))  # [N, R, P]
@@ -193,8 +192,6 @@ class PlanSolver:
             # finishing time of work in period t: its start plus the member's run time on that type
             # (no earlier than the member's whole run time on that type: a gang cannot be sped up)
             run = pr.run_h[xc, xk] / np.maximum(tp, 1e-9)
-            if pr.slot_h > 0:
-                run = np.ceil(run / pr.slot_h - 1e-9) * pr.slot_h
             finish = np.maximum(end_h[xt] - pr.dur_h[xt] + np.minimum(run, pr.dur_h[xt]), run)
             hours_late = np.where(np.isfinite(pr.deadline_h[xc]), np.maximum(finish - pr.deadline_h[xc], 0.0), 0.0)
         else:
