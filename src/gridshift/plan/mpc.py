@@ -260,6 +260,17 @@ class Mpc(LpPolicy):
         return shared(obs.signals, (self.forecast_key, name, H), obs.t, lambda: self.forecaster.predict(
             obs.signals.history(name, obs.t), H, t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph))
 
+    def _forecast_long(self, obs: Observation, name: str, H: int, Hs: int) -> np.ndarray:
+        """``Hs`` slots ahead for pricing runs past the planning horizon: perfect forecasts read the actual
+        series; any other forecaster's ``H``-slot forecast is extended by repeating its last day (beyond two days
+        a forecaster knows little more than the daily shape, and forecasting a week every epoch is slow)."""
+        if isinstance(self.forecaster, Perfect):
+            return self._forecast(obs, name, Hs)
+        base = self._forecast(obs, name, H)
+        day = min(int(round(24 * self.sph)), base.shape[-1])
+        reps = -(-(Hs - H) // day)
+        return np.concatenate([base, np.tile(base[..., -day:], reps)[..., :Hs - H]], axis=-1)
+
     def _demand(self, obs: Observation, H: int) -> np.ndarray:
         svc = obs.world.services
         if not svc.n:
@@ -340,7 +351,8 @@ class Mpc(LpPolicy):
             dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[later] + self.max_delay_h * S_PER_H)
             Hs = int(np.clip(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s), H, self.start_horizon_h * self.sph))
         if Hs > H:
-            ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", Hs), self._forecast(obs, "price_usd_per_mwh", Hs)
+            ci_fine, pr_fine = self._forecast_long(obs, "carbon_g_per_kwh", H, Hs), \
+                self._forecast_long(obs, "price_usd_per_mwh", H, Hs)
         uc_fine = self.unit_cost_sites(ci_fine, pr_fine)
         self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h, uc_fine)
         prob.later = later_hours(w, classes, obs.now_s, float(dur_h.sum()), uc_fine, w.slot_h)
