@@ -90,7 +90,7 @@ class Mpc(LpPolicy):
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
                  habit_spread: str = "pair", habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
-                 start_horizon_h: int = 168, **params: Any) -> None:
+                 start_horizon_h: int = 168, long_horizon_h: int = 96, **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
@@ -104,8 +104,10 @@ class Mpc(LpPolicy):
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
                          habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
-                         per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, **params)
+                         per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, long_horizon_h=long_horizon_h,
+                         **params)
         self.per_job_limit, self.start_horizon_h = int(per_job_limit), int(start_horizon_h)
+        self.long_horizon_h = int(long_horizon_h)
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
         self.habit_spread, self.habit_days = habit_spread, int(habit_days)
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
@@ -311,12 +313,20 @@ class Mpc(LpPolicy):
     def _replan(self, obs: Observation) -> None:
         w, f = obs.world, obs.world.fleet
         H = self.horizon_h * self.sph
-        # with few jobs to plan (each its own class) the LP is small: hourly periods over the whole horizon, so an
-        # interruptible job sees the cheapest hours of the later day, not a block's mean
+        # with few jobs to plan (each its own class) the LP is small: hourly periods over a horizon that reaches the
+        # last of their deadlines (up to long_horizon_h), so an interruptible job sees the cheapest hours of every
+        # day it may use, not a block's mean
         act = obs.active
         running = act[obs.running_pool[act] >= 0]
         n_plan = act.size - int(obs.rigid(running).sum()) - int((~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)).sum())
-        fine_h = self.horizon_h if n_plan <= self.per_job_limit else self.fine_h
+        fine_h = self.fine_h
+        if n_plan <= self.per_job_limit:
+            dl = w.jobs.deadline_s[act]
+            dl = dl[np.isfinite(dl)]
+            if dl.size:
+                need = int(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s - 1e-9))
+                H = int(np.clip(need, H, max(self.long_horizon_h, self.horizon_h) * self.sph))
+            fine_h = H // self.sph + 1
         lengths = period_slots(H, self.sph, fine_h, self.block_h)
         dur_h = lengths * w.slot_h
         start_s = obs.now_s + np.concatenate([[0], np.cumsum(lengths)[:-1]]) * w.slot_duration_s
