@@ -127,3 +127,12 @@ def test_cut_is_reported_against_stated_and_measured_baselines():
     assert b["before_notice"] == pytest.approx(hour)
     for k in ("stated", "before_notice"):
         assert cut[k] == pytest.approx(1 - e["mean_mw_during"] / b[k])
+
+
+def test_tier_zero_is_not_kept_from_starting_by_an_event_under_mpc(cut25):
+    """``mpc``'s plan does not tell tiers apart; under a known event its rounding starts waiting tier-0 work
+    first, so tier 0 holds no fewer accelerator-hours in the event than in the same run without it."""
+    asm, runs = cut25
+    c = runs[1].metrics["events"][0]["vs_no_event"]["by_tier"]
+    assert c["0"]["acc_h"] >= c["0"]["acc_h_without_event"] - 1e-9
+    assert not any("tier-0 work held" in x for x in runs[1].metrics.get("plan_warnings", []))

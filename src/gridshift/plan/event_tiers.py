@@ -17,7 +17,7 @@ import numpy as np
 
 from gridshift.model.events import TIER_MAY_PAUSE
 from gridshift.plan.base import Decision, Observation
-from gridshift.plan.placement import base_site_mw, replica_increment_mw
+from gridshift.plan.placement import base_site_mw, first_fit_jobs, priority_order, replica_increment_mw
 from gridshift.plan.response import cap_credit_mw
 
 
@@ -145,3 +145,33 @@ class NextEventBudget:
                 left -= use[i]
         return cand[ok]
 
+
+
+def tier0_first(obs: Observation, st, tp_pool: np.ndarray) -> np.ndarray:
+    """Start the tier-0 jobs waiting for a site under a known event before any other new work (placement
+    ``st`` after the pinned work and the inference replicas), each on the fastest pool there that it fits, in
+    priority order: an event may not keep tier-0 work from starting while the site's limit leaves room.
+    Returns the jobs started."""
+    w = obs.world
+    under = w.sites_under_event(obs.t)
+    if under is None or not under.any():
+        return np.zeros(0, np.int64)
+    f, jt = w.fleet, w.jobs
+    placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
+    wait = obs.active[(jt.tier[obs.active] == 0) & (obs.running_pool[obs.active] < 0)]
+    wait = wait[~np.isin(wait, placed)]
+    started = []
+    for j in priority_order(obs, wait):
+        ok = under[f.pool_site] & (jt.speed[j, f.pool_type] > 0)
+        last = obs.last_pool[j]
+        if last >= 0 and not jt.migratable[j]:
+            ok &= f.pool_site == f.pool_site[last]
+        pools = np.flatnonzero(ok)
+        if not pools.size:
+            continue
+        pools = pools[np.argsort(-jt.speed[j, f.pool_type[pools]] * tp_pool[pools], kind="stable")]
+        n = len(st.jobs)
+        first_fit_jobs(st, obs, np.array([j]), pools)
+        if len(st.jobs) > n:
+            started.append(j)
+    return np.array(started, np.int64)
