@@ -6,7 +6,10 @@ power limit per slot, known from the slot after it is issued: a region-wide targ
 sites in proportion to their nameplate facility power (the minute-level response then sheds wherever it is
 cheapest within the region). The planners see the limit in the slot where the event starts and in every
 slot it covers for at least half of the slot; an event that ends earlier inside a slot is held there by the
-minute-level response alone, which releases it at the minute it ends.
+minute-level response alone, which releases it at the minute it ends. The rebound hold after an event
+(``rebound_s``: the draw stays at or below its pre-event level) is a limit at the event's baseline in the
+slots it covers for at least half of the slot; the minute-level response holds the measured pre-event
+draw within every slot it touches.
 """
 
 from __future__ import annotations
@@ -53,10 +56,14 @@ class EventArrays:
             k = int(np.ceil(self.issued_s[e] / slot_s - 1e-9))
             sites = np.flatnonzero(self.site_mask[e])
             share = nameplate_mw[sites] / max(float(nameplate_mw[sites].sum()), 1e-12)
+            # the rebound hold: at or below the baseline, in the slots it covers for at least half of the slot
+            rb = 0.0 if self.rebound_s is None else float(self.rebound_s[e])
+            r1 = max(int(np.floor((self.end_s[e] + rb) / slot_s + 0.5)), t1) if np.isfinite(self.baseline_mw[e]) else t1
             for s, w in zip(sites, share):
                 lim = self.target_mw[e] * w
                 cap[s, t0:t1] = np.minimum(cap[s, t0:t1], lim)
-                known[s, t0:t1] = np.maximum(known[s, t0:t1], k)
+                cap[s, t1:r1] = np.minimum(cap[s, t1:r1], max(self.baseline_mw[e], self.target_mw[e]) * w)
+                known[s, t0:r1] = np.maximum(known[s, t0:r1], k)
         return cap, known
 
 
