@@ -5,10 +5,12 @@ event stays within the rebound setting, and each event's cost by tier is measure
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from gridshift.data.scenario import parse_scenario
+from gridshift.errors import GridShiftError
 from gridshift.model.scenario import PolicySpec
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
@@ -136,3 +138,28 @@ def test_tier_zero_is_not_kept_from_starting_by_an_event_under_mpc(cut25):
     c = runs[1].metrics["events"][0]["vs_no_event"]["by_tier"]
     assert c["0"]["acc_h"] >= c["0"]["acc_h_without_event"] - 1e-9
     assert not any("tier-0 work held" in x for x in runs[1].metrics.get("plan_warnings", []))
+
+
+def test_a_cut_from_a_measured_baseline_gets_its_target_when_issued():
+    doc = yaml.safe_load(CUT25.read_text())
+    doc["events"][0].update(notice_s=7200, baseline="before_notice")
+    del doc["events"][0]["baseline_mw"]
+    asm = assemble(parse_scenario(yaml.safe_dump(doc), "s.yaml"))
+    assert np.isinf(asm.world.event_cap_mw).all()  # unknown until the event is issued
+    (run,) = run_policies(asm, [PolicySpec(name="asap")])
+    e = run.metrics["events"][0]
+    b = e["baselines_mw"]["before_notice"]
+    hour = run.site_timeseries.set_index("time")["facility_power_mw"]
+    assert b == pytest.approx(hour[pd.Timestamp("2023-08-15T20:00:00Z")])  # issued 21:00, the hour before
+    assert e["target_baseline"] == {"rule": "before_notice", "mw": pytest.approx(b)}
+    assert e["requested_mw"] == pytest.approx(0.75 * b)
+    assert e["compliance_after_ramp_frac"] >= 0.99
+    assert e["baseline_cut_frac"]["before_notice"] >= 0.25 - 1e-9
+
+
+def test_a_measured_baseline_without_history_is_refused():
+    doc = yaml.safe_load(CUT25.read_text())
+    doc["events"][0].update(notice_s=23 * 3600 + 1, baseline="before_notice")
+    del doc["events"][0]["baseline_mw"]
+    with pytest.raises(GridShiftError, match=r"event 'evening-peak': a measured baseline needs simulated draw"):
+        assemble(parse_scenario(yaml.safe_dump(doc), "s.yaml"))

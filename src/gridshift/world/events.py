@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridshift.errors import ScenarioError
 from gridshift.model.events import DemandResponse, GridEvent
 
 
@@ -39,6 +40,15 @@ class EventArrays:
     baseline_hours_before_notice: float = 1.0
     baseline_x_of_y: tuple[int, int] = (4, 5)
     counterfactual: bool = True
+    baseline_rule: tuple[str, ...] | None = None  # [E] 'stated', 'before_notice' or 'x_of_y'
+    cut_frac: np.ndarray | None = None  # [E] nan unless a cut by share
+    cut_mw: np.ndarray | None = None  # [E] nan unless a cut in MW
+    measured_baseline_mw: np.ndarray | None = None  # [E] the measured baseline the target was set from, nan if none
+
+    def target_baseline_mw(self, e: int) -> float:
+        """The baseline event ``e``'s target is measured from: the measured one if set, else the stated."""
+        m = np.nan if self.measured_baseline_mw is None else self.measured_baseline_mw[e]
+        return float(m if np.isfinite(m) else self.baseline_mw[e])
 
     @property
     def n(self) -> int:
@@ -58,11 +68,12 @@ class EventArrays:
             share = nameplate_mw[sites] / max(float(nameplate_mw[sites].sum()), 1e-12)
             # the rebound hold: at or below the baseline, in the slots it covers for at least half of the slot
             rb = 0.0 if self.rebound_s is None else float(self.rebound_s[e])
-            r1 = max(int(np.floor((self.end_s[e] + rb) / slot_s + 0.5)), t1) if np.isfinite(self.baseline_mw[e]) else t1
+            base = self.target_baseline_mw(e)
+            r1 = max(int(np.floor((self.end_s[e] + rb) / slot_s + 0.5)), t1) if np.isfinite(base) else t1
             for s, w in zip(sites, share):
                 lim = self.target_mw[e] * w
                 cap[s, t0:t1] = np.minimum(cap[s, t0:t1], lim)
-                cap[s, t1:r1] = np.minimum(cap[s, t1:r1], max(self.baseline_mw[e], self.target_mw[e]) * w)
+                cap[s, t1:r1] = np.minimum(cap[s, t1:r1], max(base, self.target_mw[e]) * w)
                 known[s, t0:r1] = np.maximum(known[s, t0:r1], k)
         return cap, known
 
@@ -83,6 +94,11 @@ def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tu
             mask[i] = np.array([z == e.zone for z in site_zones])
     t0 = pd.Timestamp(start)
     sec = lambda d: (pd.Timestamp(d) - t0).total_seconds()  # noqa: E731
+    for i, e in enumerate(power):
+        if e.baseline != "stated" and e.baseline_mw is None and sec(e.issued_at) <= 0:
+            raise ScenarioError(f"event '{e.id}': a measured baseline needs simulated draw before the event is "
+                                "issued (it is issued at or before the start); give baseline_mw as well",
+                                field=f"events[{i}].baseline")
     ramp = np.array([np.inf if any(site_ramp_mw_per_min[s] is None for s in np.flatnonzero(m))
                      else sum(site_ramp_mw_per_min[s] for s in np.flatnonzero(m)) for m in mask])
     return EventArrays(
@@ -95,7 +111,9 @@ def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tu
         ramp_mw_per_min=ramp, margin_frac=margin_frac,
         rebound_s=np.array([r.rebound_s if e.rebound_s is None else e.rebound_s for e in power]),
         baseline_hours_before_notice=r.baseline_hours_before_notice, baseline_x_of_y=tuple(r.baseline_x_of_y),
-        counterfactual=r.counterfactual)
+        counterfactual=r.counterfactual, baseline_rule=tuple(e.baseline for e in power),
+        cut_frac=np.array([np.nan if e.cut_frac is None else e.cut_frac for e in power]),
+        cut_mw=np.array([np.nan if e.cut_mw is None else e.cut_mw for e in power]))
 
 
 def apply_signal_events(events: list[GridEvent], *, start: pd.Timestamp, slot_s: int, lookback: int,
