@@ -163,3 +163,14 @@ def test_a_measured_baseline_without_history_is_refused():
     del doc["events"][0]["baseline_mw"]
     with pytest.raises(GridShiftError, match=r"event 'evening-peak': a measured baseline needs simulated draw"):
         assemble(parse_scenario(yaml.safe_dump(doc), "s.yaml"))
+
+
+def test_the_report_shows_cost_by_tier_and_the_rebound(cut25):
+    from gridshift.report.html import render_html
+
+    asm, runs = cut25
+    page = render_html("dr", runs)
+    assert "acc-h lost % by tier 0/1/2/3 vs no event" in page and "rebound hold" in page
+    c = runs[0].metrics["events"][0]["vs_no_event"]["by_tier"]
+    row = " / ".join(f"{100 * c[k]['acc_h_lost_frac']:.0f}" for k in sorted(c))
+    assert "<td>evening-peak</td><td>asap</td>" in page and f"<td>{row}</td>" in page
