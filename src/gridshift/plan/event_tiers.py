@@ -85,8 +85,9 @@ class NextEventBudget:
     site's limit at t+1, less its idle draw, the margin the response keeps, the inference replicas as
     placed now, the pinned work placed so far (tiers 1-2 at the power the response may cap them to) and a
     reserve for the tier-0 work still waiting (at its smallest gang), which starts first at t+1. New work
-    of tiers 1-2 starts at t only within it, so that what it would pin does not keep tier-0 work from
-    starting during the event."""
+    that an event may not pause starts at t only within it (tier-1/2 work only within what the reserve
+    leaves), so that what it would pin keeps neither tier-0 work from starting nor the inference replicas
+    from their room during the event."""
 
     def __init__(self, obs: Observation, st, reps: np.ndarray | None) -> None:
         w, t = obs.world, obs.t
@@ -106,8 +107,21 @@ class NextEventBudget:
             for n, _r, p in zip(*np.nonzero(reps)):
                 self.base_mw[f.pool_site[p]] -= reps[n, _r, p] * replica_increment_mw(w, int(n), int(p), float(st.cap[p]))
 
-    def left_mw(self) -> np.ndarray:
-        """[S] budget left at t+1 after the pinned work placed so far and the tier-0 reserve."""
+    def _reserve(self, x: int, inc_mw: np.ndarray) -> np.ndarray:
+        """[S] MW reserved for waiting tier-0 job ``x`` at its smallest gang, at every event site it could use."""
+        f, jt = self.obs.world.fleet, self.obs.world.jobs
+        out = np.zeros(f.n_sites)
+        ok = (jt.speed[x, f.pool_type] > 0) & self.sites[f.pool_site]
+        if ok.any():
+            inc = np.full(f.n_sites, np.inf)
+            np.minimum.at(inc, f.pool_site[ok], inc_mw[ok])
+            s = np.isfinite(inc)
+            out[s] = jt.gang_min[x] * inc[s]
+        return out
+
+    def left_mw(self, skip: np.ndarray | None = None) -> np.ndarray:
+        """[S] budget left at t+1 after the pinned work placed so far and the reserve for the tier-0 work
+        still waiting (but for the jobs ``skip``)."""
         w, obs, st = self.obs.world, self.obs, self.st
         f = w.fleet
         j, p, g = st.result()
@@ -116,36 +130,40 @@ class NextEventBudget:
         use = g[pin] * st.inc_mw[p[pin]] - cap_credit_mw(w, j[pin], p[pin], g[pin], st.cap)
         left = self.base_mw - np.bincount(f.pool_site[p[pin]], weights=use, minlength=f.n_sites)
         wait = obs.active[(w.jobs.tier[obs.active] == 0) & ~np.isin(obs.active, j)]
-        for x in wait:  # reserved at every event site where it could run
-            ok = (w.jobs.speed[x, f.pool_type] > 0) & self.sites[f.pool_site]
-            if ok.any():
-                inc = np.full(f.n_sites, np.inf)
-                np.minimum.at(inc, f.pool_site[ok], st.inc_mw[ok])
-                s = np.isfinite(inc)
-                left[s] -= w.jobs.gang_min[x] * inc[s]
+        if skip is not None:
+            wait = wait[~np.isin(wait, skip)]
+        for x in wait:
+            left -= self._reserve(int(x), st.inc_mw)
         return left
 
     def admit(self, cand: np.ndarray, p: int) -> np.ndarray:
-        """Of the waiting jobs ``cand`` (priority order) that may start on pool ``p``: those that fit, the
-        tier-1/2 (and non-interruptible) ones within the budget in order at their largest gang."""
+        """Of the waiting jobs ``cand`` (priority order) that may start on pool ``p``: those an event may pause,
+        and the others within the budget in order at their largest gang — tier-0 jobs within what is left,
+        tier-1/2 (and non-interruptible) ones within what is left after the reserve for the tier-0 jobs."""
         w = self.obs.world
         s = w.fleet.pool_site[p]
         if not self.sites[s] or not cand.size:
             return cand
-        limited = pinned_next(w, cand) & (w.jobs.tier[cand] != 0)
+        limited = pinned_next(w, cand)
         if not limited.any():
             return cand
-        left = float(self.left_mw()[s])
+        zero = w.jobs.tier[cand] == 0
+        left = float(self.left_mw(skip=cand[zero])[s])
+        res = {int(x): float(self._reserve(int(x), self.st.inc_mw)[s]) for x in cand[zero]}
+        held = sum(res.values())
         g = w.jobs.gang_max[cand]
         use = g * self.st.inc_mw[p] - cap_credit_mw(w, cand, np.full(cand.size, p), g, self.st.cap)
         ok = ~limited
         for i in np.flatnonzero(limited):
-            if use[i] <= left + 1e-12:
+            if zero[i]:
+                if use[i] <= left + 1e-12:
+                    ok[i] = True
+                    left -= use[i]
+                    held -= res[int(cand[i])]
+            elif use[i] <= left - held + 1e-12:
                 ok[i] = True
                 left -= use[i]
         return cand[ok]
-
-
 
 def tier0_first(obs: Observation, st, tp_pool: np.ndarray) -> np.ndarray:
     """Start the tier-0 jobs waiting for a site under a known event before any other new work (placement
