@@ -3,8 +3,9 @@ field trial, arXiv 2507.00909) beside the trial's published shape: time from the
 the baseline, the plateau's depth and how long it holds, the draw 3 minutes after the end and once settled.
 
 Conventions: UTC; 1-minute steps of the simulated facility draw (PUE 1.2); baseline = the measured draw in
-the hour before the notice (the trial's 93.3 kW was the cluster's own pre-event draw); "settled" = mean
-draw 30-60 min after the end. The trial's figures are read from its paper (Colangelo et al., "Turning AI
+the hour before the notice (the trial's 93.3 kW was the cluster's own pre-event draw); "first drop" = the
+start of the uninterrupted descent that reaches 25 % below (a planner that already drew less in the slot
+before does not count as dropping then); "settled" = mean draw 30-60 min after the end. The trial's figures are read from its paper (Colangelo et al., "Turning AI
 Data Centers into Grid-Interactive Assets: Results from a Field Demonstration in Phoenix, Arizona",
 arXiv 2507.00909, 2025), as summarised in GridShift issue 17.
 
@@ -35,9 +36,13 @@ def shape(tr, ev: dict, start, end) -> dict:
     a = tr["achieved_mw"].to_numpy()
     base = ev["baselines_mw"]["before_notice"] or ev["pre_event_mw"]
     rel = a / base
-    drop = np.flatnonzero(rel < 1 - 1e-6)
-    first = t[drop[0]] if drop.size else np.nan
     hit = np.flatnonzero(rel <= 0.75 + 1e-9)
+    first = np.nan
+    if hit.size:  # walk back from the first minute 25 % below while the draw was still falling
+        i = int(hit[0])
+        while i > 0 and a[i - 1] > a[i] + 1e-9 and np.isclose(t[i] - t[i - 1], 1.0):
+            i -= 1
+        first = t[i]
     end_min = (end - start).total_seconds() / 60.0
     inside = (t >= 0) & (t < end_min)
     after_target = inside & (t >= (t[hit[0]] if hit.size else np.inf))

@@ -5,10 +5,12 @@ event stays within the rebound setting, and each event's cost by tier is measure
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from gridshift.data.scenario import parse_scenario
+from gridshift.errors import GridShiftError
 from gridshift.model.scenario import PolicySpec
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
@@ -127,3 +129,48 @@ def test_cut_is_reported_against_stated_and_measured_baselines():
     assert b["before_notice"] == pytest.approx(hour)
     for k in ("stated", "before_notice"):
         assert cut[k] == pytest.approx(1 - e["mean_mw_during"] / b[k])
+
+
+def test_tier_zero_is_not_kept_from_starting_by_an_event_under_mpc(cut25):
+    """``mpc``'s plan does not tell tiers apart; under a known event its rounding starts waiting tier-0 work
+    first, so tier 0 holds no fewer accelerator-hours in the event than in the same run without it."""
+    asm, runs = cut25
+    c = runs[1].metrics["events"][0]["vs_no_event"]["by_tier"]
+    assert c["0"]["acc_h"] >= c["0"]["acc_h_without_event"] - 1e-9
+    assert not any("tier-0 work held" in x for x in runs[1].metrics.get("plan_warnings", []))
+
+
+def test_a_cut_from_a_measured_baseline_gets_its_target_when_issued():
+    doc = yaml.safe_load(CUT25.read_text())
+    doc["events"][0].update(notice_s=7200, baseline="before_notice")
+    del doc["events"][0]["baseline_mw"]
+    asm = assemble(parse_scenario(yaml.safe_dump(doc), "s.yaml"))
+    assert np.isinf(asm.world.event_cap_mw).all()  # unknown until the event is issued
+    (run,) = run_policies(asm, [PolicySpec(name="asap")])
+    e = run.metrics["events"][0]
+    b = e["baselines_mw"]["before_notice"]
+    hour = run.site_timeseries.set_index("time")["facility_power_mw"]
+    assert b == pytest.approx(hour[pd.Timestamp("2023-08-15T20:00:00Z")])  # issued 21:00, the hour before
+    assert e["target_baseline"] == {"rule": "before_notice", "mw": pytest.approx(b)}
+    assert e["requested_mw"] == pytest.approx(0.75 * b)
+    assert e["compliance_after_ramp_frac"] >= 0.99
+    assert e["baseline_cut_frac"]["before_notice"] >= 0.25 - 1e-9
+
+
+def test_a_measured_baseline_without_history_is_refused():
+    doc = yaml.safe_load(CUT25.read_text())
+    doc["events"][0].update(notice_s=23 * 3600 + 1, baseline="before_notice")
+    del doc["events"][0]["baseline_mw"]
+    with pytest.raises(GridShiftError, match=r"event 'evening-peak': a measured baseline needs simulated draw"):
+        assemble(parse_scenario(yaml.safe_dump(doc), "s.yaml"))
+
+
+def test_the_report_shows_cost_by_tier_and_the_rebound(cut25):
+    from gridshift.report.html import render_html
+
+    asm, runs = cut25
+    page = render_html("dr", runs)
+    assert "acc-h lost % by tier 0/1/2/3 vs no event" in page and "rebound hold" in page
+    c = runs[0].metrics["events"][0]["vs_no_event"]["by_tier"]
+    row = " / ".join(f"{100 * c[k]['acc_h_lost_frac']:.0f}" for k in sorted(c))
+    assert "<td>evening-peak</td><td>asap</td>" in page and f"<td>{row}</td>" in page

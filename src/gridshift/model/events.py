@@ -55,6 +55,10 @@ class GridEvent(BaseModel):
     price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
                                             allow_inf_nan=False)
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
+    baseline: Literal["stated", "before_notice", "x_of_y"] = Field(
+        default="stated", description="Baseline a cut is measured from: 'stated' (baseline_mw), or measured when the "
+        "event is issued: 'before_notice' (mean draw over demand_response.baseline_hours_before_notice before it) or "
+        "'x_of_y' (demand_response.baseline_x_of_y); a measured one falls back to baseline_mw without the history.")
     rebound_s: float | None = Field(default=None, ge=0, le=B.MAX_NOTICE_S, allow_inf_nan=False,
                                     description="After the event, hold the draw at or below its pre-event level this "
                                                 "long (default: demand_response.rebound_s).")
@@ -77,9 +81,12 @@ class GridEvent(BaseModel):
                 raise ValueError(f"a '{self.kind}' event needs exactly one of limit_mw, cut_frac, cut_mw")
         elif targets:
             raise ValueError(f"a '{self.kind}' event carries a signal, not {targets[0]}")
-        if (self.cut_frac is not None or self.cut_mw is not None) and self.baseline_mw is None:
-            raise ValueError("a cut is measured from a stated baseline: give baseline_mw")
-        if self.cut_mw is not None and self.cut_mw >= self.baseline_mw:
+        if (self.cut_frac is not None or self.cut_mw is not None) and self.baseline_mw is None \
+                and self.baseline == "stated":
+            raise ValueError("a cut is measured from a stated baseline: give baseline_mw (or baseline: before_notice)")
+        if self.baseline != "stated" and self.cut_frac is None and self.cut_mw is None:
+            raise ValueError("a measured baseline is for cuts: give cut_frac or cut_mw")
+        if self.cut_mw is not None and self.baseline_mw is not None and self.cut_mw >= self.baseline_mw:
             raise ValueError("cut_mw must be below baseline_mw")
         if self.kind == "emergency" and self.respond_within_s is None:
             raise ValueError("an emergency event needs respond_within_s")
@@ -95,6 +102,8 @@ class GridEvent(BaseModel):
         """Facility draw the event allows (summed over its sites); None for signal events."""
         if self.limit_mw is not None:
             return self.limit_mw
+        if self.baseline_mw is None:  # measured when the event is issued (sim.dr_metrics.measured_targets)
+            return float("inf")
         if self.cut_frac is not None:
             return self.baseline_mw * (1.0 - self.cut_frac)
         if self.cut_mw is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridshift.plan.base import Decision, Observation, Policy
+from gridshift.plan.event_tiers import NextEventBudget
 from gridshift.plan.placement import (
     PlacementState,
     first_fit_jobs,
@@ -32,10 +33,11 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     may start on pool p; jobs flagged in ``first`` (a mask over all jobs) go ahead of the others."""
     active = obs.active
     running, is_rigid, reps = place_fixed(st, obs)
+    budget = NextEventBudget(obs, st, reps)  # before a known event: what new work would pin during it
 
     def fill(order: np.ndarray) -> None:
         for p in pool_order:
-            cand = order[waiting_allowed(order, int(p))]
+            cand = budget.admit(order[waiting_allowed(order, int(p))], int(p))
             if cand.size:
                 n_before = len(st.jobs)
                 first_fit_jobs(st, obs, cand, np.array([p]))

@@ -13,6 +13,7 @@ from gridshift.model.scenario import Objective
 from gridshift.model.time import S_PER_H, slots_per_hour
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.classes import Classes, signature_ids
+from gridshift.plan.event_tiers import tier0_first
 from gridshift.plan.lp import PlanProblem, PlanSolution, PlanSolver
 from gridshift.plan.objective import unit_cost
 from gridshift.plan.placement import (
@@ -259,6 +260,7 @@ class LpPolicy(Policy):
             need = obs.demand_rps * (1 + w.services.headroom_frac[:, None])
             residual = np.maximum(need - have, 0.0) / (1 + w.services.headroom_frac[:, None])
             reps = place_services(st, obs, demand_rps=residual, reps=reps)
+        tier0_first(obs, st, tp_pool)  # under a known event tier-0 work is not kept from starting
         # running jobs close to their deadline are not paused: a pause costs checkpoint and restart time
         flex = running[~is_rigid]
         if flex.size:

@@ -231,6 +231,24 @@ def commitment_curve(levers: Levers, *, unit_tier: np.ndarray, unit_rate: np.nda
     return Commitment(duration_h, shed, lost, ready, by_tier)
 
 
+def cap_credit_mw(world, jobs: np.ndarray, pools: np.ndarray, gangs: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """[len(jobs)] facility MW the in-slot response can take from each placed job by power-capping it as far
+    as its tier allows (tiers 1 and 2; 0 for the others): down to the power at which it keeps
+    ``1 − TIER_MAX_THROUGHPUT_LOSS[tier]`` of its throughput at the pool cap ``cap``."""
+    f, jt = world.fleet, world.jobs
+    out = np.zeros(jobs.size)
+    tier = np.clip(jt.tier[jobs], 0, len(TIER_MAY_PAUSE) - 1)
+    for i in np.flatnonzero((tier >= 1) & ~np.asarray(TIER_MAY_PAUSE)[tier]):
+        pp = int(pools[i])
+        k = f.pool_type[pp]
+        xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
+        c0 = float(cap[pp])
+        y_min = float(np.interp(c0, xs, ys)) * (1.0 - TIER_MAX_THROUGHPUT_LOSS[int(tier[i])])
+        p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))
+        out[i] = gangs[i] * f.board_power_w[k] * max(c0 - p_min, 0.0) * f.pue[f.pool_site[pp]] / 1e6
+    return out
+
+
 def pinned_cap_credit_mw(obs, cap: np.ndarray) -> np.ndarray:
     """[S] facility MW the in-slot response can take, at each site under a known grid event, by power-capping
     the running jobs that an event may only cap (tiers 1 and 2, pinned where they run): each down to the
@@ -239,22 +257,16 @@ def pinned_cap_credit_mw(obs, cap: np.ndarray) -> np.ndarray:
     that may not be slowed (tier 0) before anything else is kept from running; less the margin the response
     keeps below the limit."""
     w = obs.world
-    f, jt = w.fleet, w.jobs
+    f = w.fleet
     out = np.zeros(f.n_sites)
     under = w.sites_under_event(obs.t)
     if under is None or not under.any():
         return out
     run = obs.active[obs.running_pool[obs.active] >= 0]
     p = obs.running_pool[run]
-    sel = under[f.pool_site[p]] & (jt.tier[run] >= 1) & ~np.asarray(TIER_MAY_PAUSE)[np.clip(jt.tier[run], 0, 3)]
-    for j, pp in zip(run[sel], p[sel]):
-        k = f.pool_type[pp]
-        xs, ys = f.cap_curve_power_frac[k], f.cap_curve_throughput_frac[k]
-        c0 = float(cap[pp])
-        y_min = float(np.interp(c0, xs, ys)) * (1.0 - TIER_MAX_THROUGHPUT_LOSS[int(jt.tier[j])])
-        p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))
-        s = f.pool_site[pp]
-        out[s] += obs.running_gang[j] * f.board_power_w[k] * max(c0 - p_min, 0.0) * f.pue[s] / 1e6
+    sel = under[f.pool_site[p]]
+    credit = cap_credit_mw(w, run[sel], p[sel], obs.running_gang[run[sel]], cap)
+    np.add.at(out, f.pool_site[p[sel]], credit)
     if w.events is not None and w.event_cap_mw is not None:  # the response aims margin_frac below the limit
         out[under] -= w.events.margin_frac * w.event_cap_mw[under, obs.t]
     return out

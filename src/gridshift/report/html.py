@@ -147,6 +147,10 @@ def _events_fig(runs: list[PolicyRun]):
             x = naive_utc(tr["time"])
             fig.add_scatter(x=x, y=tr["achieved_mw"], name=f"drawn – {run.policy}", legendgroup=run.policy,
                             line={"color": color(i), "width": 1.4, "shape": "hv"}, **kw)
+            if "rebound_limit_mw" in tr and tr["rebound_limit_mw"].notna().any():
+                fig.add_scatter(x=x, y=tr["rebound_limit_mw"], name=f"rebound hold – {run.policy}",
+                                legendgroup=f"{run.policy}-rebound", line={"color": color(i), "width": 1.0,
+                                                                           "dash": "dash", "shape": "hv"}, **kw)
             fig.add_scatter(x=x, y=tr["baseline_mw"], name=f"before response – {run.policy}",
                             legendgroup=f"{run.policy}-base", line={"color": color(i), "width": 0.8, "dash": "dot",
                                                                     "shape": "hv"}, **kw)
@@ -229,6 +233,31 @@ def _savings_table(runs: list[PolicyRun]) -> str:
     return "".join(out) + (f'<p class="caption">{e(_CAPTIONS["savings"])} Objective unit: {e(unit)}.</p>' if out
                            else "")
 
+
+def _event_cost_table(runs: list[PolicyRun]) -> str:
+    """Per grid event and policy: compliance, the cut against the target's baseline, the rebound over the
+    pre-event draw, and each tier's accelerator-hours and deadline misses against the same run without the
+    event (``vs_no_event``); empty without events."""
+    rows = []
+    for run in runs:
+        for ev in run.metrics.get("events", []):
+            c = (ev.get("vs_no_event") or {}).get("by_tier", {})
+            pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+            tiers = " / ".join(f"{100 * c[k]['acc_h_lost_frac']:.0f}" for k in sorted(c)) if c else "—"
+            miss = " / ".join(f"{c[k]['deadline_misses_without_event']}→{c[k]['deadline_misses']}"
+                              for k in sorted(c)) if c else "—"
+            rb = ev.get("rebound_max_over_pre_event_mw")
+            cut = (ev.get("baseline_cut_frac") or {}).get((ev.get("target_baseline") or {}).get("rule", "stated"))
+            cells = [ev["id"], run.policy, pct(ev.get("compliance_after_ramp_frac")), pct(cut), tiers, miss,
+                     f"{ev.get('rebound_s', 0) / 60:.0f} min, {'—' if rb is None else f'{1000 * rb:.1f} kW'}"]
+            rows.append("<tr>" + "".join(f"<td>{_html.escape(str(x))}</td>" for x in cells) + "</tr>")
+    if not rows:
+        return ""
+    head = ("event", "policy", "compliance after the ramp", "mean cut vs target baseline",
+            "acc-h lost % by tier 0/1/2/3 vs no event", "deadline misses by tier without → with",
+            "rebound hold, draw over pre-event")
+    return ('<table class="metrics"><thead><tr>' + "".join(f'<th scope="col">{h}</th>' for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 # --------------------------------------------------------------------------------------------- HTML parts
 def _fmt(value) -> str:
@@ -323,7 +352,9 @@ _CAPTIONS = {
               "emergency signal). The red dashed line is the limit the grid asked for; solid lines are what each "
               "policy's sites drew after the response, dotted lines what they would have drawn without it. A "
               "solid line above the red one is a minute out of compliance; steps before the event are the "
-              "ramp down, steps after it the ramp back up.",
+              "ramp down, steps after it the ramp back up; a dashed line in a policy's colour after the event is the "
+              "rebound hold (the draw stays at or below its pre-event level). The table above gives each tier's "
+              "accelerator-hours lost against the same policy run without the event (negative: more than without).",
 }
 
 
@@ -360,6 +391,10 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
         caption = _CAPTIONS[key] + (f" {note}" if note else "")
         if key == "savings":
             sections.append(f"<h2>{e(title)}</h2>{_savings_table(runs)}<figure>{div}</figure>")
+            continue
+        if key == "events":  # cost by tier against the run without the event, and the rebound
+            title_html = f"<h2>{e(title)}</h2>{_event_cost_table(runs)}"
+            sections.append(f'{title_html}<figure>{div}<figcaption class="caption">{e(caption)}</figcaption></figure>')
             continue
         sections.append(f'<h2>{e(title)}</h2><figure>{div}<figcaption class="caption">{e(caption)}'
                         f"</figcaption></figure>")

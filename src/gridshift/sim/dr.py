@@ -239,7 +239,8 @@ class DemandResponseSim:
             t_rel = (tr["time"] - (self.slot_starts[0] + pd.Timedelta(seconds=float(ev.start_s[e])))
                      ).dt.total_seconds().to_numpy()
             first_ok = np.flatnonzero(ok)
-            ref = ev.baseline_mw[e] if np.isfinite(ev.baseline_mw[e]) else log.pre_issue_mw
+            ref = ev.target_baseline_mw(e)
+            ref = ref if np.isfinite(ref) else log.pre_issue_mw
             cut = (ref - tr["achieved_mw"].to_numpy()[inside]) / ref if ref and ref > 0 else np.full(inside.sum(), np.nan)
             after = t_rel[inside] >= (t_rel[first_ok[0]] if first_ok.size else np.inf)
             tier_loss = np.divide(log.tier_lost, log.tier_work, out=np.zeros(N_TIERS), where=log.tier_work > 0)

@@ -22,6 +22,7 @@ from gridshift.model.time import S_PER_H
 from gridshift.plan.base import Decision, Observation, Policy
 from gridshift.plan.event_tiers import hold_tiers
 from gridshift.sim.dr import DemandResponseSim, event_warnings
+from gridshift.sim.dr_metrics import measured_targets
 from gridshift.sim.metrics import build_run
 from gridshift.sim.result import PolicyRun
 from gridshift.world import accounting as acc
@@ -155,6 +156,9 @@ def simulate(world: World, signals: Signals, policy: Policy, *, config: EngineCo
             active_mask[new] = True
             ptr = hi
         demand = svc.demand_rps[:, :, t]
+        if world.events is not None:  # a cut from a measured baseline gets its target when it is issued
+            world = measured_targets(world, t, out["fac_mw"])
+            dr.ev = world.events
         obs = Observation(t, world, signals, active, st.remaining_acc_h, st.running_pool, st.running_gang,
                           st.has_started, st.last_pool, demand)
         t0 = time.perf_counter()

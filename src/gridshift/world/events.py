@@ -6,7 +6,10 @@ power limit per slot, known from the slot after it is issued: a region-wide targ
 sites in proportion to their nameplate facility power (the minute-level response then sheds wherever it is
 cheapest within the region). The planners see the limit in the slot where the event starts and in every
 slot it covers for at least half of the slot; an event that ends earlier inside a slot is held there by the
-minute-level response alone, which releases it at the minute it ends.
+minute-level response alone, which releases it at the minute it ends. The rebound hold after an event
+(``rebound_s``: the draw stays at or below its pre-event level) is a limit at the event's baseline in the
+slots it covers for at least half of the slot; the minute-level response holds the measured pre-event
+draw within every slot it touches.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridshift.errors import ScenarioError
 from gridshift.model.events import DemandResponse, GridEvent
 
 
@@ -36,6 +40,15 @@ class EventArrays:
     baseline_hours_before_notice: float = 1.0
     baseline_x_of_y: tuple[int, int] = (4, 5)
     counterfactual: bool = True
+    baseline_rule: tuple[str, ...] | None = None  # [E] 'stated', 'before_notice' or 'x_of_y'
+    cut_frac: np.ndarray | None = None  # [E] nan unless a cut by share
+    cut_mw: np.ndarray | None = None  # [E] nan unless a cut in MW
+    measured_baseline_mw: np.ndarray | None = None  # [E] the measured baseline the target was set from, nan if none
+
+    def target_baseline_mw(self, e: int) -> float:
+        """The baseline event ``e``'s target is measured from: the measured one if set, else the stated."""
+        m = np.nan if self.measured_baseline_mw is None else self.measured_baseline_mw[e]
+        return float(m if np.isfinite(m) else self.baseline_mw[e])
 
     @property
     def n(self) -> int:
@@ -53,10 +66,15 @@ class EventArrays:
             k = int(np.ceil(self.issued_s[e] / slot_s - 1e-9))
             sites = np.flatnonzero(self.site_mask[e])
             share = nameplate_mw[sites] / max(float(nameplate_mw[sites].sum()), 1e-12)
+            # the rebound hold: at or below the baseline, in the slots it covers for at least half of the slot
+            rb = 0.0 if self.rebound_s is None else float(self.rebound_s[e])
+            base = self.target_baseline_mw(e)
+            r1 = max(int(np.floor((self.end_s[e] + rb) / slot_s + 0.5)), t1) if np.isfinite(base) else t1
             for s, w in zip(sites, share):
                 lim = self.target_mw[e] * w
                 cap[s, t0:t1] = np.minimum(cap[s, t0:t1], lim)
-                known[s, t0:t1] = np.maximum(known[s, t0:t1], k)
+                cap[s, t1:r1] = np.minimum(cap[s, t1:r1], max(base, self.target_mw[e]) * w)
+                known[s, t0:r1] = np.maximum(known[s, t0:r1], k)
         return cap, known
 
 
@@ -76,6 +94,11 @@ def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tu
             mask[i] = np.array([z == e.zone for z in site_zones])
     t0 = pd.Timestamp(start)
     sec = lambda d: (pd.Timestamp(d) - t0).total_seconds()  # noqa: E731
+    for i, e in enumerate(power):
+        if e.baseline != "stated" and e.baseline_mw is None and sec(e.issued_at) <= 0:
+            raise ScenarioError(f"event '{e.id}': a measured baseline needs simulated draw before the event is "
+                                "issued (it is issued at or before the start); give baseline_mw as well",
+                                field=f"events[{i}].baseline")
     ramp = np.array([np.inf if any(site_ramp_mw_per_min[s] is None for s in np.flatnonzero(m))
                      else sum(site_ramp_mw_per_min[s] for s in np.flatnonzero(m)) for m in mask])
     return EventArrays(
@@ -88,7 +111,9 @@ def build_events(events: list[GridEvent], *, start: pd.Timestamp, site_names: tu
         ramp_mw_per_min=ramp, margin_frac=margin_frac,
         rebound_s=np.array([r.rebound_s if e.rebound_s is None else e.rebound_s for e in power]),
         baseline_hours_before_notice=r.baseline_hours_before_notice, baseline_x_of_y=tuple(r.baseline_x_of_y),
-        counterfactual=r.counterfactual)
+        counterfactual=r.counterfactual, baseline_rule=tuple(e.baseline for e in power),
+        cut_frac=np.array([np.nan if e.cut_frac is None else e.cut_frac for e in power]),
+        cut_mw=np.array([np.nan if e.cut_mw is None else e.cut_mw for e in power]))
 
 
 def apply_signal_events(events: list[GridEvent], *, start: pd.Timestamp, slot_s: int, lookback: int,
