@@ -331,7 +331,11 @@ class Mpc(LpPolicy):
         dur_h = lengths * w.slot_h
         start_s = obs.now_s + np.concatenate([[0], np.cumsum(lengths)[:-1]]) * w.slot_duration_s
         end_s = obs.now_s + np.cumsum(lengths) * w.slot_duration_s
-        ci_fine, pr_fine = self._forecast(obs, "carbon_g_per_kwh", H), self._forecast(obs, "price_usd_per_mwh", H)
+        H0 = min(H, self.horizon_h * self.sph)  # a forecaster is asked for horizon_h at most (_forecast_long)
+        ci_fine = self._forecast_long(obs, "carbon_g_per_kwh", H0, H) if H > H0 else \
+            self._forecast(obs, "carbon_g_per_kwh", H)
+        pr_fine = self._forecast_long(obs, "price_usd_per_mwh", H0, H) if H > H0 else \
+            self._forecast(obs, "price_usd_per_mwh", H)
         ci, pr = _per_period(ci_fine, lengths, "mean"), _per_period(pr_fine, lengths, "mean")
         if self._habit_jobs.size:
             self._habit_forecast(obs, H, ci_fine, pr_fine)
@@ -361,8 +365,8 @@ class Mpc(LpPolicy):
             dl = np.where(np.isfinite(dl), dl, w.jobs.arrival_s[later] + self.max_delay_h * S_PER_H)
             Hs = int(np.clip(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s), H, self.start_horizon_h * self.sph))
         if Hs > H:
-            ci_fine, pr_fine = self._forecast_long(obs, "carbon_g_per_kwh", H, Hs), \
-                self._forecast_long(obs, "price_usd_per_mwh", H, Hs)
+            ci_fine, pr_fine = self._forecast_long(obs, "carbon_g_per_kwh", H0, Hs), \
+                self._forecast_long(obs, "price_usd_per_mwh", H0, Hs)
         uc_fine = self.unit_cost_sites(ci_fine, pr_fine)
         self.add_starts(prob, waiting, obs.remaining_acc_h, obs.now_s, np.arange(H) * w.slot_h, uc_fine)
         prob.later = later_hours(w, classes, obs.now_s, float(dur_h.sum()), uc_fine, w.slot_h)
