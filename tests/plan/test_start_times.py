@@ -69,7 +69,7 @@ def test_one_class_per_job_keeps_a_long_job_on_hours_it_can_use():
     jobs = make_jobs(1, arrival_s=[0.0, 0.0], work_acc_h=[2.0, 3.0], gang=[1, 1], deadline_s=[6 * H, 6 * H])
     world, sig = _one_kw_world(carbon, jobs, count=2)
     best = (10 + 10) + (50 + 10 + 10)
-    per_job = simulate(world, sig, Mpc(forecast="perfect", habit=False, cap_levels=[1.0]))
+    per_job = simulate(world, sig, Mpc(forecast="perfect", habit=False, cap_levels=[1.0], per_job_limit=100))
     pooled = simulate(world, sig, Mpc(forecast="perfect", habit=False, cap_levels=[1.0], per_job_limit=0))
     oracle = simulate(world, sig, Oracle(cap_levels=[1.0]))
     assert per_job.jobs["carbon_t"].sum() == pytest.approx(best * 1e-6)
