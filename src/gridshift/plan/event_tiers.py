@@ -8,8 +8,9 @@ last in priority). The engine and the live service apply it after ``decide``.
 
 Ahead of a known event the same rule looks over the whole notice (:class:`NextEventBudget`, up to
 ``LOOKAHEAD_H``): work of those tiers that would still run when the event starts is pinned in its first
-slot, so the placement planners start new tier-0-2 work that would reach it only within what the event's
-limit leaves (tier-1/2 work after the tier-0 work still waiting); work that finishes before it starts freely.
+slot, so the placement planners start new tier-1/2 work that would reach it only within what the event's
+limit leaves after the tier-0 work still waiting (tier-0 work itself only in the slot before the event);
+work that finishes before it starts freely.
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ class NextEventBudget:
     gang), which starts first under the event. New work that an event may not pause and that would still
     run at e starts at t only within it (tier-1/2 work only within what the reserve leaves), so that what
     it would pin keeps neither tier-0 work from starting nor the inference replicas from their room during
-    the event; work that would finish before e, and work an event may pause, starts freely. With the event
-    in the next slot (e = t+1) this is the one-slot rule."""
+    the event; work expected to finish at least a slot before e, and work an event may pause, starts freely.
+    Tier-0 work is held only in the slot before the event (with more notice, holding it would only take
+    hours from it: the reserve keeps its room at e, and once running it counts against the budget). With the
+    event in the next slot (e = t+1) this is the one-slot rule: everything that runs at t counts."""
 
     def __init__(self, obs: Observation, st, reps: np.ndarray | None) -> None:
         w, t = obs.world, obs.t
@@ -130,9 +133,10 @@ class NextEventBudget:
         self.tp = pool_throughput_frac(w, st.cap)
 
     def reaches_event(self, jobs: np.ndarray, pools: np.ndarray, gangs: np.ndarray) -> np.ndarray:
-        """Mask over ``jobs``: run from now on ``pools`` at ``gangs``, would each still run when the event
+        """Mask over ``jobs``: run from now on ``pools`` at ``gangs``, might each still run when the event
         ahead of its pool's site starts? (remaining work at its gang, speed and the pool's throughput at its
-        cap, from its arrival if that is later, plus the restart overhead of a job that resumes)."""
+        cap, from its arrival if that is later, plus the restart overhead of a job that resumes, expected to
+        end later than one slot before the event starts)."""
         obs, w = self.obs, self.obs.world
         jt, f = w.jobs, w.fleet
         rate = gangs * jt.speed[jobs, f.pool_type[pools]] * self.tp[pools]
@@ -140,7 +144,9 @@ class NextEventBudget:
         resumes = obs.has_started[jobs] & (obs.running_pool[jobs] != pools)
         run_s = run_s + np.where(resumes, jt.restart_overhead_s[jobs], 0.0)
         end_s = np.maximum(obs.now_s, jt.arrival_s[jobs]) + run_s
-        return end_s > self.event_start_s[f.pool_site[pools]] + 1e-6
+        # one slot of margin for the estimate: work due to end in the slot before the event counts (with the
+        # event in the next slot, everything that runs now)
+        return end_s > self.event_start_s[f.pool_site[pools]] - w.slot_duration_s + 1e-6
 
     def _reserve(self, x: np.ndarray, inc_mw: np.ndarray) -> np.ndarray:
         """[S] MW reserved for the waiting tier-0 jobs ``x``, each at its smallest gang at every event site it
@@ -174,10 +180,11 @@ class NextEventBudget:
         return left - self._reserve(wait, st.inc_mw)
 
     def admit(self, cand: np.ndarray, p: int) -> np.ndarray:
-        """Of the waiting jobs ``cand`` (priority order) that may start on pool ``p``: those an event may pause
-        or that would finish before it (at their smallest gang), and the others within the budget in order
-        at their largest gang — tier-0 jobs within what is left, tier-1/2 (and non-interruptible) ones within
-        what is left after the reserve for the tier-0 jobs."""
+        """Of the waiting jobs ``cand`` (priority order) that may start on pool ``p``: those an event may pause,
+        those that would finish before it (at their smallest gang) and tier-0 ones while the event is more
+        than a slot ahead, and the others within the budget in order at their largest gang — tier-0 jobs
+        within what is left, tier-1/2 (and non-interruptible) ones within what is left after the reserve for
+        the tier-0 jobs."""
         w = self.obs.world
         s = w.fleet.pool_site[p]
         if not self.sites[s] or not cand.size:
@@ -185,6 +192,8 @@ class NextEventBudget:
         pool = np.full(cand.size, p)
         limited = pinned_next(w, cand)
         limited[limited] = self.reaches_event(cand[limited], pool[limited], w.jobs.gang_min[cand[limited]])
+        if self.event_start_s[s] > self.obs.now_s + w.slot_duration_s + 1e-6:
+            limited &= w.jobs.tier[cand] != 0  # tier 0 is held only in the slot before the event
         if not limited.any():
             return cand
         zero = w.jobs.tier[cand] == 0
