@@ -89,7 +89,7 @@ class Mpc(LpPolicy):
 
     name = "mpc"
 
-    def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 24,
+    def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
                  habit_spread: str = "pair", habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
