@@ -26,15 +26,20 @@ def _world(with_event: bool) -> tuple[World, object]:
     jobs = make_jobs(arrival_s=[0.0, 2 * H + 600, 2 * H + 1200], work_acc_h=[12 * 7.0, 8 * 3.0, 4 * 3.0],
                      gang=[12, 8, 4])
     jobs.tier = np.array([3, 0, 1], np.int8)
+    # room for A's 8 busy accelerators (8 × 600 W over 16 × 100 W idle, with the 2 % margin), not for C too
+    return _with_event(fleet, jobs, sig, 3, 6, 0.0066 if with_event else None)
+
+
+def _with_event(fleet, jobs, sig, start_h: float, end_h: float, limit_mw: float | None) -> tuple[World, object]:
+    """The world of ``jobs`` on ``fleet``, with a limit event at site s0 known a day ahead (None: no event)."""
     events = None
-    if with_event:
+    if limit_mw is not None:
         start = sig.slot_starts[0]
-        # room for A's 8 busy accelerators (8 × 600 W over 16 × 100 W idle, with the 2 % margin), not for C too
-        ev = GridEvent(id="e", kind="limit", sites=["s0"], start=start + pd.Timedelta(hours=3),
-                       end=start + pd.Timedelta(hours=6), notice_s=86400, limit_mw=0.0066)
+        ev = GridEvent(id="e", kind="limit", sites=["s0"], start=start + pd.Timedelta(hours=start_h),
+                       end=start + pd.Timedelta(hours=end_h), notice_s=86400, limit_mw=limit_mw)
         events = build_events([ev], start=start, site_names=("s0",), site_zones=("z0",),
                               site_ramp_mw_per_min=(None,), margin_frac=0.02)
-    svc = ServiceArrays.empty(1, 1, T)
+    svc = ServiceArrays.empty(1, 1, sig.n_slots)
     return World.build(fleet, jobs, svc, sig.slot_duration_s, sig.slot_starts, events), sig
 
 
@@ -64,17 +69,9 @@ def _notice_world(with_event: bool) -> tuple[World, object]:
     # 06:00 to 09:00 known from the start; a short one (1 h) at 03:00 that ends before the event
     jobs = make_jobs(arrival_s=[H, H, 2 * H, 2 * H, 3 * H], work_acc_h=[32.0] * 4 + [4.0], gang=4)
     jobs.tier = np.ones(5, np.int8)
-    events = None
-    if with_event:
-        start = sig.slot_starts[0]
-        # 16 × 100 W idle; a tier-1 accelerator capped as far as its tier allows (10 % of its throughput) draws
-        # ~483 W over idle: with the 2 % margin, room for two of the long jobs, not three
-        ev = GridEvent(id="e", kind="limit", sites=["s0"], start=start + pd.Timedelta(hours=6),
-                       end=start + pd.Timedelta(hours=9), notice_s=86400, limit_mw=0.0058)
-        events = build_events([ev], start=start, site_names=("s0",), site_zones=("z0",),
-                              site_ramp_mw_per_min=(None,), margin_frac=0.02)
-    svc = ServiceArrays.empty(1, 1, T)
-    return World.build(fleet, jobs, svc, sig.slot_duration_s, sig.slot_starts, events), sig
+    # 16 × 100 W idle; a tier-1 accelerator capped as far as its tier allows (10 % of its throughput) draws
+    # ~483 W over idle: with the 2 % margin, room for two of the long jobs, not three
+    return _with_event(fleet, jobs, sig, 6, 9, 0.0058 if with_event else None)
 
 
 @pytest.mark.parametrize("policy", [Asap, Threshold])

@@ -85,9 +85,9 @@ def build_classes(world: World, jobs: np.ndarray, remaining: np.ndarray, home_si
     # that contains it for the part of the period after it (its accelerators count pro rata there)
     arr = jt.arrival_s[jobs]
     arr_per = np.clip(np.searchsorted(period_start_s, arr + 1e-6, side="right") - 1, 0, T)
-    inside = (arr_per < T) & (arr > period_start_s[np.minimum(arr_per, T - 1)] + 1e-6)
-    span = period_end_s[np.minimum(arr_per, T - 1)] - period_start_s[np.minimum(arr_per, T - 1)]
-    part = np.where(inside, (period_end_s[np.minimum(arr_per, T - 1)] - arr) / np.maximum(span, 1e-9), 1.0)
+    a0, a1 = period_start_s[np.minimum(arr_per, T - 1)], period_end_s[np.minimum(arr_per, T - 1)]
+    inside = (arr_per < T) & (arr > a0 + 1e-6)
+    part = np.where(inside, (a1 - arr) / np.maximum(a1 - a0, 1e-9), 1.0)
     part = np.clip(part, 0.0, 1.0)
     rel = np.zeros((C, T + 1))
     np.add.at(rel, (member, arr_per), remaining[jobs])

@@ -274,7 +274,7 @@ class Mpc(LpPolicy):
         """``Hs`` slots ahead for pricing runs past the planning horizon: perfect forecasts read the actual
         series; any other forecaster's ``H``-slot forecast is extended by repeating its last day (beyond two days
         a forecaster knows little more than the daily shape, and forecasting a week every epoch is slow)."""
-        if isinstance(self.forecaster, Perfect):
+        if isinstance(self.forecaster, Perfect) or Hs <= H:
             return self._forecast(obs, name, Hs)
         base = self._forecast(obs, name, H)
         day = min(int(round(24 * self.sph)), base.shape[-1])
@@ -298,13 +298,22 @@ class Mpc(LpPolicy):
                 flat[:, : obs.t + 1], H, t_abs=obs.t, slots_per_h=self.sph))
         return out.reshape(N, R, H)
 
-    def _pinned(self, obs: Observation, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Accelerators and facility MW held by running non-interruptible jobs per pool/site and period."""
+    def _split(self, obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The active jobs as (running jobs that may not be paused or moved — pinned; waiting non-interruptible
+        jobs planned as start times — the ``start_job_limit`` earliest deadlines; the rest — class work)."""
+        w, act = obs.world, obs.active
+        running = act[obs.running_pool[act] >= 0]
+        rigid = running[obs.rigid(running)]
+        waiting = act[~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)]
+        if waiting.size > self.start_job_limit:  # the most urgent as start times, the rest as class work (LP size)
+            waiting = np.sort(waiting[np.argsort(w.jobs.deadline_s[waiting], kind="stable")[:self.start_job_limit]])
+        return rigid, waiting, np.setdiff1d(act, np.concatenate([rigid, waiting]))
+
+    def _pinned(self, obs: Observation, lengths: np.ndarray, rigid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Accelerators and facility MW held by the pinned running jobs ``rigid`` per pool/site and period."""
         w, f, jt = obs.world, obs.world.fleet, obs.world.jobs
         P, T = f.n_pools, lengths.size
         acc, mw = np.zeros((P, T)), np.zeros((f.n_sites, T))
-        running = obs.active[obs.running_pool[obs.active] >= 0]
-        rigid = running[obs.rigid(running)]
         if rigid.size:
             p = obs.running_pool[rigid]
             rate = obs.running_gang[rigid] * jt.speed[rigid, f.pool_type[p]]
@@ -316,20 +325,19 @@ class Mpc(LpPolicy):
             k = f.pool_type[p]
             inc = np.maximum(f.board_power_w[k] - f.idle_power_w[k], 0) * f.pue[f.pool_site[p]] / 1e6
             np.add.at(mw, f.pool_site[p], g * inc[:, None])
-        return acc, mw, rigid
+        return acc, mw
 
     def _replan(self, obs: Observation) -> None:
         w, f = obs.world, obs.world.fleet
         H = self.horizon_h * self.sph
+        rigid, waiting, jobs = self._split(obs)
+        per_job = jobs.size <= self.per_job_limit
         # with few jobs to plan (each its own class) the LP is small: hourly periods over a horizon that reaches the
         # last of their deadlines (up to long_horizon_h), so an interruptible job sees the cheapest hours of every
         # day it may use, not a block's mean
-        act = obs.active
-        running = act[obs.running_pool[act] >= 0]
-        n_plan = act.size - int(obs.rigid(running).sum()) - int((~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)).sum())
         fine_h = self.fine_h
-        if n_plan <= self.per_job_limit:
-            dl = w.jobs.deadline_s[act]
+        if per_job:
+            dl = w.jobs.deadline_s[obs.active]
             dl = dl[np.isfinite(dl)]
             if dl.size:
                 need = int(np.ceil((dl.max() - obs.now_s) / w.slot_duration_s - 1e-9))
@@ -340,27 +348,19 @@ class Mpc(LpPolicy):
         start_s = obs.now_s + np.concatenate([[0], np.cumsum(lengths)[:-1]]) * w.slot_duration_s
         end_s = obs.now_s + np.cumsum(lengths) * w.slot_duration_s
         H0 = min(H, self.horizon_h * self.sph)  # a forecaster is asked for horizon_h at most (_forecast_long)
-        ci_fine = self._forecast_long(obs, "carbon_g_per_kwh", H0, H) if H > H0 else \
-            self._forecast(obs, "carbon_g_per_kwh", H)
-        pr_fine = self._forecast_long(obs, "price_usd_per_mwh", H0, H) if H > H0 else \
-            self._forecast(obs, "price_usd_per_mwh", H)
+        ci_fine = self._forecast_long(obs, "carbon_g_per_kwh", H0, H)
+        pr_fine = self._forecast_long(obs, "price_usd_per_mwh", H0, H)
         ci, pr = _per_period(ci_fine, lengths, "mean"), _per_period(pr_fine, lengths, "mean")
         if self._habit_jobs.size:
             self._habit_forecast(obs, H, ci_fine, pr_fine)
         uc = self.unit_cost_sites(ci, pr)
         cap = _per_period(_extend(w.site_cap_mw(obs.t, obs.t, H), H), lengths, "min")
         demand = _per_period(self._demand(obs, H), lengths, "max") if w.services.n else np.zeros((0, 0, lengths.size))
-        pin_acc, pin_mw, rigid = self._pinned(obs, lengths)
-        act = obs.active
-        waiting = act[~w.jobs.interruptible[act] & (obs.running_pool[act] < 0)]  # planned as start times
-        if waiting.size > self.start_job_limit:  # the most urgent as start times, the rest as class work (LP size)
-            dl = w.jobs.deadline_s[waiting]
-            waiting = np.sort(waiting[np.argsort(dl, kind="stable")[:self.start_job_limit]])
-        jobs = np.setdiff1d(act, np.concatenate([rigid, waiting]))
+        pin_acc, pin_mw = self._pinned(obs, lengths, rigid)
         last = obs.last_pool[jobs]
         home = np.where((last >= 0) & ~w.jobs.migratable[jobs], f.pool_site[np.maximum(last, 0)], -1)
         classes = build_classes(w, jobs, obs.remaining_acc_h, home, self.sig, start_s, end_s, self.max_delay_h,
-                                per_job=jobs.size <= self.per_job_limit)
+                                per_job=per_job)
         busy_now = np.bincount(np.maximum(obs.running_pool[jobs], 0), weights=np.where(
             obs.running_pool[jobs] >= 0, obs.running_gang[jobs], 0), minlength=f.n_pools).astype(float)
         inter = jobs[w.jobs.interruptible[jobs]]

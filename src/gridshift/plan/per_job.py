@@ -151,11 +151,11 @@ class PerJob(Policy):
             inside = ok & (ts * slot_s < end - 1e-6)
             span_h = np.minimum((ts + 1) * slot_s, end) / S_PER_H - np.maximum(ts * slot_s, a) / S_PER_H
             cost_h = self._uc[f.pool_site[p], ts]
-            chosen, late = self._cheapest(ts[inside], np.maximum(span_h[inside], 0.0), cost_h[inside], rate,
-                                          jt.work_acc_h[j], over_h)
+            late = 0.0
+            chosen = self._cheapest(ts[inside], np.maximum(span_h[inside], 0.0), cost_h[inside], rate,
+                                    jt.work_acc_h[j], over_h)
             if chosen is None:  # not on time here: the earliest slots it can have
-                chosen, late = self._cheapest(ts[ok], avail_h[ok], ts[ok].astype(float), rate, jt.work_acc_h[j],
-                                              over_h)
+                chosen = self._cheapest(ts[ok], avail_h[ok], ts[ok].astype(float), rate, jt.work_acc_h[j], over_h)
                 if chosen is None:
                     continue
                 late = max(float((chosen.max() + 1) * slot_s - end), 1.0)
@@ -197,11 +197,11 @@ class PerJob(Policy):
 
     @staticmethod
     def _cheapest(ts: np.ndarray, avail_h: np.ndarray, key: np.ndarray, rate: float, work: float,
-                  over_h: float) -> tuple[np.ndarray | None, float]:
+                  over_h: float) -> np.ndarray | None:
         """The slots of ``ts`` with the lowest ``key`` that carry ``work`` at ``rate`` per hour for their
         ``avail_h`` hours, after the time lost at every resume (a gap between chosen slots)."""
         if not ts.size:
-            return None, 0.0
+            return None
         order = np.lexsort((ts, key))
         cum = np.cumsum(avail_h[order] * rate)
         n = int(np.searchsorted(cum, work - 1e-9)) + 1
@@ -209,9 +209,9 @@ class PerJob(Policy):
             chosen = np.sort(ts[order[:n]])
             resumes = int((np.diff(chosen) > 1).sum())
             if cum[n - 1] >= work + resumes * over_h * rate - 1e-9:
-                return chosen, 0.0
+                return chosen
             n += 1
-        return None, 0.0
+        return None
 
     # ---- run the plan
     def decide(self, obs: Observation) -> Decision:
