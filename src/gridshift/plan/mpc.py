@@ -24,6 +24,7 @@ from gridshift.plan.asap import Asap
 from gridshift.plan.base import Decision, Observation
 from gridshift.plan.classes import build_classes
 from gridshift.plan.habit import Q_LEVELS, HabitRecord, PairTrack, ResidualSpread, pair_shift_pays, run_cost, shift_pays
+from gridshift.plan.habit_record import DecisionRecord
 from gridshift.plan.lp_policy import LpPolicy
 from gridshift.plan.start_times import start_slots
 from gridshift.world.arrays import Signals, World
@@ -78,6 +79,7 @@ PER_JOB_LIMIT = 0
 # at most this many waiting non-interruptible jobs (earliest deadlines first) get start-time columns in one plan; the
 # rest are class work: with 10,000 active jobs the columns made one epoch 16 s instead of 1.4 s
 START_JOB_LIMIT = 200
+HABIT_SPREADS = ("record", "pair", "residual", "quantiles")
 
 
 class Mpc(LpPolicy):
@@ -104,8 +106,9 @@ class Mpc(LpPolicy):
             raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
         if not (np.isfinite(habit_margin) and habit_margin >= 0 and np.isfinite(habit_z) and habit_z >= 0):
             raise PlanError("habit_margin and habit_z must be finite and >= 0", field="params.habit_margin")
-        if habit_spread not in ("pair", "residual", "quantiles"):
-            raise PlanError("habit_spread must be 'pair', 'residual' or 'quantiles'", field="params.habit_spread")
+        if habit_spread not in HABIT_SPREADS:
+            raise PlanError(f"habit_spread must be one of {', '.join(map(repr, HABIT_SPREADS))}",
+                            field="params.habit_spread")
         if int(habit_days) < 1:
             raise PlanError("habit_days must be >= 1", field="params.habit_days")
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
@@ -145,10 +148,14 @@ class Mpc(LpPolicy):
         self._residual = ResidualSpread()
         self._pairs = PairTrack(int(round(24 / world.slot_h)), self.habit_days)
         self._habit_fc = None
+        self._decisions = DecisionRecord(int(round(24 / world.slot_h)), self.habit_days, self.habit_margin,
+                                         self.habit_z)
 
     def stats(self) -> dict[str, float]:
         out = super().stats()
         out.update(self._record.stats(int(self._habit_jobs.size)))
+        if self.habit_spread == "record" and self._habit_jobs.size:
+            out.update(self._decisions.stats())
         return out
 
     def _pending_habit(self, obs: Observation) -> np.ndarray:
@@ -158,6 +165,8 @@ class Mpc(LpPolicy):
         jt = obs.world.jobs
         j = np.intersect1d(obs.active, self._habit_jobs)
         j = j[~obs.has_started[j] & (obs.running_pool[j] < 0)]
+        if self.habit_spread == "record":  # held to the start decided when first planned, habit or not
+            return j
         return j[np.round(jt.nominal_start_s[j] / obs.world.slot_duration_s) >= obs.t]
 
     def _habit_forecast(self, obs: Observation, H: int, ci: np.ndarray, pr: np.ndarray) -> None:
@@ -165,13 +174,13 @@ class Mpc(LpPolicy):
         uc = self.unit_cost_sites(ci, pr)
         if self.habit_spread == "pair":
             self._pairs.add(obs.t, uc)
-        else:
+        elif self.habit_spread != "record":
             self._residual.add(obs.t, uc)
         if not self._pending_habit(obs).size:
             self._habit_fc = None
             return
-        if self.forecaster.name == "perfect" or self.habit_spread == "pair":
-            sd = np.zeros_like(uc)  # pair: judged in _do_no_harm from the track record
+        if self.forecaster.name == "perfect" or self.habit_spread in ("pair", "record"):
+            sd = np.zeros_like(uc)  # pair, record: judged in _do_no_harm from a track record
         elif self.habit_spread == "quantiles":
             def quant(name: str, point: np.ndarray) -> np.ndarray:
                 if (name == "carbon_g_per_kwh") == (self.objective.kind == "cost"):  # not in the objective
@@ -218,6 +227,8 @@ class Mpc(LpPolicy):
         pending = self._pending_habit(obs)
         if not pending.size or self._habit_fc is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if self.habit_spread == "record":
+            return self._held_to_record(obs, dec, pending)
         w, f, jt = obs.world, obs.world.fleet, obs.world.jobs
         t_fc, uc, sd = self._habit_fc
         hold, force, act = [], [], None
@@ -260,6 +271,51 @@ class Mpc(LpPolicy):
             else:
                 self._record.kept.add(j)
                 (hold if started else force).append(j)
+        return np.array(hold, np.int64), np.array(force, np.int64)
+
+    def _held_to_record(self, obs: Observation, dec: Decision, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Habit jobs to hold back and to start now under the track-record rule
+        (:mod:`gridshift.plan.habit_record`): each waiting habit job is held to the start decided when it was
+        first planned — its plan's choice while following the forecast has paid, its habit otherwise."""
+        w, f, jt = obs.world, obs.world.fleet, obs.world.jobs
+        rec = self._decisions
+        act = self.unit_cost_sites(obs.signals.history("carbon_g_per_kwh", obs.t),
+                                   obs.signals.history("price_usd_per_mwh", obs.t))
+        rec.settle(obs.t, act, obs.signals.lookback_slots)
+        t_fc, uc, _ = self._habit_fc
+        exact = self.forecaster.name == "perfect"
+        hold, force = [], []
+        for j in pending:
+            j = int(j)
+            started = bool(np.any(dec.job_idx == j))
+            if j not in rec.target:
+                n_slot = int(np.round(jt.nominal_start_s[j] / w.slot_duration_s))
+                best = float(jt.speed[j].max())
+                run_h = float(obs.remaining_acc_h[j]) / max(float(jt.gang_max[j]) * best, 1e-12)
+                r = max(1, int(np.ceil(run_h / w.slot_h - 1e-9)))
+                if n_slot < obs.t or n_slot * w.slot_duration_s + run_h * S_PER_H > jt.deadline_s[j] + 1e-6:
+                    rec.target[j] = None  # the habit cannot be kept: plan freely
+                    continue
+                site = self._habit_site(w, j)
+                plan = obs.t if started else self._planned_start(obs, j)
+                tgt = rec.decide(j, obs.t, site, n_slot, plan, r, exact)
+                self._record.jobs.add(j)
+                e_n, _ = run_cost(uc, np.zeros_like(uc), site, n_slot - t_fc, r)
+                e_a, _ = run_cost(uc, np.zeros_like(uc), site, tgt - t_fc, r)
+                if tgt != n_slot and np.isfinite(e_n) and np.isfinite(e_a):
+                    k = int(f.pool_type[int(np.argmax(jt.speed[j, f.pool_type]))])
+                    mwh = float(jt.gang_max[j]) * max(f.board_power_w[k] - f.idle_power_w[k], 0.0) \
+                        * f.pue[site] / 1e6 * run_h
+                    self._record.shifted[j] = ((e_n - e_a) / e_n if e_n > 0 else 0.0, (e_n - e_a) * mwh)
+                elif tgt == n_slot:
+                    self._record.kept.add(j)
+            tgt = rec.target[j]
+            if tgt is None:
+                continue
+            if started and tgt > obs.t:
+                hold.append(j)
+            elif not started and tgt <= obs.t:
+                force.append(j)
         return np.array(hold, np.int64), np.array(force, np.int64)
 
     def _forecast(self, obs: Observation, name: str, H: int) -> np.ndarray:
