@@ -68,3 +68,45 @@ def test_oracle_with_one_candidate_is_that_plan():
     alone = simulate(world, sig, PerJob())
     assert out.metrics["oracle_chosen"] == "per-job"
     assert out.metrics["carbon_t"] == pytest.approx(alone.metrics["carbon_t"])
+
+
+def test_a_better_schedule_of_the_same_run_is_adopted():
+    """With ``policies`` among its candidates the oracle takes any better schedule simulated in the same run:
+    limited to the ``asap``-like single LP of a coarse layout it is beaten by ``per-job``, and then adopts it."""
+    from gridshift.sim.oracle import adopt_better_schedules
+
+    obj = Objective()
+    for seed in range(12):
+        world, sig = _world(seed)
+        weak = Oracle(candidates=["lp", "policies"], block_h=3)
+        runs = [run_oracle(world, sig, weak, obj), simulate(world, sig, PerJob())]
+        runs[1].policy = "per-job"
+        add_scores(runs, world, sig, obj)
+        before = runs[0].metrics["objective_value"]
+        beaten = (runs[1].metrics["jobs_missed_deadline"], runs[1].metrics["objective_value"]) < \
+            (runs[0].metrics["jobs_missed_deadline"], before)
+        adopt_better_schedules(runs, [weak, None], world, sig, obj)
+        assert "policy:per-job" in runs[0].metrics["oracle_candidates"]
+        if beaten:
+            break
+        assert runs[0].metrics["oracle_chosen"] == "lp"
+    else:
+        raise AssertionError("the coarse LP was never beaten on these seeds")
+    got = runs[0].metrics
+    assert got["oracle_chosen"] == "policy:per-job" and runs[0].policy != "per-job"
+    assert got["objective_value"] == pytest.approx(runs[1].metrics["objective_value"])
+    assert got["carbon_t"] == pytest.approx(runs[1].metrics["carbon_t"])
+
+
+def test_without_policies_the_oracle_keeps_its_own_plan():
+    from gridshift.sim.oracle import adopt_better_schedules
+
+    world, sig = _world(5)
+    obj = Objective()
+    own = Oracle(candidates=["lp"], block_h=3)
+    runs = [run_oracle(world, sig, own, obj), simulate(world, sig, PerJob())]
+    runs[1].policy = "per-job"
+    before = dict(runs[0].metrics)
+    adopt_better_schedules(runs, [own, None], world, sig, obj)
+    assert runs[0].metrics["oracle_chosen"] == before["oracle_chosen"] == "lp"
+    assert runs[0].metrics["carbon_t"] == before["carbon_t"]

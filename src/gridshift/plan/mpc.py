@@ -480,14 +480,16 @@ class Oracle(LpPolicy):
     name = "oracle"
 
     def __init__(self, block_h: int = 1, bound: bool = True, max_columns: int = 300_000,
-                 time_limit_s: float = 600.0, candidates: tuple[str, ...] | list[str] = ("lp", "rolling", "per-job"),
+                 time_limit_s: float = 600.0,
+                 candidates: tuple[str, ...] | list[str] = ("lp", "rolling", "per-job", "policies"),
                  **params: Any) -> None:
         if block_h < 1 or max_columns < 1000:
             raise PlanError("block_h must be >= 1 and max_columns >= 1000", field="params")
         candidates = tuple(candidates)
-        if not candidates or set(candidates) - {"lp", "rolling", "per-job"}:
-            raise PlanError("candidates must name one or more of 'lp', 'rolling', 'per-job'",
-                            field="params.candidates")
+        if not set(candidates) & {"lp", "rolling", "per-job"} or set(candidates) - {"lp", "rolling", "per-job",
+                                                                                     "policies"}:
+            raise PlanError("candidates must name one or more of 'lp', 'rolling', 'per-job' (and may add "
+                            "'policies')", field="params.candidates")
         super().__init__(forecast="perfect", block_h=block_h, bound=bound, max_columns=max_columns,
                          time_limit_s=time_limit_s, candidates=candidates, **params)
         self.candidates = candidates

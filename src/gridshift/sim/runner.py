@@ -13,7 +13,7 @@ from gridshift.plan.registry import make_policy
 from gridshift.sim.attribution import add_attribution
 from gridshift.sim.counterfactual import attach, without_events
 from gridshift.sim.engine import simulate
-from gridshift.sim.oracle import run_oracle
+from gridshift.sim.oracle import adopt_better_schedules, run_oracle
 from gridshift.sim.result import PolicyRun
 from gridshift.sim.score import add_scores, terminal_cost_per_work
 from gridshift.world.assembled import Assembled
@@ -50,6 +50,7 @@ def run_policies(assembled: Assembled, specs: list[PolicySpec],
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
         runs.append(_simulate(world, signals, pol, obj, cb))
+    adopt_better_schedules(runs, [p if isinstance(p, Oracle) else None for p in policies], world, signals, obj)
     ev = world.events
     if ev is not None and ev.counterfactual:  # each event's cost by tier against a run without the events
         bare = without_events(world)
