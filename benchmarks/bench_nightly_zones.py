@@ -128,21 +128,27 @@ def main() -> None:
     params = json.loads(a.params)
     cases = [(z, q, s, e, params) for z in zones for q, s, e in QUARTERS]
     t0 = time.perf_counter()
-    rows = []
+    rows: list[dict] = []
+    git = git_state()
     with ProcessPoolExecutor(max_workers=max(1, a.workers)) as ex:
         for r in ex.map(run_case, *zip(*cases)):
             rows.append(r)
             print(f"{r['zone']:>12} {r['quarter']}: saving {r['saving']:+.2%} perfect {r['perfect']:.2%} "
                   f"({r['wall_s']} s)", file=sys.stderr, flush=True)
+            _write(a.label, {"params": params, "rows": rows, "summary": summarise(rows),
+                             "complete": len(rows) == len(cases), "wall_s": round(time.perf_counter() - t0, 1),
+                             "workers": a.workers, "git": git, "cpus": os.cpu_count()})
+    print(json.dumps(summarise(rows), indent=1))
+
+
+def _write(label: str, entry: dict) -> None:
+    """Merge one run's entry into the results file (after every case, so a partial run is kept)."""
     doc = json.loads(OUT.read_text()) if OUT.exists() else {}
-    doc[a.label] = {"params": params, "rows": rows, "summary": summarise(rows),
-                    "wall_s": round(time.perf_counter() - t0, 1), "workers": a.workers,
-                    "git": git_state(), "cpus": os.cpu_count()}
+    doc[label] = entry
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
     os.replace(tmp, OUT)
-    print(json.dumps(doc[a.label]["summary"], indent=1))
 
 
 if __name__ == "__main__":
