@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from gridshift.errors import ScenarioError
+from gridshift.errors import DataError, ScenarioError
 from gridshift.model.scenario import Scenario, unrunnable_gang
 
 M = TypeVar("M", bound=BaseModel)
@@ -155,7 +155,26 @@ def load_scenario(path: str | Path) -> Scenario:
         except ValidationError as e:
             msg = e.errors()[0]["msg"].removeprefix("Value error, ")
             raise ScenarioError(msg, file=ev_path) from e
-    return _with_issued_forecasts(sc, p)
+    return _with_issued_forecasts(_with_signal_files(sc, p), p)
+
+
+def _with_signal_files(sc: Scenario, path: Path) -> Scenario:
+    """Zones' ``signals_file`` paths made absolute (relative to the scenario file), each file checked now."""
+    from gridshift.data.signal_file import read_signal_file
+
+    zones = []
+    for i, z in enumerate(sc.zones):
+        if z.signals_file is not None:
+            f = Path(z.signals_file)
+            f = f if f.is_absolute() else path.parent / f
+            try:
+                read_signal_file(f)
+            except DataError as e:
+                raise DataError(e.message, file=str(f), row=e.row, field=e.field or f"zones[{i}].signals_file") \
+                    from None
+            z = z.model_copy(update={"signals_file": str(f.resolve())})
+        zones.append(z)
+    return sc.model_copy(update={"zones": zones})
 
 
 def _with_issued_forecasts(sc: Scenario, path: Path) -> Scenario:

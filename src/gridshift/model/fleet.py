@@ -15,7 +15,10 @@ class Zone(BaseModel):
     """A grid zone whose signals (carbon intensity, clean share, price) come from the data registry.
 
     A constant ``price_usd_per_mwh`` or ``carbon_g_per_kwh`` replaces the data for that signal (needed
-    where a zone has no price file, or for what-if studies).
+    where a zone has no price file, or for what-if studies). ``signals_file`` (a CSV of ``time`` and any of
+    ``carbon_g_per_kwh``, ``price_usd_per_mwh``, ``clean_frac``, at its native step — 5-, 15-, 30-minute or
+    hourly; see :mod:`gridshift.data.signal_file`) replaces the data for the signals it holds; a path relative
+    to the scenario file.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -25,6 +28,7 @@ class Zone(BaseModel):
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
     price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
                                             allow_inf_nan=False)
+    signals_file: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
 class Pool(BaseModel):

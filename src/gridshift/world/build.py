@@ -16,6 +16,7 @@ import pandas as pd
 from gridshift.catalog import get_accelerator, load_catalog
 from gridshift.data import load_carbon, load_latency_matrix, load_price
 from gridshift.data.grid import available_price_zones, available_zones, carbon_years, price_years
+from gridshift.data.signal_file import read_signal_file, to_slots
 from gridshift.data.validate import fill_gaps
 from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
@@ -67,11 +68,18 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
     last = index[-1].floor("h")
     zones_ok, price_ok = set(available_zones()), set(available_price_zones())
     allow = scenario.fill_gaps_max_h > 0
+    slot_s = scenario.slot_duration_s
     for i, z in enumerate(scenario.zones):
         field = f"zones[{i}]"
+        sf = read_signal_file(z.signals_file) if z.signals_file else None
+        own = set(sf.values) if sf is not None else set()
         if z.carbon_g_per_kwh is not None:
             c = np.full(len(index), z.carbon_g_per_kwh)
             cl = np.full(len(index), np.nan)
+        elif "carbon_g_per_kwh" in own:
+            c = to_slots(sf, "carbon_g_per_kwh", index, slot_s, field=f"{field}.signals_file")
+            cl = to_slots(sf, "clean_frac", index, slot_s, field=f"{field}.signals_file") if "clean_frac" in own \
+                else np.full(len(index), np.nan)
         else:
             if z.id not in zones_ok:
                 raise ScenarioError(f"unknown zone '{z.id}' (zones with data: {', '.join(sorted(zones_ok))})",
@@ -87,6 +95,8 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
             cl = _hourly_to_slots(df["clean_frac"], index)
         if z.price_usd_per_mwh is not None:
             pr = np.full(len(index), z.price_usd_per_mwh)
+        elif "price_usd_per_mwh" in own:
+            pr = to_slots(sf, "price_usd_per_mwh", index, slot_s, field=f"{field}.signals_file")
         else:
             if z.id not in price_ok:
                 raise ScenarioError(f"zone '{z.id}' has no price data; set a constant price_usd_per_mwh",
@@ -118,12 +128,16 @@ def lookback_slots(scenario: Scenario) -> int:
     start = pd.Timestamp(scenario.time_range.start)
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
     for z in scenario.zones:
-        if z.carbon_g_per_kwh is None and z.id in set(available_zones()):
+        own = set(read_signal_file(z.signals_file).values) if z.signals_file else set()
+        if own:  # the file's history before the start, at most LOOKBACK_H
+            first = read_signal_file(z.signals_file).times[0]
+            earliest = max(earliest, min(first.ceil(f"{scenario.slot_duration_s}s"), start))
+        if z.carbon_g_per_kwh is None and "carbon_g_per_kwh" not in own and z.id in set(available_zones()):
             idx = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=scenario.fill_gaps_max_h > 0,
                               years=_history_years(carbon_years(z.id), earliest, start)).index
             if len(idx):
                 earliest = max(earliest, min(idx[0], start))
-        if z.price_usd_per_mwh is None and z.id in set(available_price_zones()):
+        if z.price_usd_per_mwh is None and "price_usd_per_mwh" not in own and z.id in set(available_price_zones()):
             idx = load_price(z.id, allow_gaps=scenario.fill_gaps_max_h > 0,
                              years=_history_years(price_years(z.id), earliest, start)).index
             if len(idx):
