@@ -51,10 +51,14 @@ def period_slots(horizon_slots: int, sph: int, fine_h: int, block_h: int) -> np.
 
 def _per_period(a: np.ndarray, lengths: np.ndarray, how: str) -> np.ndarray:
     """Aggregate the last axis of ``a`` over consecutive periods of ``lengths`` slots."""
-    edges = np.concatenate([[0], np.cumsum(lengths)])
-    parts = [a[..., edges[i]:edges[i + 1]] for i in range(lengths.size)]
-    fn = {"mean": np.mean, "min": np.min, "max": np.max}[how]
-    return np.stack([fn(x, axis=-1) for x in parts], axis=-1)
+    a = np.asarray(a, dtype=float)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if a.shape[-1] == 0 or lengths.size == 0:
+        return np.zeros(a.shape[:-1] + (lengths.size,))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    if how == "mean":
+        return np.add.reduceat(a, starts, axis=-1) / lengths
+    return {"min": np.minimum, "max": np.maximum}[how].reduceat(a, starts, axis=-1)
 
 
 def _extend(a: np.ndarray, n: int) -> np.ndarray:
@@ -148,6 +152,9 @@ class Mpc(LpPolicy):
         self._residual = ResidualSpread()
         self._pairs = PairTrack(int(round(24 / world.slot_h)), self.habit_days)
         self._habit_fc = None
+        # the pair and residual rules learn from a forecast at every epoch, so only without them is an idle
+        # epoch (no active job, no service) skipped
+        self._idle_ok = not self._habit_jobs.size or self.habit_spread == "record"
         self._decisions = DecisionRecord(int(round(24 / world.slot_h)), self.habit_days, self.habit_margin,
                                          self.habit_z)
 
@@ -446,6 +453,9 @@ class Mpc(LpPolicy):
         self._cum_work = self.planned_work(classes, sol, dur_h)
 
     def decide(self, obs: Observation) -> Decision:
+        if not obs.active.size and not obs.world.services.n and self._idle_ok:  # nothing to plan: no LP, no forecast
+            self._plan = None
+            return self._fallback.decide(obs)
         if self._plan is None or obs.t - self._plan[0] >= self.epoch_h * self.sph:
             try:
                 self._replan(obs)
