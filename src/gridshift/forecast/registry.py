@@ -16,6 +16,7 @@ name                   model
 ``mstl``               statsforecast MSTL (daily + weekly seasonality), anchored on the current value
 ``external``           issued forecasts replayed from a table (``table=``, read by ``data.issued_forecasts``)
 ``lead-error``         the actual future with errors that grow with lead time (for studies)
+``dayahead``           published day-ahead prices for the hours they cover (DE-LU, JP-TK), ``base`` elsewhere
 =====================  =====================================================================================
 
 ``shape-blend`` and ``gated`` keep their fits between calls (per refresh point and history), so a planner's hourly
@@ -55,6 +56,7 @@ FORECASTERS = {
     "mstl": _lazy("gridshift.forecast.stats", "MstlForecaster"),
     "external": _lazy("gridshift.forecast.external", "ExternalForecaster"),
     "lead-error": _lazy("gridshift.forecast.errormodel", "LeadErrorReplay"),
+    "dayahead": _lazy("gridshift.forecast.dayahead", "DayAhead"),
 }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from gridshift.errors import PlanError
 from gridshift.forecast import make_forecaster
+from gridshift.forecast.dayahead import DayAhead
 from gridshift.forecast.registry import DEFAULT_MODEL
 from gridshift.forecast.shared import forecaster_key, shared
 from gridshift.forecast.simple import Perfect
@@ -144,8 +145,13 @@ class Mpc(LpPolicy):
         self._starts = (np.zeros(0, np.int64),) * 3  # waiting non-interruptible jobs, start slot, pool
         self._fallback = Asap()
         self._fallback.reset(world, signals)
-        if isinstance(self.forecaster, Perfect):
+        if isinstance(self.forecaster, Perfect | DayAhead):
             self._actual = {n: getattr(signals, n) for n in ("carbon_g_per_kwh", "price_usd_per_mwh")}
+        if isinstance(self.forecaster, DayAhead):  # it reads published day-ahead prices: where and when
+            self.forecaster.zones = tuple(signals.zone_ids)
+            self.forecaster.slot_s = int(signals.slot_duration_s)
+            self.forecaster.t0 = signals.slot_starts[0] - np.timedelta64(
+                int(signals.lookback_slots * signals.slot_duration_s), "s")
         nominal = world.jobs.nominal_start_s
         self._habit_jobs = np.flatnonzero(np.isfinite(nominal)) if self.habit else np.zeros(0, np.int64)
         self._record = HabitRecord()
@@ -330,6 +336,8 @@ class Mpc(LpPolicy):
             self.forecaster.actual = self._actual[name]
             return self.forecaster.predict(obs.signals.history(name, obs.t), H,
                                            t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph)
+        if isinstance(self.forecaster, DayAhead):
+            self.forecaster.signal, self.forecaster.actual = name, self._actual[name]
         return shared(obs.signals, (self.forecast_key, name, H), obs.t, lambda: self.forecaster.predict(
             obs.signals.history(name, obs.t), H, t_abs=obs.signals.lookback_slots + obs.t, slots_per_h=self.sph))
 
@@ -350,6 +358,8 @@ class Mpc(LpPolicy):
             return np.zeros((0, 0, H))
         N, R, T = svc.demand_rps.shape
         flat = svc.demand_rps.reshape(N * R, T)
+        if isinstance(self.forecaster, DayAhead):
+            self.forecaster.signal = "demand_rps"
         if isinstance(self.forecaster, Perfect):
             out = _extend(flat[:, obs.t:], H)
         elif self.risk_quantile is not None:  # plan batch work around the demand services may reach
