@@ -43,6 +43,7 @@ def _world(carbon: np.ndarray, habit: bool = True, days: int = DAYS):
 
 def _run(carbon: np.ndarray, forecast: str, habit_jobs: bool = True, days: int = DAYS, **params):
     w, sig = _world(carbon, habit_jobs, days)
+    params.setdefault("habit_spread", "pair")  # these tests are about the per-move rules (record: its own file)
     pol = Mpc(forecast=forecast, cap_levels=(1.0,), objective="carbon", **params)
     run = simulate(w, sig, pol)
     start = ((run.jobs["first_start"] - w.slot_starts[0]).dt.total_seconds() // 3600).astype(int).to_numpy()

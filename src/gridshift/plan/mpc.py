@@ -70,13 +70,18 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=-1)
 
 
-# Default margin of the do-no-harm rule (fraction of the habit's expected cost) and its spread factor: of the
-# grid (margin 0, 0.03 × z 0, 0.5, 1, 1.5, 2), the point never negative with the best mean timing saving of the
-# nightly ±8 h job in Germany and Great Britain over the fourth quarter of 2023 under blend, seasonal-naive,
-# persistence and lead-error (benchmarks/bench_nightly_habit.py --part backtest/select; docs/guide/policies.md).
+# The do-no-harm rule by default: the track record of its own shadow decisions (plan/habit_record.py), margin 0
+# and z 1 — on the nightly ±8 h job under blend it beat the pair rule in every quarter measured out of the
+# 2023Q1 sample (Germany and Great Britain, 2022Q1 and 2023Q4; docs/guide/policies.md).
+HABIT_SPREAD = "record"
 HABIT_MARGIN = 0.0
-HABIT_Z = 1.5
-HABIT_DAYS = 28  # days of the planner's own past forecasts the pair rule learns from
+HABIT_Z = 1.0
+# the pair rule's z (and the residual and quantile rules'): of the grid (margin 0, 0.03 × z 0, 0.5, 1, 1.5, 2),
+# the point never negative with the best mean timing saving of the nightly ±8 h job in Germany and Great Britain
+# over the fourth quarter of 2023 under blend, seasonal-naive, persistence and lead-error
+# (benchmarks/bench_nightly_habit.py --part backtest/select)
+PAIR_Z = 1.5
+HABIT_DAYS = 28  # days of shadow decisions (record) or of past forecasts (pair) the rule learns from
 # mpc plans one class per job when at most this many interruptible jobs are active; off by default: where jobs do
 # not compete (Scenario II-style jobs, benchmarks/bench_ml_jobs.py) 100 brings mpc within 0.2 point of the per-job
 # optimum, but on examples/planner/ml-training.yaml (three weeks) it saved 13.4 % instead of 14.9 % and took 9x as long
@@ -89,11 +94,13 @@ HABIT_SPREADS = ("record", "pair", "residual", "quantiles")
 
 class Mpc(LpPolicy):
     """Rolling-horizon LP planner. Jobs with a habitual start (``nominal_start_s``) keep it unless the
-    forecast's expected gain clears ``habit_z`` spreads plus ``habit_margin`` × the habit's expected cost
-    (:mod:`gridshift.plan.habit`); the spread is that of its own past forecasts' error of the same move's gain
-    on the last ``habit_days`` days (``habit_spread="pair"``, the default), the RMS error per lead of its past
-    forecasts (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower);
-    ``habit=False`` turns the rule off. Waiting non-interruptible jobs are planned as a choice of start time
+    forecast has paid: by default (``habit_spread="record"``, :mod:`gridshift.plan.habit_record`) a habit job
+    follows the start its first plan chose, and is held to it, only while the shadow decisions of the last
+    ``habit_days`` days gained more than ``habit_margin`` by ``habit_z`` standard errors; the other rules
+    (:mod:`gridshift.plan.habit`) weigh each move's forecast gain against a spread — that of its own past
+    forecasts' error of the same move's gain (``"pair"``), the RMS error per lead of its past forecasts
+    (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower); ``habit=False`` turns the
+    rule off. Waiting non-interruptible jobs are planned as a choice of start time
     (:mod:`gridshift.plan.start_times`), priced over their whole run from forecasts up to ``start_horizon_h``
     ahead; with at most ``per_job_limit`` interruptible jobs to plan, each is its own class."""
 
@@ -101,14 +108,16 @@ class Mpc(LpPolicy):
 
     def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
-                 habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float = HABIT_Z,
-                 habit_spread: str = "pair", habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
+                 habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float | None = None,
+                 habit_spread: str = HABIT_SPREAD, habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
                  start_horizon_h: int = 168, long_horizon_h: int = 96, start_job_limit: int = START_JOB_LIMIT,
                  **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
             raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
+        if habit_z is None:
+            habit_z = HABIT_Z if habit_spread == "record" else PAIR_Z
         if not (np.isfinite(habit_margin) and habit_margin >= 0 and np.isfinite(habit_z) and habit_z >= 0):
             raise PlanError("habit_margin and habit_z must be finite and >= 0", field="params.habit_margin")
         if habit_spread not in HABIT_SPREADS:
