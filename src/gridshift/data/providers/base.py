@@ -217,7 +217,8 @@ def clean(batch: Batch, start: Any = None, end: Any = None, *, step_s: float | N
         for sig, g in df.groupby("signal"):
             for _, gi in g.groupby("issue_time", dropna=False):
                 lo = gi["at"].min() if start is None or forecast else as_utc_timestamp(start)
-                hi = gi["at"].max() + pd.Timedelta(seconds=step_s) if end is None or forecast else as_utc_timestamp(end)
+                hi = gi["at"].max() + pd.Timedelta(seconds=step_s) if end is None or forecast \
+                    else as_utc_timestamp(end).floor(f"{int(step_s)}s")  # a slot still running is not missing
                 expected = pd.date_range(lo.ceil(f"{int(step_s)}s"), hi, freq=f"{int(step_s)}s", inclusive="left")
                 missing = expected.difference(pd.DatetimeIndex(gi["at"]))
                 if len(missing):
