@@ -355,6 +355,11 @@ def _routes(env: Env):
         ("PUT", "/api/v1/settings/job-templates", {"templates": {"train": ["python3", "train.py"]}},
          R(401, 403, 200, 403)),
         ("GET", "/metrics", None, R(401, 403, 200, 200)),
+        ("GET", f"/emissions/bylocations?location=DE-LU&time={start}", None, R(401, 200, 200, 200)),
+        ("GET", f"/emissions/bylocations/best?location=DE-LU&time={start}", None, R(401, 200, 200, 200)),
+        ("GET", "/emissions/forecasts/current?location=DE-LU", None, R(401, 400, 400, 400)),
+        ("GET", f"/emissions/average-carbon-intensity?location=DE-LU&startTime={start}&endTime=2023-03-01T00:30:00Z",
+         None, R(401, 200, 200, 200)),
         ("GET", "/", None, all_ok),
     ]
 

@@ -27,6 +27,7 @@ from gridshift.service.limits import BodyLimitMiddleware
 from gridshift.service.metrics import Collector, MetricsMiddleware, http_metrics
 from gridshift.service.provider_pull import ProviderPuller, provider_clock
 from gridshift.service.routes import (
+    carbon_aware,
     dashboard,
     events,
     fleet,
@@ -102,4 +103,5 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
         app.include_router(router)
     app.include_router(metrics.public_router if settings.public_metrics else metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(carbon_aware.public_router if settings.public_carbon_aware else carbon_aware.router)
     return app
