@@ -16,6 +16,7 @@ import pandas as pd
 from gridshift.catalog import get_accelerator, load_catalog
 from gridshift.data import load_carbon, load_latency_matrix, load_price
 from gridshift.data.grid import available_price_zones, available_zones, carbon_years, price_years
+from gridshift.data.signal_csv import read_signal_csv
 from gridshift.data.validate import fill_gaps
 from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
@@ -72,6 +73,8 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
         if z.carbon_g_per_kwh is not None:
             c = np.full(len(index), z.carbon_g_per_kwh)
             cl = np.full(len(index), np.nan)
+        elif z.carbon_file is not None:
+            c, cl = _file_carbon(z.carbon_file, z.carbon_basis, first, index, field, scenario, notes, z.id)
         else:
             if z.id not in zones_ok:
                 raise ScenarioError(f"unknown zone '{z.id}' (zones with data: {', '.join(sorted(zones_ok))})",
@@ -107,6 +110,27 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
     return np.array(carbon), np.array(price), np.array(clean)
 
 
+def _file_carbon(path: str, basis: str, first: pd.Timestamp, index: pd.DatetimeIndex, field: str,
+                 scenario: Scenario, notes: list[str], zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """A zone's carbon intensity from its ``carbon_file`` (hourly; short gaps filled as the scenario allows)."""
+    try:
+        s = read_signal_csv(path)
+    except DataError as e:
+        raise ScenarioError(str(e), field=f"{field}.carbon_file") from None
+    df = s.to_frame("carbon_g_per_kwh")
+    if scenario.fill_gaps_max_h > 0:
+        try:
+            df, rep = fill_gaps(df, scenario.fill_gaps_max_h, flag_column=None)
+        except DataError as e:
+            raise ScenarioError(f"{path}: {e}", field=f"{field}.carbon_file") from None
+        if rep.filled_slots:
+            notes.append(f"carbon {zone}: filled {rep.filled_slots} missing hour(s) of {path}")
+    full = df["carbon_g_per_kwh"]
+    _check_range(full.index, first, index, f"{field}.carbon_file", f"carbon file of zone '{zone}'")
+    notes.append(f"carbon {zone}: {basis} signal '{s.name}' from {path}")
+    return _hourly_to_slots(full, index), np.full(len(index), np.nan)
+
+
 def _check_range(have: pd.DatetimeIndex, first: pd.Timestamp, index: pd.DatetimeIndex, field: str, what: str):
     if not len(have) or index[-1].floor("h") > have[-1] or first.floor("h") < have[0]:
         span = f"{have[0].isoformat()} – {have[-1].isoformat()}" if len(have) else "nothing"
@@ -118,7 +142,14 @@ def lookback_slots(scenario: Scenario) -> int:
     start = pd.Timestamp(scenario.time_range.start)
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
     for z in scenario.zones:
-        if z.carbon_g_per_kwh is None and z.id in set(available_zones()):
+        if z.carbon_file is not None:
+            try:
+                idx = read_signal_csv(z.carbon_file).index
+            except DataError:
+                idx = pd.DatetimeIndex([])  # zone_signals reports it with the zone's field
+            if len(idx):
+                earliest = max(earliest, min(idx[0], start))
+        elif z.carbon_g_per_kwh is None and z.id in set(available_zones()):
             idx = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=scenario.fill_gaps_max_h > 0,
                               years=_history_years(carbon_years(z.id), earliest, start)).index
             if len(idx):
