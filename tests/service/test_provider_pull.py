@@ -122,6 +122,8 @@ def test_health_and_metrics_say_which_provider_is_stale_and_what_drives_planning
             text = client.get("/metrics", headers={"Authorization": f"Bearer {ops}"}).text
     assert h["providers"][0]["zone"] == "GB" and h["providers"][0]["stale"] is False
     assert h["providers"][0]["rows_stored"] > 0
+    skill = h["providers"][0]["forecast_skill"]  # one forecast, six hours of history: nothing to score yet
+    assert skill["forecasts_scored"] == 0 and skill["preferred"] is False and skill["own_model"] == "blend"
     assert set(public["providers"][0]) == {"provider", "zone", "stale"}
     assert 'gridshift_provider_stale{provider="gb-carbon-intensity",zone="GB"} 0.0' in text
     assert ('gridshift_planning_signal{drives="carbon_g_per_kwh",provider="gb-carbon-intensity",'

@@ -93,7 +93,17 @@ def provider_metrics(puller: Any) -> list[GaugeMetricFamily]:
                                "(value 1).", labels=["zone", "provider", "signal", "drives"])
     for zone, d in sorted(puller.planning_signals().items()):
         drives.add_metric([zone, d["provider"], d["signal"], d["drives"]], 1.0)
-    return [stale, age, drives]
+    mae = GaugeMetricFamily("gridshift_forecast_mae", "Rolling backtest: mean absolute error of the planning "
+                            "signal's forecasts, the provider's and the project's own model's.",
+                            labels=["zone", "signal", "source"])
+    preferred = GaugeMetricFamily("gridshift_provider_forecast_preferred", "1 if the provider's forecast is fresh "
+                                  "and scored better than the project's own.", labels=["zone", "provider", "signal"])
+    for zone, sk in sorted(puller.forecast_skill().items()):
+        for src, key in ((sk["provider"], "provider_mae"), (sk["own_model"], "own_mae")):
+            if sk[key] is not None:
+                mae.add_metric([zone, sk["signal"], src], sk[key])
+        preferred.add_metric([zone, sk["provider"], sk["signal"]], 1.0 if sk["preferred"] else 0.0)
+    return [stale, age, drives, mae, preferred]
 
 
 class MetricsMiddleware:

@@ -37,6 +37,7 @@ from gridshift.service.store import Store
 
 log = logging.getLogger("gridshift.providers")
 MIN_LOOKBACK_S = 6 * 3600.0
+SKILL_HISTORY_DAYS = 10  # actuals read before the oldest kept forecast, for the own forecaster's history
 PLANNING_TARGET = {"price_usd_per_mwh": "price_usd_per_mwh"}  # any other planning signal is a g/kWh intensity
 PLANNING_SIGNALS = ("carbon_lifecycle_g_per_kwh", "carbon_direct_g_per_kwh", "moer_g_per_kwh", "aoer_g_per_kwh",
                     "price_usd_per_mwh")
@@ -124,11 +125,37 @@ class ProviderPuller:
         self.forecast_dir = Path(forecast_dir) if forecast_dir is not None else None
         self._lock = threading.Lock()
         self._status = {(c.name, z): ZoneStatus(c.name, z, c.stale_after_s) for c in configs for z in c.zones}
+        self._skill: dict[str, dict[str, Any]] = {}
 
     def status(self, now: datetime | None = None) -> list[dict[str, Any]]:
         now = now or utcnow()
         with self._lock:
             return [s.as_dict(now) for s in self._status.values()]
+
+    def forecast_skill(self) -> dict[str, dict[str, Any]]:
+        """Per zone with a planning provider: the rolling backtest of its forecast against the project's own
+        (:mod:`gridshift.service.forecast_skill`), as of the last pull."""
+        with self._lock:
+            return dict(self._skill)
+
+    def _score(self, store: Store, cfg: ProviderConfig, zone: str, now: datetime) -> None:
+        chosen = self.planning.get(zone)
+        if chosen is None or chosen[0] != cfg.name or self.forecast_dir is None:
+            return
+        path = self.forecast_dir / cfg.name / zone / f"{chosen[1]}.csv"
+        if not path.is_file():
+            return
+        from gridshift.data.issued_forecasts import read_forecasts
+        from gridshift.service.forecast_skill import rolling_skill
+
+        table = read_forecasts(path)
+        lo = table["issue_time"].min().to_pydatetime() - timedelta(days=SKILL_HISTORY_DAYS)
+        pts = store.signals_between(zone, chosen[1], lo, now)
+        actual = pd.Series([p.value for p in pts], index=pd.DatetimeIndex([p.at for p in pts]), dtype=float)
+        skill = rolling_skill(table, actual, zone=zone, provider=cfg.name, signal=chosen[1], now=now,
+                              stale_after_s=cfg.stale_after_s)
+        with self._lock:
+            self._skill[zone] = skill.as_dict()
 
     def planning_signals(self) -> dict[str, dict[str, str]]:
         """``{zone: {"provider", "signal", "drives"}}``: which signal drives planning in each zone."""
@@ -155,6 +182,7 @@ class ProviderPuller:
                     batch.problems += fb.problems
                 for p in batch.problems:
                     log.warning("%s", p)
+                self._score(store, cfg, zone, now)
                 with self._lock:
                     st.last_ok_at, st.last_error = now, None
                     st.rows_stored += len(batch.rows)

@@ -40,7 +40,10 @@ def health(request: Request, store: StoreDep, reconciler: ReconcilerDep) -> JSON
         rec = None if rec is None else {k: v for k, v in rec.items() if k in PUBLIC_RECONCILER_KEYS}
     providers = None
     if getattr(request.app.state, "providers", None) is not None:
-        providers = request.app.state.providers.status()
+        puller = request.app.state.providers
+        skill = puller.forecast_skill()
+        providers = [{**p, "forecast_skill": skill.get(p["zone"]) if skill.get(p["zone"], {}).get("provider")
+                      == p["provider"] else None} for p in puller.status()]
         if not is_operator(request, db.reachable):
             providers = [{k: p[k] for k in ("provider", "zone", "stale")} for p in providers]
     body = HealthOut(status="ok" if ok else "unavailable", time=datetime.now(UTC),
