@@ -143,3 +143,18 @@ def test_providers_file(tmp_path):
     f.write_text("providers:\n  - name: watttime\nplanning:\n  CAISO: watttime/moer_index_pct\n")
     with pytest.raises(GridShiftError, match="planning signal of zone CAISO"):
         load_puller(f)
+
+
+def test_registry_replay_reads_every_year_and_across_new_year(store):
+    """The registry puller reads the years the window touches (2021-2023), not only the default 2023 file."""
+    from gridshift.data import load_carbon
+    from gridshift.service.signal_pull import pull_registry
+
+    start, end = datetime(2021, 12, 31, 22, tzinfo=UTC), datetime(2022, 1, 1, 2, tzinfo=UTC)
+    counts = pull_registry(store, "DE-LU", ["carbon_g_per_kwh"], start, end)
+    assert counts == {"carbon_g_per_kwh": 4}
+    pts = store.signals_between("DE-LU", "carbon_g_per_kwh", start, end)
+    want = pd.concat([load_carbon("DE-LU", years=2021), load_carbon("DE-LU", years=2022)])["carbon_g_per_kwh"]
+    assert [p.value for p in pts] == list(want.loc[start:end - timedelta(hours=1)])
+    assert pull_registry(store, "DE-LU", ["carbon_g_per_kwh"], datetime(2026, 1, 1, tzinfo=UTC),
+                         datetime(2026, 1, 2, tzinfo=UTC)) == {"carbon_g_per_kwh": 0}  # no data that year
