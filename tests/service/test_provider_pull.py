@@ -158,3 +158,15 @@ def test_registry_replay_reads_every_year_and_across_new_year(store):
     assert [p.value for p in pts] == list(want.loc[start:end - timedelta(hours=1)])
     assert pull_registry(store, "DE-LU", ["carbon_g_per_kwh"], datetime(2026, 1, 1, tzinfo=UTC),
                          datetime(2026, 1, 2, tzinfo=UTC)) == {"carbon_g_per_kwh": 0}  # no data that year
+
+
+def test_serve_with_a_bad_providers_file_is_one_line_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridshift.cli.main import app
+
+    f = tmp_path / "providers.yaml"
+    f.write_text("providers:\n  - name: electricitymaps\n    interval_s: -5\n")
+    r = CliRunner().invoke(app, ["serve", "--providers", str(f), "--db", f"sqlite:///{tmp_path / 's.db'}"])
+    assert r.exit_code == 2
+    assert "providers[0]: must be a number > 0" in r.output and "interval_s" in r.output
