@@ -337,3 +337,32 @@ def test_eia_malformed_total(server):
     with pytest.raises(ProviderError, match="'response.total' is 'many'"):
         provider(server, "eia").actuals("CISO", datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 1, 4, tzinfo=UTC),
                                         ["load_mw"])
+
+
+def test_watttime_past_forecasts_keep_each_issue_time(server, monkeypatch):
+    # https://docs.watttime.org — /v3/forecast/historical: {"data": [{"generated_at", "forecast": [{"point_time",
+    # "value"}]}], "meta": {...}}
+    monkeypatch.setenv("WATTTIME_USER", "alice")
+    server.routes["/login"] = Reply({"token": "t"})
+
+    def day(seen):
+        lo = pd.Timestamp(seen.param("start"))
+        issued = [lo + pd.Timedelta(hours=h) for h in (0, 12)]
+        return Reply({"data": [{"generated_at": g.isoformat(), "forecast": [
+            {"point_time": (g + pd.Timedelta(minutes=5 * i)).isoformat(), "value": 900.0 + i} for i in range(3)]}
+            for g in issued] + [{"generated_at": lo.isoformat()}],  # a broken entry
+            "meta": wt_meta(data_point_period_seconds=300)})
+    server.routes["/v3/forecast/historical"] = day
+    b = provider(server, "watttime").past_forecasts("CAISO_NORTH", datetime(2023, 6, 1, tzinfo=UTC),
+                                                    datetime(2023, 6, 3, tzinfo=UTC), ["moer_g_per_kwh"])
+    assert [s.param("start") for s in server.seen if s.path.endswith("historical")] == [
+        "2023-06-01T00:00:00Z", "2023-06-02T00:00:00Z"]  # a day at a time
+    assert b.rows["issue_time"].nunique() == 4 and len(b.rows) == 12
+    assert b.rows["value"].iloc[0] == pytest.approx(900 * LB_PER_MWH_TO_G_PER_KWH)
+    assert sum("without a 'forecast' list" in p for p in b.problems) == 2
+
+
+def test_a_provider_without_past_forecasts_says_so(server):
+    with pytest.raises(ProviderError, match="electricitymaps: zone DE, .*offers no past forecasts"):
+        provider(server, "electricitymaps").past_forecasts("DE", datetime(2023, 6, 1, tzinfo=UTC),
+                                                           datetime(2023, 6, 2, tzinfo=UTC))

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from gridshift.cli.main import app
 from gridshift.data import http
+from gridshift.data.issued_forecasts import read_forecasts
 from gridshift.data.scenario import load_scenario, parse_scenario
 from gridshift.data.signal_csv import read_signal_csv
 from gridshift.errors import DataError, ScenarioError
@@ -45,11 +46,18 @@ def test_fetch_then_plan_on_a_marginal_signal(tmp_path, monkeypatch):
     with Loopback() as server:
         server.routes["/login"] = Reply({"token": "t"})
         server.routes["/v3/historical"] = moer_body
+        server.routes["/v3/forecast/historical"] = lambda seen: Reply({
+            "data": [{"generated_at": seen.param("start"), "forecast": [{"point_time": seen.param("start"),
+                                                                          "value": 1000.0}]}],
+            "meta": {"region": "CAISO_NORTH", "signal_type": "co2_moer", "units": "lbs_co2_per_mwh",
+                     "data_point_period_seconds": 300, "model": {"date": "2023-03-01"}}})
         r = CliRunner().invoke(app, ["signals", "fetch", "--provider", "watttime", "--zone", "CAISO_NORTH",
                                      "--start", "2023-05-29T00:00:00Z", "--end", "2023-06-13T00:00:00Z",
                                      "--signal", "moer_g_per_kwh", "--out", str(tmp_path / "sig"),
-                                     "--base-url", server.url])
+                                     "--base-url", server.url, "--past-forecasts"])
     assert r.exit_code == 0, r.output
+    past = read_forecasts(tmp_path / "sig" / "moer_g_per_kwh.past-forecasts.csv")
+    assert len(past) == 15 and past["issue_time"].nunique() == 15  # one a day, for --external backtests
     s = read_signal_csv(tmp_path / "sig" / "moer_g_per_kwh.csv")
     assert s.name == "moer_g_per_kwh" and len(s) == 15 * 24  # 5-minute values averaged to the hour
     assert s.iloc[0] == pytest.approx(np.mean(800 + 200 * np.sin(np.arange(12) / 12 * np.pi / 12)) * LB)

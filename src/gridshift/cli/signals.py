@@ -26,10 +26,13 @@ def fetch_cmd(
     signal: Annotated[list[str] | None, typer.Option(help="Signal(s) to fetch (repeatable; default all).")] = None,
     forecasts: Annotated[bool, typer.Option("--forecasts/--no-forecasts",
                                             help="Also the latest issued forecasts, as <signal>.forecast.csv.")] = False,
+    past_forecasts: Annotated[bool, typer.Option(
+        "--past-forecasts", help="Also every forecast issued in the range (where the provider keeps them, e.g. "
+                                 "WattTime), as <signal>.past-forecasts.csv.")] = False,
     base_url: Annotated[str | None, typer.Option(help="The provider's API base URL (default: its public one).")] = None,
 ) -> None:
     """Fetch actuals as <signal>.csv (time, value) — a scenario zone's carbon_file reads these — and, with
-    --forecasts, issued forecasts in the issued-forecast format (for --external backtests)."""
+    --forecasts / --past-forecasts, issued forecasts in the issued-forecast format (for --external backtests)."""
     from gridshift.data.files import write_text_atomic
     from gridshift.data.issued_forecasts import forecasts_csv
     from gridshift.data.providers import ProviderConfig, make_provider
@@ -47,13 +50,16 @@ def fetch_cmd(
         for sig in sorted(set(batch.rows["signal"])):
             n = write_signal_csv(out_dir / f"{sig}.csv", batch.rows, sig)
             out.print(f"{out_dir / f'{sig}.csv'}: {n} rows", markup=False, highlight=False)
-        if forecasts and p.chosen(signal or None, forecast=True):
-            fb = p.forecasts(zone, signal or None)
+        kinds = [(flag, suffix) for flag, suffix in ((forecasts, "forecast"), (past_forecasts, "past-forecasts"))
+                 if flag and p.chosen(signal or None, forecast=True)]
+        for _, suffix in kinds:
+            fb = p.forecasts(zone, signal or None) if suffix == "forecast" else \
+                p.past_forecasts(zone, as_utc(start), as_utc(end), signal or None)
             for line in fb.problems:
                 err.print(line, markup=False, highlight=False, soft_wrap=True)
             for sig, rows in fb.rows.groupby("signal"):
                 table = rows.rename(columns={"at": "target_time"})[["issue_time", "target_time", "value"]]
-                path = out_dir / f"{sig}.forecast.csv"
+                path = out_dir / f"{sig}.{suffix}.csv"
                 write_text_atomic(path, forecasts_csv(table.assign(zone=zone)))
                 out.print(f"{path}: {len(table)} rows", markup=False, highlight=False)
     except GridShiftError as e:

@@ -6,7 +6,8 @@ An adapter (one small module per provider: :mod:`.electricitymaps`, :mod:`.wattt
 - ``actuals(zone, start, end, signals)``: measured (or the provider's estimated-actual) values with data
   time in ``[start, end)``;
 - ``forecasts(zone, signals, start, end)``: the provider's latest issued forecast, each row with its
-  issue time.
+  issue time;
+- optionally ``past_forecasts(zone, start, end, signals)``: the forecasts it issued in a past range.
 
 Both return a :class:`Batch`: a tidy frame (``signal``, ``at``, ``value``, ``issue_time``; times UTC, units
 in the signal's name) and ``problems``, one line each, naming the provider, the zone, the time range and
@@ -254,6 +255,12 @@ class Provider(ABC):
                   end: datetime | None = None) -> Batch:
         """The provider's latest issued forecast (rows carry their issue time); none by default."""
         return Batch.empty(self.name, zone)
+
+    def past_forecasts(self, zone: str, start: datetime, end: datetime,
+                       signals: Iterable[str] | None = None) -> Batch:
+        """Every forecast the provider issued in ``[start, end)``, with its issue time (for backtests), where the
+        provider keeps them; a provider that does not says so in one line."""
+        raise ProviderError(f"{where(self.name, zone, start, end)}: the provider offers no past forecasts")
 
     # -- shared helpers ------------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ then:
   days per request, so longer ranges are asked in pieces);
 - ``GET /v3/forecast?region&signal_type&horizon_hours`` → the same ``data`` with ``meta.generated_at`` (the
   issue time);
-- ``GET /v3/signal-index?region&signal_type`` → the current percentile (0–100) of the MOER.
+- ``GET /v3/signal-index?region&signal_type`` → the current percentile (0–100) of the MOER;
+- ``GET /v3/forecast/historical?region&start&end&signal_type`` → ``{"data": [{"generated_at", "forecast":
+  [{"point_time", "value"}]}], "meta": {…}}``: the forecasts issued in a past range (asked a day at a time).
 
 Units: ``lbs_co2_per_mwh`` → g/kWh (× 0.45359237: 453.59237 g per lb, 1,000 kWh per MWh); health damage as
 given in ``$`` per MWh. The username and password come from ``WATTTIME_USER`` and ``WATTTIME_PASSWORD``
@@ -31,6 +33,7 @@ from gridshift.data.providers.electricitymaps import _iso, pieces
 
 LB_PER_MWH_TO_G_PER_KWH = 0.45359237
 MAX_RANGE = timedelta(days=32)
+MAX_FORECAST_RANGE = timedelta(days=1)
 SIGNAL_TYPES = {"moer_g_per_kwh": "co2_moer", "aoer_g_per_kwh": "co2_aoer",
                 "health_damage_usd_per_mwh": "health_damage", "moer_index_pct": "co2_moer"}
 UNITS = {"lbs_co2_per_mwh": LB_PER_MWH_TO_G_PER_KWH, "g_co2_per_kwh": 1.0, "kg_co2_per_mwh": 1.0,
@@ -138,3 +141,24 @@ class WattTime(Provider):
         return clean(Batch(self.name, zone, frame(records), problems), start, end,
                      step_s=float(step) if isinstance(step, int | float) else None, forecast=True)
 
+    def past_forecasts(self, zone: str, start: datetime, end: datetime,
+                       signals: Iterable[str] | None = None) -> Batch:
+        want = self.chosen(signals, forecast=True)
+        region = self.provider_zone(zone)
+        records: list[dict] = []
+        problems: list[str] = []
+        step = None
+        for sig in want:
+            for lo, hi in pieces(start, end, MAX_FORECAST_RANGE):
+                data, meta = self._data("/v3/forecast/historical", {"region": region, "start": _iso(lo), "end": _iso(hi),
+                                                                     "signal_type": SIGNAL_TYPES[sig]}, zone, lo, hi)
+                step = meta.get("data_point_period_seconds") or step
+                for issued in data:
+                    if not isinstance(issued, dict) or not isinstance(issued.get("forecast"), list):
+                        problems.append(f"{where(self.name, zone, lo, hi)}: a past forecast without a 'forecast' "
+                                        "list dropped")
+                        continue
+                    records += self._records(sig, issued["forecast"], meta, zone, lo, hi, problems,
+                                             issued=issued.get("generated_at"))
+        return clean(Batch(self.name, zone, frame(records), problems), start, end,
+                     step_s=float(step) if isinstance(step, int | float) else None, forecast=True)
