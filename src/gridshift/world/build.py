@@ -297,4 +297,31 @@ def assemble(scenario: Scenario) -> Assembled:
                           margin_frac=scenario.demand_response.margin_frac,
                           response=scenario.demand_response)
     world = World.build(fleet, jobs, services, scenario.slot_duration_s, slot_starts, events)
-    return Assembled(scenario, world, signals, types, notes)
+    used = {z.id: "constant" if z.carbon_g_per_kwh is not None else z.carbon_basis for z in scenario.zones}
+    return Assembled(scenario, world, signals, types, notes, used,
+                     carbon_bases(scenario, slot_starts, carbon[:, L:], used))
+
+
+def carbon_bases(scenario: Scenario, slot_starts: pd.DatetimeIndex, used_carbon: np.ndarray,
+                 used: dict[str, str]) -> dict[str, np.ndarray]:
+    """The carbon intensity [Z, slots] the run plans and accounts on (``as_planned``: each zone's own signal,
+    events applied), and under every basis all zones have: ``lca`` / ``direct`` from the registry (or the
+    zone's own), ``marginal`` from the zones' files; a constant zone counts with its constant under each."""
+    zones_ok = set(available_zones())
+    out: dict[str, np.ndarray] = {"as_planned": used_carbon}
+    for basis in ("lca", "direct", "marginal"):
+        rows = []
+        for i, z in enumerate(scenario.zones):
+            if used[z.id] in (basis, "constant"):
+                rows.append(used_carbon[i])
+            elif basis != "marginal" and z.id in zones_ok:
+                try:
+                    df = load_carbon(z.id, basis=basis, start=slot_starts[0].floor("h"), end=slot_starts[-1])
+                except DataError:
+                    break
+                rows.append(_hourly_to_slots(df["carbon_g_per_kwh"], slot_starts))
+            else:
+                break
+        if len(rows) == len(scenario.zones) and all(np.isfinite(r).all() for r in rows):
+            out[basis] = np.array(rows)
+    return out
