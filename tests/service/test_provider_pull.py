@@ -170,3 +170,13 @@ def test_serve_with_a_bad_providers_file_is_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, ["serve", "--providers", str(f), "--db", f"sqlite:///{tmp_path / 's.db'}"])
     assert r.exit_code == 2
     assert "providers[0]: must be a number > 0" in r.output and "interval_s" in r.output
+
+
+def test_answers_without_new_data_turn_stale_too(store, tmp_path):
+    with Loopback() as server:
+        server.routes = _Prefix("/intensity/", lambda seen: Reply({"data": []}))
+        p = puller(server, tmp_path, stale_after_s=3600)
+        p.pull(store, "gb-carbon-intensity", NOW)
+    st = p.status(NOW)[0]
+    assert st["last_error"] is None and st["last_ok_at"] is not None  # the provider answered …
+    assert st["stale"] is True  # … but with nothing newer than an hour

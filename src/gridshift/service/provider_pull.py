@@ -1,16 +1,16 @@
 """Live grid signals from the configured providers (:mod:`gridshift.data.providers`), each on its own clock.
 
 Every ``interval_s`` a provider's zones are pulled in a worker thread (the event loop and the reconciler
-are never blocked): actuals for the last ``lookback`` (at least six hours, so late corrections land) go into
-the store as signals named as the provider's (``carbon_lifecycle_g_per_kwh``, ``moer_g_per_kwh`` …,
-source ``provider``); every issued forecast is appended, with its issue time, to
+are never blocked): actuals for the last six hours (or ``interval_s`` or ``stale_after_s``, if longer, so
+late corrections and lagging publications land) go into the store as signals named as the provider's
+(``carbon_lifecycle_g_per_kwh``, ``moer_g_per_kwh`` …, source ``provider``); every issued forecast is appended, with its issue time, to
 ``<forecast_dir>/<provider>/<zone>/<signal>.csv`` in the issued-forecast format that
 ``gridshift forecast backtest --external FILE`` replays. The signal an operator chose to drive planning
 for a zone (``planning`` in the providers file) is also stored as the planner's ``carbon_g_per_kwh`` (or
 ``price_usd_per_mwh``), source ``provider/signal``.
 
-A provider that fails, or whose newest good data are older than its ``stale_after_s``, is reported (log,
-``GET /api/v1/health``, ``/metrics``) and nothing else changes: the planner keeps the last good values for
+A provider that fails, or whose last good pull or newest data are older than its ``stale_after_s``, is
+reported (log, ``GET /api/v1/health``, ``/metrics``, the dashboard) and nothing else changes: the planner keeps the last good values for
 as long as it holds stored values, then falls back to the registry's data and its own forecaster.
 """
 
@@ -81,8 +81,9 @@ class ZoneStatus:
     problems: list[str] = field(default_factory=list)
 
     def stale(self, now: datetime) -> bool:
-        """No good pull yet, or the newest good one older than ``stale_after_s``."""
-        return self.last_ok_at is None or (now - self.last_ok_at).total_seconds() > self.stale_after_s
+        """No good pull within ``stale_after_s``, or the newest data older than that."""
+        return (self.last_ok_at is None or (now - self.last_ok_at).total_seconds() > self.stale_after_s
+                or self.last_data_at is None or (now - self.last_data_at).total_seconds() > self.stale_after_s)
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
         age = None if self.last_ok_at is None else (now - self.last_ok_at).total_seconds()
@@ -165,7 +166,7 @@ class ProviderPuller:
         """Pull provider ``name``'s zones once; returns the signal rows stored. Never raises for a provider's
         failure: it is recorded in the zone's status and logged (one line)."""
         cfg, provider = next(c for c in self.configs if c.name == name), self.providers[name]
-        lookback = timedelta(seconds=max(cfg.interval_s, MIN_LOOKBACK_S))
+        lookback = timedelta(seconds=max(cfg.interval_s, MIN_LOOKBACK_S, cfg.stale_after_s))
         start = (pd.Timestamp(now) - lookback).floor("h").to_pydatetime()
         stored = 0
         for zone in cfg.zones:
