@@ -127,11 +127,15 @@ class Entsoe(Provider):
                 step = RES.get(_text(period, "resolution") or "")
                 if t0 is None or step is None:
                     continue
-                pts = {}
+                pts: dict[int, str | None] = {}
                 for p in (c for c in period if _local(c.tag) == "Point"):
                     pos = _text(p, "position")
                     if pos is not None and pos.isdigit():
-                        pts[int(pos)] = _text(p, value_tag)
+                        if int(pos) in pts:  # the same position twice: both go on, for clean() to judge
+                            out.append((psr, (t0 + pd.Timedelta(seconds=step * (int(pos) - 1))).isoformat(),
+                                        _text(p, value_tag)))
+                        else:
+                            pts[int(pos)] = _text(p, value_tag)
                 n = max(pts, default=0)
                 if curve == "A03" and t1 is not None:
                     n = int((t1 - t0).total_seconds() // step)
@@ -144,13 +148,22 @@ class Entsoe(Provider):
                     out.append((psr, (t0 + pd.Timedelta(seconds=step * (pos - 1))).isoformat(), v))
         return out
 
-    def _hourly(self, records: list[dict]) -> list[dict]:
-        """Finer-than-hourly values averaged to the hour (the mean over the hour's points)."""
+    def _hourly(self, records: list[dict], zone: str, start: Any, end: Any, problems: list[str]) -> list[dict]:
+        """Finer-than-hourly values averaged to the hour (the mean over the hour's points). A point given twice
+        with different values is dropped first (both), so no mean hides it."""
         if not records:
             return records
         df = frame(records)
         bad = df[df["at"].isna() | df["value"].isna()]
         ok = df.drop(bad.index)
+        key = ["signal", "at", "issue_time"]
+        conflict = ok.groupby(key, dropna=False)["value"].transform("nunique").to_numpy() > 1
+        if conflict.any():
+            problems.append(f"{where(self.name, zone, start, end)}: {int(conflict.sum())} row(s) dropped: the same "
+                            f"time given twice with different values (first at "
+                            f"{ok.loc[conflict, 'at'].min().strftime('%Y-%m-%dT%H:%MZ')})")
+            ok = ok.loc[~conflict]
+        ok = ok.drop_duplicates(key)
         ok = ok.assign(at=ok["at"].dt.floor("h")).groupby(["signal", "at", "issue_time"], dropna=False,
                                                            as_index=False)["value"].mean()
         return [*ok.to_dict("records"), *bad.to_dict("records")]
@@ -194,7 +207,8 @@ class Entsoe(Provider):
                                                                "out_Domain": eic})) is not None:
                 records += [{"signal": "price_eur_per_mwh", "at": t, "value": v}
                             for _, t, v in self._points(root, "price.amount")]
-        return clean(Batch(self.name, zone, frame(self._hourly(records)), problems), start, end,
+        return clean(Batch(self.name, zone, frame(self._hourly(records, zone, start, end, problems)), problems),
+                     start, end,
                      step_s=S_PER_H, forecast=forecast)
 
     def actuals(self, zone: str, start: datetime, end: datetime, signals: Iterable[str] | None = None) -> Batch:
