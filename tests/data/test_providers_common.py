@@ -165,6 +165,10 @@ def test_rows_outside_the_range_or_off_grid_are_dropped():
     assert sorted(b.rows["value"]) == [-20.0, 1.0]  # a negative price is a price
     assert any("outside the requested range" in p for p in b.problems)
     assert any("not on the 3600 s grid" in p for p in b.problems)
+    edge = frame([{"signal": "load_mw", "at": "2023-06-01T00:00Z", "value": 1.0},
+                  {"signal": "load_mw", "at": "2023-06-01T01:00Z", "value": 2.0}])  # an inclusive end's extra slot
+    b = clean(Batch("x", "Z", edge), "2023-06-01", "2023-06-01T01:00Z", step_s=3600)
+    assert list(b.rows["value"]) == [1.0] and b.problems == []
 
 
 def test_long_ranges_are_asked_in_pieces(server, waits):
