@@ -366,3 +366,30 @@ def test_a_provider_without_past_forecasts_says_so(server):
     with pytest.raises(ProviderError, match="electricitymaps: zone DE, .*offers no past forecasts"):
         provider(server, "electricitymaps").past_forecasts("DE", datetime(2023, 6, 1, tzinfo=UTC),
                                                            datetime(2023, 6, 2, tzinfo=UTC))
+
+
+def test_electricitymaps_latest(server):
+    # https://static.electricitymaps.com/api/docs/index.html — carbon-intensity/latest and power-breakdown/latest
+    server.routes["/carbon-intensity/latest"] = Reply({
+        "zone": "DE", "carbonIntensity": 302, "datetime": "2023-06-01T10:00:00.000Z",
+        "updatedAt": "2023-06-01T10:45:00.000Z", "createdAt": "2023-06-01T07:00:00.000Z",
+        "emissionFactorType": "lifecycle", "isEstimated": True, "estimationMethod": "TIME_SLICER_AVERAGE"})
+    server.routes["/power-breakdown/latest"] = Reply({
+        "zone": "DE", "datetime": "2023-06-01T10:00:00.000Z", "updatedAt": "2023-06-01T10:45:00.000Z",
+        "createdAt": "2023-06-01T07:00:00.000Z", "fossilFreePercentage": 70, "renewablePercentage": 61,
+        "powerConsumptionTotal": 60000, "isEstimated": True, "estimationMethod": "TIME_SLICER_AVERAGE"})
+    b = provider(server, "electricitymaps").latest("DE", ["carbon_lifecycle_g_per_kwh", "renewable_frac"])
+    assert dict(zip(b.rows["signal"], b.rows["value"])) == pytest.approx(
+        {"carbon_lifecycle_g_per_kwh": 302, "renewable_frac": 0.61})
+    assert (b.rows["at"] == pd.Timestamp("2023-06-01T10:00Z")).all()
+
+
+def test_default_latest_is_the_last_actual(server):
+    now = pd.Timestamp.now(tz="UTC").floor("h")
+    rows = [{"from": (now - pd.Timedelta(minutes=30 * k)).strftime("%Y-%m-%dT%H:%MZ"),
+             "to": (now - pd.Timedelta(minutes=30 * (k - 1))).strftime("%Y-%m-%dT%H:%MZ"),
+             "intensity": {"forecast": 100 + k, "actual": 100 + k, "index": "low"}} for k in (3, 2, 1)]
+    server.routes = type("R", (dict,), {"get": lambda self, p, d=None: Reply({"data": rows})
+                                        if p.startswith("/intensity/") else d})()
+    b = provider(server, "gb-carbon-intensity").latest("GB", ["carbon_direct_g_per_kwh"])
+    assert list(b.rows["value"]) == [101] and b.rows["at"].iloc[0] == now - pd.Timedelta(minutes=30)

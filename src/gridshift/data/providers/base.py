@@ -7,7 +7,8 @@ An adapter (one small module per provider: :mod:`.electricitymaps`, :mod:`.wattt
   time in ``[start, end)``;
 - ``forecasts(zone, signals, start, end)``: the provider's latest issued forecast, each row with its
   issue time;
-- optionally ``past_forecasts(zone, start, end, signals)``: the forecasts it issued in a past range.
+- optionally ``latest(zone, signals)`` (the newest value of each signal; by default the last of six hours'
+  actuals) and ``past_forecasts(zone, start, end, signals)`` (the forecasts it issued in a past range).
 
 Both return a :class:`Batch`: a tidy frame (``signal``, ``at``, ``value``, ``issue_time``; times UTC, units
 in the signal's name) and ``problems``, one line each, naming the provider, the zone, the time range and
@@ -259,6 +260,14 @@ class Provider(ABC):
                   end: datetime | None = None) -> Batch:
         """The provider's latest issued forecast (rows carry their issue time); none by default."""
         return Batch.empty(self.name, zone)
+
+    def latest(self, zone: str, signals: Iterable[str] | None = None) -> Batch:
+        """The newest actual value of each signal (by default: the last of the past six hours' actuals)."""
+        now = pd.Timestamp.now(tz="UTC")
+        b = self.actuals(zone, (now - pd.Timedelta(hours=6)).floor("h").to_pydatetime(), now.to_pydatetime(),
+                         signals)
+        rows = b.rows.sort_values("at").groupby("signal", as_index=False).tail(1).reset_index(drop=True)
+        return Batch(b.provider, b.zone, rows, b.problems)
 
     def past_forecasts(self, zone: str, start: datetime, end: datetime,
                        signals: Iterable[str] | None = None) -> Batch:

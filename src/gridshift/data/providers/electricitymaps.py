@@ -10,7 +10,9 @@ Documentation: https://static.electricitymaps.com/api/docs/index.html (v3; the k
 - ``GET /carbon-intensity/forecast?zone&emissionFactorType`` → ``{"zone", "forecast": [{"carbonIntensity",
   "datetime"}], "updatedAt"}`` (``updatedAt`` is the issue time);
 - ``GET /power-breakdown/past-range?zone&start&end`` → ``{"zone", "data": [{"datetime",
-  "fossilFreePercentage", "renewablePercentage", "powerConsumptionTotal", …}]}``.
+  "fossilFreePercentage", "renewablePercentage", "powerConsumptionTotal", …}]}``;
+- ``GET /carbon-intensity/latest?zone&emissionFactorType`` and ``GET /power-breakdown/latest?zone`` → one
+  such object (``latest``).
 
 Units: gCO2eq/kWh as given; percentages → fractions; MW as given. Times are UTC ISO 8601.
 """
@@ -97,3 +99,25 @@ class ElectricityMaps(Provider):
             records += [{"signal": sig, "at": r.get("datetime"), "value": r.get("carbonIntensity"),
                          "issue_time": issued} for r in self._list(body, "forecast", zone, start, end)]
         return clean(Batch(self.name, zone, frame(records)), start, end, step_s=S_PER_H, forecast=True)
+
+    def latest(self, zone: str, signals: Iterable[str] | None = None) -> Batch:
+        want = self.chosen(signals, forecast=False)
+        pz = self.provider_zone(zone)
+        records: list[dict] = []
+        for sig in (s for s in want if s in CARBON):
+            r = self.get_json("/carbon-intensity/latest", {"zone": pz, "emissionFactorType": CARBON[sig]},
+                              zone, None, None, headers=self._headers())
+            if not isinstance(r, dict):
+                raise self.shape_error(zone, None, None, "not an object")
+            records.append({"signal": sig, "at": r.get("datetime"), "value": r.get("carbonIntensity")})
+        breakdown = [s for s in want if s in BREAKDOWN]
+        if breakdown:
+            r = self.get_json("/power-breakdown/latest", {"zone": pz}, zone, None, None, headers=self._headers())
+            if not isinstance(r, dict):
+                raise self.shape_error(zone, None, None, "not an object")
+            for sig in breakdown:
+                field, scale = BREAKDOWN[sig]
+                v = r.get(field)
+                records.append({"signal": sig, "at": r.get("datetime"),
+                                "value": v * scale if isinstance(v, int | float) else v})
+        return clean(Batch(self.name, zone, frame(records)), step_s=S_PER_H)
