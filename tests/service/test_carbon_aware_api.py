@@ -152,3 +152,32 @@ def test_rolling_and_average_match_the_sdk_definitions():
     wins = rolling(pts, timedelta(minutes=90), None, None)
     assert [(w.time, w.rating) for w in wins] == [(T0, pytest.approx(40 / 3)), (T0 + h, pytest.approx(70 / 3))]
     assert rolling(pts, timedelta(minutes=90), None, T0 + 2 * h) == wins[:1]
+
+
+def test_bylocation_and_the_batches(client):
+    one = client.get("/emissions/bylocation", params={"location": "FR", "time": "2023-03-01T02:00:00Z"})
+    assert one.status_code == 200 and [d["rating"] for d in one.json()] == [70.0]
+    # the forecast current at each requestedAt: the kept one issued by then
+    r = client.post("/emissions/forecasts/batch", json=[
+        {"location": "DE-LU", "requestedAt": "2029-12-31T23:30:00Z", "windowSize": 60},
+        {"location": "DE-LU", "requestedAt": "2030-01-01T00:10:00Z", "dataStartAt": "2030-01-01T01:00:00Z",
+         "dataEndAt": "2030-01-01T03:00:00Z"}])
+    assert r.status_code == 200, r.text
+    jsonschema.validate(r.json(), {"type": "array", "items": FORECAST_DTO})
+    older, newer = r.json()
+    assert older["generatedAt"] == "2029-12-31T23:00:00Z" and {d["value"] for d in older["forecastData"]} == {999.0}
+    assert older["requestedAt"] == "2029-12-31T23:30:00Z"
+    assert newer["generatedAt"] == "2030-01-01T00:00:00Z" and [d["value"] for d in newer["forecastData"]] == [200.0, 100.0]
+    assert [d["value"] for d in newer["optimalDataPoints"]] == [100.0]
+    early = client.post("/emissions/forecasts/batch", json=[{"location": "DE-LU", "requestedAt": "2029-01-01T00:00:00Z"}])
+    assert early.status_code == 400 and "issued by 2029-01-01T00:00:00Z" in early.json()["errors"]["location"][0]
+    for bad in ({"location": "DE-LU"}, [], [1], [{"requestedAt": "2030-01-01T00:00:00Z"}]):
+        resp = client.post("/emissions/forecasts/batch", json=bad)
+        assert resp.status_code == 400, (bad, resp.text)
+        jsonschema.validate(resp.json(), PROBLEM)
+    avg = client.post("/emissions/average-carbon-intensity/batch", json=[
+        {"location": "DE-LU", "startTime": "2023-03-01T00:00:00Z", "endTime": "2023-03-01T02:00:00Z"},
+        {"location": "FR", "startTime": "2023-03-01T00:00:00Z", "endTime": "2023-03-01T01:00:00Z"}])
+    assert avg.status_code == 200
+    jsonschema.validate(avg.json(), {"type": "array", "items": INTENSITY_DTO})
+    assert [a["carbonIntensity"] for a in avg.json()] == [305.0, 50.0]

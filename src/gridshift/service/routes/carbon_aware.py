@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -147,8 +147,10 @@ def observed(request: Request, zone: str, start: datetime, end: datetime) -> lis
     return with_durations(zone, [(p.at, p.value) for p in pts])
 
 
-def current_forecast(request: Request, zone: str, now: datetime) -> tuple[datetime, list[Point]]:
-    """(generated at, points) of the newest forecast for ``zone`` (see the module docstring)."""
+def forecast_as_of(request: Request, zone: str, now: datetime,
+                   as_of: datetime | None = None) -> tuple[datetime, list[Point]]:
+    """(generated at, points) of the newest forecast for ``zone`` issued by ``as_of`` (None: the newest of
+    all; see the module docstring). Past forecasts (``as_of``) exist only as the provider's kept forecasts."""
     puller = getattr(request.app.state, "providers", None)
     chosen = puller.planning.get(zone) if puller is not None else None
     if chosen is not None and puller.forecast_dir is not None:
@@ -157,12 +159,40 @@ def current_forecast(request: Request, zone: str, now: datetime) -> tuple[dateti
             from gridshift.data.issued_forecasts import read_forecasts
 
             f = read_forecasts(path)
-            f = f[f["issue_time"] == f["issue_time"].max()].sort_values("target_time")
-            pairs = [(t.to_pydatetime(), float(v)) for t, v in zip(f["target_time"], f["value"])]
-            return f["issue_time"].max().to_pydatetime(), with_durations(zone, pairs)
+            if as_of is not None:
+                f = f[f["issue_time"] <= pd.Timestamp(as_of)]
+            if len(f):
+                f = f[f["issue_time"] == f["issue_time"].max()].sort_values("target_time")
+                pairs = [(t.to_pydatetime(), float(v)) for t, v in zip(f["target_time"], f["value"])]
+                return f["issue_time"].max().to_pydatetime(), with_durations(zone, pairs)
+    if as_of is not None:
+        return as_of, []
     pts = request.app.state.store.signals_between(zone, SIGNAL, now - LOOKBACK, now + timedelta(days=3))
     points = [p for p in with_durations(zone, [(p.at, p.value) for p in pts]) if p.end > now]
     return now, points
+
+
+def forecast_dto(request: Request, zone: str, now: datetime, requested: datetime, as_of: datetime | None,
+                 start: datetime | None, end: datetime | None, window: timedelta | None) -> dict[str, Any]:
+    """One ``EmissionsForecastDTO``; :class:`Invalid` when there is no forecast for ``zone``."""
+    generated, pts = forecast_as_of(request, zone, now, as_of)
+    if not pts:
+        raise Invalid("location", f"no forecast for zone {zone}" + (f" issued by {iso(as_of)}" if as_of else ""))
+    data = rolling(pts, window, start, end)
+    return {"generatedAt": iso(generated), "requestedAt": iso(requested), "location": zone,
+            "dataStartAt": iso(start or pts[0].time), "dataEndAt": iso(end or pts[-1].time),
+            "windowSize": int(window.total_seconds() // 60) if window else 0,
+            "optimalDataPoints": [dto_point(p) for p in best(data)], "forecastData": [dto_point(p) for p in data]}
+
+
+def window_minutes(value: Any) -> timedelta | None:
+    """``windowSize`` (minutes, 0 … a week; empty or 0: one data point) or :class:`Invalid`."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if not text.isdigit() or int(text) > 7 * 24 * 60:
+        raise Invalid("windowSize", f"The value '{value}' is not valid (minutes, at most a week).")
+    return timedelta(minutes=int(text)) if int(text) > 0 else None
 
 
 def data_point(p: Point) -> dict[str, Any]:
@@ -220,25 +250,70 @@ def forecasts_current(request: Request, location: Locations = None, dataStartAt:
         start, end = parse_time("dataStartAt", dataStartAt), parse_time("dataEndAt", dataEndAt)
         if start is not None and end is not None and end < start:
             raise Invalid("dataEndAt", "dataEndAt must be after dataStartAt.")
-        window = None
-        if windowSize not in (None, ""):
-            if not str(windowSize).isdigit() or int(windowSize) > 7 * 24 * 60:
-                raise Invalid("windowSize", f"The value '{windowSize}' is not valid (minutes, at most a week).")
-            window = timedelta(minutes=int(windowSize)) if int(windowSize) > 0 else None
-        out = []
-        for z in zones:
-            generated, pts = current_forecast(request, z, now)
-            if not pts:
-                raise Invalid("location", f"no forecast for zone {z}")
-            data = rolling(pts, window, start, end)
-            out.append({"generatedAt": iso(generated), "requestedAt": iso(now), "location": z,
-                        "dataStartAt": iso(start or pts[0].time), "dataEndAt": iso(end or pts[-1].time),
-                        "windowSize": int(window.total_seconds() // 60) if window else 0,
-                        "optimalDataPoints": [dto_point(p) for p in best(data)],
-                        "forecastData": [dto_point(p) for p in data]})
+        window = window_minutes(windowSize)
+        out = [forecast_dto(request, z, now, now, None, start, end, window) for z in zones]
     except Invalid as e:
         return problem(e.field, e.message)
     return JSONResponse(out)
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    if not isinstance(body, list) or not body or not all(isinstance(x, dict) for x in body):
+        raise Invalid("requests", "The body must be a non-empty array of request objects.")
+    if len(body) > 100:
+        raise Invalid("requests", "At most 100 requests in one batch.")
+    return body
+
+
+@threaded
+def forecasts_batch(request: Request, body: Annotated[Any, Body()] = None) -> Response:
+    """The forecasts that were current at each ``requestedAt`` (the provider's kept forecasts)."""
+    now = datetime.now(UTC)
+    try:
+        out = []
+        for item in _items(body):
+            zone = locations([item["location"]] if isinstance(item.get("location"), str) else None)[0]
+            requested = parse_time("requestedAt", _text(item.get("requestedAt")))
+            if requested is None:
+                raise Invalid("requestedAt", "The requestedAt field is required.")
+            start = parse_time("dataStartAt", _text(item.get("dataStartAt")))
+            end = parse_time("dataEndAt", _text(item.get("dataEndAt")))
+            if start is not None and end is not None and end < start:
+                raise Invalid("dataEndAt", "dataEndAt must be after dataStartAt.")
+            out.append(forecast_dto(request, zone, now, requested, requested, start, end,
+                                    window_minutes(item.get("windowSize"))))
+    except Invalid as e:
+        return problem(e.field, e.message)
+    return JSONResponse(out)
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+@threaded
+def average_batch(request: Request, body: Annotated[Any, Body()] = None) -> Response:
+    try:
+        out = []
+        for item in _items(body):
+            zone = locations([item["location"]] if isinstance(item.get("location"), str) else None)[0]
+            start, end = parse_time("startTime", _text(item.get("startTime"))), parse_time("endTime", _text(item.get("endTime")))
+            out.append(_average(request, zone, start, end))
+    except Invalid as e:
+        return problem(e.field, e.message)
+    return JSONResponse(out)
+
+
+def _average(request: Request, zone: str, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    if start is None:
+        raise Invalid("startTime", "The startTime field is required.")
+    if end is None:
+        raise Invalid("endTime", "The endTime field is required.")
+    try:
+        value = average_over(observed(request, zone, start, end), start, end)
+    except ValueError as e:
+        raise Invalid("location", str(e)) from None
+    return {"location": zone, "startTime": iso(start), "endTime": iso(end), "carbonIntensity": value}
 
 
 @threaded
@@ -246,18 +321,16 @@ def average_carbon_intensity(request: Request, location: str | None = None, star
                              endTime: str | None = None) -> Response:  # noqa: N803
     try:
         zone = locations([location] if location else None)[0]
-        start, end = parse_time("startTime", startTime), parse_time("endTime", endTime)
-        if start is None:
-            raise Invalid("startTime", "The startTime field is required.")
-        if end is None:
-            raise Invalid("endTime", "The endTime field is required.")
-        try:
-            value = average_over(observed(request, zone, start, end), start, end)
-        except ValueError as e:
-            raise Invalid("location", str(e)) from None
+        out = _average(request, zone, parse_time("startTime", startTime), parse_time("endTime", endTime))
     except Invalid as e:
         return problem(e.field, e.message)
-    return JSONResponse({"location": zone, "startTime": iso(start), "endTime": iso(end), "carbonIntensity": value})
+    return JSONResponse(out)
+
+
+@threaded
+def by_location(request: Request, location: str | None = None, time: str | None = None,
+                toTime: str | None = None) -> Response:  # noqa: N803
+    return _by_locations(request, [location] if location else None, time, toTime, pick_best=False)
 
 
 OK_204 = {204: {"description": "No data in the range."}}
@@ -274,3 +347,12 @@ for _router in (router, public_router):
     _router.add_api_route("/average-carbon-intensity", average_carbon_intensity, methods=["GET"],
                           response_model=CarbonIntensityDTO, responses=BAD,
                           summary="Time-weighted average carbon intensity (Carbon Aware SDK shape)")
+    _router.add_api_route("/bylocation", by_location, methods=["GET"], response_model=list[EmissionsData],
+                          responses={**OK_204, **BAD},
+                          summary="Observed carbon intensity of one zone (Carbon Aware SDK shape)")
+    _router.add_api_route("/forecasts/batch", forecasts_batch, methods=["POST"],
+                          response_model=list[EmissionsForecastDTO], responses=BAD,
+                          summary="The forecasts current at past times, from the kept forecasts (Carbon Aware SDK shape)")
+    _router.add_api_route("/average-carbon-intensity/batch", average_batch, methods=["POST"],
+                          response_model=list[CarbonIntensityDTO], responses=BAD,
+                          summary="Time-weighted averages of several windows (Carbon Aware SDK shape)")
