@@ -30,6 +30,7 @@ def server():
 
 def provider(server, name, **kw):
     kw.setdefault("base_url", server.url)
+    kw.setdefault("min_interval_s", 0.0)
     return make_provider(ProviderConfig(name, api_key=kw.pop("api_key", "k"), **kw))
 
 

@@ -91,6 +91,7 @@ def waits(monkeypatch):
 
 
 def run(case: Case, routes: dict, zone: str | None = None, **kw):
+    kw.setdefault("min_interval_s", 0.0)  # no pacing: the waits seen are the retries' alone
     with Loopback() as server:
         server.routes["/login"] = Reply({"token": "tok"})
         server.routes.update(routes)

@@ -180,6 +180,23 @@ def test_long_ranges_are_asked_in_pieces(server, waits):
         ("2023-01-21T00:00:00Z", "2023-01-25T00:00:00Z")]
 
 
+def test_adapters_pace_by_their_published_limit_unless_configured(server, waits, monkeypatch):
+    from gridshift.data.providers.watttime import WattTime
+
+    assert WattTime.min_interval_s == 0.1  # 3,000 requests per 5 minutes (docs.watttime.org)
+    monkeypatch.setenv("WATTTIME_USER", "alice")
+    monkeypatch.setattr(WattTime, "min_interval_s", 5.0)  # the adapter's own pause, made long enough to see
+    server.routes["/login"] = Reply({"token": "t"})
+    server.routes["/v3/signal-index"] = Reply({"data": [], "meta": {"units": "percentile"}})
+    p = make_provider(ProviderConfig("watttime", base_url=server.url, api_key="pw"))
+    p.actuals("CAISO_NORTH", T0, T1, ["moer_index_pct"])  # two requests: login, then the index
+    assert len(waits) == 1 and 4.0 < waits[0] <= 5.0
+    waits.clear()
+    p = make_provider(ProviderConfig("watttime", base_url=server.url, api_key="pw", min_interval_s=0.0))
+    p.actuals("CAISO_NORTH", T0, T1, ["moer_index_pct"])  # the configured pause wins
+    assert waits == []
+
+
 def test_pacing_keeps_the_minimum_interval(server, waits):
     server.routes["/carbon-intensity/past-range"] = Reply({"zone": "DE", "data": []})
     em(server, min_interval_s=5.0).actuals("DE-LU", datetime(2023, 1, 1, tzinfo=UTC),

@@ -101,7 +101,8 @@ class ProviderConfig:
     passed as is). The key is read from ``api_key`` (tests), else the file ``api_key_file``, else the
     environment variable ``api_key_env`` (each adapter has a default name); it never appears in ``repr``.
     ``interval_s`` is the pull clock, ``stale_after_s`` the age after which the last good data count as
-    stale, ``min_interval_s`` the pause kept between two requests.
+    stale, ``min_interval_s`` the pause kept between two requests (default: the adapter's, from the
+    provider's published rate limit).
     """
 
     name: str
@@ -115,7 +116,7 @@ class ProviderConfig:
     timeout_s: float = 30.0
     retries: int = 3
     backoff_s: float = 1.0
-    min_interval_s: float = 0.0
+    min_interval_s: float | None = None
     interval_s: float = 900.0
     stale_after_s: float = 6 * 3600.0
     forecasts: bool = True
@@ -242,6 +243,7 @@ class Provider(ABC):
     key_env: str | None = None
     needs_key: bool = True
     doc_url: str = ""
+    min_interval_s: float = 0.0  # the pause between requests its published rate limit asks for
     # signal name -> (actuals available, forecasts available)
     signals: dict[str, tuple[bool, bool]] = {}
 
@@ -297,7 +299,8 @@ class Provider(ABC):
         return k
 
     def _pace(self) -> None:
-        wait = self.config.min_interval_s - (time.monotonic() - self._last_request)
+        pause = self.min_interval_s if self.config.min_interval_s is None else self.config.min_interval_s
+        wait = pause - (time.monotonic() - self._last_request)
         if wait > 0:
             http._sleep(wait)
         self._last_request = time.monotonic()

@@ -83,6 +83,7 @@ class Entsoe(Provider):
     default_base_url = "https://web-api.tp.entsoe.eu/api"
     key_env = "ENTSOE_API_KEY"
     doc_url = "https://transparency.entsoe.eu/content/static_content/Static%20content/web%20api/Guide.html"
+    min_interval_s = 0.2  # a conservative default pause between requests (min_interval_s in the configuration)
     signals = {"load_mw": (True, False), "load_forecast_mw": (False, True), "wind_forecast_mw": (False, True),
                "solar_forecast_mw": (False, True), "price_eur_per_mwh": (True, False),
                **{g: (True, False) for g in GENERATION}}

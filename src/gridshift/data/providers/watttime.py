@@ -45,6 +45,7 @@ class WattTime(Provider):
     default_base_url = "https://api.watttime.org"
     key_env = "WATTTIME_PASSWORD"
     doc_url = "https://docs.watttime.org"
+    min_interval_s = 0.1  # 3,000 requests in any 5 minutes (docs.watttime.org, "rate limit")
     signals = {"moer_g_per_kwh": (True, True), "aoer_g_per_kwh": (True, False),
                "health_damage_usd_per_mwh": (True, True), "moer_index_pct": (True, False)}
 
