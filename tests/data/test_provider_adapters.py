@@ -394,3 +394,23 @@ def test_default_latest_is_the_last_actual(server):
                                         if p.startswith("/intensity/") else d})()
     b = provider(server, "gb-carbon-intensity").latest("GB", ["carbon_direct_g_per_kwh"])
     assert list(b.rows["value"]) == [101] and b.rows["at"].iloc[0] == now - pd.Timedelta(minutes=30)
+
+
+def test_entsoe_series_in_other_units_are_dropped_with_a_line(server):
+    xml = gl_doc([series("2023-06-01T00:00Z", "2023-06-01T02:00Z", [1, 2]).replace("<quantity_Measure_Unit.name>MAW",
+                                                                                    "<quantity_Measure_Unit.name>MWH"),
+                  series("2023-06-01T00:00Z", "2023-06-01T02:00Z", [3, 4], res="PT7M")])
+    server.routes["/api"] = Reply(xml)
+    b = provider(server, "entsoe", base_url=server.url + "/api").actuals(
+        "DE-LU", datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 1, 2, tzinfo=UTC), ["load_mw"])
+    assert b.rows.empty
+    text = "\n".join(b.problems)
+    assert "1 dropped: a series in MWH (expected MAW)" in text and "resolution 'PT7M' not understood" in text
+    prices = (f'<Publication_MarketDocument xmlns="{NS_PUB}"><type>A44</type>'
+              + series("2023-06-01T00:00Z", "2023-06-01T02:00Z", [5, 6], tag="price.amount", domain="in_Domain.mRID")
+              .replace("<curveType>", "<currency_Unit.name>PLN</currency_Unit.name><price_Measure_Unit.name>MWH"
+                                      "</price_Measure_Unit.name><curveType>") + "</Publication_MarketDocument>")
+    server.routes["/api"] = Reply(prices)
+    b = provider(server, "entsoe", base_url=server.url + "/api").actuals(
+        "DE-LU", datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 1, 2, tzinfo=UTC), ["price_eur_per_mwh"])
+    assert b.rows.empty and "a series in PLN (expected EUR per MWH)" in b.problems[0]

@@ -114,19 +114,30 @@ class Entsoe(Provider):
                                 f"{' '.join(text.split())}")
         return root
 
-    def _points(self, root: ET.Element, value_tag: str) -> list[tuple[str | None, str, float | str]]:
-        """(psrType, period time ISO, value) for every point of every series, A03 gaps repeated."""
+    def _points(self, root: ET.Element, value_tag: str,
+                skipped: list[str]) -> list[tuple[str | None, str, float | str]]:
+        """(psrType, period time ISO, value) for every point of every series, A03 gaps repeated. Series in
+        other units than MW (``MAW``) or EUR per MWh, and periods without a start or a known resolution, are
+        left out and named in ``skipped``."""
         out = []
         for ts in (c for c in root if _local(c.tag) == "TimeSeries"):
             if _child(ts, "outBiddingZone_Domain.mRID") is not None and _child(ts, "inBiddingZone_Domain.mRID") is None \
                     and value_tag == "quantity" and _text(ts, "MktPSRType", "psrType"):
                 continue  # consumption of a production type (pumping): not generation
+            units = ((_text(ts, "quantity_Measure_Unit.name"), ("MAW",)),) if value_tag == "quantity" else \
+                ((_text(ts, "currency_Unit.name"), ("EUR",)), (_text(ts, "price_Measure_Unit.name"), ("MWH",)))
+            bad = [u for u, ok in units if u is not None and u not in ok]
+            if bad:
+                skipped.append(f"a series in {'/'.join(bad)} (expected {' per '.join(o[0] for _, o in units)})")
+                continue
             psr = _text(ts, "MktPSRType", "psrType")
             curve = _text(ts, "curveType") or "A01"
             for period in (c for c in ts if _local(c.tag) == "Period"):
                 t0, t1 = _time(_text(period, "timeInterval", "start")), _time(_text(period, "timeInterval", "end"))
                 step = RES.get(_text(period, "resolution") or "")
                 if t0 is None or step is None:
+                    skipped.append(f"a period with start '{_text(period, 'timeInterval', 'start')}' and resolution "
+                                   f"'{_text(period, 'resolution')}' not understood")
                     continue
                 pts: dict[int, str | None] = {}
                 for p in (c for c in period if _local(c.tag) == "Point"):
@@ -173,6 +184,7 @@ class Entsoe(Provider):
         eic = self.eic(zone)
         records: list[dict] = []
         problems: list[str] = []
+        skipped: list[str] = []
         for lo, hi in pieces(start, end, MAX_RANGE):
             def doc(params: dict) -> ET.Element | None:
                 return self._doc(params, zone, lo, hi, problems)  # noqa: B023 (used at once)
@@ -180,18 +192,18 @@ class Entsoe(Provider):
             issued = None
             if "load_mw" in want and (root := doc({"documentType": "A65", "processType": "A16",
                                                      "outBiddingZone_Domain": eic})) is not None:
-                records += [{"signal": "load_mw", "at": t, "value": v} for _, t, v in self._points(root, "quantity")]
+                records += [{"signal": "load_mw", "at": t, "value": v} for _, t, v in self._points(root, "quantity", skipped)]
             if "load_forecast_mw" in want and (root := doc({"documentType": "A65", "processType": "A01",
                                                               "outBiddingZone_Domain": eic})) is not None:
                 issued = _text(root, "createdDateTime")
                 records += [{"signal": "load_forecast_mw", "at": t, "value": v, "issue_time": issued}
-                            for _, t, v in self._points(root, "quantity")]
+                            for _, t, v in self._points(root, "quantity", skipped)]
             ws = [s for s in ("wind_forecast_mw", "solar_forecast_mw") if s in want]
             if ws and (root := doc({"documentType": "A69", "processType": "A01", "in_Domain": eic})) is not None:
                 issued = _text(root, "createdDateTime")
                 parts = [{"signal": "solar_forecast_mw" if psr == "B16" else "wind_forecast_mw", "at": t,
                           "value": v, "issue_time": issued, "psr": psr}
-                         for psr, t, v in self._points(root, "quantity") if psr in ("B16", "B18", "B19")]
+                         for psr, t, v in self._points(root, "quantity", skipped) if psr in ("B16", "B18", "B19")]
                 df = frame(parts)
                 if not df.empty:  # offshore + onshore wind: summed per time, at the hourly mean
                     df = df.assign(at=df["at"].dt.floor("h"))
@@ -203,11 +215,13 @@ class Entsoe(Provider):
             if gen and (root := doc({"documentType": "A75", "processType": "A16", "in_Domain": eic})) is not None:
                 codes = {GENERATION[s]: s for s in gen}
                 records += [{"signal": codes[psr], "at": t, "value": v}
-                            for psr, t, v in self._points(root, "quantity") if psr in codes]
+                            for psr, t, v in self._points(root, "quantity", skipped) if psr in codes]
             if "price_eur_per_mwh" in want and (root := doc({"documentType": "A44", "in_Domain": eic,
                                                                "out_Domain": eic})) is not None:
                 records += [{"signal": "price_eur_per_mwh", "at": t, "value": v}
-                            for _, t, v in self._points(root, "price.amount")]
+                            for _, t, v in self._points(root, "price.amount", skipped)]
+        for what in dict.fromkeys(skipped):
+            problems.append(f"{where(self.name, zone, start, end)}: {skipped.count(what)} dropped: {what}")
         return clean(Batch(self.name, zone, frame(self._hourly(records, zone, start, end, problems)), problems),
                      start, end,
                      step_s=S_PER_H, forecast=forecast)
