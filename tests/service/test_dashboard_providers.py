@@ -45,6 +45,7 @@ class Prefix(dict):
         return default
 
 
+@pytest.mark.slow
 def test_serve_pulls_providers_and_shows_staleness(tmp_path, monkeypatch):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's 'chromium' package")
