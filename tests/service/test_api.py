@@ -355,6 +355,15 @@ def _routes(env: Env):
         ("PUT", "/api/v1/settings/job-templates", {"templates": {"train": ["python3", "train.py"]}},
          R(401, 403, 200, 403)),
         ("GET", "/metrics", None, R(401, 403, 200, 200)),
+        ("GET", f"/emissions/bylocations?location=DE-LU&time={start}", None, R(401, 200, 200, 200)),
+        ("GET", f"/emissions/bylocations/best?location=DE-LU&time={start}", None, R(401, 200, 200, 200)),
+        ("GET", "/emissions/forecasts/current?location=DE-LU", None, R(401, 400, 400, 400)),
+        ("GET", f"/emissions/average-carbon-intensity?location=DE-LU&startTime={start}&endTime=2023-03-01T00:30:00Z",
+         None, R(401, 200, 200, 200)),
+        ("GET", f"/emissions/bylocation?location=DE-LU&time={start}", None, R(401, 200, 200, 200)),
+        ("POST", "/emissions/forecasts/batch", [{"location": "DE-LU", "requestedAt": start}], R(401, 400, 400, 400)),
+        ("POST", "/emissions/average-carbon-intensity/batch",
+         [{"location": "DE-LU", "startTime": start, "endTime": "2023-03-01T00:30:00Z"}], R(401, 200, 200, 200)),
         ("GET", "/", None, all_ok),
     ]
 

@@ -239,6 +239,10 @@ def register(app: typer.Typer) -> None:
                  "a past year as the present.", formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"])] = None,
         signal_files_dir: Annotated[Path | None, typer.Option(
             help="Directory of grid signal CSVs an operator may pull from (POST /signals/pull with 'file').")] = None,
+        providers: Annotated[Path | None, typer.Option(
+            help="YAML file of live grid-signal providers to pull, each on its own clock (docs/service/providers.md).")] = None,
+        forecast_dir: Annotated[Path | None, typer.Option(
+            help="Where the providers' issued forecasts are kept (default: issued-forecasts beside --providers).")] = None,
         access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
         log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
         trusted_proxy: Annotated[list[str] | None, typer.Option(
@@ -285,6 +289,11 @@ def register(app: typer.Typer) -> None:
                     signal_files_dir=None if signal_files_dir is None else str(signal_files_dir))
             except ValueError as e:
                 raise GridShiftError(str(e)) from None
+            puller = None
+            if providers is not None:
+                from gridshift.service.provider_pull import load_puller
+
+                puller = load_puller(providers, forecast_dir)
             executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [])
             if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
                 raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
@@ -317,7 +326,7 @@ def register(app: typer.Typer) -> None:
                 executor_options=executor_options)
         except (GridShiftError, ValueError) as e:
             fail(e if isinstance(e, GridShiftError) else GridShiftError(f"cannot start the reconciler: {e}"))
-        app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings)
+        app = create_app(store, fleet=fleet_doc, reconciler=reconciler, settings=settings, providers=puller)
         if reconciler is not None:
             if settings.pull_interval_s and settings.pull_zones:  # the first plan needs the pulled signals
                 from gridshift.service.signal_pull import pull_window

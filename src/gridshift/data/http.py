@@ -12,7 +12,7 @@ like any other I/O error.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -88,15 +88,17 @@ def _status_reason(response: httpx.Response) -> str:
 
 @contextmanager
 def open_stream(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
-                backoff_s: float = DEFAULT_BACKOFF_S,
-                transport: httpx.BaseTransport | None = None) -> Iterator[Stream]:
-    """GET ``url`` and stream its body (retries as in the module docstring; the body itself is not retried
-    once it has started to arrive). Raises :class:`HttpError`."""
+                backoff_s: float = DEFAULT_BACKOFF_S, transport: httpx.BaseTransport | None = None,
+                headers: Mapping[str, str] | None = None,
+                auth: tuple[str, str] | None = None) -> Iterator[Stream]:
+    """GET ``url`` (with extra ``headers`` and HTTP basic ``auth``, if given) and stream its body (retries as
+    in the module docstring; the body itself is not retried once it has started to arrive). Raises
+    :class:`HttpError`."""
     with _client(timeout_s, retries, transport) as client:
         for attempt in range(retries + 1):
             last = attempt == retries
             try:
-                with client.stream("GET", url) as response:
+                with client.stream("GET", url, headers=headers, auth=auth) as response:
                     if response.status_code in RETRY_STATUS and not last:
                         wait = _wait_s(response, attempt, backoff_s)
                     elif response.is_success:
@@ -117,8 +119,10 @@ def open_stream(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int 
 
 
 def get(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
-        backoff_s: float = DEFAULT_BACKOFF_S, transport: httpx.BaseTransport | None = None) -> Fetched:
+        backoff_s: float = DEFAULT_BACKOFF_S, transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None) -> Fetched:
     """GET ``url`` and return its whole body (retries as in the module docstring). Raises :class:`HttpError`."""
-    with open_stream(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, transport=transport) as s:
+    with open_stream(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s, transport=transport,
+                     headers=headers, auth=auth) as s:
         return Fetched(s.read(), s.headers)
 

@@ -144,6 +144,10 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     sc = parse_scenario(read_text(p, "scenario file"), str(p))
+    if any(z.carbon_file for z in sc.zones):  # zone carbon files are relative to the scenario
+        sc = sc.model_copy(update={"zones": [
+            z.model_copy(update={"carbon_file": str(p.parent / z.carbon_file)}) if z.carbon_file else z
+            for z in sc.zones]})
     if sc.events_file:
         from gridshift.data.events import read_events_csv
 

@@ -18,17 +18,31 @@ class Zone(BaseModel):
     where a zone has no price file, or for what-if studies). ``signals_file`` (a CSV of ``time`` and any of
     ``carbon_g_per_kwh``, ``price_usd_per_mwh``, ``clean_frac``, at its native step — 5-, 15-, 30-minute or
     hourly; see :mod:`gridshift.data.signal_file`) replaces the data for the signals it holds; a path relative
-    to the scenario file.
+    to the scenario file. For carbon the order is: the constant, ``carbon_file``, ``signals_file``, the registry.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, description="Zone id as in the data registry, e.g. 'DE-LU' or 'US-CAL-CISO'.")
-    carbon_basis: Literal["lca", "direct"] = "lca"
+    carbon_basis: Literal["lca", "direct", "marginal"] = Field(
+        "lca", description="Which carbon signal drives and accounts the zone: the registry's average life-cycle "
+                           "('lca') or direct ('direct') intensity, or 'marginal' from carbon_file (e.g. WattTime "
+                           "MOER written by `gridshift signals fetch`).")
+    carbon_file: str | None = Field(
+        default=None, description="CSV of hourly 'time' (UTC) and one *_g_per_kwh column, relative to the scenario "
+                                  "file, used instead of the registry's carbon intensity (required for 'marginal').")
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
     price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
                                             allow_inf_nan=False)
     signals_file: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @model_validator(mode="after")
+    def _carbon_source(self) -> Zone:
+        if self.carbon_basis == "marginal" and self.carbon_file is None:
+            raise ValueError("carbon_basis 'marginal' needs a carbon_file (no marginal signal is bundled)")
+        if self.carbon_file is not None and self.carbon_g_per_kwh is not None:
+            raise ValueError("give carbon_file or a constant carbon_g_per_kwh, not both")
+        return self
 
 
 class Pool(BaseModel):

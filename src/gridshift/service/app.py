@@ -25,7 +25,9 @@ from gridshift.service.auth import Authenticator
 from gridshift.service.http_errors import install_error_handlers
 from gridshift.service.limits import BodyLimitMiddleware
 from gridshift.service.metrics import Collector, MetricsMiddleware, http_metrics
+from gridshift.service.provider_pull import ProviderPuller, provider_clock
 from gridshift.service.routes import (
+    carbon_aware,
     dashboard,
     events,
     fleet,
@@ -52,24 +54,28 @@ API_ROUTERS = (health.router, fleet.router, jobs.router, services.router, plan.r
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Runs the signal puller's clock while the app serves (if ``pull_interval_s`` and ``pull_zones``)."""
+    """Runs the signal puller's clock while the app serves (if ``pull_interval_s`` and ``pull_zones``), and
+    one clock per configured provider."""
     settings: ApiSettings = app.state.settings
-    task = None
+    tasks = []
     if settings.pull_interval_s and settings.pull_zones:
-        task = asyncio.create_task(pull_clock(app))
+        tasks.append(asyncio.create_task(pull_clock(app)))
+    if app.state.providers is not None:
+        tasks += [asyncio.create_task(provider_clock(app, c.name)) for c in app.state.providers.configs]
     try:
         yield
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
 
 def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = None,
-               settings: ApiSettings | None = None) -> FastAPI:
+               settings: ApiSettings | None = None, providers: ProviderPuller | None = None) -> FastAPI:
     """The API app around ``store``; ``fleet`` is ``{"sites": [...], "zones": [...]}`` (see
-    :func:`fleet_from_sites`), ``reconciler`` any object with ``notify(reason)`` and ``status()``."""
+    :func:`fleet_from_sites`), ``reconciler`` any object with ``notify(reason)`` and ``status()``,
+    ``providers`` the live grid-signal providers to pull on their clocks."""
     from gridshift import __version__
 
     settings = settings or ApiSettings()
@@ -82,6 +88,7 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
     app.state.store = store
     app.state.reconciler = reconciler
     app.state.settings = settings
+    app.state.providers = providers
     app.state.auth = Authenticator(store, settings)
     app.state.gridshift_version = __version__
     registry = CollectorRegistry(auto_describe=True)
@@ -96,4 +103,5 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
         app.include_router(router)
     app.include_router(metrics.public_router if settings.public_metrics else metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(carbon_aware.public_router if settings.public_carbon_aware else carbon_aware.router)
     return app

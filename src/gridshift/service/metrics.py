@@ -61,6 +61,7 @@ class Collector:
             g = GaugeMetricFamily("gridshift_cost_usd_total", "Energy cost of the fleet's work so far, $.")
             g.add_metric([], cost)
             yield g
+        yield from provider_metrics(getattr(self.app.state, "providers", None))
         cf = rec_status.get("counterfactual") if isinstance(rec_status, Mapping) else None
         if isinstance(cf, Mapping):
             policy = str(cf.get("policy", "asap"))
@@ -73,6 +74,36 @@ class Collector:
                                           labels=["policy"])
                     g.add_metric([policy], v)
                     yield g
+
+
+def provider_metrics(puller: Any) -> list[GaugeMetricFamily]:
+    """Per provider and zone: stale or not, the age of the last good pull; per zone: the signal that drives
+    planning (an info-style gauge, 1)."""
+    if puller is None:
+        return []
+    stale = GaugeMetricFamily("gridshift_provider_stale", "1 if the provider's data for the zone are stale or "
+                              "its pulls fail (planning goes on with the last good data).", labels=["provider", "zone"])
+    age = GaugeMetricFamily("gridshift_provider_age_seconds", "Seconds since the last good pull.",
+                            labels=["provider", "zone"])
+    for p in puller.status():
+        stale.add_metric([p["provider"], p["zone"]], 1.0 if p["stale"] else 0.0)
+        if p["age_s"] is not None:
+            age.add_metric([p["provider"], p["zone"]], p["age_s"])
+    drives = GaugeMetricFamily("gridshift_planning_signal", "The provider signal that drives planning in a zone "
+                               "(value 1).", labels=["zone", "provider", "signal", "drives"])
+    for zone, d in sorted(puller.planning_signals().items()):
+        drives.add_metric([zone, d["provider"], d["signal"], d["drives"]], 1.0)
+    mae = GaugeMetricFamily("gridshift_forecast_mae", "Rolling backtest: mean absolute error of the planning "
+                            "signal's forecasts, the provider's and the project's own model's.",
+                            labels=["zone", "signal", "source"])
+    preferred = GaugeMetricFamily("gridshift_provider_forecast_preferred", "1 if the provider's forecast is fresh "
+                                  "and scored better than the project's own.", labels=["zone", "provider", "signal"])
+    for zone, sk in sorted(puller.forecast_skill().items()):
+        for src, key in ((sk["provider"], "provider_mae"), (sk["own_model"], "own_mae")):
+            if sk[key] is not None:
+                mae.add_metric([zone, sk["signal"], src], sk[key])
+        preferred.add_metric([zone, sk["provider"], sk["signal"]], 1.0 if sk["preferred"] else 0.0)
+    return [stale, age, drives, mae, preferred]
 
 
 class MetricsMiddleware:

@@ -438,4 +438,7 @@ class HealthOut(BaseModel):
     reconciler: dict[str, Any] | None = Field(
         None, description="The reconciler's status (null: none runs); in full for an operator token, else whether "
                           "it runs, its passes and errors.")
+    providers: list[dict[str, Any]] | None = Field(
+        None, description="Live grid-signal providers per zone (null: none configured): whether each is stale; "
+                          "for an operator token also its last pull, error and dropped-row reports.")
 

@@ -16,6 +16,7 @@ class ApiSettings:
     ``pull_zones``' registry signals on a clock, for ``[now - pull_interval_s, now + pull_horizon_s)``,
     reading the data ``pull_shift_s`` seconds earlier (to replay a past year as the present).
     ``signal_files_dir`` (None = off) lets an operator pull signals from CSV files in that directory.
+    ``public_carbon_aware`` serves the Carbon Aware SDK–compatible ``/emissions/...`` routes without a token.
     """
 
     max_body_bytes: int = 1 << 20
@@ -31,6 +32,7 @@ class ApiSettings:
     pull_horizon_s: float = 48 * 3600.0
     pull_shift_s: float = 0.0
     signal_files_dir: str | None = None
+    public_carbon_aware: bool = False
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

@@ -40,8 +40,6 @@ def pull_registry(store: Store, zone: str, signals: list[str] | tuple[str, ...],
     """Copy ``zone``'s registry values (or those of the CSV at ``path``) with data time in
     ``[start - shift, end - shift)`` into the store, timestamped ``data time + shift``; returns rows stored
     per signal (one transaction)."""
-    from gridshift.data.grid import load_carbon, load_price
-
     if path is not None and len({PULL_SIGNALS.get(s) for s in signals}) > 1:
         raise InvalidSpec("a file holds either carbon or price signals: ask for one kind", field="signals")
 
@@ -60,7 +58,7 @@ def pull_registry(store: Store, zone: str, signals: list[str] | tuple[str, ...],
         if kind is None:
             raise InvalidSpec(f"unknown signal '{sig}' (known: {', '.join(PULL_SIGNALS)})", field="signals")
         if kind not in frames:
-            frames[kind] = load_carbon(zone, path=path) if kind == "carbon" else load_price(zone, path=path)
+            frames[kind] = _registry_frame(kind, zone, path, lo, hi)
         df = frames[kind]
         sel = df.loc[(df.index >= lo) & (df.index < hi), sig]
         times = (sel.index + shift).to_pydatetime()
@@ -72,6 +70,20 @@ def pull_registry(store: Store, zone: str, signals: list[str] | tuple[str, ...],
         counts[sig] = int(keep.sum())
     store.upsert_signals(rows)
     return counts
+
+
+def _registry_frame(kind: str, zone: str, path: Path | None, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """The zone's carbon or price frame covering ``[lo, hi)``: the file at ``path``, or the registry's years
+    of data the window touches (any of 2021–2023, joined across New Year; none: the default year's file,
+    which then has no rows in the window)."""
+    from gridshift.data.grid import carbon_years, load_carbon, load_price, price_years
+
+    load = load_carbon if kind == "carbon" else load_price
+    if path is not None:
+        return load(zone, path=path)
+    have = (carbon_years if kind == "carbon" else price_years)(zone)
+    years = [y for y in range(lo.year, (hi - pd.Timedelta(microseconds=1)).year + 1) if y in have]
+    return load(zone, years=years) if years else load(zone)
 
 
 def pull_window(store: Store, s: ApiSettings, now: datetime,

@@ -86,4 +86,22 @@ def metrics_doc(assembled: Assembled, runs: list[PolicyRun]) -> dict[str, Any]:
             "notes": assembled.notes,
         },
         "policies": {r.policy: r.metrics for r in runs},
+        "carbon_signal": dict(assembled.carbon_basis),
+        "carbon_t_by_basis": {r.policy: carbon_by_basis(assembled, r) for r in runs},
     }
+
+
+def carbon_by_basis(assembled: Assembled, run: PolicyRun) -> dict[str, float]:
+    """The run's facility energy, slot by slot and site by site, at each basis's intensity (t CO2e): the same
+    decisions accounted under life-cycle, direct and marginal signals where every zone has them."""
+    ts = run.site_timeseries
+    if ts.empty or not assembled.carbon_bases:
+        return {}
+    zone_of = {z.id: i for i, z in enumerate(assembled.scenario.zones)}
+    slot = {t: k for k, t in enumerate(assembled.signals.slot_starts)}
+    zi = ts["zone"].map(zone_of).to_numpy()
+    ti = ts["time"].map(slot).to_numpy()
+    ok = ~(np.isnan(zi.astype(float)) | np.isnan(ti.astype(float)))
+    e = ts["energy_mwh"].to_numpy(dtype=float)[ok]
+    zi, ti = zi[ok].astype(int), ti[ok].astype(int)
+    return {b: float((e * c[zi, ti]).sum() / 1000.0) for b, c in assembled.carbon_bases.items()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from gridshift.model.accelerator import AcceleratorType
 from gridshift.model.scenario import Scenario
@@ -17,6 +19,10 @@ class Assembled:
     signals: Signals
     accelerators: dict[str, AcceleratorType]
     notes: list[str]  # what was filled or assumed, for the report
+    # the carbon signal each zone plans and accounts on ("lca", "direct", "marginal", "constant"), and the
+    # intensity [Z, n_slots] g/kWh "as_planned" and of every basis all zones have, to report carbon under each
+    carbon_basis: dict[str, str] = field(default_factory=dict)
+    carbon_bases: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         s, f = self.scenario, self.world.fleet

@@ -16,6 +16,7 @@ import pandas as pd
 from gridshift.catalog import get_accelerator, load_catalog
 from gridshift.data import load_carbon, load_latency_matrix, load_price
 from gridshift.data.grid import available_price_zones, available_zones, carbon_years, price_years
+from gridshift.data.signal_csv import read_signal_csv
 from gridshift.data.signal_file import read_signal_file, to_slots
 from gridshift.data.validate import fill_gaps
 from gridshift.errors import CatalogError, DataError, ScenarioError
@@ -76,6 +77,8 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
         if z.carbon_g_per_kwh is not None:
             c = np.full(len(index), z.carbon_g_per_kwh)
             cl = np.full(len(index), np.nan)
+        elif z.carbon_file is not None:
+            c, cl = _file_carbon(z.carbon_file, z.carbon_basis, first, index, field, scenario, notes, z.id)
         elif "carbon_g_per_kwh" in own:
             c = to_slots(sf, "carbon_g_per_kwh", index, slot_s, field=f"{field}.signals_file")
             cl = to_slots(sf, "clean_frac", index, slot_s, field=f"{field}.signals_file") if "clean_frac" in own \
@@ -117,6 +120,27 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
     return np.array(carbon), np.array(price), np.array(clean)
 
 
+def _file_carbon(path: str, basis: str, first: pd.Timestamp, index: pd.DatetimeIndex, field: str,
+                 scenario: Scenario, notes: list[str], zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """A zone's carbon intensity from its ``carbon_file`` (hourly; short gaps filled as the scenario allows)."""
+    try:
+        s = read_signal_csv(path)
+    except DataError as e:
+        raise ScenarioError(str(e), field=f"{field}.carbon_file") from None
+    df = s.to_frame("carbon_g_per_kwh")
+    if scenario.fill_gaps_max_h > 0:
+        try:
+            df, rep = fill_gaps(df, scenario.fill_gaps_max_h, flag_column=None)
+        except DataError as e:
+            raise ScenarioError(f"{path}: {e}", field=f"{field}.carbon_file") from None
+        if rep.filled_slots:
+            notes.append(f"carbon {zone}: filled {rep.filled_slots} missing hour(s) of {path}")
+    full = df["carbon_g_per_kwh"]
+    _check_range(full.index, first, index, f"{field}.carbon_file", f"carbon file of zone '{zone}'")
+    notes.append(f"carbon {zone}: {basis} signal '{s.name}' from {path}")
+    return _hourly_to_slots(full, index), np.full(len(index), np.nan)
+
+
 def _check_range(have: pd.DatetimeIndex, first: pd.Timestamp, index: pd.DatetimeIndex, field: str, what: str):
     if not len(have) or index[-1].floor("h") > have[-1] or first.floor("h") < have[0]:
         span = f"{have[0].isoformat()} – {have[-1].isoformat()}" if len(have) else "nothing"
@@ -132,7 +156,14 @@ def lookback_slots(scenario: Scenario) -> int:
         if own:  # the file's history before the start, at most LOOKBACK_H
             first = read_signal_file(z.signals_file).times[0]
             earliest = max(earliest, min(first.ceil(f"{scenario.slot_duration_s}s"), start))
-        if z.carbon_g_per_kwh is None and "carbon_g_per_kwh" not in own and z.id in set(available_zones()):
+        if z.carbon_file is not None:
+            try:
+                idx = read_signal_csv(z.carbon_file).index
+            except DataError:
+                idx = pd.DatetimeIndex([])  # zone_signals reports it with the zone's field
+            if len(idx):
+                earliest = max(earliest, min(idx[0], start))
+        elif z.carbon_g_per_kwh is None and "carbon_g_per_kwh" not in own and z.id in set(available_zones()):
             idx = load_carbon(z.id, basis=z.carbon_basis, allow_gaps=scenario.fill_gaps_max_h > 0,
                               years=_history_years(carbon_years(z.id), earliest, start)).index
             if len(idx):
@@ -280,4 +311,31 @@ def assemble(scenario: Scenario) -> Assembled:
                           margin_frac=scenario.demand_response.margin_frac,
                           response=scenario.demand_response)
     world = World.build(fleet, jobs, services, scenario.slot_duration_s, slot_starts, events)
-    return Assembled(scenario, world, signals, types, notes)
+    used = {z.id: "constant" if z.carbon_g_per_kwh is not None else z.carbon_basis for z in scenario.zones}
+    return Assembled(scenario, world, signals, types, notes, used,
+                     carbon_bases(scenario, slot_starts, carbon[:, L:], used))
+
+
+def carbon_bases(scenario: Scenario, slot_starts: pd.DatetimeIndex, used_carbon: np.ndarray,
+                 used: dict[str, str]) -> dict[str, np.ndarray]:
+    """The carbon intensity [Z, slots] the run plans and accounts on (``as_planned``: each zone's own signal,
+    events applied), and under every basis all zones have: ``lca`` / ``direct`` from the registry (or the
+    zone's own), ``marginal`` from the zones' files; a constant zone counts with its constant under each."""
+    zones_ok = set(available_zones())
+    out: dict[str, np.ndarray] = {"as_planned": used_carbon}
+    for basis in ("lca", "direct", "marginal"):
+        rows = []
+        for i, z in enumerate(scenario.zones):
+            if used[z.id] in (basis, "constant"):
+                rows.append(used_carbon[i])
+            elif basis != "marginal" and z.id in zones_ok:
+                try:
+                    df = load_carbon(z.id, basis=basis, start=slot_starts[0].floor("h"), end=slot_starts[-1])
+                except DataError:
+                    break
+                rows.append(_hourly_to_slots(df["carbon_g_per_kwh"], slot_starts))
+            else:
+                break
+        if len(rows) == len(scenario.zones) and all(np.isfinite(r).all() for r in rows):
+            out[basis] = np.array(rows)
+    return out

@@ -38,6 +38,14 @@ def health(request: Request, store: StoreDep, reconciler: ReconcilerDep) -> JSON
     if not is_operator(request, db.reachable):  # others see whether things run, not the details
         db.error = None if db.error is None else "database unreachable or not migrated"
         rec = None if rec is None else {k: v for k, v in rec.items() if k in PUBLIC_RECONCILER_KEYS}
+    providers = None
+    if getattr(request.app.state, "providers", None) is not None:
+        puller = request.app.state.providers
+        skill = puller.forecast_skill()
+        providers = [{**p, "forecast_skill": skill.get(p["zone"]) if skill.get(p["zone"], {}).get("provider")
+                      == p["provider"] else None} for p in puller.status()]
+        if not is_operator(request, db.reachable):
+            providers = [{k: p[k] for k in ("provider", "zone", "stale")} for p in providers]
     body = HealthOut(status="ok" if ok else "unavailable", time=datetime.now(UTC),
-                     version=request.app.state.gridshift_version, database=db, reconciler=rec)
+                     version=request.app.state.gridshift_version, database=db, reconciler=rec, providers=providers)
     return JSONResponse(jsonable_encoder(body), status_code=200 if ok else 503)
