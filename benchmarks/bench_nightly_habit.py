@@ -14,9 +14,10 @@ Two parts (``--part``):
   ``persistence`` and ``lead-error`` (``sigma_rel`` 0.05, i.i.d.). The default is the grid point never negative
   (over forecasters, zones and quarters) with the highest mean saving (if none, the best worst saving).
 * ``select``: picks the default from the backtest results in the file (the ``selection`` key).
-* ``measure``: the first quarter of 2023 (or ``--period q2|q4``, an out-of-sample check stored as
-  ``<zone>-<period>``), forecasters ``perfect``, ``lead-error``, ``blend``, ``seasonal-naive``, ``persistence``,
-  with (defaults) and without do-no-harm.
+* ``measure``: the first quarter of 2023 (or ``--period 22q1|q2|q4``, out-of-sample checks stored as
+  ``<zone>-<period>``), forecasters ``perfect``, ``lead-error``, ``blend``, ``seasonal-naive``, ``persistence``
+  (or ``--forecasts``), without do-no-harm, with it (the default rule, the track record of its own decisions)
+  and with the pair rule (``with_pair``).
 
 Results merge into ``benchmarks/results/nightly_habit.json`` (one key per part and zone).
 
@@ -39,7 +40,7 @@ from _provenance import git_state  # benchmarks/ is on sys.path when run as a sc
 
 from gridshift.data.scenario import load_scenario
 from gridshift.model.scenario import PolicySpec
-from gridshift.plan.mpc import HABIT_DAYS, HABIT_MARGIN, HABIT_Z
+from gridshift.plan.mpc import HABIT_DAYS, HABIT_MARGIN, HABIT_SPREAD, HABIT_Z, PAIR_Z
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
 
@@ -55,7 +56,8 @@ FORECASTS = {
 BACKTEST_FORECASTS = ("blend", "seasonal-naive", "persistence", "lead-error")
 MARGINS = (0.0, 0.03)
 ZS = (0.0, 0.5, 1.0, 1.5, 2.0)
-PERIODS = {"q1": ("2023-01-01T00:00:00Z", "2023-04-01T00:00:00Z"),
+PERIODS = {"22q1": ("2022-01-01T00:00:00Z", "2022-04-01T00:00:00Z"),
+           "q1": ("2023-01-01T00:00:00Z", "2023-04-01T00:00:00Z"),
            "q2": ("2023-04-01T00:00:00Z", "2023-07-01T00:00:00Z"),
            "q4": ("2023-10-01T00:00:00Z", "2023-12-31T00:00:00Z")}
 
@@ -128,15 +130,16 @@ def backtest(zone: str, period: str) -> dict:
     return res
 
 
-def measure(zone: str, period: str = "q1") -> dict:
+def measure(zone: str, period: str = "q1", forecasts: tuple[str, ...] = tuple(FORECASTS)) -> dict:
     _, asm = _assemble(zone, None if period == "q1" else PERIODS[period])
     res: dict = {"period": list(PERIODS[period]),
-                 "best_whole_hour": best_hour_saving(asm), "habit_margin": HABIT_MARGIN, "habit_z": HABIT_Z,
-                 "habit_days": HABIT_DAYS,
-                 "without": {}, "with": {}}
-    for fc in FORECASTS:
-        for key, habit in (("without", False), ("with", True)):
-            r = run_one(asm, fc, habit=habit)
+                 "best_whole_hour": best_hour_saving(asm), "habit_spread": HABIT_SPREAD, "habit_margin": HABIT_MARGIN,
+                 "habit_z": HABIT_Z, "habit_days": HABIT_DAYS, "pair_z": PAIR_Z,
+                 "without": {}, "with": {}, "with_pair": {}}
+    for fc in forecasts:
+        for key, params in (("without", {"habit": False}), ("with", {"habit": True}),
+                            ("with_pair", {"habit": True, "habit_spread": "pair"})):
+            r = run_one(asm, fc, **params)
             res[key][fc] = r
             print(f"  {zone} {fc} {key}: {r['timing_saving_vs_nominal']:+.2%}", file=sys.stderr, flush=True)
     return res
@@ -167,6 +170,7 @@ def main() -> None:
     ap.add_argument("--zone", choices=("de", "gb"), default="de")
     ap.add_argument("--period", choices=tuple(PERIODS), default=None,
                     help="quarter of 2023 (backtest: default q4; measure: default q1, the measured quarter)")
+    ap.add_argument("--forecasts", default=",".join(FORECASTS), help="measure: comma-separated forecasters")
     a = ap.parse_args()
     if a.part == "select":
         doc = json.loads(OUT.read_text())
@@ -179,7 +183,7 @@ def main() -> None:
             print(f"margin {r['habit_margin']:.2f} z {r['habit_z']:.1f}: worst {r['worst']:+.2%} mean {r['mean']:+.2%}")
         return
     period = a.period or ("q4" if a.part == "backtest" else "q1")
-    res = backtest(a.zone, period) if a.part == "backtest" else measure(a.zone, period)
+    res = backtest(a.zone, period) if a.part == "backtest" else measure(a.zone, period, tuple(a.forecasts.split(",")))
     key = a.zone if a.part == "measure" and period == "q1" else f"{a.zone}-{period}"
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / "gridshift-nightly-habit.lock", "w") as lock:  # zones merge in parallel
