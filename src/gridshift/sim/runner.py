@@ -50,12 +50,15 @@ def run_policies(assembled: Assembled, specs: list[PolicySpec],
     for pol in policies:
         cb = None if progress is None else (lambda t, T, _n=pol.label: progress(_n, t, T))
         runs.append(_simulate(world, signals, pol, obj, cb))
-    adopt_better_schedules(runs, [p if isinstance(p, Oracle) else None for p in policies], world, signals, obj)
+    oracles = [p if isinstance(p, Oracle) else None for p in policies]
+    adopt_better_schedules(runs, oracles, world, signals, obj)
     ev = world.events
     if ev is not None and ev.counterfactual:  # each event's cost by tier against a run without the events
         bare = without_events(world)
-        for i, (s, run) in enumerate(zip(specs, runs)):
-            attach(world, run, _simulate(bare, signals, make_policy(s, i, objective=obj), obj, None))
+        bare_runs = [_simulate(bare, signals, make_policy(s, i, objective=obj), obj, None) for i, s in enumerate(specs)]
+        adopt_better_schedules(bare_runs, oracles, bare, signals, obj)  # the oracle is the best there too
+        for run, b in zip(runs, bare_runs):
+            attach(world, run, b)
     add_scores(runs, world, signals, obj)
     by = {r.policy: r for r in runs}
     refs = {"asap": by["asap"]} if "asap" in by else {}
