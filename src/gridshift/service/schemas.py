@@ -7,6 +7,7 @@ job's deadline, which must carry one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -319,14 +320,20 @@ class GridEventOut(BaseModel):
     id: str
     event: GridEvent
     source: str
-    status: Literal["active", "cancelled"]
+    status: Literal["active", "cancelled", "rejected"] = Field(
+        description="rejected: the planner cannot take this revision of the event and skips it (see "
+                    "rejected_reason); sending a changed body makes a new revision, which is tried again.")
+    rejected_reason: str | None = None
     received_at: datetime
     updated_at: datetime
     revision: int
 
     @classmethod
-    def of(cls, r: GridEventRow) -> GridEventOut:
-        return cls(id=r.id, event=r.event, source=r.source, status=r.status, received_at=r.received_at,
+    def of(cls, r: GridEventRow, rejected: Mapping[str, Any] | None = None) -> GridEventOut:
+        """``rejected``: the quarantine entry of the event ({revision, reason}), if any."""
+        out = rejected is not None and rejected.get("revision") == r.revision and r.status == "active"
+        return cls(id=r.id, event=r.event, source=r.source, status="rejected" if out else r.status,
+                   rejected_reason=rejected.get("reason") if out else None, received_at=r.received_at,
                    updated_at=r.updated_at, revision=r.revision)
 
 

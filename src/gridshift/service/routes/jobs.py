@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from gridshift.service.checks import check_cursor, check_text
+from gridshift.service.checks import check_cursor, check_known, check_text
 from gridshift.service.commands import resolve_submission
-from gridshift.service.deps import JobId, StoreDep, TenantOrOperator, threaded
+from gridshift.service.deps import JobId, StateDep, StoreDep, TenantOrOperator, threaded
 from gridshift.service.schemas import (
     API_PREFIX,
     CURSOR_PATTERN,
@@ -39,6 +39,7 @@ def submit_job(
     response: Response,
     body: JobSubmit,  # type: ignore[valid-type]
     store: StoreDep,
+    state: StateDep,
     principal: TenantOrOperator,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", pattern=KEY_PATTERN,
@@ -46,6 +47,8 @@ def submit_job(
 ) -> JobOut:
     spec = body.model_dump(mode="json", exclude_unset=True)
     check_text(spec)
+    for name in spec.get("throughput") or {}:  # the planner cannot take a type the fleet lacks
+        check_known(name, state.fleet.accelerators, f"throughput.{name}", "accelerator type")
     spec = resolve_submission(store, principal, spec)
     job, created = store.submit_job(principal, spec, idempotency_key)
     if created:

@@ -7,6 +7,7 @@ import base64
 import functools
 import json
 import re
+import shlex
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,8 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     command = data.pop("command", None)
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise InvalidSpec("job spec: command must be a non-empty string", field="command")
+    if command is not None:
+        check_command(command)
     data.pop("tenant", None)
     try:
         job = Job.model_validate({**data, "job_id": "new", "tenant": tenant, "arrival": now})
@@ -80,6 +83,18 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     if command is not None:
         out["command"] = command
     return out
+
+
+def check_command(command: str) -> list[str]:
+    """The command's argv as the executor will split it (shell-style), else InvalidSpec naming ``command``:
+    a command that cannot be parsed is refused when it is submitted, not when it is started."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidSpec(f"job spec: command cannot be parsed as shell words: {exc}", field="command") from None
+    if not argv or not argv[0]:
+        raise InvalidSpec("job spec: command names no program", field="command")
+    return argv
 
 
 def aware_utc(value: Any, field: str) -> Any:
