@@ -116,3 +116,37 @@ def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
             browser.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_a_tenant_sees_hidden_for_your_role_not_missing_figures(service):
+    """A tenant's token: the operator's figures say "hidden for your role" (not "not reported" or an error),
+    and the queue counts the tenant's own jobs."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    base, secret = service
+    ops = {"Authorization": f"Bearer {secret}"}
+    tenant = httpx.post(f"{base}{API}/tokens", json={"name": "t", "role": "tenant", "tenant": "alice"}, headers=ops,
+                        timeout=10).json()["secret"]
+    httpx.post(f"{base}{API}/jobs", json={"kind": "fine-tuning", "work_acc_h": 1.0, "tenant": "bob"}, headers=ops,
+               timeout=10).raise_for_status()
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.fill("#token", tenant)
+            page.click("#save-token")
+            page.wait_for_function("document.getElementById('conn').textContent.startsWith('updated')",
+                                   timeout=60_000)
+            totals, power = page.inner_text("#totals"), page.inner_text("#power")
+            assert "hidden for your role" in totals and "not reported" not in totals, totals
+            assert power.strip() == "hidden for your role", power
+            assert "bob" not in page.inner_text("#jobs")
+            assert [c.inner_text().split() for c in page.query_selector_all("#queue .card")][0] == ["queued", "0"]
+        finally:
+            browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

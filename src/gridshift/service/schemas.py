@@ -161,6 +161,17 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
 
 
+class JobOverview(BaseModel):
+    """The queue at a glance, bounded whatever the number of jobs (the dashboard polls it)."""
+
+    counts: dict[str, int] = Field(description="Jobs per status (every status listed), counted by the database.")
+    total: int
+    newest: list[JobOut] = Field(description="The newest submissions, newest first.")
+    active: list[JobOut] = Field(description="Running and paused jobs, oldest submission first (at most `active`).")
+    active_truncated: bool = Field(description="More jobs run or are paused than `active` listed.")
+    picked: list[JobOut] = Field(default_factory=list, description="The jobs asked for by `ids` (those visible).")
+
+
 class JobEventOut(BaseModel):
     id: int
     job_id: str

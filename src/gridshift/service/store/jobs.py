@@ -350,10 +350,33 @@ class JobStore(StoreBase):
                          values={"attempts": attempt, "next_attempt_at": None, "failure_reason": reason})
             return False
 
-    def queue_stats(self) -> dict[str, int]:
-        """Number of jobs per status (every status listed)."""
+    def queue_stats(self, principal: Principal | None = None) -> dict[str, int]:
+        """Number of jobs per status (every status listed), counted in the database; only the principal's
+        jobs if given (a tenant: its own)."""
+        q = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        scope = None if principal is None else self._scope(principal)
+        if scope is not None:
+            q = q.where(scope)
         with self._tx(readonly=True) as conn:
-            rows = conn.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status)).all()
+            rows = conn.execute(q).all()
         counts = dict.fromkeys(JOB_STATUSES, 0)
         counts.update({s: int(n) for s, n in rows})
         return counts
+
+    def job_overview(self, principal: Principal, *, newest: int = 25, active: int = 500,
+                     ids: Collection[str] = ()) -> tuple[dict[str, int], list[JobRow], list[JobRow], list[JobRow]]:
+        """What a dashboard shows, bounded whatever the number of jobs: (counts per status, the ``newest``
+        submissions newest first, at most ``active`` running or paused jobs, the jobs ``ids`` the principal
+        may see). Four queries, whatever the number of jobs."""
+        scope = self._scope(principal)
+        base = select(JOBS) if scope is None else select(JOBS).where(scope)
+        counts = self.queue_stats(principal)
+        newest_q = base.order_by(JOBS.c.submitted_at.desc(), JOBS.c.id.desc()).limit(max(0, min(newest, 1000)))
+        active_q = (base.where(JOBS.c.status.in_(("running", "paused"))).order_by(JOBS.c.submitted_at, JOBS.c.id)
+                    .limit(max(0, min(active, 5000))))
+        with self._tx(readonly=True) as conn:
+            top = [_job(r) for r in conn.execute(newest_q).mappings()]
+            live = [_job(r) for r in conn.execute(active_q).mappings()]
+            picked = [_job(r) for r in conn.execute(base.where(JOBS.c.id.in_(list(ids)[:100]))).mappings()] \
+                if ids else []
+        return counts, top, live, picked
