@@ -57,3 +57,41 @@ def test_every_answer_says_nosniff_and_api_answers_allow_nothing(client):
         assert r.headers["x-content-type-options"] == "nosniff", path
         assert r.headers["content-security-policy"].startswith("default-src 'none'"), path
         assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_health_reports_a_stuck_writer_without_waiting_for_it(client, monkeypatch):
+    """A write transaction that holds SQLite's write lock: /health answers at once (it reads, it does not take
+    the lock) and reports writes as stuck once the lock has been held too long."""
+    import threading
+    import time
+
+    from gridshift.service.routes import health
+
+    store = client.app.state.store
+    ops = {"Authorization": f"Bearer {store.create_token('ops', 'operator')[1]}"}
+    assert client.get("/api/v1/health").json()["database"]["writable"] is True
+    monkeypatch.setattr(health, "WRITE_STALL_S", 0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def stuck_writer():
+        with store._tx():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=stuck_writer)
+    t.start()
+    try:
+        held.wait(5)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = client.get("/api/v1/health")
+        assert time.monotonic() - t0 < 2.0
+        assert r.status_code == 200 and r.json()["status"] == "degraded"
+        assert r.json()["database"]["writable"] is False and r.json()["database"]["write_lock_held_s"] is None
+        t0 = time.monotonic()
+        db = client.get("/api/v1/health", headers=ops).json()["database"]  # an operator sees the details
+        assert time.monotonic() - t0 < 2.0 and db["write_lock_held_s"] >= 0.3 and db["busy_errors"] == 0
+    finally:
+        release.set()
+        t.join()
+    assert client.get("/api/v1/health").json()["status"] == "ok"

@@ -446,10 +446,17 @@ class DatabaseHealth(BaseModel):
     revision: str | None = None
     expected_revision: str | None = None
     error: str | None = None
+    writable: bool | None = Field(None, description="False: writes are stuck (a write transaction has held the "
+                                                    "lock too long, or writes were refused as busy lately).")
+    write_lock_held_s: float | None = Field(None, description="How long the write in progress has held the "
+                                                              "write lock (SQLite; operators only).")
+    busy_errors: int | None = Field(None, description="Writes refused as busy since start (operators only).")
+    last_busy_at: datetime | None = None
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="degraded: reads work, writes are stuck (see database.writable); answered 200.")
     time: datetime
     version: str
     database: DatabaseHealth
