@@ -365,8 +365,9 @@ _CAPTIONS = {
            "(log scale). Curves further left/up are better. A curve ending below 1 means the rest of the jobs "
            "were still unfinished at the end of the horizon.",
     "service": "How to read this: one panel per inference service, summed over regions. The dashed line is "
-               "the requests per second demanded; the other lines are what each policy served (each its own colour and dash, so policies that serve alike stay visible). Gaps below the "
-               "dashed line are unserved demand.",
+               "the requests per second demanded; the other lines are what each policy served (each its own "
+               "colour and dash, so policies that serve alike stay visible). Gaps below the dashed line are "
+               "unserved demand.",
     "events": "How to read this: one panel per grid event, step by step (1 minute; 5 seconds around an "
               "emergency signal). The red dashed line is the limit the grid asked for; solid lines are what each "
               "policy's sites drew after the response, dotted lines what they would have drawn without it. A "
