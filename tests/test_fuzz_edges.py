@@ -7,7 +7,8 @@ writes nothing; the API answers a 4xx (never a 5xx) and stores nothing for a ref
 API accepted, the reconciler still plans a well-formed job beside it.
 
 Cases per run (the ``ci`` profile, derandomized): 400 scenario values, 40 command lines, 25 option values,
-150 job bodies, 60 event bodies and 40 signal bodies — 715 in all, in well under a minute.
+60 option values of the study commands (capacity, headroom, sweep, hetero, flex), 150 job bodies, 60 event
+bodies and 40 signal bodies — 775 in all, in about a minute.
 """
 
 from __future__ import annotations
@@ -328,3 +329,38 @@ def test_planning_is_unaffected_by_what_the_api_accepted(api, tmp_path):
         for s in executor.report():
             if not s.finished:
                 executor.stop(s.job_id)
+
+
+# ------------------------------------------------------------------------ the study commands' options
+
+SMALL = str(HERE / "scenarios" / "small.yaml")
+STUDIES = {  # command line before the option; the options a hostile value is thrown at
+    "capacity": (["capacity", "--tokens-per-day", "1e9"],
+                 ["--tokens-per-day", "--training-flop-per-month", "--utilisation", "--pue", "--carbon-g-per-kwh",
+                  "--energy-price-usd-per-mwh", "--peak-to-mean", "--mfu", "--amortisation-years",
+                  "--server-capex-frac", "--sensitivity"]),
+    "capacity-budget": (["capacity"], ["--budget-mw", "--budget-gw"]),
+    "headroom": (["headroom"], ["--max-event-h", "--curtailment", "--years", "--tier-shares"]),
+    "sweep": (["sweep", str(HERE.parent / "examples" / "sweeps" / "nightly-zones.yaml")], ["--workers"]),
+    "hetero-fleet": (["hetero", "fleet"], ["--jobs", "--jobs-per-h", "--carbon-weight", "--cap-frac", "--seed"]),
+    "hetero-gavel": (["hetero", "reproduce-gavel", "--quick"], ["--seeds", "--workers"]),
+    "flex": (["flex", SMALL, "--site", "frankfurt", "--at", "2023-06-05T10:00:00Z"], ["--durations"]),
+}
+HOSTILE_OPTION = st.sampled_from(["-1", "nan", "inf", "-inf", "1e308", "99999999999999999999999", "lots", "",
+                                  "1,,x", "\u202e", "💥"])
+
+
+@cases(60)
+@given(study=st.sampled_from(sorted(STUDIES)), data=st.data(), value=HOSTILE_OPTION)
+def test_study_options_refuse_hostile_values_in_one_line_and_write_nothing(tmp_path_factory, study, data, value):
+    """Every such value is outside what the option takes: exit code 2, one line naming the option (click's
+    own type errors too, not its usage box), nothing written."""
+    base, options = STUDIES[study]
+    option = data.draw(st.sampled_from(options))
+    tmp = tmp_path_factory.mktemp("study")
+    argv = [*base, option, value] + ([] if study == "flex" else ["--out", str(tmp / "out")])
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 2, (argv, r.output[-500:])
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), (argv, r.stderr)
+    assert list(tmp.iterdir()) == []

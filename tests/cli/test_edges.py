@@ -301,3 +301,18 @@ def test_report_labels_give_rates_their_units_and_mark_the_best_objective():
     Console(file=buf, force_terminal=True, color_system="standard", width=100).print(summary_table(runs))
     line = next(ln for ln in buf.getvalue().splitlines() if "objective value" in ln)
     assert "\x1b[1;32m" in line.split("10.0")[1] and "\x1b[1;32m" not in line.split("10.0")[0]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["demo", "--days", "abc"], "Invalid value for '--days'"),
+    (["demo", "--no-such-option"], "No such option: --no-such-option"),
+    (["simulate"], "Missing argument"),
+    (["hetero", "fleet", "--seed", "x"], "Invalid value for '--seed'"),
+    (["data", "list", "--bogus"], "No such option: --bogus"),
+])
+def test_click_own_errors_are_one_line_exit_2_not_a_usage_box(argv, words):
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], r.stderr
+    assert "Usage:" not in r.output and "╭" not in r.output

@@ -216,3 +216,23 @@ def test_atomic_file_writers(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {
         "x": None, "n": 3, "t": None, "ts": "2024-01-01T00:00:00+00:00", "l": [1.5, None]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "m.json"]
+
+
+def test_the_legend_sits_above_the_panel_titles_and_serving_lines_stay_apart(runs):
+    from gridshift.report.html import LEGEND_TITLE_BAND_PX, _service_fig, legend_above_titles, render_html
+
+    fig, _ = _service_fig(runs)
+    height = fig.layout.height
+    legend_above_titles(fig)
+    lay = fig.layout
+    plot_h = lay.height - lay.margin.t - 50
+    assert (lay.legend.y - 1) * plot_h >= LEGEND_TITLE_BAND_PX - 1e-6  # the legend's bottom above the titles
+    assert lay.margin.t >= LEGEND_TITLE_BAND_PX + 22 and lay.height - lay.margin.t == height - 40  # panels keep size
+    served = [t for t in fig.data if t.name.startswith("served")]
+    assert len(served) == len(runs) >= 2
+    assert len({(t.line.dash, t.line.width) for t in served}) == len(served)  # overlapping lines stay visible
+    import re
+
+    html = render_html("test", runs)  # the page's power and service panels carry it so
+    above = re.findall(r'"legend":\{"orientation":"h","y":([0-9.]+),"yanchor":"bottom"', html)
+    assert len(above) >= 2 and all(float(y) > 1 for y in above)

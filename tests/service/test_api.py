@@ -327,6 +327,7 @@ def _routes(env: Env):
         ("GET", "/api/v1/power", None, R(401, 403, 200, 200)),
         ("POST", "/api/v1/jobs", JOB, R(401, 201, 201, 403)),
         ("GET", "/api/v1/jobs", None, R(401, 200, 200, 403)),
+        ("GET", "/api/v1/queue", None, R(401, 200, 200, 403)),
         ("GET", "/api/v1/jobs/{job_id}", None, R(401, 200, 200, 403)),
         ("GET", "/api/v1/jobs/{job_id}/history", None, R(401, 200, 200, 403)),
         ("GET", "/api/v1/jobs/{job_id}/plan", None, R(401, 200, 200, 403)),

@@ -8,6 +8,7 @@ package; playwright's own browser download is not used. Missing either is a fail
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import httpx
@@ -72,7 +73,9 @@ def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            # the page's Content-Security-Policy forbids eval, which wait_for_function needs: bypassed here
+            # (the next test runs the page under its policy)
+            page = browser.new_page(viewport={"width": 1400, "height": 1300}, bypass_csp=True)
             page.on("pageerror", lambda e: errors.append(str(e)))
             external: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
@@ -116,3 +119,62 @@ def test_dashboard_submits_a_job_and_shows_it_placed(service, tmp_path):
             browser.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_a_tenant_sees_hidden_for_your_role_not_missing_figures(service):
+    """A tenant's token: the operator's figures say "hidden for your role" (not "not reported" or an error),
+    and the queue counts the tenant's own jobs. The page runs under its own Content-Security-Policy."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    base, secret = service
+    ops = {"Authorization": f"Bearer {secret}"}
+    tenant = httpx.post(f"{base}{API}/tokens", json={"name": "t", "role": "tenant", "tenant": "alice"}, headers=ops,
+                        timeout=10).json()["secret"]
+    httpx.post(f"{base}{API}/jobs", json={"kind": "fine-tuning", "work_acc_h": 1.0, "tenant": "bob"}, headers=ops,
+               timeout=10).raise_for_status()
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.fill("#token", tenant)
+            page.click("#save-token")
+            expect(page.locator("#conn")).to_have_text(re.compile("^updated"), timeout=60_000)  # the script ran
+            totals, power = page.inner_text("#totals"), page.inner_text("#power")
+            assert "hidden for your role" in totals and "not reported" not in totals, totals
+            assert power.strip() == "hidden for your role", power
+            assert "bob" not in page.inner_text("#jobs")
+            assert [c.inner_text().split() for c in page.query_selector_all("#queue .card")][0] == ["queued", "0"]
+        finally:
+            browser.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_the_api_docs_render_from_this_origin_under_their_policy(service):
+    """``/docs``: Swagger UI from the package renders the API under the page's Content-Security-Policy, and
+    asks no other host for anything."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = service
+    errors: list[str] = []
+    external: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
+            page.goto(base + "/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("GridShift API", timeout=30_000)
+            expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        finally:
+            browser.close()
+    assert not external, external
+    assert not errors, errors

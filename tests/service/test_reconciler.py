@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from gridshift.errors import PlanError
 from gridshift.model.events import GridEvent
@@ -34,6 +35,7 @@ from gridshift.service.reconciler.world import (
     planning_scenario,
 )
 from gridshift.service.store import Placement, Principal, Store
+from gridshift.service.store.base import JOBS
 from gridshift.sim.engine import simulate
 from gridshift.world.build import assemble
 from reconciler_proc import FLEET as CONST_FLEET
@@ -210,7 +212,9 @@ def test_failing_command_retries_with_backoff_then_fails(store, executor):
     rec = Reconciler(store, executor, fleet(CONST_FLEET), policy="asap", backoff_s=0.2)
     bad, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 1.0, "command": "sh -c 'exit 3'"},
                               max_attempts=3)
-    unparsable, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 1.0, "command": "echo 'oops"})
+    unparsable, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 1.0, "command": "echo ok"})
+    with store.engine.begin() as c:  # a row stored before commands were parsed at submission
+        c.execute(update(JOBS).where(JOBS.c.id == unparsable.id).values(spec={**unparsable.spec, "command": "echo 'oops"}))
     run_until(rec, store, no_live_jobs(store), pause_s=0.15)
     job = store.get_job(SYSTEM, bad.id)
     assert job.status == "failed" and job.attempts == 3

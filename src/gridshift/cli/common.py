@@ -6,9 +6,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from gridshift.errors import GridShiftError
 
@@ -48,6 +51,33 @@ try:  # typer >= 0.20 prints python annotations ('<bool>', '<list[str]>') as pla
     TyperArgument.display_type_rich = _help_type
 except (ImportError, AttributeError):  # pragma: no cover (older typer: click's own placeholders)
     pass
+
+
+try:  # typer >= 0.24 carries its own copy of click
+    from typer import _click as click
+except ImportError:  # pragma: no cover
+    import click
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: click's own usage errors (a bad option value, an unknown option, a missing argument)
+    as one line ``error: …`` naming the option, exit code 2 — not click's usage box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help was printed
+                sys.exit(e.exit_code)
+            err.print(f"error: {' '.join(e.format_message().split())}", markup=False, highlight=False,
+                      soft_wrap=True)
+            sys.exit(e.exit_code)
+        except Abort:
+            err.print("aborted", markup=False, highlight=False)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)  # typer.Exit(n) comes back as n
 
 
 def fail(e: GridShiftError, scenario_file: str | None = None) -> None:

@@ -13,6 +13,8 @@ from rich.table import Table
 from gridshift.cli.common import fail, out
 from gridshift.errors import GridShiftError, ScenarioError
 
+MAX_DURATION_H = 24 * 366.0  # a shed held longer than a year is not a flexibility question
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -39,8 +41,9 @@ def register(app: typer.Typer) -> None:
                 hours = tuple(float(x) for x in durations.split(",") if x.strip())
             except ValueError:
                 raise ScenarioError(f"'{durations}' is not a list of hours", field="durations") from None
-            if not hours or min(hours) <= 0:
-                raise ScenarioError("durations must be > 0 hours", field="durations")
+            if not hours or not all(0 < h <= MAX_DURATION_H for h in hours):  # nan and inf fail too
+                raise ScenarioError(f"durations must be above 0 and at most {MAX_DURATION_H:g} hours (got "
+                                    f"'{durations}')", field="durations")
             res = site_flex(assemble(load_scenario(scenario)), site, when, policy=policy, duration_h=hours)
         except GridShiftError as e:
             fail(e, str(scenario))

@@ -125,6 +125,8 @@ def register(app: typer.Typer) -> None:
                     raise ScenarioError("give --tier-shares or --scenario, not both", field="scenario")
                 shares, main = scenario_tiers(scenario)
                 accelerator = accelerator or main
+            if max_event_h is not None and not 1 <= max_event_h <= 8784:
+                raise ScenarioError(f"must be from 1 to 8784 hours (a year; got {max_event_h})", field="max-event-h")
             fractions = parse_fractions(curtailment)
             year_list = parse_years(years)
             if shares is None and tier_shares is not None:

@@ -43,10 +43,10 @@ def register(app: typer.Typer) -> None:
         from gridshift.studies.gavel import reproduce_gavel
 
         try:
-            if seeds < 1:
-                raise ScenarioError("must be at least 1", field="seeds")
-            if workers < 1:
-                raise ScenarioError("must be at least 1", field="workers")
+            if not 1 <= seeds <= 100:
+                raise ScenarioError(f"must be from 1 to 100 (got {seeds})", field="seeds")
+            if not 1 <= workers <= 256:
+                raise ScenarioError(f"must be from 1 to 256 (got {workers})", field="workers")
             names = [x.strip() for x in only.split(",") if x.strip()] if only else None
             if names:
                 from gridshift.studies.gavel import experiments
@@ -90,10 +90,12 @@ def fleet_cmd(
     from gridshift.studies.hetero_fleet import FleetSetup, fleet_study
 
     try:
-        if jobs < 30:
-            raise ScenarioError("must be at least 30", field="jobs")
-        if not jobs_per_h > 0:
-            raise ScenarioError("must be positive", field="jobs-per-h")
+        if not 30 <= jobs <= 100_000:
+            raise ScenarioError(f"must be from 30 to 100,000 (got {jobs})", field="jobs")
+        if not 0 < jobs_per_h <= 10_000:  # nan and inf fail too
+            raise ScenarioError(f"must be above 0 and at most 10,000 (got {jobs_per_h:g})", field="jobs-per-h")
+        if not 0 <= seed < 2**32:
+            raise ScenarioError(f"must be from 0 to 2^32 - 1 (got {seed})", field="seed")
         if not 0 <= carbon_weight <= 1:
             raise ScenarioError("must be between 0 and 1", field="carbon-weight")
         if not 0 < cap_frac <= 1:

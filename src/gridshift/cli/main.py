@@ -16,11 +16,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gridshift.cli.common import err, out, progress_after
+from gridshift.cli.common import OneLineErrors, err, out, progress_after
 from gridshift.cli.common import fail as _fail
 from gridshift.errors import GridShiftError, ScenarioError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GridShift: make AI compute follow the grid.",
+                  cls=OneLineErrors)
 
 
 def _version(value: bool) -> None:

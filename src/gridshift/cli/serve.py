@@ -243,6 +243,12 @@ def register(app: typer.Typer) -> None:
             help="YAML file of live grid-signal providers to pull, each on its own clock (docs/service/providers.md).")] = None,
         forecast_dir: Annotated[Path | None, typer.Option(
             help="Where the providers' issued forecasts are kept (default: issued-forecasts beside --providers).")] = None,
+        header_timeout_s: Annotated[float, typer.Option(
+            min=0.1, max=3600, help="Close a connection whose request headers are not complete within this many "
+                                    "seconds (slow clients cannot hold connections).")] = 10.0,
+        max_connections: Annotated[int, typer.Option(
+            min=1, max=1_000_000, help="Open connections (or requests in progress) beyond which new requests get "
+                                       "a 503 at once.")] = 1000,
         access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
         log_level: Annotated[str, typer.Option(help="debug | info | warning | error.")] = "info",
         trusted_proxy: Annotated[list[str] | None, typer.Option(
@@ -260,6 +266,7 @@ def register(app: typer.Typer) -> None:
 
         from gridshift.service.app import ApiSettings, create_app, fleet_from_sites
         from gridshift.service.db import upgrade
+        from gridshift.service.server import uvicorn_options
         from gridshift.service.store import Store
 
         if executor not in ("local", "ray"):
@@ -338,7 +345,8 @@ def register(app: typer.Typer) -> None:
         try:
             uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level.lower(),
                         proxy_headers=bool(trusted_proxy), forwarded_allow_ips=",".join(trusted_proxy or []) or None,
-                        timeout_graceful_shutdown=10)
+                        timeout_graceful_shutdown=10,
+                        **uvicorn_options(header_timeout_s=header_timeout_s, max_connections=max_connections))
         finally:
             if reconciler is not None:
                 reconciler.stop()

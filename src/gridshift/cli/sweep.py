@@ -14,7 +14,7 @@ def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML file (docs/guide/sweeps.md).", metavar="SWEEP.yaml")],
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: the sweep's "
                                                     "`out`, else out/sweep-NAME).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=1, max=1024,
                                                    help="Cells at once (local Ray CPUs; default: the sweep's "
                                                         "`workers`, else all CPUs).")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster, e.g. "

@@ -160,6 +160,24 @@ def _events_fig(runs: list[PolicyRun]):
     return fig, ""
 
 
+SERVED_DASH = ("solid", "dot", "dashdot", "longdash")
+LEGEND_TITLE_BAND_PX = 30  # the subplot titles' band above the first panel
+LEGEND_ROW_PX = 22
+LEGEND_PER_ROW = 4
+
+
+def legend_above_titles(fig) -> None:
+    """A horizontal legend above the first panel's title (not on it): the top margin grows by the legend's
+    rows and the figure by as much, so the panels keep their size."""
+    n = sum(1 for t in fig.data if t.showlegend is not False)
+    rows = max(1, math.ceil(n / LEGEND_PER_ROW))
+    top = LEGEND_TITLE_BAND_PX + LEGEND_ROW_PX * rows + 10
+    height = (fig.layout.height or 420) + top - 40
+    plot_h = height - top - 50
+    fig.update_layout(height=height, margin={"t": top}, legend={"orientation": "h", "x": 0, "yanchor": "bottom",
+                                                                "y": 1 + LEGEND_TITLE_BAND_PX / plot_h})
+
+
 def _service_fig(runs: list[PolicyRun]):
     from plotly.subplots import make_subplots
 
@@ -176,8 +194,9 @@ def _service_fig(runs: list[PolicyRun]):
         for i, run, g in frames:
             t, y, w = downsample(g.index, g["served_rps"], "mean")
             n_max, w_max = max(n_max, len(g)), max(w_max, w)
-            fig.add_scatter(x=t, y=y, name=f"served – {run.policy}", legendgroup=run.policy,
-                            line={"color": color(i), "width": 1.4}, **kw)
+            fig.add_scatter(x=t, y=y, name=f"served – {run.policy}", legendgroup=run.policy,  # policies that
+                            line={"color": color(i), "width": 1.4 + 0.8 * (i % 3),  # serve alike stay apart
+                                  "dash": SERVED_DASH[i % len(SERVED_DASH)]}, **kw)
         fig.update_yaxes(title_text="requests/s", row=row, col=1, rangemode="tozero")
     fig.update_xaxes(title_text="time (UTC)", row=len(services), col=1)
     fig.update_layout(height=max(360, 240 * len(services) + 120))
@@ -346,8 +365,9 @@ _CAPTIONS = {
            "(log scale). Curves further left/up are better. A curve ending below 1 means the rest of the jobs "
            "were still unfinished at the end of the horizon.",
     "service": "How to read this: one panel per inference service, summed over regions. The dashed line is "
-               "the requests per second demanded; solid lines are what each policy served. Gaps below the "
-               "dashed line are unserved demand.",
+               "the requests per second demanded; the other lines are what each policy served (each its own "
+               "colour and dash, so policies that serve alike stay visible). Gaps below the dashed line are "
+               "unserved demand.",
     "events": "How to read this: one panel per grid event, step by step (1 minute; 5 seconds around an "
               "emergency signal). The red dashed line is the limit the grid asked for; solid lines are what each "
               "policy's sites drew after the response, dotted lines what they would have drawn without it. A "
@@ -384,8 +404,9 @@ def render_html(scenario_name: str, runs: list[PolicyRun], *, scenario_summary: 
                 sections.append(f"<h2>{e(title)}</h2><p>No data.</p>")
             continue
         fig.update_layout(template="plotly_white", margin={"l": 60, "r": 60, "t": 40, "b": 50},
-                          legend={"orientation": "h", "y": -0.12 if key in ("carbon", "jct") else 1.0,
-                                  "yanchor": "top" if key in ("carbon", "jct") else "bottom"})
+                          legend={"orientation": "h", "y": -0.12, "yanchor": "top"})
+        if key not in ("carbon", "jct"):  # panels with titles: the legend goes above them
+            legend_above_titles(fig)
         div = fig.to_html(full_html=False, include_plotlyjs=False, config=config,
                           default_height=f"{fig.layout.height or 420}px", default_width="100%")
         caption = _CAPTIONS[key] + (f" {note}" if note else "")

@@ -41,6 +41,7 @@ from gridshift.service.routes import (
 )
 from gridshift.service.routes import settings as settings_routes
 from gridshift.service.schemas import API_VERSION
+from gridshift.service.security import SecurityHeaders, install_docs
 from gridshift.service.settings import ApiSettings
 from gridshift.service.signal_pull import pull_clock
 from gridshift.service.state import ApiState, fleet_from_sites, fleet_model
@@ -83,6 +84,7 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
         title="GridShift API", version=API_VERSION, lifespan=lifespan,
         description="Jobs, inference services, plans, grid signals and events of a GridShift service. "
                     "Authenticate with `Authorization: Bearer gs_...`; see docs/service/api.md for roles and limits.",
+        docs_url=None, redoc_url=None,  # /docs from the package (gridshift.service.security), no CDN
     )
     app.state.api = ApiState(store, fleet_model(fleet), settings)
     app.state.store = store
@@ -98,6 +100,8 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, requests=requests, latency=latency)
+    app.add_middleware(SecurityHeaders)
+    install_docs(app)
 
     for router in API_ROUTERS:
         app.include_router(router)

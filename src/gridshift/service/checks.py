@@ -1,5 +1,5 @@
-"""Checks of request values beyond their schema: text without NUL characters, finite numbers, cursors
-and time windows (422 with the field named)."""
+"""Checks of request values beyond their schema: text without NUL characters, finite numbers, cursors,
+time windows, and sites and zones the fleet knows (422 with the field named)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,16 @@ def check_window(start: datetime, end: datetime) -> None:
     if end - start > MAX_WINDOW:
         raise InvalidSpec(f"window longer than {MAX_WINDOW.days} days", field="end")
 
+
+
+def check_known(names: Any, known: Any, field: str, what: str) -> None:
+    """Refuse a name the fleet does not know (422 naming ``field`` and the known names). ``known`` empty: the
+    service runs without a fleet description and cannot tell, so every name passes."""
+    known = set(known)
+    if not known:
+        return
+    for i, name in enumerate([names] if isinstance(names, str) else list(names)):
+        if name not in known:
+            where = field if isinstance(names, str) else f"{field}.{i}"
+            shown = ", ".join(sorted(known)[:20]) + (", …" if len(known) > 20 else "")
+            raise InvalidSpec(f"unknown {what} '{str(name)[:80]}' (this fleet has: {shown})", field=where)

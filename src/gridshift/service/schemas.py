@@ -7,6 +7,7 @@ job's deadline, which must carry one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -158,6 +159,17 @@ class JobOut(BaseModel):
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
+
+
+class JobOverview(BaseModel):
+    """The queue at a glance, bounded whatever the number of jobs (the dashboard polls it)."""
+
+    counts: dict[str, int] = Field(description="Jobs per status (every status listed), counted by the database.")
+    total: int
+    newest: list[JobOut] = Field(description="The newest submissions, newest first.")
+    active: list[JobOut] = Field(description="Running and paused jobs, oldest submission first (at most `active`).")
+    active_truncated: bool = Field(description="More jobs run or are paused than `active` listed.")
+    picked: list[JobOut] = Field(default_factory=list, description="The jobs asked for by `ids` (those visible).")
 
 
 class JobEventOut(BaseModel):
@@ -319,14 +331,20 @@ class GridEventOut(BaseModel):
     id: str
     event: GridEvent
     source: str
-    status: Literal["active", "cancelled"]
+    status: Literal["active", "cancelled", "rejected"] = Field(
+        description="rejected: the planner cannot take this revision of the event and skips it (see "
+                    "rejected_reason); sending a changed body makes a new revision, which is tried again.")
+    rejected_reason: str | None = None
     received_at: datetime
     updated_at: datetime
     revision: int
 
     @classmethod
-    def of(cls, r: GridEventRow) -> GridEventOut:
-        return cls(id=r.id, event=r.event, source=r.source, status=r.status, received_at=r.received_at,
+    def of(cls, r: GridEventRow, rejected: Mapping[str, Any] | None = None) -> GridEventOut:
+        """``rejected``: the quarantine entry of the event ({revision, reason}), if any."""
+        out = rejected is not None and rejected.get("revision") == r.revision and r.status == "active"
+        return cls(id=r.id, event=r.event, source=r.source, status="rejected" if out else r.status,
+                   rejected_reason=rejected.get("reason") if out else None, received_at=r.received_at,
                    updated_at=r.updated_at, revision=r.revision)
 
 
@@ -428,10 +446,17 @@ class DatabaseHealth(BaseModel):
     revision: str | None = None
     expected_revision: str | None = None
     error: str | None = None
+    writable: bool | None = Field(None, description="False: writes are stuck (a write transaction has held the "
+                                                    "lock too long, or writes were refused as busy lately).")
+    write_lock_held_s: float | None = Field(None, description="How long the write in progress has held the "
+                                                              "write lock (SQLite; operators only).")
+    busy_errors: int | None = Field(None, description="Writes refused as busy since start (operators only).")
+    last_busy_at: datetime | None = None
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(
+        description="degraded: reads work, writes are stuck (see database.writable); answered 200.")
     time: datetime
     version: str
     database: DatabaseHealth

@@ -113,6 +113,8 @@ class JobRecord(Base):
         UniqueConstraint("tenant", "idempotency_key"),
         Index(None, "tenant", "submitted_at", "id"),
         Index(None, "status", "submitted_at"),
+        Index(None, "tenant", "status"),  # a tenant's jobs per status (the dashboard's counts)
+        Index(None, "submitted_at", "id"),  # the newest jobs of all tenants
         # the client's own job ids, unique per tenant (leading column: found by id alone too)
         Index("uq_jobs_client_id_tenant", "client_id", "tenant", unique=True),
     )

@@ -2,7 +2,8 @@
 
 ``loop`` holds :class:`Reconciler` (the passes, intents and executor calls), ``world`` the live state as the
 simulator's arrays, ``decisions`` a decision as executor actions and the numbers a plan reports,
-``counterfactual`` the books of the ``asap`` counterfactual, ``policies`` which policies can run live.
+``counterfactual`` the books of the ``asap`` counterfactual, ``policies`` which policies can run live,
+``isolate`` the quarantine of a job or grid event planning fails with.
 This package face only re-exports.
 """
 

@@ -45,6 +45,7 @@ from gridshift.service.reconciler.decisions import (
     placements,
     site_power_mw,
 )
+from gridshift.service.reconciler.isolate import Culprit, find_culprits, one_line, quarantine, usable_events
 from gridshift.service.reconciler.policies import check_live_policy
 from gridshift.service.reconciler.world import (
     SIGNAL_HOLD_S,
@@ -143,7 +144,8 @@ class Reconciler:
                                     "site_it_power_mw": {}, "energy_mwh": 0.0, "carbon_t": 0.0, "cost_usd": 0.0,
                                     "counterfactual": self._ledger.status(), "queue": {},
                                     "pending_dispatches": 0, "last_actions": {}, "last_error": None,
-                                    "last_error_at": None, "last_trigger": None, "last_trigger_at": None}
+                                    "last_error_at": None, "last_trigger": None, "last_trigger_at": None,
+                                    "quarantined": 0, "last_quarantined": []}
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -397,19 +399,25 @@ class Reconciler:
                   ) -> tuple[list[LiveJob], list[JobRow], dict[str, JobRow]]:
         """(jobs to plan, in submission order; queued jobs waiting for a retry; rows by job id)."""
         rows = sorted(self._jobs(LIVE_STATUSES), key=lambda r: (as_utc(r.submitted_at), r.id))
-        live, later = [], []
+        live, later, bad = [], [], []
         for r in rows:
+            try:  # a row written around the API's checks: quarantined, the others planned
+                job = r.to_job()
+            except Exception as e:  # noqa: BLE001
+                bad.append(Culprit("job", r.id, f"the stored job is not a valid job: {one_line(e)}"))
+                continue
             if r.status in WAITING and r.next_attempt_at is not None and as_utc(r.next_attempt_at) > now:
                 later.append(r)
                 continue
-            job = r.to_job()
             job = job.model_copy(update={"arrival": min(as_utc(job.arrival), now)})
             st = reports.get(r.id)
             progress = st.progress_frac if st is not None and st.attempt == r.attempts else None
             pl = r.placement
             live.append(LiveJob(job, r.status, pl.site if pl else None, pl.accelerator if pl else None,
                                 pl.gang if pl else None, pl.power_cap_frac if pl else None, progress, True))
-        return live, later, {r.id: r for r in rows}
+        self._quarantine(bad, now)
+        gone = {c.id for c in bad}
+        return live, later, {r.id: r for r in rows if r.id not in gone}
 
     def _replan_next(self, reason: str) -> None:
         """Make the next pass plan afresh."""
@@ -447,48 +455,54 @@ class Reconciler:
         t0 = floor_time(now, self.slot_s)
         live, later, rows = self.live_jobs(now, reports)
         order = {r.id: (as_utc(r.submitted_at), r.id) for r in rows.values()}  # rows changes as we dispatch
-        grid = self.store.grid_events(end_after=t0)
+        grid = self._grid_events(t0, now)
         events = [_known_by(g.event, now) for g in grid]
         job_ids = tuple(lj.job.job_id for lj in live)
         events_key = _events_key(grid)
         why = self._why_replan(trigger, t0, job_ids, events_key)
+        decided = None
         if why is None:  # keep the plan: its world, from its slot, and the policy with what it solved
             kept = self._kept
             world, signals, stored, policy = kept.world, kept.signals, kept.stored, kept.policy
             k = int(round((t0 - kept.t0).total_seconds() / self.slot_s))  # the world's slot this pass plans
-        else:
-            stored = self._stored_signals(t0)
-            world, signals, _ = build_world(self.fleet, [lj.job for lj in live], t0, self.slot_s, self.n_slots,
-                                            events, stored)
-            k = 0
-            policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
-        obs = build_observation(world, signals, live, k)
-        actions: list[Action] = []
-        plan_time_s = 0.0
-        items: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        if why is not None:
+            try:
+                decided = self._decide(world, signals, policy, live, k, fresh=False)
+            except Exception as e:  # noqa: BLE001 (planned afresh below, with failure isolation)
+                why = f"the kept plan failed: {one_line(e, 200)}"
+        if decided is None:
+            stored, k = self._stored_signals(t0), 0
+            items_in = [("event", i) for i in range(len(grid))] + [("job", i) for i in range(len(live))]
+
+            def attempt(sub):
+                lv = [live[i] for kind, i in sub if kind == "job"]
+                world, signals, _ = build_world(self.fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
+                                                [events[i] for kind, i in sub if kind == "event"], stored)
+                policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
+                return world, signals, policy, self._decide(world, signals, policy, lv, k, fresh=True)
+
+            (world, signals, policy, decided), culprits = find_culprits(items_in, attempt)
+            if culprits:
+                out = {(kind, i) for (kind, i), _ in culprits}
+                self._quarantine([Culprit(kind, grid[i].id if kind == "event" else live[i].job.job_id,
+                                          f"planning failed with it: {one_line(e)}") for (kind, i), e in culprits],
+                                 now, revisions={grid[i].id: grid[i].revision for kind, i in out if kind == "event"})
+                for lj in (live[i] for kind, i in out if kind == "job"):
+                    rows.pop(lj.job.job_id, None)
+                live = [lj for i, lj in enumerate(live) if ("job", i) not in out]
+                keep = [i for i in range(len(grid)) if ("event", i) not in out]
+                grid, events = [grid[i] for i in keep], [events[i] for i in keep]
+                job_ids, events_key = tuple(lj.job.job_id for lj in live), _events_key(grid)
             self._kept = KeptPlan(t0, self._epoch_s(policy), job_ids, events_key, stored, world, signals,
                                   policy, now)
+        obs, actions, items, warnings, plan_time_s, solves = decided
         if obs.active.size:
-            solves = getattr(policy, "n_solves", 0)
-            t = time.perf_counter()
-            if why is not None:
-                policy.reset(world, signals)
-            d = policy.decide(obs)
-            plan_time_s = time.perf_counter() - t
             with self._state_lock:
                 st = self._st
                 if why is not None:
                     st.update(plans_solved=st["plans_solved"] + 1, last_plan_reason=why, plan_solved_at=_iso(now))
                 else:
                     st["plans_kept"] += 1
-                st["lp_solves"] += getattr(policy, "n_solves", 0) - solves
-            cap = checked_caps(world, obs, d, policy.name)
-            placed = placements(world, d, cap)
-            actions = diff_actions(world, live, placed)
-            items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key, k)
-            warnings = list(getattr(policy, "plan_warnings", lambda: [])())
+                st["lp_solves"] += solves
         done = Counter()
         for a in actions:
             if self._dispatch(a, rows):
@@ -519,6 +533,39 @@ class Reconciler:
                             site_power_mw={n: float(v) for n, v in zip(names, fac_mw)},
                             site_it_power_mw={n: float(v) for n, v in zip(names, it_mw)})
         return summary
+
+    def _decide(self, world, signals, policy: Policy, live: list[LiveJob], k: int, *, fresh: bool) -> tuple:
+        """The policy's decision at the world's slot ``k`` (``fresh``: reset it with the world first) as
+        (observation, executor actions, plan items, warnings, policy time in s, LP solves)."""
+        obs = build_observation(world, signals, live, k)
+        if not obs.active.size:
+            return obs, [], [], [], 0.0, 0
+        solves = getattr(policy, "n_solves", 0)
+        t = time.perf_counter()
+        if fresh:
+            policy.reset(world, signals)
+        d = policy.decide(obs)
+        plan_time_s = time.perf_counter() - t
+        cap = checked_caps(world, obs, d, policy.name)
+        placed = placements(world, d, cap)
+        actions = diff_actions(world, live, placed)
+        items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key, k)
+        warnings = list(getattr(policy, "plan_warnings", lambda: [])())
+        return obs, actions, items, warnings, plan_time_s, getattr(policy, "n_solves", 0) - solves
+
+    def _grid_events(self, t0: datetime, now: datetime) -> list[GridEventRow]:
+        """The stored grid events ending after ``t0`` that the planner takes (others are quarantined)."""
+        grid, bad, revisions = usable_events(self.store, self.fleet, t0)
+        self._quarantine(bad, now, revisions=revisions)
+        return grid
+
+    def _quarantine(self, culprits: list[Culprit], now: datetime, *, revisions: dict[str, int] | None = None) -> None:
+        """Set aside jobs and grid events planning cannot take, and note them in :meth:`status`."""
+        if culprits:
+            noted = quarantine(self.store, culprits, now, revisions or {})
+            with self._state_lock:
+                self._st["quarantined"] += len(noted)
+                self._st["last_quarantined"] = (noted + self._st["last_quarantined"])[:20]
 
     def _dispatch(self, a: Action, rows: dict[str, JobRow | None]) -> bool:
         """Log the intent, call the executor, record the outcome. False if the job changed meanwhile or the

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from gridshift.service.checks import check_text, check_window
-from gridshift.service.deps import GridOrOperator, Operator, SettingsDep, StoreDep, threaded
+from gridshift.service.checks import check_known, check_text, check_window
+from gridshift.service.deps import GridOrOperator, Operator, SettingsDep, StateDep, StoreDep, threaded
 from gridshift.service.schemas import (
     API_PREFIX,
     SIGNAL_PATTERN,
@@ -30,7 +30,11 @@ router = APIRouter(prefix=API_PREFIX, tags=["grid"])
 
 @router.post("/signals", response_model=SignalsStored, summary="Push grid signal values", responses=error_responses())
 @threaded
-def post_signals(request: Request, body: SignalBatch, store: StoreDep, principal: GridOrOperator) -> SignalsStored:
+def post_signals(request: Request, body: SignalBatch, store: StoreDep, state: StateDep,
+                 principal: GridOrOperator) -> SignalsStored:
+    zones = {z.id for z in state.fleet.zones}
+    for i, s in enumerate(body.rows):
+        check_known(s.zone, zones, f"rows.{i}.zone", "zone")
     rows = [{"zone": s.zone, "signal": s.signal, "at": s.time, "value": s.value, "source": s.source}
             for s in body.rows]
     check_text(rows, "rows")

@@ -4,6 +4,7 @@ methods run in (:class:`StoreBase`)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -94,6 +95,8 @@ class StoreBase:
         # transactions queue on a lock instead (woken as soon as the writer before them finishes); other
         # processes on the same file still wait through the busy timeout.
         self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        self._write_since: float | None = None  # when the current write transaction took the lock (monotonic)
+        self._busy = (0, None)  # (write transactions refused as busy, when the last one was)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -104,19 +107,41 @@ class StoreBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def write_health(self) -> dict:
+        """Write trouble, read without taking the write lock: how long the write transaction in progress has
+        held it (s; None: none, or not SQLite), and how many write transactions were refused as busy (and
+        when the last one was)."""
+        since = self._write_since
+        count, last = self._busy
+        return {"write_lock_held_s": None if since is None else round(time.monotonic() - since, 3),
+                "busy_errors": count, "last_busy_at": last}
+
+    def _note_busy(self) -> None:
+        self._busy = (self._busy[0] + 1, utcnow())
+
     @contextmanager
     def _tx(self, readonly: bool = False) -> Iterator[Connection]:
         lock = None if readonly else self._write_lock
         if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            self._note_busy()
             raise DatabaseBusy(f"database {self.url} unavailable: database is locked (another write "
                                       f"transaction of this service took over {SQLITE_BUSY_TIMEOUT_S:g} s)")
+        outer = lock is not None and self._write_since is None
+        if outer:
+            self._write_since = time.monotonic()
         try:
             with translate_errors(self.engine.url), self.engine.connect() as conn:
                 if readonly:
                     conn = conn.execution_options(gridshift_readonly=True)
                 with conn.begin():
                     yield conn
+        except DatabaseBusy:
+            if not readonly:
+                self._note_busy()
+            raise
         finally:
+            if outer:
+                self._write_since = None
             if lock is not None:
                 lock.release()
 

@@ -51,6 +51,26 @@ class DispatchStore(JobStore):
                 self._insert_dispatch(conn, job, "stop", {"reason": reason})
             return job
 
+    def quarantine_job(self, job_id: str, reason: str) -> JobRow | None:
+        """Fail a job the planner cannot take, with ``reason`` (``failure_reason`` starts with
+        ``quarantined:``); a running or paused job also gets a pending ``stop`` dispatch, in the same
+        transaction. None if the job is gone or already final."""
+        reason = "quarantined: " + " ".join(str(reason).split())[:1000]
+        with self._tx() as conn:
+            try:
+                job = self._select_job(conn, Principal.system(), job_id, lock=True, by_client_id=False)
+            except NotFound:
+                return None
+            if job.terminal:
+                return None
+            was_active = job.status in ("running", "paused")
+            job = self._change(conn, job, "failed", reason, actor=None, check=False,
+                               detail={"quarantined": True},
+                               values={"next_attempt_at": None, "failure_reason": reason})
+            if was_active:
+                self._insert_dispatch(conn, job, "stop", {"reason": reason})
+            return job
+
     def _insert_dispatch(self, conn: Connection, job: JobRow, action: str, args: dict[str, Any] | None) -> Dispatch:
         values = {"job_id": job.id, "action": action, "attempt": job.attempts, "job_version": job.version,
                   "args": args, "state": "pending", "created_at": utcnow(), "completed_at": None,

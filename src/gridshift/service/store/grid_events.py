@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -10,6 +11,8 @@ from sqlalchemy import insert, select, update
 from gridshift.model.events import GridEvent
 from gridshift.service.store.base import GRID_EVENTS, NotFound, StoreBase, _utc, _validation_error, utcnow
 from gridshift.service.store.rows import GridEventRow, _grid_event
+
+log = logging.getLogger("gridshift.store")
 
 
 class GridEventStore(StoreBase):
@@ -50,9 +53,11 @@ class GridEventStore(StoreBase):
             return _grid_event(conn.execute(select(GRID_EVENTS).where(GRID_EVENTS.c.id == event_id)).mappings().one())
 
     def grid_events(self, active_at: datetime | None = None, *, end_after: datetime | None = None,
-                    include_cancelled: bool = False) -> list[GridEventRow]:
+                    include_cancelled: bool = False, unreadable: list | None = None) -> list[GridEventRow]:
         """Grid events by start time: those in force at ``active_at`` (start <= t < end), and/or those
-        ending after ``end_after`` (in force or upcoming); cancelled ones only if asked."""
+        ending after ``end_after`` (in force or upcoming); cancelled ones only if asked. A stored body that
+        is no longer a valid event (written around the API) is left out, and ``(id, revision, error)`` added
+        to ``unreadable`` if given."""
         q = select(GRID_EVENTS)
         if not include_cancelled:
             q = q.where(GRID_EVENTS.c.status == "active")
@@ -62,5 +67,13 @@ class GridEventStore(StoreBase):
         if end_after is not None:
             q = q.where(GRID_EVENTS.c.end_at > _utc(end_after, "end_after"))
         with self._tx(readonly=True) as conn:
-            rows = conn.execute(q.order_by(GRID_EVENTS.c.start_at, GRID_EVENTS.c.id)).mappings()
-            return [_grid_event(r) for r in rows]
+            rows = conn.execute(q.order_by(GRID_EVENTS.c.start_at, GRID_EVENTS.c.id)).mappings().all()
+        out = []
+        for r in rows:
+            try:
+                out.append(_grid_event(r))
+            except (ValidationError, TypeError, ValueError) as exc:
+                log.warning("grid event %r: stored body unreadable: %s", r["id"], exc)
+                if unreadable is not None:
+                    unreadable.append((r["id"], r["revision"], f"{type(exc).__name__}: {exc}"))
+        return out

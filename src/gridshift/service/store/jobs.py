@@ -7,6 +7,7 @@ import base64
 import functools
 import json
 import re
+import shlex
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from gridshift.service.store.rows import (
 from gridshift.service.tables import JOB_STATUSES
 
 MAX_LIST_LIMIT = 1000
+MAX_ACTIVE_READ = 5000  # running and paused jobs one overview reads at most
 DEFAULT_MAX_ATTEMPTS = 3
 
 # Allowed status changes (planned -> planned re-places a job under a new plan).
@@ -71,6 +73,8 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     command = data.pop("command", None)
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise InvalidSpec("job spec: command must be a non-empty string", field="command")
+    if command is not None:
+        check_command(command)
     data.pop("tenant", None)
     try:
         job = Job.model_validate({**data, "job_id": "new", "tenant": tenant, "arrival": now})
@@ -80,6 +84,18 @@ def clean_job_spec(spec: Mapping[str, Any], tenant: str, now: datetime) -> dict[
     if command is not None:
         out["command"] = command
     return out
+
+
+def check_command(command: str) -> list[str]:
+    """The command's argv as the executor will split it (shell-style), else InvalidSpec naming ``command``:
+    a command that cannot be parsed is refused when it is submitted, not when it is started."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidSpec(f"job spec: command cannot be parsed as shell words: {exc}", field="command") from None
+    if not argv or not argv[0]:
+        raise InvalidSpec("job spec: command names no program", field="command")
+    return argv
 
 
 def aware_utc(value: Any, field: str) -> Any:
@@ -335,10 +351,34 @@ class JobStore(StoreBase):
                          values={"attempts": attempt, "next_attempt_at": None, "failure_reason": reason})
             return False
 
-    def queue_stats(self) -> dict[str, int]:
-        """Number of jobs per status (every status listed)."""
+    def queue_stats(self, principal: Principal | None = None) -> dict[str, int]:
+        """Number of jobs per status (every status listed), counted in the database; only the principal's
+        jobs if given (a tenant: its own)."""
+        q = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        scope = None if principal is None else self._scope(principal)
+        if scope is not None:
+            q = q.where(scope)
         with self._tx(readonly=True) as conn:
-            rows = conn.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status)).all()
+            rows = conn.execute(q).all()
         counts = dict.fromkeys(JOB_STATUSES, 0)
         counts.update({s: int(n) for s, n in rows})
         return counts
+
+    def job_overview(self, principal: Principal, *, newest: int = 25, active: int = 500,
+                     ids: Collection[str] = ()) -> tuple[dict[str, int], list[JobRow], list[JobRow], list[JobRow]]:
+        """What a dashboard shows, bounded whatever the number of jobs: (counts per status, the ``newest``
+        submissions newest first, at most ``active`` running or paused jobs, the jobs ``ids`` the principal
+        may see). Four queries, whatever the number of jobs."""
+        scope = self._scope(principal)
+        base = select(JOBS) if scope is None else select(JOBS).where(scope)
+        counts = self.queue_stats(principal)
+        newest_q = base.order_by(JOBS.c.submitted_at.desc(), JOBS.c.id.desc()).limit(max(0, min(newest, 1000)))
+        # sorted here, not by the database: so it reads them by status (an index), not a tenant's every job in order
+        active_q = base.where(JOBS.c.status.in_(("running", "paused"))).limit(MAX_ACTIVE_READ)
+        with self._tx(readonly=True) as conn:
+            top = [_job(r) for r in conn.execute(newest_q).mappings()]
+            live = sorted((_job(r) for r in conn.execute(active_q).mappings()),
+                          key=lambda j: (j.submitted_at, j.id))[:max(0, min(active, MAX_ACTIVE_READ))]
+            picked = [_job(r) for r in conn.execute(base.where(JOBS.c.id.in_(list(ids)[:100]))).mappings()] \
+                if ids else []
+        return counts, top, live, picked

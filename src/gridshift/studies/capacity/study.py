@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gridshift.model import bounds as B
 from gridshift.studies.capacity.assumptions import Assumption, canonical_model_class, load_assumptions
 from gridshift.studies.capacity.budget import BUDGET_COLUMNS, capacity_for_budget
 from gridshift.studies.capacity.common import CapacityError
@@ -49,12 +50,20 @@ class CapacityRun:
         return result_rows(self)
 
 
+# The options' upper ends: far beyond any real demand or site, so that no figure overflows to inf or nan.
+OPTION_MAX = {"tokens-per-day": 1e18, "requests-per-day": 1e15, "training-flop-per-month": 1e32,
+              "budget-mw": B.MAX_POWER_MW * 10, "budget-gw": B.MAX_POWER_MW / 100,
+              "carbon-g-per-kwh": B.MAX_CARBON_G_PER_KWH, "energy-price-usd-per-mwh": B.MAX_PRICE_USD_PER_MWH,
+              "pue": 10.0, "peak-to-mean": 1_000.0, "amortisation-years": 100.0, "server-capex-frac": 100.0}
+
+
 def _check_option(name: str, v: float | None, *, lo: float = 0.0, positive: bool = False) -> None:
     if v is None:
         return
-    if not math.isfinite(v) or v < lo or (positive and v <= lo):
+    hi = OPTION_MAX.get(name, math.inf)
+    if not math.isfinite(v) or v < lo or (positive and v <= lo) or v > hi:
         rel = "above" if positive else "at least"
-        raise CapacityError(f"--{name} must be {rel} {lo:g} (got {v:g})", field=name)
+        raise CapacityError(f"--{name} must be {rel} {lo:g} and at most {hi:g} (got {v:g})", field=name)
 
 
 def run_capacity(*, tokens_per_day, requests_per_day, model_class, training_flop_per_month, utilisation, pue, zone,
