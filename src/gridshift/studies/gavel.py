@@ -12,6 +12,13 @@ least-attained-service with single-GPU jobs at 5.6 jobs/h, heterogeneity-agnosti
 multi-GPU jobs at 2.8 jobs/h, 169.93 h vs 55.78 h; makespan of 500 static multi-GPU jobs, FIFO 426.6 h vs
 heterogeneity-aware minimum makespan 169.4 h.
 
+Round mechanics: the experiments run the round simulator with Gavel's own mechanics
+(``SimConfig(mechanics="gavel")``: re-solve at most every 1,920 s, received time and deficits carried
+between re-solves, per-type queues; see :mod:`gridshift.sim.rounds`); ``mechanics="gridshift"`` runs them
+with GridShift's default. The makespan experiment's FIFO runs both ways Gavel's base FIFO can be read:
+``fifo-random`` (a random free type, as the paper describes) and ``fifo-fastest-free`` (what its code
+does; :mod:`gridshift.plan.allocation.rounds`); the published 426.6 h is printed beside both.
+
 Workload generation, cluster and experiment definitions do no I/O: the throughput tensor is passed in
 (:func:`gavel_tensor` turns a table into one); :func:`gavel_table` reads Gavel's throughput file through
 :mod:`gridshift.data.gavel` and builds the table.
@@ -64,6 +71,10 @@ class Experiment:
     agnostic: tuple[str, bool]  # (policy, aware)
     aware: tuple[str, bool]
     metric: str  # "avg_jct_h" or "makespan_h"
+    more: tuple[tuple[str, str, bool], ...] = ()  # further variants: (name, policy, aware)
+
+    def variants(self) -> dict[str, tuple[str, bool]]:
+        return {"agnostic": self.agnostic, "aware": self.aware} | {v: (p, a) for v, p, a in self.more}
 
 
 def experiments(quick: bool = False) -> list[Experiment]:
@@ -77,7 +88,8 @@ def experiments(quick: bool = False) -> list[Experiment]:
         Experiment("las-single-5.6", 5.6, False, win, n, *las, metric="avg_jct_h"),
         Experiment("las-multi-2.8", 2.8, True, win, n, *las, metric="avg_jct_h"),
         Experiment("makespan-500", None, True, (0, static), static,
-                   ("fifo", False), ("min-makespan", True), metric="makespan_h"),
+                   ("fifo-random", False), ("min-makespan", True), metric="makespan_h",
+                   more=(("agnostic-fastest-free", "fifo-fastest-free", False),)),
     ]
 
 
@@ -149,12 +161,16 @@ def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, c
 
 
 def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Cluster, seed: int, *,
-                   choose_gang: bool = False, **config) -> dict:
-    """Run one experiment variant (``"agnostic"`` or ``"aware"``) for one seed; returns a result row."""
-    policy, aware = exp.agnostic if variant == "agnostic" else exp.aware
-    jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu, seed=seed,
-                         choose_gang=choose_gang)
-    cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed, **config)
+                   choose_gang: bool = False, jobs: JobSet | None = None, mechanics: str = "gavel",
+                   **config) -> dict:
+    """Run one experiment variant (``"agnostic"``, ``"aware"`` or one of ``exp.more``) for one seed on the
+    generated stream (or on ``jobs``, e.g. a Gavel trace); returns a result row."""
+    policy, aware = exp.variants()[variant]
+    if jobs is None:
+        jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu,
+                             seed=seed, choose_gang=choose_gang)
+    cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed,
+                    mechanics=mechanics, **config)
     res = RoundSimulator(jobs, cluster, thr, GANG_SIZES, cfg).run()
     w = res.window(*exp.window)
     bound = (makespan_lower_bound_h(jobs, thr, cluster, choose_gang=choose_gang)
@@ -163,9 +179,10 @@ def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Clus
     pub_val = None
     if pub is not None:
         src = pub.avg_jct_h if exp.metric == "avg_jct_h" else pub.makespan_h
-        pub_val = src.get(variant) if src else None
+        pub_val = src.get(variant.split("-")[0]) if src else None
     return {"name": exp.name + ("-gang-choice" if choose_gang else ""), "policy": variant,
             "policy_detail": f"{policy} ({'aware' if aware else 'agnostic'})", "seed": seed,
+            "mechanics": mechanics,
             "jobs_per_h": exp.jobs_per_h, "avg_jct_h": w["avg_jct_h"], "makespan_h": w["makespan_h"],
             "jobs_measured": w["jobs"], "energy_mwh": w["energy_mwh"],
             "published_avg_jct_h": pub_val if exp.metric == "avg_jct_h" else None,
@@ -206,20 +223,23 @@ def gavel_inputs() -> tuple[np.ndarray, Cluster]:
 
 
 def _run_one(args: tuple) -> dict:
-    exp, variant, seed, choose_gang = args
+    exp, variant, seed, choose_gang, mechanics = args
     thr, cluster = gavel_inputs()
-    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang)
+    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang, mechanics=mechanics)
 
 
 def reproduce_gavel(*, quick: bool, seeds: list[int], gang_choice: bool, workers: int,
-                    only: list[str] | None = None) -> list[dict]:
+                    only: list[str] | None = None, mechanics: str = "gavel",
+                    fifo_fastest_free: bool = False) -> list[dict]:
     """Run every experiment × variant × seed (and the gang-choice variant of the multi-GPU experiment), in
-    ``workers`` processes."""
+    ``workers`` processes, with the round ``mechanics`` (Gavel's by default, see the module docstring);
+    ``fifo_fastest_free`` adds the makespan experiment's ``agnostic-fastest-free`` variant."""
 
     exps = [e for e in experiments(quick) if not only or e.name in only]
-    tasks = [(e, v, s, False) for e in exps for v in ("agnostic", "aware") for s in seeds]
+    tasks = [(e, v, s, False, mechanics) for e in exps
+             for v in (e.variants() if fifo_fastest_free else ("agnostic", "aware")) for s in seeds]
     if gang_choice:
-        tasks += [(e, "aware", s, True) for e in exps if e.multi_gpu for s in seeds]
+        tasks += [(e, "aware", s, True, mechanics) for e in exps if e.multi_gpu for s in seeds]
     if workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = list(pool.map(_run_one, tasks))

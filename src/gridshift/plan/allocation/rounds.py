@@ -16,9 +16,22 @@ accelerators, or not at all. To make the time each job receives converge to its 
 * **backfill** (optional): accelerators left idle go to jobs not placed, fastest pool first (aware) or
   pool order (agnostic), so the mechanism is work-conserving.
 
+Gavel's own mechanism (:func:`place_round_gavel`, used with ``SimConfig(mechanics="gavel")``) differs in
+three ways: pools are filled one after the other (Gavel's heterogeneity-aware policies: fastest type first;
+agnostic ones: in a random order each round), each from its own queue sorted by (priority, deficit,
+allocation); every job that can run on the pool is in that queue, those without time there at priority 0
+(so leftover accelerators go to them: no separate backfill); and there is no stickiness. Its ``received``
+is a job's share of the time all jobs ran on the pool since the last reset (each starts a reset with half
+a round), not of wall-clock time; see :mod:`gridshift.sim.rounds` for the reset interval.
+
 FIFO (:func:`place_fifo`) is not an LP: jobs keep their place until they finish and the oldest waiting job
-takes a pool that fits (aware: the fastest one; agnostic: one drawn at random, as Gavel's base FIFO does);
-a job that does not fit anywhere blocks the queue (strict FIFO).
+takes a pool that fits (aware: the fastest one; agnostic ``"random"``: one drawn at random, as Gavel's
+paper describes its base FIFO); a job that does not fit anywhere blocks the queue (strict FIFO).
+Agnostic ``"fastest-free"`` is what Gavel's base FIFO code does (``scheduler/policies/fifo.py``, its
+``worker_type`` loop variable left over from the scan of free types): each waiting job is given the *last*
+pool (in pool order: Gavel's types sorted by name, k80 < p100 < v100) that has any free accelerator; if
+its gang does not fit there it waits this round (its priority elsewhere is 0, and Gavel's mechanism skips
+FIFO jobs at priority 0) and the next job is tried.
 
 Array code: inputs are ``[A, P]`` matrices over active jobs and pools; the only Python loop visits the
 pairs with a positive allocation, in priority order, and stops when every pool is full.
@@ -132,22 +145,39 @@ def _greedy(jobs: np.ndarray, pools: np.ndarray, inp: RoundInputs, free: np.ndar
             break
 
 
+FIFO_MODES = ("random", "fastest-free")
+
+
 def place_fifo(order: np.ndarray, running_pool: np.ndarray, gang: np.ndarray, throughput: np.ndarray,
                free: np.ndarray, *, aware: bool, pool_site: np.ndarray | None = None,
                site_headroom_w: np.ndarray | None = None, power_w: np.ndarray | None = None,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-    """Strict FIFO: running jobs stay; waiting jobs in ``order`` take a pool that fits (fastest if aware,
-    random otherwise).
+               rng: np.random.Generator | None = None, mode: str = "random") -> np.ndarray:
+    """Strict FIFO: running jobs stay; waiting jobs in ``order`` take a pool that fits (fastest if aware;
+    agnostic: ``mode`` ``"random"`` or Gavel's code's ``"fastest-free"``, see the module docstring).
 
     ``running_pool[A]`` is -1 for waiting jobs; ``gang``/``throughput``/``power_w`` are ``[A, P]``;
     ``free[P]`` counts accelerators not held by running jobs. Returns the pool of every job.
     """
+    if mode not in FIFO_MODES:
+        raise ValueError(f"unknown FIFO mode {mode!r}; valid: {', '.join(FIFO_MODES)}")
     pool_of = running_pool.copy()
     free = free.astype(np.int64).copy()
     head = None if site_headroom_w is None else site_headroom_w.astype(float).copy()
     for j in order.tolist():
         if pool_of[j] >= 0:
             continue
+        if not aware and mode == "fastest-free":
+            if not np.any(free > 0):
+                break
+            p = int(np.flatnonzero(free > 0)[-1])
+            w = 0.0 if head is None else float(power_w[j, p])
+            if (throughput[j, p] > 0 and free[p] >= gang[j, p]
+                    and (head is None or w <= head[int(pool_site[p])] + 1e-9)):
+                free[p] -= int(gang[j, p])
+                pool_of[j] = p
+                if head is not None:
+                    head[int(pool_site[p])] -= w
+            continue  # (a job that does not fit there waits; the queue goes on)
         runs = np.flatnonzero(throughput[j] > 0)
         if aware:
             runs = runs[np.argsort(-throughput[j, runs], kind="stable")]
@@ -170,4 +200,26 @@ def place_fifo(order: np.ndarray, running_pool: np.ndarray, gang: np.ndarray, th
             break
         if not placed:
             break  # head-of-line blocking
+    return pool_of
+
+
+def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray) -> np.ndarray:
+    """Gavel's mechanism (module docstring): pools in ``pool_order``, each filled from its queue of the jobs
+    that can run there sorted by (priority, deficit, allocation), highest first. ``inp.received_frac`` is the
+    job's share of the pool's time since the last reset; ``deficit_s`` Gavel's deficit (carried across
+    resets). Power caps are respected as in :func:`place_round`."""
+    n_jobs, n_pools = inp.alloc.shape
+    pool_of = np.full(n_jobs, -1, dtype=np.int64)
+    if n_jobs == 0:
+        return pool_of
+    free = inp.free.astype(np.int64).copy()
+    head = None if inp.site_headroom_w is None else inp.site_headroom_w.astype(float).copy()
+    pr = priorities(inp.alloc, inp.received_frac, np.zeros(0, np.int64))
+    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
+    for p in np.asarray(pool_order, np.int64).tolist():
+        jobs = np.flatnonzero((inp.throughput[:, p] > 0) & (pool_of < 0))
+        if not jobs.size or free[p] <= 0:
+            continue
+        order = jobs[np.lexsort((-inp.alloc[jobs, p], -inp.deficit_s[jobs, p], -pr[jobs, p]))]
+        _greedy(order, np.full(order.size, p), inp, free, head, pool_of, smallest_gang)
     return pool_of
