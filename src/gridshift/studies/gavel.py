@@ -37,7 +37,8 @@ import pandas as pd
 
 from gridshift.catalog.accelerators import load_catalog
 from gridshift.catalog.throughput import ThroughputTable
-from gridshift.data.gavel import load_gavel_throughputs
+from gridshift.data.gavel import load_gavel_throughputs, load_gavel_trace
+from gridshift.errors import DataError
 from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
@@ -148,6 +149,33 @@ def generate_jobs(thr: np.ndarray, *, n_jobs: int, jobs_per_h: float | None, mul
         min_g = np.ones(n_jobs, dtype=np.int64)
         max_g = np.where(multi, 8, 1)
     return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, gang_min=min_g, gang_max=max_g)
+
+
+def jobs_from_trace(path: str | Path, job_types: list[str], thr: np.ndarray) -> JobSet:
+    """Gavel's exact jobs from a trace in its format (:func:`gridshift.data.gavel.load_gavel_trace`):
+    job type by name (``job_types`` as :func:`gavel_tensor` returns them), gang = scale factor, steps =
+    total steps, weight = priority weight, arrival times as given (sorted, stably). SLOs are not used
+    (Gavel's LAS and makespan policies ignore them)."""
+    df = load_gavel_trace(path)
+    index = {t: i for i, t in enumerate(job_types)}
+    unknown = sorted(set(df["job_type"]) - set(index))
+    if unknown:
+        raise DataError(f"job type {unknown[0]!r} has no measured throughput", file=path, field="job_type")
+    gang = df["scale_factor"].to_numpy(np.int64)
+    bad = ~np.isin(gang, GANG_SIZES)
+    if bad.any():
+        raise DataError(f"scale factor {int(gang[bad][0])} not one of {GANG_SIZES.tolist()}", file=path,
+                        row=int(np.flatnonzero(bad)[0]) + 1, field="scale_factor")
+    jt = df["job_type"].map(index).to_numpy(np.int64)
+    runs = thr[jt, np.searchsorted(GANG_SIZES, gang)].max(axis=1) > 0
+    if not runs.all():
+        k = int(np.flatnonzero(~runs)[0])
+        raise DataError(f"{df['job_type'].iat[k]!r} on {int(gang[k])} GPUs has no measured throughput", file=path,
+                        row=k + 1, field="scale_factor")
+    o = np.argsort(df["arrival_s"].to_numpy(float), kind="stable")
+    return JobSet(arrival_s=df["arrival_s"].to_numpy(float)[o], job_type=jt[o],
+                  steps=df["total_steps"].to_numpy(float)[o], gang=gang[o],
+                  weight=df["priority_weight"].to_numpy(float)[o])
 
 
 def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, choose_gang: bool = False) -> float:

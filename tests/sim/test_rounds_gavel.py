@@ -1,0 +1,126 @@
+"""Gavel's round mechanics in the round simulator (reset interval, accounting carried between resets,
+per-type queues), Gavel's base FIFO as its code runs it, and Gavel's job-trace format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridshift.errors import DataError
+from gridshift.plan.allocation.rounds import RoundInputs, place_fifo, place_round_gavel
+from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
+from gridshift.studies.gavel import GANG_SIZES, jobs_from_trace
+
+ROUND = 360.0
+
+
+def _stream():
+    """One accelerator; a long job (40 rounds of work) at t = 0, then a short job (one round) arriving
+    every round for 12 rounds: the set of jobs changes every round."""
+    n_short = 12
+    arrival = np.r_[0.0, ROUND * np.arange(1, n_short + 1) - 1.0]
+    steps = np.r_[40 * ROUND, np.full(n_short, ROUND)]
+    jobs = JobSet(arrival_s=arrival, job_type=np.zeros(n_short + 1, int), steps=steps, gang=np.ones(n_short + 1, int))
+    cluster = Cluster(pool_type=["V100"], count=[1], busy_power_w=[300.0], idle_power_w=[30.0])
+    return jobs, cluster, np.ones((1, 1, 1))
+
+
+def _run(**kw):
+    jobs, cluster, thr = _stream()
+    return RoundSimulator(jobs, cluster, thr, [1], SimConfig(policy="max-min-fairness", aware=False, **kw)).run()
+
+
+def test_zeroing_received_time_at_every_resolve_runs_las_to_completion():
+    """The agnostic-LAS gap: re-solving on every arrival restarts every job's received time at 0, so all
+    priorities tie at ``x * 1e9`` and the incumbent (stickiness) keeps the accelerator until it finishes:
+    LAS degenerates to non-preemptive FIFO and the short jobs wait behind the long one. Keeping the
+    received time across arrivals (a reset interval, as Gavel's 1,920 s) restores time sharing, with
+    either mechanism."""
+    every = _run()
+    gavel = _run(mechanics="gavel")
+    kept = _run(reset_interval_s=1920.0)
+    short = slice(1, None)
+    jobs = _stream()[0]
+    last_arrival = jobs.arrival_s[-1]
+    # GridShift's default: while a job arrives every round, the long job keeps the accelerator; no short
+    # job finishes before the arrivals stop
+    assert every.completion_s[short].min() > last_arrival
+    # Gavel's mechanics, and GridShift's with the accounting kept: short jobs share the accelerator at once
+    for res in (gavel, kept):
+        assert res.completion_s[short].min() < 0.75 * last_arrival
+        assert np.mean(res.jct_s[short]) < 0.6 * np.mean(every.jct_s[short])
+        assert np.nanmax(res.completion_s[short]) < res.completion_s[0]
+    # re-solved at most every 1,920 s (plus the first solve)
+    assert gavel.solves <= 1 + gavel.end_s // 1920.0 + 1
+    assert every.solves > gavel.solves
+
+
+def test_gavel_placement_fills_pools_in_order_from_sorted_queues():
+    # pools 0 (slow) and 1 (fast), one accelerator each; order: fast pool first
+    alloc = np.array([[0.0, 0.5], [0.0, 0.5], [0.5, 0.0]])
+    inp = RoundInputs(alloc=alloc, gang=np.ones((3, 2)), throughput=np.ones((3, 2)),
+                      received_frac=np.array([[0, 0.6], [0, 0.3], [0.2, 0]]), deficit_s=np.zeros((3, 2)),
+                      incumbent=np.array([1, -1, -1]), free=np.array([1, 1]))
+    # pool 1: job 1 (priority 0.5/0.3) beats job 0 (0.5/0.6), no stickiness; pool 0: job 2 (its allocation)
+    assert place_round_gavel(inp, np.array([1, 0])).tolist() == [-1, 1, 0]
+    # a job with no time on a pool still takes its leftover accelerators (priority 0, last in the queue)
+    inp.alloc = np.array([[0.0, 0.5], [0.0, 0.5], [0.0, 0.0]])
+    assert place_round_gavel(inp, np.array([1, 0])).tolist() == [0, 1, -1]
+    # ties on priority go to the larger deficit
+    inp.alloc, inp.received_frac = np.array([[0.0, 0.5], [0.0, 0.5], [0.0, 0.0]]), np.zeros((3, 2))
+    inp.deficit_s = np.array([[0.0, 10.0], [0.0, 20.0], [0.0, 0.0]])
+    assert place_round_gavel(inp, np.array([1]))[1] == 1
+
+
+def test_fifo_fastest_free_gives_the_last_type_with_free_accelerators():
+    thr = np.ones((5, 3))  # pools in Gavel's name order: k80, p100, v100
+    gang = np.array([1, 1, 2, 1, 1])[:, None].repeat(3, axis=1)
+    free = np.array([4, 4, 2])
+    pool_of = place_fifo(np.arange(5), np.full(5, -1), gang, thr, free, aware=False, mode="fastest-free")
+    # jobs 0, 1 take the two V100s; job 2 (two GPUs) gets the P100s, job 3 (one) the last P100 and so on
+    assert pool_of.tolist() == [2, 2, 1, 1, 1]
+    # a job whose gang does not fit the last type with free accelerators waits; the queue goes on
+    pool_of = place_fifo(np.arange(3), np.full(3, -1), np.array([1, 2, 1])[:, None].repeat(3, axis=1),
+                         np.ones((3, 3)), np.array([4, 0, 2]), aware=False, mode="fastest-free")
+    assert pool_of.tolist() == [2, -1, 2]
+    # the random FIFO instead places the two-GPU job on the K80s (the only type with room for it)
+    pool_of = place_fifo(np.arange(3), np.full(3, -1), np.array([1, 2, 1])[:, None].repeat(3, axis=1),
+                         np.ones((3, 3)), np.array([4, 0, 2]), aware=False, mode="random",
+                         rng=np.random.default_rng(0))
+    assert pool_of[1] == 0
+    with pytest.raises(ValueError, match="fastest-free"):
+        place_fifo(np.arange(1), np.full(1, -1), np.ones((1, 1)), np.ones((1, 1)), np.ones(1), aware=False,
+                   mode="nope")
+
+
+TRACE = ("ResNet-18 (batch size 128)\tpython3 main.py --batch_size 128\timage_classification/cifar10\t"
+         "--num_steps\t1\t925982\t4\t1\t-1.000000\t0\n"
+         "Transformer (batch size 128)\tpython3 train.py\ttranslation\t-step\t1\t44334\t1\t5\t-1.000000\t120\n")
+
+
+def test_gavel_trace_is_read_as_its_jobs(tmp_path):
+    p = tmp_path / "jobs.trace"
+    p.write_text(TRACE)
+    types = ["Transformer (batch size 128)", "ResNet-18 (batch size 128)"]
+    thr = np.ones((2, len(GANG_SIZES), 3))
+    jobs = jobs_from_trace(p, types, thr)
+    assert jobs.job_type.tolist() == [1, 0] and jobs.gang.tolist() == [4, 1]
+    assert jobs.steps.tolist() == [925982.0, 44334.0] and jobs.arrival_s.tolist() == [0.0, 120.0]
+    assert jobs.weight.tolist() == [1.0, 5.0]
+
+
+@pytest.mark.parametrize("line, field", [
+    ("ResNet-18 (batch size 128)\tcmd\tdir\t--n\t1\t100\t0\t1\t-1\t0\n", "scale_factor"),
+    ("ResNet-18 (batch size 128)\tcmd\tdir\t--n\t1\t100\t1\t1\t-1\n", None),
+    ("ResNet-18 (batch size 128)\tcmd\tdir\t--n\t1\tmany\t1\t1\t-1\t0\n", None),
+    ("Unknown (batch size 1)\tcmd\tdir\t--n\t1\t100\t1\t1\t-1\t0\n", "job_type"),
+    ("ResNet-18 (batch size 128)\tcmd\tdir\t--n\t1\t100\t3\t1\t-1\t0\n", "scale_factor"),
+])
+def test_bad_gavel_trace_names_file_row_and_field(tmp_path, line, field):
+    p = tmp_path / "bad.trace"
+    p.write_text(line)
+    with pytest.raises(DataError) as e:
+        jobs_from_trace(p, ["ResNet-18 (batch size 128)"], np.ones((1, len(GANG_SIZES), 3)))
+    assert "bad.trace" in str(e.value)
+    if field:
+        assert field in str(e.value)
