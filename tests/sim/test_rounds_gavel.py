@@ -124,3 +124,17 @@ def test_bad_gavel_trace_names_file_row_and_field(tmp_path, line, field):
     assert "bad.trace" in str(e.value)
     if field:
         assert field in str(e.value)
+
+
+def test_weight_one_over_gang_gives_gavels_multi_gpu_las():
+    """Gavel's LAS maximises min_j gang_j * thr_j(x) / prop_j (fair in accelerator time); GridShift's is fair
+    in wall-clock time share. One pool of 2: a 1-GPU and a 2-GPU job, equal throughput."""
+    from gridshift.plan.allocation.policies import allocate
+    from gridshift.plan.allocation.problem import AllocationProblem
+
+    def las(weight):
+        pr = AllocationProblem(throughput=np.ones((2, 1)), gang=[1, 2], job_of_row=[0, 1], count=[2], weight=weight)
+        return allocate("max-min-fairness", pr).x[:, 0]
+
+    assert np.allclose(las(None), [2 / 3, 2 / 3])  # GridShift: the same share of time each
+    assert np.allclose(las(np.array([1.0, 0.5])), [1.0, 0.5])  # Gavel: max min(x0, 2 x1), x0 + 2 x1 <= 2

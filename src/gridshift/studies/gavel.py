@@ -19,6 +19,15 @@ with GridShift's default. The makespan experiment's FIFO runs both ways Gavel's 
 ``fifo-random`` (a random free type, as the paper describes) and ``fifo-fastest-free`` (what its code
 does; :mod:`gridshift.plan.allocation.rounds`); the published 426.6 h is printed beside both.
 
+Multi-GPU weights: Gavel's LAS (``MaxMinFairnessPolicyWithPerf``) maximises the least
+``scale_factor_j * throughput_j(x) / (priority_weight_j * proportional_throughput_j)``: multiplying by the
+gang makes it fair in *accelerator time* (a job on 8 GPUs deserves 1/8 of the wall-clock time of a
+one-GPU job). GridShift's max-min fairness is fair in *wall-clock time share* (every job, whatever its
+gang, deserves the same share; :mod:`gridshift.plan.allocation.terms`); Gavel's proportional throughput is
+GridShift's reference throughput up to one factor common to all jobs, which does not change the optimum.
+With weight ``priority_weight / gang`` GridShift's objective is Gavel's (up to that factor), so the
+reproduction with Gavel's mechanics uses those weights (``gang_weights``); GridShift's studies keep weight 1.
+
 Workload generation, cluster and experiment definitions do no I/O: the throughput tensor is passed in
 (:func:`gavel_tensor` turns a table into one); :func:`gavel_table` reads Gavel's throughput file through
 :mod:`gridshift.data.gavel` and builds the table.
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +199,16 @@ def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, c
 
 def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Cluster, seed: int, *,
                    choose_gang: bool = False, jobs: JobSet | None = None, mechanics: str = "gavel",
-                   **config) -> dict:
+                   gang_weights: bool | None = None, **config) -> dict:
     """Run one experiment variant (``"agnostic"``, ``"aware"`` or one of ``exp.more``) for one seed on the
-    generated stream (or on ``jobs``, e.g. a Gavel trace); returns a result row."""
+    generated stream (or on ``jobs``, e.g. a Gavel trace); returns a result row. ``gang_weights`` (default:
+    with Gavel's mechanics) divides each job's weight by its (requested) gang, as Gavel's LAS does."""
     policy, aware = exp.variants()[variant]
     if jobs is None:
         jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu,
                              seed=seed, choose_gang=choose_gang)
+    if (mechanics == "gavel" if gang_weights is None else gang_weights) and policy == "max-min-fairness":
+        jobs = replace(jobs, weight=jobs.weight / jobs.gang)
     cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed,
                     mechanics=mechanics, **config)
     res = RoundSimulator(jobs, cluster, thr, GANG_SIZES, cfg).run()
@@ -210,7 +222,7 @@ def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Clus
         pub_val = src.get(variant.split("-")[0]) if src else None
     return {"name": exp.name + ("-gang-choice" if choose_gang else ""), "policy": variant,
             "policy_detail": f"{policy} ({'aware' if aware else 'agnostic'})", "seed": seed,
-            "mechanics": mechanics,
+            "mechanics": mechanics, "gang_weights": bool(jobs.weight.min() < 1),
             "jobs_per_h": exp.jobs_per_h, "avg_jct_h": w["avg_jct_h"], "makespan_h": w["makespan_h"],
             "jobs_measured": w["jobs"], "energy_mwh": w["energy_mwh"],
             "published_avg_jct_h": pub_val if exp.metric == "avg_jct_h" else None,
