@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gridshift.errors import DataError
-from gridshift.plan.allocation.rounds import RoundInputs, place_fifo, place_round_gavel
+from gridshift.plan.allocation.rounds import RoundInputs, gavel_fifo_assign, place_round_gavel
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
 from gridshift.studies.gavel import GANG_SIZES, jobs_from_trace
 
@@ -72,25 +72,45 @@ def test_gavel_placement_fills_pools_in_order_from_sorted_queues():
     assert place_round_gavel(inp, np.array([1]))[1] == 1
 
 
-def test_fifo_fastest_free_gives_the_last_type_with_free_accelerators():
+def test_gavel_fifo_binds_jobs_to_the_last_type_with_a_free_accelerator():
+    """Gavel's base FIFO code: the type is the scan's last (v100), not the random one; when the chosen type
+    is exactly full a *random* type leaves the list, so later jobs go on to the P100s (if the V100s left)
+    or queue on the full V100s (if another type left)."""
+    gang = np.ones(5, np.int64)
     thr = np.ones((5, 3))  # pools in Gavel's name order: k80, p100, v100
-    gang = np.array([1, 1, 2, 1, 1])[:, None].repeat(3, axis=1)
-    free = np.array([4, 4, 2])
-    pool_of = place_fifo(np.arange(5), np.full(5, -1), gang, thr, free, aware=False, mode="fastest-free")
-    # jobs 0, 1 take the two V100s; job 2 (two GPUs) gets the P100s, job 3 (one) the last P100 and so on
-    assert pool_of.tolist() == [2, 2, 1, 1, 1]
-    # a job whose gang does not fit the last type with free accelerators waits; the queue goes on
-    pool_of = place_fifo(np.arange(3), np.full(3, -1), np.array([1, 2, 1])[:, None].repeat(3, axis=1),
-                         np.ones((3, 3)), np.array([4, 0, 2]), aware=False, mode="fastest-free")
-    assert pool_of.tolist() == [2, -1, 2]
-    # the random FIFO instead places the two-GPU job on the K80s (the only type with room for it)
-    pool_of = place_fifo(np.arange(3), np.full(3, -1), np.array([1, 2, 1])[:, None].repeat(3, axis=1),
-                         np.ones((3, 3)), np.array([4, 0, 2]), aware=False, mode="random",
-                         rng=np.random.default_rng(0))
-    assert pool_of[1] == 0
-    with pytest.raises(ValueError, match="fastest-free"):
-        place_fifo(np.arange(1), np.full(1, -1), np.ones((1, 1)), np.ones((1, 1)), np.ones(1), aware=False,
-                   mode="nope")
+    outcomes = set()
+    for seed in range(40):
+        b = gavel_fifo_assign(np.arange(5), np.full(5, -1), np.zeros(0, int), gang, thr, np.array([4, 4, 2]),
+                              np.random.default_rng(seed))
+        outcomes.add(tuple(b.tolist()))
+    assert outcomes == {(2, 2, 1, 1, 1), (2, 2, 2, 2, 2)}
+    # a gang that fits nowhere stops the scan; a finished job's type goes to the head of the queue
+    b = gavel_fifo_assign(np.array([1, 2]), np.array([2, -1, -1]), np.array([0]), np.array([1, 8, 1]),
+                          np.ones((3, 3)), np.array([4, 4, 1]), np.random.default_rng(0))
+    assert b.tolist() == [-1, -1, -1]  # job 1 (8 GPUs) does not fit V100's 1 free: nothing else is bound
+    b = gavel_fifo_assign(np.array([1, 2]), np.array([2, -1, -1]), np.array([0]), np.array([1, 1, 1]),
+                          np.ones((3, 3)), np.array([4, 4, 1]), np.random.default_rng(0))
+    assert b.tolist() == [-1, 2, 1] or b.tolist() == [-1, 2, 2]  # job 1 takes job 0's V100
+
+
+def test_gavel_fifo_time_shares_the_type_its_jobs_are_bound_to():
+    # 6 one-GPU jobs of 10 rounds at t = 0 on one K80, one P100, one V100 (equal speed). Job 0 fills the
+    # V100; if the random pop then removes another type, the rest queue on the V100 (its count goes
+    # negative) while the other types stay idle, and the six share the V100 round by round
+    jobs = JobSet(arrival_s=np.zeros(6), job_type=np.zeros(6, int), steps=np.full(6, 10 * ROUND), gang=np.ones(6, int))
+    cluster = Cluster(pool_type=["K80", "P100", "V100"], count=[1, 1, 1], busy_power_w=[300.0] * 3,
+                      idle_power_w=[30.0] * 3)
+    ends, shared = [], []
+    for seed in range(6):
+        res = RoundSimulator(jobs, cluster, np.ones((1, 1, 3)), [1],
+                             SimConfig(policy="fifo-fastest-free", aware=False, mechanics="gavel", seed=seed)).run()
+        assert np.all(np.isfinite(res.completion_s))
+        ends.append(res.completion_s.max())
+        shared.append(res.preemptions > 0)
+    strict = RoundSimulator(jobs, cluster, np.ones((1, 1, 3)), [1], SimConfig(policy="fifo-random", aware=False)).run()
+    assert strict.completion_s.max() == pytest.approx(20 * ROUND)  # three at a time
+    assert max(ends) == pytest.approx(60 * ROUND)  # all six on the V100
+    assert any(shared)
 
 
 TRACE = ("ResNet-18 (batch size 128)\tpython3 main.py --batch_size 128\timage_classification/cifar10\t"

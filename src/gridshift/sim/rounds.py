@@ -41,12 +41,20 @@ import numpy as np
 from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.plan.allocation.problem import AllocationProblem
-from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_fifo, place_round, place_round_gavel
+from gridshift.plan.allocation.rounds import (
+    RoundInputs,
+    gavel_fifo_assign,
+    per_pool,
+    place_fifo,
+    place_round,
+    place_round_gavel,
+)
 
 ROUND_S = 360.0  # Gavel's default round (6 minutes)
 GAVEL_RESET_S = 1920.0  # Gavel's minimum_time_between_allocation_resets (scheduler/scheduler.py)
 MECHANICS = ("gridshift", "gavel")
-FIFO_POLICIES = {"fifo": "random", "fifo-random": "random", "fifo-fastest-free": "fastest-free"}
+FIFO_POLICIES = ("fifo", "fifo-random")  # strict FIFO, agnostic: a random type that fits
+GAVEL_FIFO = "fifo-fastest-free"  # Gavel's base FIFO code (plan.allocation.rounds.gavel_fifo_assign)
 
 
 @dataclass
@@ -145,7 +153,7 @@ class SimResult:
 
 @dataclass
 class SimConfig:
-    policy: str = "max-min-fairness"  # one of policies.POLICIES or FIFO_POLICIES ("fifo" = "fifo-random")
+    policy: str = "max-min-fairness"  # one of policies.POLICIES, FIFO_POLICIES or GAVEL_FIFO
     aware: bool = True
     choose_gang: bool = False  # let the policy pick each job's gang size in [gang_min, gang_max]
     round_s: float = ROUND_S
@@ -242,6 +250,9 @@ class RoundSimulator:
         power_rows, starts = [], []
         last_pool = np.full(n, -1, dtype=np.int64)
         fifo = cfg.policy in FIFO_POLICIES
+        gfifo = cfg.policy == GAVEL_FIFO
+        bound = np.full(n, -1, dtype=np.int64)  # Gavel's FIFO: the type each job is bound to
+        released = np.zeros(n, dtype=bool)
         gavel = cfg.mechanics == "gavel"
         reset_s = (cfg.reset_interval_s if cfg.reset_interval_s is not None
                    else GAVEL_RESET_S if gavel else 0.0)
@@ -293,12 +304,22 @@ class RoundSimulator:
                 if need_alloc and (x_jp is None or t - last_solve >= reset_s - 1e-9):
                     if gavel and x_jp is not None:  # Gavel's reset: carry the deficit, restart received time
                         deficit += x_jp * (t - last_solve) - (run_on - base[:, None])
-                    rows = self._rows(active)
-                    prob = self._problem(active, rows, t, hour)
-                    res = allocate(cfg.policy, prob, aware=cfg.aware)
+                    if gfifo:
+                        gone = np.flatnonzero((bound >= 0) & ~released & np.isfinite(completion))
+                        released[gone] = True
+                        bound = gavel_fifo_assign(active[bound[active] < 0], bound, gone, j.gang,
+                                                  self._job_thr(np.arange(n)), c.count, self._rng)
+                        x_jp, g_jp, t_jp = self._unallocated(active, np.zeros((0, n_pools)), np.zeros((0, n_pools)),
+                                                             np.zeros((0, n_pools)))
+                        on = bound[active] >= 0
+                        x_jp[np.flatnonzero(on), bound[active][on]] = 1.0
+                    else:
+                        rows = self._rows(active)
+                        prob = self._problem(active, rows, t, hour)
+                        res = allocate(cfg.policy, prob, aware=cfg.aware)
+                        solve_s += res.solve_s
+                        x_jp, g_jp, t_jp = self._per_pool(active, rows, res.x)
                     solves += 1
-                    solve_s += res.solve_s
-                    x_jp, g_jp, t_jp = self._per_pool(active, rows, res.x)
                     base[:] = cfg.round_s / 2 if gavel else 0.0
                     run_on[:] = base[:, None]
                     since = 0.0
@@ -318,9 +339,9 @@ class RoundSimulator:
                                   power_w=g_jp * (c.busy_power_w - c.idle_power_w)[None, :])
                 if gavel:
                     order = fast_order if cfg.aware else self._rng.permutation(n_pools)
-                    pool_of = place_round_gavel(inp, order)
+                    pool_of = place_round_gavel(inp, order, skip_zero=gfifo)
                 else:
-                    pool_of = place_round(inp, stickiness=cfg.stickiness, backfill=cfg.backfill,
+                    pool_of = place_round(inp, stickiness=cfg.stickiness, backfill=cfg.backfill and not gfifo,
                                           aware=cfg.aware)
             # advance the placed jobs
             placed = np.flatnonzero(pool_of >= 0)
@@ -391,13 +412,16 @@ class RoundSimulator:
         pos, g, thr = rows
         return per_pool(pos, np.asarray(g), thr, x, len(act), self.jobs.gang[act])
 
+    def _job_thr(self, ids):
+        """[len(ids), P] throughput of each job at its requested gang."""
+        j = self.jobs
+        gi = np.array([self._gidx[int(x)] for x in j.gang[ids]], dtype=np.int64)
+        return self.thr[j.job_type[ids], gi]
+
     def _unallocated(self, new, x_jp, g_jp, t_jp):
         """Rows for jobs that arrived since the last solve: no time, their requested gang and throughput."""
-        j = self.jobs
-        gi = np.array([self._gidx[int(x)] for x in j.gang[new]], dtype=np.int64)
-        g = np.repeat(j.gang[new][:, None].astype(float), x_jp.shape[1], axis=1)
-        return (np.vstack([x_jp, np.zeros_like(g)]), np.vstack([g_jp, g]),
-                np.vstack([t_jp, self.thr[j.job_type[new], gi]]))
+        g = np.repeat(self.jobs.gang[new][:, None].astype(float), x_jp.shape[1], axis=1)
+        return (np.vstack([x_jp, np.zeros_like(g)]), np.vstack([g_jp, g]), np.vstack([t_jp, self._job_thr(new)]))
 
     def _headroom(self, hour: int) -> np.ndarray | None:
         c = self.cluster
@@ -421,5 +445,4 @@ class RoundSimulator:
             head = head - used
         order = np.argsort(j.arrival_s[act], kind="stable")
         return place_fifo(order, running.copy(), gang, thr, c.count - held.astype(np.int64), aware=self.cfg.aware,
-                          pool_site=c.pool_site, site_headroom_w=head, power_w=power, rng=self._rng,
-                          mode=FIFO_POLICIES[self.cfg.policy])
+                          pool_site=c.pool_site, site_headroom_w=head, power_w=power, rng=self._rng)

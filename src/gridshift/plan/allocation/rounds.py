@@ -25,13 +25,17 @@ is a job's share of the time all jobs ran on the pool since the last reset (each
 a round), not of wall-clock time; see :mod:`gridshift.sim.rounds` for the reset interval.
 
 FIFO (:func:`place_fifo`) is not an LP: jobs keep their place until they finish and the oldest waiting job
-takes a pool that fits (aware: the fastest one; agnostic ``"random"``: one drawn at random, as Gavel's
-paper describes its base FIFO); a job that does not fit anywhere blocks the queue (strict FIFO).
-Agnostic ``"fastest-free"`` is what Gavel's base FIFO code does (``scheduler/policies/fifo.py``, its
-``worker_type`` loop variable left over from the scan of free types): each waiting job is given the *last*
-pool (in pool order: Gavel's types sorted by name, k80 < p100 < v100) that has any free accelerator; if
-its gang does not fit there it waits this round (its priority elsewhere is 0, and Gavel's mechanism skips
-FIFO jobs at priority 0) and the next job is tried.
+takes a pool that fits (aware: the fastest one; agnostic: one drawn at random, as Gavel's paper describes
+its base FIFO); a job that does not fit anywhere blocks the queue (strict FIFO).
+
+:func:`gavel_fifo_assign` is what Gavel's base FIFO code does instead (``scheduler/policies/fifo.py``,
+``FIFOPolicy.get_allocation`` with ``mode="base"``): each job is bound for good to one type, and the
+type is ``worker_type``, a loop variable left over from the scan of the free types — the *last* type, in
+name order (k80 < p100 < v100), with a free accelerator, whether or not the job's gang fits there (the
+count may go negative: jobs queue on that type); the random draw the paper describes only picks which type
+leaves the list when the chosen one is exactly full. The round mechanism then runs the jobs bound to each
+type by priority (allocation 1 over received time) and skips jobs at priority 0 (Gavel's mechanism does
+for FIFO), so the jobs bound to one type time-share it.
 
 Array code: inputs are ``[A, P]`` matrices over active jobs and pools; the only Python loop visits the
 pairs with a positive allocation, in priority order, and stops when every pool is full.
@@ -145,39 +149,22 @@ def _greedy(jobs: np.ndarray, pools: np.ndarray, inp: RoundInputs, free: np.ndar
             break
 
 
-FIFO_MODES = ("random", "fastest-free")
-
-
 def place_fifo(order: np.ndarray, running_pool: np.ndarray, gang: np.ndarray, throughput: np.ndarray,
                free: np.ndarray, *, aware: bool, pool_site: np.ndarray | None = None,
                site_headroom_w: np.ndarray | None = None, power_w: np.ndarray | None = None,
-               rng: np.random.Generator | None = None, mode: str = "random") -> np.ndarray:
-    """Strict FIFO: running jobs stay; waiting jobs in ``order`` take a pool that fits (fastest if aware;
-    agnostic: ``mode`` ``"random"`` or Gavel's code's ``"fastest-free"``, see the module docstring).
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    """Strict FIFO: running jobs stay; waiting jobs in ``order`` take a pool that fits (fastest if aware,
+    random otherwise).
 
     ``running_pool[A]`` is -1 for waiting jobs; ``gang``/``throughput``/``power_w`` are ``[A, P]``;
     ``free[P]`` counts accelerators not held by running jobs. Returns the pool of every job.
     """
-    if mode not in FIFO_MODES:
-        raise ValueError(f"unknown FIFO mode {mode!r}; valid: {', '.join(FIFO_MODES)}")
     pool_of = running_pool.copy()
     free = free.astype(np.int64).copy()
     head = None if site_headroom_w is None else site_headroom_w.astype(float).copy()
     for j in order.tolist():
         if pool_of[j] >= 0:
             continue
-        if not aware and mode == "fastest-free":
-            if not np.any(free > 0):
-                break
-            p = int(np.flatnonzero(free > 0)[-1])
-            w = 0.0 if head is None else float(power_w[j, p])
-            if (throughput[j, p] > 0 and free[p] >= gang[j, p]
-                    and (head is None or w <= head[int(pool_site[p])] + 1e-9)):
-                free[p] -= int(gang[j, p])
-                pool_of[j] = p
-                if head is not None:
-                    head[int(pool_site[p])] -= w
-            continue  # (a job that does not fit there waits; the queue goes on)
         runs = np.flatnonzero(throughput[j] > 0)
         if aware:
             runs = runs[np.argsort(-throughput[j, runs], kind="stable")]
@@ -203,11 +190,52 @@ def place_fifo(order: np.ndarray, running_pool: np.ndarray, gang: np.ndarray, th
     return pool_of
 
 
-def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray) -> np.ndarray:
+def gavel_fifo_assign(waiting: np.ndarray, bound: np.ndarray, finished: np.ndarray, gang: np.ndarray,
+                      throughput: np.ndarray, count: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One call of Gavel's base ``FIFOPolicy.get_allocation`` (module docstring), on job ids.
+
+    ``bound[N]`` is each job's type (-1 = none; jobs ``finished`` since the last call still hold theirs);
+    ``waiting`` the unbound active jobs in arrival order; ``gang[N]``, ``throughput[N, P]`` (pools in
+    Gavel's name order). A finished job's type goes to the head of the queue if its gang fits what is left
+    there; then each waiting job, in order, is bound to the last pool with a free accelerator (if its
+    throughput there is positive), until no pool has room for the next job's gang. Returns the new ``bound``
+    (finished jobs released)."""
+    bound = bound.copy()
+    queue = [int(j) for j in waiting]
+    avail = np.asarray(count, np.int64).copy()
+    done = set(int(j) for j in finished)
+    for j in np.flatnonzero(bound >= 0).tolist():  # (sorted by id, as Gavel's job ids)
+        t = int(bound[j])
+        if j in done:
+            if queue and gang[queue[0]] <= avail[t] and throughput[queue[0], t] > 0:
+                h = queue.pop(0)
+                bound[h] = t
+                avail[t] -= gang[h]
+            bound[j] = -1
+        else:
+            avail[t] -= gang[j]
+    types = [p for p in range(len(avail)) if avail[p] > 0]
+    while queue and types:
+        h = queue.pop(0)
+        fits = [i for i, p in enumerate(types) if avail[p] >= gang[h]]
+        if not fits:
+            break
+        pick = fits[int(rng.integers(len(fits)))]  # the random type the paper describes ...
+        t = types[-1]  # ... and the one the code uses (the scan's last)
+        if throughput[h, t] > 0:
+            bound[h] = t
+            avail[t] -= gang[h]
+            if avail[t] == 0:
+                types.pop(pick)
+    return bound
+
+
+def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray, skip_zero: bool = False) -> np.ndarray:
     """Gavel's mechanism (module docstring): pools in ``pool_order``, each filled from its queue of the jobs
     that can run there sorted by (priority, deficit, allocation), highest first. ``inp.received_frac`` is the
     job's share of the pool's time since the last reset; ``deficit_s`` Gavel's deficit (carried across
-    resets). Power caps are respected as in :func:`place_round`."""
+    resets). ``skip_zero``: jobs at priority 0 do not run (Gavel's FIFO). Power caps are respected as in
+    :func:`place_round`."""
     n_jobs, n_pools = inp.alloc.shape
     pool_of = np.full(n_jobs, -1, dtype=np.int64)
     if n_jobs == 0:
@@ -217,7 +245,7 @@ def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray) -> np.ndarray:
     pr = priorities(inp.alloc, inp.received_frac, np.zeros(0, np.int64))
     smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
     for p in np.asarray(pool_order, np.int64).tolist():
-        jobs = np.flatnonzero((inp.throughput[:, p] > 0) & (pool_of < 0))
+        jobs = np.flatnonzero((inp.throughput[:, p] > 0) & (pool_of < 0) & ((pr[:, p] > 0) | (not skip_zero)))
         if not jobs.size or free[p] <= 0:
             continue
         order = jobs[np.lexsort((-inp.alloc[jobs, p], -inp.deficit_s[jobs, p], -pr[jobs, p]))]
