@@ -29,12 +29,15 @@ from gridshift.plan.allocation.job_lp import (
     JobSol,
     tied_jobs,
 )
+from gridshift.plan.allocation.merge import merge_identical
 from gridshift.plan.allocation.terms import alone_best
 
 
 def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm_prices: bool = False,
-                 whole: bool = False) -> JobSol:
+                 whole: bool = False, merge: bool = True) -> JobSol:
     """Exact optimum of ``lp``.
+
+    Identical jobs are first merged into one (:func:`~gridshift.plan.allocation.merge.merge_identical`).
 
     Small LPs (``<= FULL_LP_MAX_JOBS`` jobs, or ``whole``) go to HiGHS whole. Larger ones are solved by
     *aggregation*: a job whose optimum is of a simple kind needs no rows of its own, its ``x`` being
@@ -58,6 +61,11 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     tests compare with solving it whole). After ``MAX_ROUNDS``, or with half the jobs free, the whole LP
     is solved.
     """
+    merged = merge_identical(lp) if merge else None  # identical jobs as one (exact; see merge)
+    if merged is not None:
+        small, expand, shrink = merged
+        return expand(solve_job_lp(small, deadline=deadline, warm=None if warm is None else shrink(warm),
+                                   warm_prices=warm_prices, whole=whole, merge=False))
     J = lp.n_jobs
     if not whole:
         sol = _at_z_bound(lp, deadline)
@@ -66,7 +74,7 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     hom = _homogenised(lp)
     if hom is not None:  # (solutions carry t = 1 / z as hz, for warm starts of the next homogenised LP)
         hw = None if warm is None else replace(warm, z=warm.hz if warm.hz is not None else 1.0 / max(warm.z, 1e-300))
-        sol = solve_job_lp(hom, deadline=deadline, warm=hw, warm_prices=warm_prices, whole=whole)
+        sol = solve_job_lp(hom, deadline=deadline, warm=hw, warm_prices=warm_prices, whole=whole, merge=False)
         z = 1.0 / sol.z
         return replace(sol, x=sol.x * z, z=z, value=lp.value(sol.x * z, z), hz=sol.z)
     if whole or J <= job_lp.FULL_LP_MAX_JOBS:
