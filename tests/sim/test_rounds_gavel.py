@@ -158,3 +158,20 @@ def test_weight_one_over_gang_gives_gavels_multi_gpu_las():
 
     assert np.allclose(las(None), [2 / 3, 2 / 3])  # GridShift: the same share of time each
     assert np.allclose(las(np.array([1.0, 0.5])), [1.0, 0.5])  # Gavel: max min(x0, 2 x1), x0 + 2 x1 <= 2
+
+
+def test_cli_rejects_unknown_mechanics_in_one_line():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gridshift.cli", "hetero", "reproduce-gavel", "--quick",
+                        "--mechanics", "nope"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "mechanics" in lines[0]
+
+
+def test_unknown_mechanics_is_refused():
+    jobs, cluster, thr = _stream()
+    with pytest.raises(ValueError, match="gavel"):
+        RoundSimulator(jobs, cluster, thr, [1], SimConfig(mechanics="nope"))
