@@ -1,6 +1,7 @@
 """Benchmark: GridShift's round simulator with Gavel's mechanics on Gavel's own job streams (issue 23).
 
     python benchmarks/bench_gavel_traces.py --traces DIR [--seeds 0 1 2] [--workers 3] [--only NAME ...]
+                                            [--no-gang-weights] [--json PATH]
 
 ``DIR`` holds Gavel-format traces (:func:`gridshift.data.gavel.load_gavel_trace`) named
 ``single_s{seed}.trace`` (LAS, single-GPU, 5.6 jobs/h), ``multi_s{seed}.trace`` (LAS, multi-GPU, 2.8
@@ -14,7 +15,7 @@ time a line. GridShift does not ship that script (it runs Gavel's code); ``docs/
 gives it.
 
 Each task runs one experiment variant of :mod:`gridshift.studies.gavel` on one trace with
-``mechanics="gavel"`` (and LAS weights 1 / gang), averaging JCT over jobs 4000-4999 (all 500 for the
+``mechanics="gavel"`` (and LAS weights 1 / gang, Gavel's; ``--no-gang-weights``: weight 1, GridShift's), averaging JCT over jobs 4000-4999 (all 500 for the
 makespan). Gavel's simulator figures on the same streams, where known, are printed beside ours
 (``GAVEL_SIM``: as reported in GridShift issue 23 from runs of Gavel's simulator at c4fa400 on these
 streams). Writes ``benchmarks/results/gavel_traces.json``.
@@ -43,7 +44,7 @@ GAVEL_SIM = {("las-single-5.6", "agnostic"): [98.26, 96.35, 80.69], ("las-single
 
 
 def _one(task: tuple) -> dict:
-    name, variant, seed, trace = task
+    name, variant, seed, trace, gang_weights = task
     from gridshift.catalog.accelerators import load_catalog
     from gridshift.studies.gavel import (
         experiments,
@@ -58,7 +59,8 @@ def _one(task: tuple) -> dict:
     thr, cluster = gavel_inputs()
     types, _ = gavel_tensor(gavel_table(catalog=load_catalog()))
     t0 = time.perf_counter()
-    row = run_experiment(exp, variant, thr, cluster, seed, jobs=jobs_from_trace(trace, types, thr), mechanics="gavel")
+    row = run_experiment(exp, variant, thr, cluster, seed, jobs=jobs_from_trace(trace, types, thr), mechanics="gavel",
+                         gang_weights=gang_weights)
     row["wall_s"] = time.perf_counter() - t0
     row["trace"] = Path(trace).name
     return row
@@ -70,10 +72,12 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--only", nargs="*", default=list(FILES), choices=list(FILES))
+    ap.add_argument("--no-gang-weights", action="store_true")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "gavel_traces.json")
     a = ap.parse_args()
     git_before = git_state()
-    tasks = [(n, v, s, str(a.traces / f"{FILES[n]}_s{s}.trace")) for n in a.only for s in a.seeds for v in VARIANTS[n]]
+    tasks = [(n, v, s, str(a.traces / f"{FILES[n]}_s{s}.trace"), not a.no_gang_weights)
+             for n in a.only for s in a.seeds for v in VARIANTS[n]]
     missing = sorted({t[3] for t in tasks if not Path(t[3]).exists()})
     if missing:
         print(f"error: trace file not found: {missing[0]}", file=sys.stderr)
@@ -95,7 +99,7 @@ def main() -> int:
         ours = [r[key] for r in g]
         s = {"name": name, "policy": variant, "metric": key, "seeds": [r["seed"] for r in g], "ours_by_seed": ours,
              "ours_mean": sum(ours) / len(ours)}
-        gav = GAVEL_SIM.get((name, variant))
+        gav = GAVEL_SIM.get((name, variant)) if not a.no_gang_weights or name != "las-multi-2.8" else None
         if gav is not None and len(g) == 3:
             s["gavel_sim_by_seed"] = gav
             s["gavel_sim_mean"] = sum(gav) / 3
@@ -103,7 +107,7 @@ def main() -> int:
         summary.append(s)
     git_after = git_state()
     doc = {"benchmark": "gavel_traces", "summary": sorted(summary, key=lambda s: (s["name"], s["policy"])), "runs": rows,
-           "wall_s": time.perf_counter() - t0, "workers": a.workers,
+           "wall_s": time.perf_counter() - t0, "workers": a.workers, "gang_weights": not a.no_gang_weights,
            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                        "load_avg_1min": os.getloadavg()[0]},
            "code": git_before if git_after == git_before else {"before": git_before, "after": git_after},
