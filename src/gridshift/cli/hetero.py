@@ -34,6 +34,11 @@ def register(app: typer.Typer) -> None:
             help="Also run the multi-GPU experiments with the policy choosing each job's gang size.")] = True,
         workers: Annotated[int, typer.Option(help="Processes to run experiments in parallel.")] = 1,
         only: Annotated[str | None, typer.Option(help="Comma-separated experiment names to run.")] = None,
+        mechanics: Annotated[str, typer.Option(
+            help="Round mechanics: gavel (Gavel's simulator: re-solve at most every 1,920 s, received time kept) "
+                 "or gridshift (GridShift's default).")] = "gavel",
+        fifo_fastest_free: Annotated[bool, typer.Option(
+            help="Also run the makespan experiment's FIFO as Gavel's code runs it (fifo-fastest-free).")] = False,
     ) -> None:
         """Gavel's published experiments (OSDI 2020): least-attained-service with single- and multi-GPU jobs,
         and the makespan of 500 static jobs; ours printed beside the published figures."""
@@ -47,6 +52,8 @@ def register(app: typer.Typer) -> None:
                 raise ScenarioError(f"must be from 1 to 100 (got {seeds})", field="seeds")
             if not 1 <= workers <= 256:
                 raise ScenarioError(f"must be from 1 to 256 (got {workers})", field="workers")
+            if mechanics not in ("gavel", "gridshift"):
+                raise ScenarioError(f"expected gavel or gridshift, got {mechanics!r}", field="mechanics")
             names = [x.strip() for x in only.split(",") if x.strip()] if only else None
             if names:
                 from gridshift.studies.gavel import experiments
@@ -56,7 +63,8 @@ def register(app: typer.Typer) -> None:
                     raise ScenarioError(f"unknown experiment '{bad[0]}'; expected one of {', '.join(known)}",
                                         field="only")
             rows = reproduce_gavel(quick=quick, seeds=list(range(seeds)), gang_choice=gang_choice,
-                                   workers=workers, only=names)
+                                   workers=workers, only=names, mechanics=mechanics,
+                                   fifo_fastest_free=fifo_fastest_free)
         except GridShiftError as e:
             fail(e)
         out.print(gavel_table(rows))
@@ -66,7 +74,7 @@ def register(app: typer.Typer) -> None:
                     "makespan_h_by_seed", "makespan_lp_bound_h", "makespan_lp_bound_h_by_seed", "jobs_measured",
                     "energy_mwh", "moves", "wall_s", "solve_s")
             doc = {"experiments": [{k: r.get(k) for k in keys} for r in rows], "quick": quick,
-                   "cluster": {"K80": 36, "P100": 36, "V100": 36}, "round_s": 360.0}
+                   "cluster": {"K80": 36, "P100": 36, "V100": 36}, "round_s": 360.0, "mechanics": mechanics}
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out_dir / "gavel.json", doc)
             out.print(f"wrote {out_dir / 'gavel.json'}")

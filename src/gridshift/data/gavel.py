@@ -98,3 +98,49 @@ def _parsed(p: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for df in (a, c):
         df.attrs["source"] = str(p)
     return a, c
+
+
+_TRACE_FIELDS = ("job_type", "command", "working_directory", "num_steps_arg", "needs_data_dir", "total_steps",
+                 "scale_factor", "priority_weight", "slo", "arrival_s")
+
+
+def load_gavel_trace(path: str | Path) -> pd.DataFrame:
+    """A job trace in Gavel's format (``scheduler/traces/*/*.trace``, and what its
+    ``scripts/utils/generate_trace.py`` writes; parsed as its ``utils.parse_trace`` does): one job a line,
+    ten tab-separated fields — job type, command, working directory, steps argument, needs-data-dir (0/1),
+    total steps, scale factor (GPUs, >= 1), priority weight, SLO (-1 = none) and arrival time (s).
+
+    Columns: those ten (``slo`` NaN when -1 or absent, ``arrival_s`` float); rows in file order.
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read file: {exc}", file=p) from exc
+    rows = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        f = line.split("\t")
+        if len(f) != len(_TRACE_FIELDS):
+            raise DataError(f"expected {len(_TRACE_FIELDS)} tab-separated fields, got {len(f)}", file=p, row=i)
+        try:
+            needs, steps, gpus = int(f[4]), int(f[5]), int(f[6])
+        except ValueError as exc:
+            raise DataError(f"expected integers in needs_data_dir, total_steps, scale_factor: {exc}",
+                            file=p, row=i) from exc
+        try:
+            weight, slo, arrival = float(f[7]), float(f[8]), float(f[9])
+        except ValueError as exc:
+            raise DataError(f"expected numbers in priority_weight, SLO, arrival time: {exc}", file=p, row=i) from exc
+        if gpus < 1:
+            raise DataError(f"scale factor must be at least 1, got {gpus}", file=p, row=i, field="scale_factor")
+        if steps <= 0:
+            raise DataError(f"total steps must be positive, got {steps}", file=p, row=i, field="total_steps")
+        if not (np.isfinite(arrival) and arrival >= 0):
+            raise DataError(f"arrival time must be >= 0, got {f[9]!r}", file=p, row=i, field="arrival_time")
+        rows.append((f[0], f[1], f[2], f[3], bool(needs), steps, gpus, weight,
+                     np.nan if slo < 0 else slo, arrival))
+    df = pd.DataFrame(rows, columns=list(_TRACE_FIELDS))
+    df.attrs["source"] = str(p)
+    return df

@@ -8,6 +8,22 @@ job by ``throughput × run time``; a job that finishes inside a round completes 
 accelerators idle until the next round. Energy is counted per job (its accelerators at busy power while it
 runs) and per site (idle power for accelerators not running), carbon with the site's hourly intensity.
 
+Two round mechanics (``SimConfig.mechanics``):
+
+* ``"gridshift"`` (the default): the allocation is re-solved as soon as the set of jobs changes, and the
+  time each job has received is counted from that solve (so the new allocation is met from then on);
+  placement is :func:`~gridshift.plan.allocation.rounds.place_round` (global priority order, stickiness,
+  backfill). Right for a policy that must react at once (a power cap, an SLO, a new job on idle
+  accelerators) and the default for every GridShift study.
+* ``"gavel"``: Gavel's simulator (``scheduler/scheduler.py``, ``_update_priorities`` and
+  ``_reset_time_run_so_far``): the allocation is re-solved only when something changed *and* at least
+  ``reset_interval_s`` (Gavel's ``minimum_time_between_allocation_resets``, 1,920 s) has passed since the
+  last reset; jobs that arrive in between have no allocation until then (they run on leftover
+  accelerators only); at a reset every job's received time on every pool restarts at half a round and its
+  deficit (time owed minus time received) is carried over; placement is
+  :func:`~gridshift.plan.allocation.rounds.place_round_gavel`. The Gavel reproduction
+  (:mod:`gridshift.studies.gavel`) uses it.
+
 Steps are a job's unit of work on every pool and gang size (Gavel's throughputs at ``g`` GPUs are steps/s
 of the whole job), so a job may change pool or gang size between rounds and keep its progress. Moving a
 job costs ``restart_s`` of the round it moves in (0 by default, as in Gavel's simulator).
@@ -25,9 +41,20 @@ import numpy as np
 from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.plan.allocation.problem import AllocationProblem
-from gridshift.plan.allocation.rounds import RoundInputs, per_pool, place_fifo, place_round
+from gridshift.plan.allocation.rounds import (
+    RoundInputs,
+    gavel_fifo_assign,
+    per_pool,
+    place_fifo,
+    place_round,
+    place_round_gavel,
+)
 
 ROUND_S = 360.0  # Gavel's default round (6 minutes)
+GAVEL_RESET_S = 1920.0  # Gavel's minimum_time_between_allocation_resets (scheduler/scheduler.py)
+MECHANICS = ("gridshift", "gavel")
+FIFO_POLICIES = ("fifo", "fifo-random")  # strict FIFO, agnostic: a random type that fits
+GAVEL_FIFO = "fifo-fastest-free"  # Gavel's base FIFO code (plan.allocation.rounds.gavel_fifo_assign)
 
 
 @dataclass
@@ -126,7 +153,7 @@ class SimResult:
 
 @dataclass
 class SimConfig:
-    policy: str = "max-min-fairness"  # one of policies.POLICIES or "fifo"
+    policy: str = "max-min-fairness"  # one of policies.POLICIES, FIFO_POLICIES or GAVEL_FIFO
     aware: bool = True
     choose_gang: bool = False  # let the policy pick each job's gang size in [gang_min, gang_max]
     round_s: float = ROUND_S
@@ -138,6 +165,8 @@ class SimConfig:
     stop_after: tuple[int, int] | None = None  # stop once jobs lo..hi-1 are done (steady-state window)
     max_time_s: float = 5e7
     seed: int = 0  # random choices of the agnostic FIFO
+    mechanics: str = "gridshift"  # or "gavel" (module docstring)
+    reset_interval_s: float | None = None  # least time between re-solves (default: 0, or 1,920 s with "gavel")
     resolve_each_round: bool | None = None  # re-solve every round (default: for policies that depend on the
     # work left — min-makespan, finish-time-fairness — whose allocation drifts as rounding deviates from it)
 
@@ -154,6 +183,8 @@ class RoundSimulator:
             raise ValueError("throughput tensor does not match the pools or gang sizes")
         self._gidx = {int(g): i for i, g in enumerate(self.gang_sizes)}
         self._rng = np.random.default_rng(config.seed)
+        if config.mechanics not in MECHANICS:
+            raise ValueError(f"unknown round mechanics {config.mechanics!r}; valid: {', '.join(MECHANICS)}")
         for g in np.unique(np.concatenate([jobs.gang, jobs.gang_min, jobs.gang_max])):
             if int(g) not in self._gidx:
                 raise ValueError(f"gang size {int(g)} has no throughput column")
@@ -218,7 +249,18 @@ class RoundSimulator:
         site_c = np.zeros(n_sites)
         power_rows, starts = [], []
         last_pool = np.full(n, -1, dtype=np.int64)
-        fifo = cfg.policy == "fifo"
+        fifo = cfg.policy in FIFO_POLICIES
+        gfifo = cfg.policy == GAVEL_FIFO
+        bound = np.full(n, -1, dtype=np.int64)  # Gavel's FIFO: the type each job is bound to
+        released = np.zeros(n, dtype=bool)
+        gavel = cfg.mechanics == "gavel"
+        reset_s = (cfg.reset_interval_s if cfg.reset_interval_s is not None
+                   else GAVEL_RESET_S if gavel else 0.0)
+        last_solve = -np.inf
+        deficit = np.zeros((0, n_pools))
+        base = np.zeros(0)  # received time each job started the reset with (Gavel: half a round)
+        # Gavel fills its types fastest first (v100, p100, k80) for aware policies: pools by mean throughput
+        fast_order = np.argsort(-self.thr[:, 0, :].mean(axis=0), kind="stable")
         active = np.zeros(0, dtype=np.int64)
         nxt = 0
         t = float(j.arrival_s[0]) if n else 0.0
@@ -239,6 +281,10 @@ class RoundSimulator:
             if k > nxt:
                 active = np.concatenate([active, np.arange(nxt, k)])
                 run_on = np.vstack([run_on, np.zeros((k - nxt, n_pools))])
+                deficit = np.vstack([deficit, np.zeros((k - nxt, n_pools))])
+                base = np.concatenate([base, np.zeros(k - nxt)])
+                if x_jp is not None and len(x_jp) < len(active):  # no allocation until the next solve
+                    x_jp, g_jp, t_jp = self._unallocated(active[len(x_jp):], x_jp, g_jp, t_jp)
                 nxt = k
                 need_alloc = True
             if len(active) == 0:
@@ -255,23 +301,48 @@ class RoundSimulator:
             if fifo:
                 pool_of = self._fifo_round(active, last_pool, hour)
             else:
-                if need_alloc:
-                    rows = self._rows(active)
-                    prob = self._problem(active, rows, t, hour)
-                    res = allocate(cfg.policy, prob, aware=cfg.aware)
+                if need_alloc and (x_jp is None or t - last_solve >= reset_s - 1e-9):
+                    if gavel and x_jp is not None:  # Gavel's reset: carry the deficit, restart received time
+                        deficit += x_jp * (t - last_solve) - (run_on - base[:, None])
+                    if gfifo:
+                        gone = np.flatnonzero((bound >= 0) & ~released & np.isfinite(completion))
+                        released[gone] = True
+                        bound = gavel_fifo_assign(active[bound[active] < 0], bound, gone, j.gang,
+                                                  self._job_thr(np.arange(n)), c.count, self._rng)
+                        x_jp, g_jp, t_jp = self._unallocated(active, np.zeros((0, n_pools)), np.zeros((0, n_pools)),
+                                                             np.zeros((0, n_pools)))
+                        on = bound[active] >= 0
+                        x_jp[np.flatnonzero(on), bound[active][on]] = 1.0
+                    else:
+                        rows = self._rows(active)
+                        prob = self._problem(active, rows, t, hour)
+                        res = allocate(cfg.policy, prob, aware=cfg.aware)
+                        solve_s += res.solve_s
+                        x_jp, g_jp, t_jp = self._per_pool(active, rows, res.x)
                     solves += 1
-                    solve_s += res.solve_s
-                    x_jp, g_jp, t_jp = self._per_pool(active, rows, res.x)
-                    run_on[:] = 0.0
+                    base[:] = cfg.round_s / 2 if gavel else 0.0
+                    run_on[:] = base[:, None]
                     since = 0.0
+                    last_solve = t
                     need_alloc, alloc_key = False, hour
-                recv = run_on / since if since > 0 else np.zeros_like(run_on)
+                if gavel:  # the job's share of all jobs' time on the pool since the reset
+                    tot = run_on.sum(axis=0)
+                    recv = np.where(tot > 0, run_on / np.where(tot > 0, tot, 1.0), 0.0)
+                    owed = deficit
+                else:
+                    recv = run_on / since if since > 0 else np.zeros_like(run_on)
+                    owed = x_jp * since - run_on
                 inp = RoundInputs(alloc=x_jp, gang=g_jp, throughput=t_jp, received_frac=recv,
-                                  deficit_s=x_jp * since - run_on, incumbent=last_pool[active],
+                                  deficit_s=owed, incumbent=last_pool[active],
                                   free=c.count.copy(), pool_site=c.pool_site,
                                   site_headroom_w=self._headroom(hour),
                                   power_w=g_jp * (c.busy_power_w - c.idle_power_w)[None, :])
-                pool_of = place_round(inp, stickiness=cfg.stickiness, backfill=cfg.backfill, aware=cfg.aware)
+                if gavel:
+                    order = fast_order if cfg.aware else self._rng.permutation(n_pools)
+                    pool_of = place_round_gavel(inp, order, skip_zero=gfifo)
+                else:
+                    pool_of = place_round(inp, stickiness=cfg.stickiness, backfill=cfg.backfill and not gfifo,
+                                          aware=cfg.aware)
             # advance the placed jobs
             placed = np.flatnonzero(pool_of >= 0)
             pj, pp = active[placed], pool_of[placed]
@@ -319,7 +390,7 @@ class RoundSimulator:
             keep = np.ones(a, dtype=bool)
             keep[placed[fin]] = False
             if not keep.all():
-                active, run_on = active[keep], run_on[keep]
+                active, run_on, deficit, base = active[keep], run_on[keep], deficit[keep], base[keep]
                 if x_jp is not None and not fifo:
                     x_jp, g_jp, t_jp = x_jp[keep], g_jp[keep], t_jp[keep]
                 last_pool[pj[fin]] = -1
@@ -340,6 +411,17 @@ class RoundSimulator:
         """Per job and pool: summed fraction, and the gang and throughput of the variant with most time."""
         pos, g, thr = rows
         return per_pool(pos, np.asarray(g), thr, x, len(act), self.jobs.gang[act])
+
+    def _job_thr(self, ids):
+        """[len(ids), P] throughput of each job at its requested gang."""
+        j = self.jobs
+        gi = np.array([self._gidx[int(x)] for x in j.gang[ids]], dtype=np.int64)
+        return self.thr[j.job_type[ids], gi]
+
+    def _unallocated(self, new, x_jp, g_jp, t_jp):
+        """Rows for jobs that arrived since the last solve: no time, their requested gang and throughput."""
+        g = np.repeat(self.jobs.gang[new][:, None].astype(float), x_jp.shape[1], axis=1)
+        return (np.vstack([x_jp, np.zeros_like(g)]), np.vstack([g_jp, g]), np.vstack([t_jp, self._job_thr(new)]))
 
     def _headroom(self, hour: int) -> np.ndarray | None:
         c = self.cluster

@@ -12,6 +12,22 @@ least-attained-service with single-GPU jobs at 5.6 jobs/h, heterogeneity-agnosti
 multi-GPU jobs at 2.8 jobs/h, 169.93 h vs 55.78 h; makespan of 500 static multi-GPU jobs, FIFO 426.6 h vs
 heterogeneity-aware minimum makespan 169.4 h.
 
+Round mechanics: the experiments run the round simulator with Gavel's own mechanics
+(``SimConfig(mechanics="gavel")``: re-solve at most every 1,920 s, received time and deficits carried
+between re-solves, per-type queues; see :mod:`gridshift.sim.rounds`); ``mechanics="gridshift"`` runs them
+with GridShift's default. The makespan experiment's FIFO runs both ways Gavel's base FIFO can be read:
+``fifo-random`` (a random free type, as the paper describes) and ``fifo-fastest-free`` (what its code
+does; :mod:`gridshift.plan.allocation.rounds`); the published 426.6 h is printed beside both.
+
+Multi-GPU weights: Gavel's LAS (``MaxMinFairnessPolicyWithPerf``) maximises the least
+``scale_factor_j * throughput_j(x) / (priority_weight_j * proportional_throughput_j)``: multiplying by the
+gang makes it fair in *accelerator time* (a job on 8 GPUs deserves 1/8 of the wall-clock time of a
+one-GPU job). GridShift's max-min fairness is fair in *wall-clock time share* (every job, whatever its
+gang, deserves the same share; :mod:`gridshift.plan.allocation.terms`); Gavel's proportional throughput is
+GridShift's reference throughput up to one factor common to all jobs, which does not change the optimum.
+With weight ``priority_weight / gang`` GridShift's objective is Gavel's (up to that factor), so the
+reproduction with Gavel's mechanics uses those weights (``gang_weights``); GridShift's studies keep weight 1.
+
 Workload generation, cluster and experiment definitions do no I/O: the throughput tensor is passed in
 (:func:`gavel_tensor` turns a table into one); :func:`gavel_table` reads Gavel's throughput file through
 :mod:`gridshift.data.gavel` and builds the table.
@@ -21,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +46,8 @@ import pandas as pd
 
 from gridshift.catalog.accelerators import load_catalog
 from gridshift.catalog.throughput import ThroughputTable
-from gridshift.data.gavel import load_gavel_throughputs
+from gridshift.data.gavel import load_gavel_throughputs, load_gavel_trace
+from gridshift.errors import DataError
 from gridshift.model.time import S_PER_H
 from gridshift.plan.allocation.policies import allocate
 from gridshift.sim.rounds import Cluster, JobSet, RoundSimulator, SimConfig
@@ -64,6 +81,10 @@ class Experiment:
     agnostic: tuple[str, bool]  # (policy, aware)
     aware: tuple[str, bool]
     metric: str  # "avg_jct_h" or "makespan_h"
+    more: tuple[tuple[str, str, bool], ...] = ()  # further variants: (name, policy, aware)
+
+    def variants(self) -> dict[str, tuple[str, bool]]:
+        return {"agnostic": self.agnostic, "aware": self.aware} | {v: (p, a) for v, p, a in self.more}
 
 
 def experiments(quick: bool = False) -> list[Experiment]:
@@ -77,7 +98,8 @@ def experiments(quick: bool = False) -> list[Experiment]:
         Experiment("las-single-5.6", 5.6, False, win, n, *las, metric="avg_jct_h"),
         Experiment("las-multi-2.8", 2.8, True, win, n, *las, metric="avg_jct_h"),
         Experiment("makespan-500", None, True, (0, static), static,
-                   ("fifo", False), ("min-makespan", True), metric="makespan_h"),
+                   ("fifo-random", False), ("min-makespan", True), metric="makespan_h",
+                   more=(("agnostic-fastest-free", "fifo-fastest-free", False),)),
     ]
 
 
@@ -138,6 +160,33 @@ def generate_jobs(thr: np.ndarray, *, n_jobs: int, jobs_per_h: float | None, mul
     return JobSet(arrival_s=arrival, job_type=job_type, steps=steps, gang=gang, gang_min=min_g, gang_max=max_g)
 
 
+def jobs_from_trace(path: str | Path, job_types: list[str], thr: np.ndarray) -> JobSet:
+    """Gavel's exact jobs from a trace in its format (:func:`gridshift.data.gavel.load_gavel_trace`):
+    job type by name (``job_types`` as :func:`gavel_tensor` returns them), gang = scale factor, steps =
+    total steps, weight = priority weight, arrival times as given (sorted, stably). SLOs are not used
+    (Gavel's LAS and makespan policies ignore them)."""
+    df = load_gavel_trace(path)
+    index = {t: i for i, t in enumerate(job_types)}
+    unknown = sorted(set(df["job_type"]) - set(index))
+    if unknown:
+        raise DataError(f"job type {unknown[0]!r} has no measured throughput", file=path, field="job_type")
+    gang = df["scale_factor"].to_numpy(np.int64)
+    bad = ~np.isin(gang, GANG_SIZES)
+    if bad.any():
+        raise DataError(f"scale factor {int(gang[bad][0])} not one of {GANG_SIZES.tolist()}", file=path,
+                        row=int(np.flatnonzero(bad)[0]) + 1, field="scale_factor")
+    jt = df["job_type"].map(index).to_numpy(np.int64)
+    runs = thr[jt, np.searchsorted(GANG_SIZES, gang)].max(axis=1) > 0
+    if not runs.all():
+        k = int(np.flatnonzero(~runs)[0])
+        raise DataError(f"{df['job_type'].iat[k]!r} on {int(gang[k])} GPUs has no measured throughput", file=path,
+                        row=k + 1, field="scale_factor")
+    o = np.argsort(df["arrival_s"].to_numpy(float), kind="stable")
+    return JobSet(arrival_s=df["arrival_s"].to_numpy(float)[o], job_type=jt[o],
+                  steps=df["total_steps"].to_numpy(float)[o], gang=gang[o],
+                  weight=df["priority_weight"].to_numpy(float)[o])
+
+
 def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, choose_gang: bool = False) -> float:
     """A lower bound on the makespan (h) of ``jobs`` (all present at t = 0) under any schedule: the
     heterogeneity-aware minimum-makespan LP over the whole run (the fluid relaxation: time fractions instead
@@ -149,12 +198,19 @@ def makespan_lower_bound_h(jobs: JobSet, thr: np.ndarray, cluster: Cluster, *, c
 
 
 def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Cluster, seed: int, *,
-                   choose_gang: bool = False, **config) -> dict:
-    """Run one experiment variant (``"agnostic"`` or ``"aware"``) for one seed; returns a result row."""
-    policy, aware = exp.agnostic if variant == "agnostic" else exp.aware
-    jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu, seed=seed,
-                         choose_gang=choose_gang)
-    cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed, **config)
+                   choose_gang: bool = False, jobs: JobSet | None = None, mechanics: str = "gavel",
+                   gang_weights: bool | None = None, **config) -> dict:
+    """Run one experiment variant (``"agnostic"``, ``"aware"`` or one of ``exp.more``) for one seed on the
+    generated stream (or on ``jobs``, e.g. a Gavel trace); returns a result row. ``gang_weights`` (default:
+    with Gavel's mechanics) divides each job's weight by its (requested) gang, as Gavel's LAS does."""
+    policy, aware = exp.variants()[variant]
+    if jobs is None:
+        jobs = generate_jobs(thr, n_jobs=exp.n_jobs, jobs_per_h=exp.jobs_per_h, multi_gpu=exp.multi_gpu,
+                             seed=seed, choose_gang=choose_gang)
+    if (mechanics == "gavel" if gang_weights is None else gang_weights) and policy == "max-min-fairness":
+        jobs = replace(jobs, weight=jobs.weight / jobs.gang)
+    cfg = SimConfig(policy=policy, aware=aware, choose_gang=choose_gang, stop_after=exp.window, seed=seed,
+                    mechanics=mechanics, **config)
     res = RoundSimulator(jobs, cluster, thr, GANG_SIZES, cfg).run()
     w = res.window(*exp.window)
     bound = (makespan_lower_bound_h(jobs, thr, cluster, choose_gang=choose_gang)
@@ -163,9 +219,10 @@ def run_experiment(exp: Experiment, variant: str, thr: np.ndarray, cluster: Clus
     pub_val = None
     if pub is not None:
         src = pub.avg_jct_h if exp.metric == "avg_jct_h" else pub.makespan_h
-        pub_val = src.get(variant) if src else None
+        pub_val = src.get(variant.split("-")[0]) if src else None
     return {"name": exp.name + ("-gang-choice" if choose_gang else ""), "policy": variant,
             "policy_detail": f"{policy} ({'aware' if aware else 'agnostic'})", "seed": seed,
+            "mechanics": mechanics, "gang_weights": bool(jobs.weight.min() < 1),
             "jobs_per_h": exp.jobs_per_h, "avg_jct_h": w["avg_jct_h"], "makespan_h": w["makespan_h"],
             "jobs_measured": w["jobs"], "energy_mwh": w["energy_mwh"],
             "published_avg_jct_h": pub_val if exp.metric == "avg_jct_h" else None,
@@ -206,20 +263,23 @@ def gavel_inputs() -> tuple[np.ndarray, Cluster]:
 
 
 def _run_one(args: tuple) -> dict:
-    exp, variant, seed, choose_gang = args
+    exp, variant, seed, choose_gang, mechanics = args
     thr, cluster = gavel_inputs()
-    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang)
+    return run_experiment(exp, variant, thr, cluster, seed, choose_gang=choose_gang, mechanics=mechanics)
 
 
 def reproduce_gavel(*, quick: bool, seeds: list[int], gang_choice: bool, workers: int,
-                    only: list[str] | None = None) -> list[dict]:
+                    only: list[str] | None = None, mechanics: str = "gavel",
+                    fifo_fastest_free: bool = False) -> list[dict]:
     """Run every experiment × variant × seed (and the gang-choice variant of the multi-GPU experiment), in
-    ``workers`` processes."""
+    ``workers`` processes, with the round ``mechanics`` (Gavel's by default, see the module docstring);
+    ``fifo_fastest_free`` adds the makespan experiment's ``agnostic-fastest-free`` variant."""
 
     exps = [e for e in experiments(quick) if not only or e.name in only]
-    tasks = [(e, v, s, False) for e in exps for v in ("agnostic", "aware") for s in seeds]
+    tasks = [(e, v, s, False, mechanics) for e in exps
+             for v in (e.variants() if fifo_fastest_free else ("agnostic", "aware")) for s in seeds]
     if gang_choice:
-        tasks += [(e, "aware", s, True) for e in exps if e.multi_gpu for s in seeds]
+        tasks += [(e, "aware", s, True, mechanics) for e in exps if e.multi_gpu for s in seeds]
     if workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = list(pool.map(_run_one, tasks))

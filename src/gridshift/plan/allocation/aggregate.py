@@ -169,7 +169,7 @@ def _aggregated(lp: JobLP, st: States):
     return cols, conds
 
 
-def solve_reduced(lp: JobLP, st: States, deadline: float):
+def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False):
     """Solve with the non-FREE jobs aggregated. Returns (solution or None, aggregated jobs that fail the
     optimality check, jobs whose time row must be added (homogenised form), whether the prices are sane:
     no coupling row needed its slack)."""
@@ -222,7 +222,8 @@ def solve_reduced(lp: JobLP, st: States, deadline: float):
     aggregated = bool(aj.size or vj.size)
     v, row_dual, status = highs_max(cost, lo, hi, rlo, rhi, ri[keep], ci[keep], vi[keep], deadline,
                                  presolve=not aggregated,
-                                 primal=aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size)
+                                 primal=aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size,
+                                 ipm=ipm and not aggregated)
     if v is None:
         return None, none, none, False
     z = float(v[iz])

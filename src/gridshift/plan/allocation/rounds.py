@@ -16,9 +16,26 @@ accelerators, or not at all. To make the time each job receives converge to its 
 * **backfill** (optional): accelerators left idle go to jobs not placed, fastest pool first (aware) or
   pool order (agnostic), so the mechanism is work-conserving.
 
+Gavel's own mechanism (:func:`place_round_gavel`, used with ``SimConfig(mechanics="gavel")``) differs in
+three ways: pools are filled one after the other (Gavel's heterogeneity-aware policies: fastest type first;
+agnostic ones: in a random order each round), each from its own queue sorted by (priority, deficit,
+allocation); every job that can run on the pool is in that queue, those without time there at priority 0
+(so leftover accelerators go to them: no separate backfill); and there is no stickiness. Its ``received``
+is a job's share of the time all jobs ran on the pool since the last reset (each starts a reset with half
+a round), not of wall-clock time; see :mod:`gridshift.sim.rounds` for the reset interval.
+
 FIFO (:func:`place_fifo`) is not an LP: jobs keep their place until they finish and the oldest waiting job
-takes a pool that fits (aware: the fastest one; agnostic: one drawn at random, as Gavel's base FIFO does);
-a job that does not fit anywhere blocks the queue (strict FIFO).
+takes a pool that fits (aware: the fastest one; agnostic: one drawn at random, as Gavel's paper describes
+its base FIFO); a job that does not fit anywhere blocks the queue (strict FIFO).
+
+:func:`gavel_fifo_assign` is what Gavel's base FIFO code does instead (``scheduler/policies/fifo.py``,
+``FIFOPolicy.get_allocation`` with ``mode="base"``): each job is bound for good to one type, and the
+type is ``worker_type``, a loop variable left over from the scan of the free types — the *last* type, in
+name order (k80 < p100 < v100), with a free accelerator, whether or not the job's gang fits there (the
+count may go negative: jobs queue on that type); the random draw the paper describes only picks which type
+leaves the list when the chosen one is exactly full. The round mechanism then runs the jobs bound to each
+type by priority (allocation 1 over received time) and skips jobs at priority 0 (Gavel's mechanism does
+for FIFO), so the jobs bound to one type time-share it.
 
 Array code: inputs are ``[A, P]`` matrices over active jobs and pools; the only Python loop visits the
 pairs with a positive allocation, in priority order, and stops when every pool is full.
@@ -170,4 +187,67 @@ def place_fifo(order: np.ndarray, running_pool: np.ndarray, gang: np.ndarray, th
             break
         if not placed:
             break  # head-of-line blocking
+    return pool_of
+
+
+def gavel_fifo_assign(waiting: np.ndarray, bound: np.ndarray, finished: np.ndarray, gang: np.ndarray,
+                      throughput: np.ndarray, count: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One call of Gavel's base ``FIFOPolicy.get_allocation`` (module docstring), on job ids.
+
+    ``bound[N]`` is each job's type (-1 = none; jobs ``finished`` since the last call still hold theirs);
+    ``waiting`` the unbound active jobs in arrival order; ``gang[N]``, ``throughput[N, P]`` (pools in
+    Gavel's name order). A finished job's type goes to the head of the queue if its gang fits what is left
+    there; then each waiting job, in order, is bound to the last pool with a free accelerator (if its
+    throughput there is positive), until no pool has room for the next job's gang. Returns the new ``bound``
+    (finished jobs released)."""
+    bound = bound.copy()
+    queue = [int(j) for j in waiting]
+    avail = np.asarray(count, np.int64).copy()
+    done = set(int(j) for j in finished)
+    for j in np.flatnonzero(bound >= 0).tolist():  # (sorted by id, as Gavel's job ids)
+        t = int(bound[j])
+        if j in done:
+            if queue and gang[queue[0]] <= avail[t] and throughput[queue[0], t] > 0:
+                h = queue.pop(0)
+                bound[h] = t
+                avail[t] -= gang[h]
+            bound[j] = -1
+        else:
+            avail[t] -= gang[j]
+    types = [p for p in range(len(avail)) if avail[p] > 0]
+    while queue and types:
+        h = queue.pop(0)
+        fits = [i for i, p in enumerate(types) if avail[p] >= gang[h]]
+        if not fits:
+            break
+        pick = fits[int(rng.integers(len(fits)))]  # the random type the paper describes ...
+        t = types[-1]  # ... and the one the code uses (the scan's last)
+        if throughput[h, t] > 0:
+            bound[h] = t
+            avail[t] -= gang[h]
+            if avail[t] == 0:
+                types.pop(pick)
+    return bound
+
+
+def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray, skip_zero: bool = False) -> np.ndarray:
+    """Gavel's mechanism (module docstring): pools in ``pool_order``, each filled from its queue of the jobs
+    that can run there sorted by (priority, deficit, allocation), highest first. ``inp.received_frac`` is the
+    job's share of the pool's time since the last reset; ``deficit_s`` Gavel's deficit (carried across
+    resets). ``skip_zero``: jobs at priority 0 do not run (Gavel's FIFO). Power caps are respected as in
+    :func:`place_round`."""
+    n_jobs, n_pools = inp.alloc.shape
+    pool_of = np.full(n_jobs, -1, dtype=np.int64)
+    if n_jobs == 0:
+        return pool_of
+    free = inp.free.astype(np.int64).copy()
+    head = None if inp.site_headroom_w is None else inp.site_headroom_w.astype(float).copy()
+    pr = priorities(inp.alloc, inp.received_frac, np.zeros(0, np.int64))
+    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
+    for p in np.asarray(pool_order, np.int64).tolist():
+        jobs = np.flatnonzero((inp.throughput[:, p] > 0) & (pool_of < 0) & ((pr[:, p] > 0) | (not skip_zero)))
+        if not jobs.size or free[p] <= 0:
+            continue
+        order = jobs[np.lexsort((-inp.alloc[jobs, p], -inp.deficit_s[jobs, p], -pr[jobs, p]))]
+        _greedy(order, np.full(order.size, p), inp, free, head, pool_of, smallest_gang)
     return pool_of
