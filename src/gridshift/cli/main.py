@@ -249,9 +249,9 @@ def data_path(name: str,
 
 def _register_studies() -> None:
     """Commands that live in their own modules (planning studies, forecasting)."""
-    from gridshift.cli import capacity, flex, forecast, headroom, hetero, serve, sweep, ven
+    from gridshift.cli import capacity, flex, forecast, gateway, headroom, hetero, serve, sweep, ven
 
-    for mod in (capacity, headroom, sweep, forecast, ven, flex, serve, hetero):
+    for mod in (capacity, headroom, sweep, forecast, ven, flex, serve, hetero, gateway):
         mod.register(app)
 
 
