@@ -220,3 +220,24 @@ def test_openapi_fuzz_no_500_and_openai_error_shapes(tmp_path, mode):
                 except Exception as exc:  # noqa: BLE001 (collect every operation's failure)
                     failures.append(f"{op.label}: {exc}")
             assert not failures, "\n\n".join(failures)
+
+
+def test_accounting_keeps_negative_price_rows_and_totals(tmp_path):
+    from datetime import UTC, datetime
+
+    from prometheus_client import CollectorRegistry
+
+    from gridshift.service.db import make_engine
+    from gridshift.service.gateway.accounting import Accounting, UsageRecord
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    acc = Accounting(engine, CollectorRegistry())
+    e, c, cost = usage_of(10, 100, 0.07, 300.0, -20.0)  # day-ahead prices go negative
+    for _ in range(2):
+        acc.record(UsageRecord(datetime(2026, 1, 1, tzinfo=UTC), "t", "m", "s", "b", "H100", "interactive", "chat",
+                               "ok", 10, 100, e, c, cost, 12.0, 0))
+    rows = acc.totals()
+    assert rows[0]["requests"] == 2 and rows[0]["cost_usd"] == pytest.approx(2 * cost) and cost < 0
+    assert acc.cost.labels("t", "m")._value.get() == pytest.approx(2 * cost)
+    again = Accounting(engine, CollectorRegistry())  # a restart: the totals come back from the rows
+    assert again.tokens.labels("t", "m", "out")._value.get() == 200

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.engine import Engine
 
@@ -101,7 +101,9 @@ class Accounting:
                               ("tenant", "model", "direction"), registry=registry)
         self.energy = Counter("gridshift_gateway_energy_joules", "Energy of the requests.", labels, registry=registry)
         self.carbon = Counter("gridshift_gateway_carbon_grams", "Carbon of the requests.", labels, registry=registry)
-        self.cost = Counter("gridshift_gateway_cost_usd", "Energy cost of the requests.", labels, registry=registry)
+        # a gauge, not a counter: day-ahead prices go negative, and so may the running total of energy cost
+        self.cost = Gauge("gridshift_gateway_cost_usd_total", "Energy cost of the requests so far (negative prices "
+                          "make it fall).", labels, registry=registry)
         self.failovers = Counter("gridshift_gateway_failovers", "Attempts moved to another backend or site.",
                                  ("model",), registry=registry)
         self.ttft = Histogram("gridshift_gateway_ttft_seconds", "Time to first byte through the gateway.",
@@ -120,11 +122,15 @@ class Accounting:
         self.cost.labels(tenant, model).inc(r["cost_usd"])
 
     def record(self, rec: UsageRecord) -> None:
+        """Queue the row for the database, then count it (a counter's failure never loses the row)."""
         row = asdict(rec)
-        self.requests.labels(rec.tenant, rec.model, rec.site or "", rec.status).inc()
-        self._count(rec.tenant, rec.model, row)
         with self._lock:
             self._buf.append(row)
+        try:
+            self.requests.labels(rec.tenant, rec.model, rec.site or "", rec.status).inc()
+            self._count(rec.tenant, rec.model, row)
+        except ValueError:
+            log.exception("could not count a usage row in the metrics")
 
     def flush(self) -> int:
         with self._lock:

@@ -99,6 +99,7 @@ class Backend:
     _hist: dict[str, tuple[float, float]] = field(default_factory=dict)
     joules_per_token: float = DEFAULT_J_PER_TOKEN
     j_source: str = "default"
+    power_curve_w: tuple[float, float] | None = None  # (idle, full) of one accelerator, from the catalog
 
     @property
     def id(self) -> str:
@@ -117,7 +118,7 @@ class Backend:
         """Measured power if reported, else idle + (full − idle) × utilisation per accelerator (catalog)."""
         if self.power_w is not None:
             return self.power_w
-        pw = accelerator_power_w(self.spec.accelerator)
+        pw = self.power_curve_w
         if pw is None:
             return 0.0
         util = min(1.0, self.load() / self.spec.max_running)
@@ -185,7 +186,7 @@ class Registry:
             raise KeyError(site)
         if any(b.id == spec.id for s in self.sites.values() for b in s.backends):
             raise ValueError(f"backend id '{spec.id}' exists")
-        b = Backend(spec, site, models=set(spec.models))
+        b = Backend(spec, site, models=set(spec.models), power_curve_w=accelerator_power_w(spec.accelerator))
         if spec.joules_per_token is not None:
             b.joules_per_token, b.j_source = spec.joules_per_token, "backends file"
         else:

@@ -78,7 +78,7 @@ class SloSpec(BaseModel):
 
 DEFAULT_SLOS: dict[str, dict[str, Any]] = {
     "interactive": {"ttft_ms": 2000.0, "itl_ms": 200.0, "sheds_under": ["emergency"],
-                    "weights": {"carbon": 0.35, "price": 0.15, "headroom": 0.1, "queue": 0.2, "latency": 0.2}},
+                    "weights": {"carbon": 0.5, "price": 0.2, "headroom": 0.1, "queue": 0.1, "latency": 0.1}},
     "offline": {"ttft_ms": None, "itl_ms": None, "sheds_under": ["limit", "emergency", "price", "carbon"],
                 "weights": {"carbon": 0.6, "price": 0.3, "headroom": 0.1, "queue": 0.0, "latency": 0.0}},
 }

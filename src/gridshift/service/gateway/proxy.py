@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 import time
@@ -26,6 +27,8 @@ from gridshift.service.gateway.config import GatewayConfig
 from gridshift.service.gateway.errors import GatewayError, error_body, sse_error
 from gridshift.service.gateway.quotas import Quotas
 from gridshift.service.gateway.routing import GridView, RoutePlan, pick_backend, plan_route
+
+log = logging.getLogger("gridshift.gateway")
 
 MAX_COOLDOWN_S = 60.0
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -168,7 +171,7 @@ class Forwarder:
             self._cool(b, r.headers.get("retry-after"))
             return f"{b.id}: HTTP {r.status_code}"
         try:
-            data = r.json()
+            data = json.loads(r.content)
         except ValueError:
             self._cool(b)
             return f"{b.id}: answer is not JSON"
@@ -185,7 +188,8 @@ class Forwarder:
             b.observe(ttft_ms=ms if tout <= 1 else None)
         self.accounting.ttft.labels(call.model, b.site).observe(ms / 1000.0)
         self._record(call, b, "ok", tin, tout, ms)
-        return JSONResponse(data, status_code=r.status_code, headers=self.headers(plan, b, call))
+        return Response(r.content, status_code=r.status_code, media_type="application/json",
+                        headers=self.headers(plan, b, call))  # the backend's bytes, not re-encoded
 
     async def _stream(self, call: Call, plan: RoutePlan, b: Backend) -> Response | str:
         url, headers = self._target(b, call)
@@ -257,7 +261,10 @@ class Forwarder:
             if status == "ok" and n > 1:
                 b.observe(ttft_ms=ttft_ms, itl_ms=((time.perf_counter() - t0) * 1000.0 - ttft_ms) / (n - 1))
             tin = counter.prompt_tokens or estimate_prompt_tokens(call.body)
-            self._record(call, b, status, tin, n, ttft_ms)
+            try:  # accounting must never break a client's stream
+                self._record(call, b, status, tin, n, ttft_ms)
+            except Exception:  # noqa: BLE001
+                log.exception("could not account a streamed request")
 
 
 class SseCounter:
