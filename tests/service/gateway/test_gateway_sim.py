@@ -5,6 +5,7 @@ store, operator routes and accounting that survives a restart."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -234,6 +235,51 @@ def test_operator_adds_and_removes_a_backend(world):
         client(world).post("/../gateway/backends", body={}, cast_to=httpx.Response)
     assert op(world, "DELETE", "/gateway/backends/far-2").status_code == 204
     assert "far-2" not in {b["id"] for b in op(world, "GET", "/gateway/backends").json()["backends"]}
+
+
+def _batch_file(c: openai.OpenAI, n: int) -> str:
+    lines = [json.dumps({"custom_id": f"req-{i}", "method": "POST", "url": "/v1/chat/completions",
+                         "body": {"model": "sim-model", "messages": MSG, "max_tokens": 3 + i}}) for i in range(n)]
+    return c.files.create(file=("in.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch").id
+
+
+def test_batch_api_runs_offline_requests_and_writes_the_output_file(world):
+    c = client(world)
+    batch = c.batches.create(input_file_id=_batch_file(c, 3), endpoint="/v1/chat/completions",
+                             completion_window="24h")
+    end = time.monotonic() + 20
+    while batch.status not in ("completed", "failed", "expired") and time.monotonic() < end:
+        time.sleep(0.3)
+        batch = c.batches.retrieve(batch.id)
+    assert batch.status == "completed" and batch.request_counts.completed == 3
+    out = [json.loads(x) for x in c.files.content(batch.output_file_id).text.splitlines()]
+    by = {o["custom_id"]: o["response"]["body"] for o in out}
+    assert by["req-2"]["usage"]["completion_tokens"] == 5
+    assert [b.id for b in c.batches.list()][0] == batch.id
+    with pytest.raises(openai.BadRequestError):
+        c.batches.create(input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="2d")
+
+
+def test_batch_is_deferred_to_the_cleanest_hour_of_its_window(world):
+    st = world.store()
+    soon = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(hours=3)
+    try:
+        st.upsert_signals([{"zone": "PL", "signal": "carbon_g_per_kwh", "at": soon, "value": 1.0, "source": "test"}])
+        c = client(world)
+        batch = c.batches.create(input_file_id=_batch_file(c, 1), endpoint="/v1/chat/completions",
+                                 completion_window="24h")
+        raw = batch.model_extra or {}
+        assert raw["gridshift_start_at"] == int(soon.timestamp()) and "1 g/kWh" in raw["gridshift_start_reason"]
+        time.sleep(2.5)  # the batch clock has looked: not yet
+        assert c.batches.retrieve(batch.id).status == "validating"
+        assert c.batches.cancel(batch.id).status == "cancelled"
+        # a window that ends before the clean hour: it starts at once
+        batch = c.batches.create(input_file_id=_batch_file(c, 1), endpoint="/v1/chat/completions",
+                                 completion_window="2h")
+        assert (batch.model_extra or {})["gridshift_start_at"] < int(soon.timestamp())
+    finally:
+        st.upsert_signals([{"zone": "PL", "signal": "carbon_g_per_kwh", "at": soon, "value": 700.0, "source": "test"}])
+        st.close()
 
 
 def _usage(world: Any) -> dict[tuple[str, str], dict[str, Any]]:

@@ -27,12 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gridshift.service.auth import Authenticator, bearer
 from gridshift.service.gateway.accounting import Accounting
 from gridshift.service.gateway.backends import Registry
+from gridshift.service.gateway.batch import Batches, batch_clock, batch_object, file_object, parse_upload
 from gridshift.service.gateway.config import GatewayConfig
 from gridshift.service.gateway.errors import GatewayError, error_body, install_gateway_errors
 from gridshift.service.gateway.grid import refresh_grid
 from gridshift.service.gateway.proxy import Call, Forwarder
 from gridshift.service.gateway.quotas import Quotas
-from gridshift.service.gateway.schemas import BackendIn, ChatRequest, CompletionRequest, EmbeddingRequest
+from gridshift.service.gateway.schemas import BackendIn, BatchIn, ChatRequest, CompletionRequest, EmbeddingRequest
 from gridshift.service.settings import ApiSettings
 from gridshift.service.store import Principal, Store
 
@@ -50,6 +51,7 @@ class GatewaySettings:
     tokens_per_min: float | None = None
     grid_refresh_s: float = 10.0
     public_metrics: bool = False
+    batch_poll_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1 or not (self.rate_per_s > 0) or self.burst < 1 or not (self.grid_refresh_s > 0):
@@ -171,6 +173,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
                     log.exception("gateway clock")
 
         tasks = [asyncio.create_task(clock(config.health_interval_s, lambda: fwd.registry.check_all(client))),
+                 asyncio.create_task(batch_clock(app.state.batches, fwd, settings.batch_poll_s)),
                  asyncio.create_task(clock(settings.grid_refresh_s,
                                            lambda: run_in_threadpool(refresh_grid, fwd, store, latency)))]
         try:
@@ -193,6 +196,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
     app.state.forwarder = Forwarder(Registry(config), None, config, app.state.accounting,  # type: ignore[arg-type]
                                     app.state.quotas)
     app.state.store = store
+    app.state.batches = Batches(store.engine)
     install_gateway_errors(app)
     app.add_middleware(OpenAIBodyLimit, max_body_bytes=settings.max_body_bytes)
     _routes(app, store, latency, settings)
@@ -223,6 +227,43 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
         data = body.model_dump(exclude_unset=True)
         data.pop("stream", None)
         return await fwd.forward(_call(request, p, "embeddings", data, slo, region))
+
+    batches: Batches = app.state.batches
+
+    def scope(p: Principal) -> str | None:
+        return None if p.role == "operator" else _tenant(p)
+
+    @app.post("/v1/files", tags=["batch"])
+    async def upload_file(request: Request, p: Caller) -> dict[str, Any]:
+        purpose, name, content = parse_upload(request.headers.get("content-type", ""), await request.body())
+        return await run_in_threadpool(batches.add_file, _tenant(p), name, purpose, content)
+
+    @app.get("/v1/files/{file_id}", tags=["batch"])
+    async def get_file(file_id: str, p: Caller) -> dict[str, Any]:
+        return file_object(await run_in_threadpool(batches.file, scope(p), file_id))
+
+    @app.get("/v1/files/{file_id}/content", tags=["batch"])
+    async def file_content(file_id: str, p: Caller) -> Response:
+        r = await run_in_threadpool(batches.file, scope(p), file_id)
+        return Response(r["content"], media_type="application/octet-stream")
+
+    @app.post("/v1/batches", tags=["batch"])
+    async def create_batch(body: BatchIn, p: Caller) -> dict[str, Any]:
+        zones = sorted({s.spec.zone for s in fwd.registry.sites.values()})
+        return await run_in_threadpool(batches.create, _tenant(p), body.model_dump(), store, zones)
+
+    @app.get("/v1/batches/{batch_id}", tags=["batch"])
+    async def get_batch(batch_id: str, p: Caller) -> dict[str, Any]:
+        return batch_object(await run_in_threadpool(batches.get, scope(p), batch_id))
+
+    @app.post("/v1/batches/{batch_id}/cancel", tags=["batch"])
+    async def cancel_batch(batch_id: str, p: Caller) -> dict[str, Any]:
+        return await run_in_threadpool(batches.cancel, scope(p), batch_id)
+
+    @app.get("/v1/batches", tags=["batch"])
+    async def list_batches(p: Caller, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+        data = await run_in_threadpool(batches.list, scope(p), limit)
+        return {"object": "list", "data": data, "has_more": False}
 
     @app.get("/gateway/health", tags=["gateway"])
     async def health() -> dict[str, Any]:

@@ -48,3 +48,12 @@ class BackendIn(BaseModel):
 
 
 SloHeader = Literal["interactive", "offline"]
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    input_file_id: str = Field(min_length=1, max_length=64)
+    endpoint: str = Field(min_length=1, max_length=64, examples=["/v1/chat/completions"])
+    completion_window: str = Field(min_length=1, max_length=8, examples=["24h"])
+    metadata: dict[str, str] | None = None
