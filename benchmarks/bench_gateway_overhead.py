@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from gridshift.service.store import Store
 from gridshift.testing.gateway_processes import ChildProcess, gateway_process, sim_backend
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_gateway_overhead.json"
+LITELLM_KEY = "sk-" + secrets.token_hex(24)
 BODY = {"model": "sim-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1}
 
 
@@ -108,7 +110,8 @@ def litellm_proxy(exe: str, backends: list[ChildProcess], tmp: Path) -> ChildPro
     for b in backends:
         lines += ["  - model_name: sim-model", "    litellm_params:", "      model: openai/sim-model",
                   f"      api_base: {b.base}/v1", "      api_key: none"]
-    lines += ["litellm_settings:", "  drop_params: true", "  telemetry: false",
+    lines += ["general_settings:", f"  master_key: {LITELLM_KEY}",  # it authenticates, as the gateway does
+              "litellm_settings:", "  drop_params: true", "  telemetry: false",
               "router_settings:", "  routing_strategy: simple-shuffle"]
     cfg.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
@@ -146,7 +149,7 @@ def main() -> None:
         targets = {"direct": (backends[0].base + "/v1/chat/completions", {}),
                    "gridshift": (gw.base + "/v1/chat/completions", {"Authorization": f"Bearer {key}"})}
         if lite is not None:
-            targets["litellm"] = (lite.base + "/v1/chat/completions", {"Authorization": "Bearer none"})
+            targets["litellm"] = (lite.base + "/v1/chat/completions", {"Authorization": f"Bearer {LITELLM_KEY}"})
         rss0 = rss_mb(gw.proc.pid)
         for name, (url, h) in targets.items():
             asyncio.run(load(url, h, args.warmup, args.concurrency, BODY))
@@ -176,7 +179,8 @@ def main() -> None:
         "backend": "gridshift.testing.sim_backend x2 (TTFT 0.5 ms, max_tokens 1), loopback",
         "machine": f"{os.cpu_count()} cores shared by backends, proxy and the load generator",
         "litellm": "litellm proxy, one worker, simple-shuffle over the same two backends" if lite else "not run",
-        "python": sys.version.split()[0]}, **git_state()}
+        "python": sys.version.split()[0],
+                        "load_average_at_end": [round(x, 1) for x in os.getloadavg()]}, **git_state()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.json}")

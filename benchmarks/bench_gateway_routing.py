@@ -187,7 +187,8 @@ def main() -> None:
                         "weights": STRATEGIES, "traces": "azure-llm/conv + azure-llm/code (2023), sampled with "
                         "replacement, seed 0", "energy": "catalog H100 joules per token; prompt tokens at 0.1",
                         "cost": "energy cost only (zone day-ahead price)",
-                        "machine": f"{os.cpu_count()} cores shared", "python": sys.version.split()[0]},
+                        "machine": f"{os.cpu_count()} cores shared", "python": sys.version.split()[0],
+                        "load_average_at_end": [round(x, 1) for x in os.getloadavg()]},
            **git_state()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from gridshift.cli.common import fail
 
         try:
-            for module in ("fastapi", "sqlalchemy", "uvicorn", "httpx", "prometheus_client"):
+            for module in ("fastapi", "sqlalchemy", "uvicorn", "aiohttp", "prometheus_client"):
                 require(module, "service", "the model gateway")
             import uvicorn
 

@@ -42,7 +42,9 @@ def two_sites(tmp_path_factory):
             {"name": "south", "zone": "PL", "carbon_g_per_kwh": 650, "price_usd_per_mwh": 50,
              "backends": [{"id": "south-cpu", "url": servers["south"].base, "accelerator": "cpu",
                            "joules_per_token": 0.5, "max_running": 1}]}],
-            "cooldown_s": 1.0, "health_interval_s": 3600}
+            "cooldown_s": 1.0, "health_interval_s": 3600,
+            # one CPU thread per server on a shared machine: the SLO filter must not decide these tests
+            "slo": {"interactive": {"ttft_ms": 600000, "itl_ms": 60000}}}
         (tmp / "backends.yaml").write_text(json.dumps(cfg))
         gw = gateway_process(["--db", db, "--backends", str(tmp / "backends.yaml")], log_path=tmp / "gw.log")
         try:

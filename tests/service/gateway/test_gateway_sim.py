@@ -277,6 +277,10 @@ def test_batch_is_deferred_to_the_cleanest_hour_of_its_window(world):
         batch = c.batches.create(input_file_id=_batch_file(c, 1), endpoint="/v1/chat/completions",
                                  completion_window="2h")
         assert (batch.model_extra or {})["gridshift_start_at"] < int(soon.timestamp())
+        end = time.monotonic() + 20
+        while c.batches.retrieve(batch.id).status != "completed" and time.monotonic() < end:
+            time.sleep(0.3)
+        assert c.batches.retrieve(batch.id).status == "completed"
     finally:
         st.upsert_signals([{"zone": "PL", "signal": "carbon_g_per_kwh", "at": soon, "value": 700.0, "source": "test"}])
         st.close()

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import httpx
+import aiohttp
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -157,7 +157,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+        client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0))
         fwd: Forwarder = app.state.forwarder
         fwd.client = client
         app.state.accounting.start()
@@ -182,7 +182,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await client.aclose()
+            await client.close()
             app.state.accounting.stop()
 
     app = FastAPI(title="GridShift model gateway", version="1", lifespan=lifespan,

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gridshift.service.gateway.config import BackendSpec, GatewayConfig, SiteSpec
 
@@ -213,25 +213,28 @@ class Registry:
     def models(self) -> list[str]:
         return sorted({m for b in self.backends() for m in b.models})
 
-    async def check(self, client: httpx.AsyncClient, b: Backend) -> None:
+    async def check(self, client: aiohttp.ClientSession, b: Backend) -> None:
         headers = {"Authorization": f"Bearer {b.spec.api_key}"} if b.spec.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=5.0)
+        base = b.spec.url.rstrip("/")
         try:
-            r = await client.get(f"{b.spec.url.rstrip('/')}/v1/models", headers=headers, timeout=5.0)
-            r.raise_for_status()
-            served = {str(d.get("id")) for d in r.json().get("data", []) if isinstance(d, dict) and d.get("id")}
+            async with client.get(f"{base}/v1/models", headers=headers, timeout=timeout) as r:
+                r.raise_for_status()
+                doc = await r.json(content_type=None)
+            served = {str(d.get("id")) for d in doc.get("data", []) if isinstance(d, dict) and d.get("id")}
             b.models = set(b.spec.models) if b.spec.models else served
             b.healthy, b.error = True, None
-        except (httpx.HTTPError, ValueError, AttributeError) as e:
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as e:
             b.healthy, b.error = False, f"{type(e).__name__}: {e}"[:200]
         b.checked_at = time.monotonic()
         if not b.healthy:
             return
-        with contextlib.suppress(httpx.HTTPError):
-            r = await client.get(f"{b.spec.url.rstrip('/')}/metrics", headers=headers, timeout=5.0)
-            if r.status_code == 200:
-                b.read_metrics(parse_prometheus(r.text))
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with client.get(f"{base}/metrics", headers=headers, timeout=timeout) as r:
+                if r.status == 200:
+                    b.read_metrics(parse_prometheus(await r.text()))
 
-    async def check_all(self, client: httpx.AsyncClient) -> None:
+    async def check_all(self, client: aiohttp.ClientSession) -> None:
         await asyncio.gather(*(self.check(client, b) for b in self.backends()))
 
     def describe(self) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gridshift.service.gateway.accounting import Accounting, UsageRecord, usage_of
@@ -57,7 +57,7 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
 
 
 class Forwarder:
-    def __init__(self, registry: Registry, client: httpx.AsyncClient, config: GatewayConfig,
+    def __init__(self, registry: Registry, client: aiohttp.ClientSession, config: GatewayConfig,
                  accounting: Accounting, quotas: Quotas, rng: random.Random | None = None) -> None:
         self.registry, self.client, self.config = registry, client, config
         self.accounting, self.quotas = accounting, quotas
@@ -159,28 +159,30 @@ class Forwarder:
         b.inflight += 1
         t = time.perf_counter()
         try:
-            r = await self.client.post(url, json=call.body, headers=headers,
-                                       timeout=httpx.Timeout(self.config.request_timeout_s, connect=2.0))
-        except httpx.HTTPError as e:
+            async with self.client.post(url, data=json.dumps(call.body).encode(), headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s,
+                                                                      sock_connect=2.0)) as r:
+                status, retry, content = r.status, r.headers.get("retry-after"), await r.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
             self._cool(b)
             return f"{b.id}: {type(e).__name__}"
         finally:
             b.inflight -= 1
         ms = (time.perf_counter() - t) * 1000.0
-        if r.status_code in RETRYABLE:
-            self._cool(b, r.headers.get("retry-after"))
-            return f"{b.id}: HTTP {r.status_code}"
+        if status in RETRYABLE:
+            self._cool(b, retry)
+            return f"{b.id}: HTTP {status}"
         try:
-            data = json.loads(r.content)
+            data = json.loads(content)
         except ValueError:
             self._cool(b)
             return f"{b.id}: answer is not JSON"
-        if r.status_code >= 400:  # the request's own fault: passed through in OpenAI's shape, no failover
+        if status >= 400:  # the request's own fault: passed through in OpenAI's shape, no failover
             err = data.get("error") if isinstance(data, dict) else None
             msg = err.get("message") if isinstance(err, dict) else str(data)[:300]
             self._record(call, b, "rejected", 0, 0, None)
-            return JSONResponse(error_body(r.status_code, f"backend {b.id}: {msg}", None, "backend_rejected"),
-                                status_code=r.status_code, headers=self.headers(plan, b, call))
+            return JSONResponse(error_body(status, f"backend {b.id}: {msg}", None, "backend_rejected"),
+                                status_code=status, headers=self.headers(plan, b, call))
         usage = data.get("usage") if isinstance(data, dict) else None
         tin = int((usage or {}).get("prompt_tokens") or 0) or estimate_prompt_tokens(call.body)
         tout = int((usage or {}).get("completion_tokens") or 0)
@@ -188,27 +190,28 @@ class Forwarder:
             b.observe(ttft_ms=ms if tout <= 1 else None)
         self.accounting.ttft.labels(call.model, b.site).observe(ms / 1000.0)
         self._record(call, b, "ok", tin, tout, ms)
-        return Response(r.content, status_code=r.status_code, media_type="application/json",
+        return Response(content, status_code=status, media_type="application/json",
                         headers=self.headers(plan, b, call))  # the backend's bytes, not re-encoded
 
     async def _stream(self, call: Call, plan: RoutePlan, b: Backend) -> Response | str:
         url, headers = self._target(b, call)
         cfg = self.config
-        req = self.client.build_request("POST", url, json=call.body, headers=headers, timeout=httpx.Timeout(
-            cfg.request_timeout_s, connect=2.0, read=cfg.stream_idle_timeout_s))
         b.inflight += 1
         t = time.perf_counter()
-        resp: httpx.Response | None = None
+        resp: aiohttp.ClientResponse | None = None
         try:
-            resp = await asyncio.wait_for(self.client.send(req, stream=True), cfg.first_byte_timeout_s)
-            if resp.status_code in RETRYABLE:
+            resp = await asyncio.wait_for(self.client.post(
+                url, data=json.dumps(call.body).encode(), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=cfg.stream_idle_timeout_s)),
+                cfg.first_byte_timeout_s)
+            if resp.status in RETRYABLE:
                 self._cool(b, resp.headers.get("retry-after"))
-                await resp.aclose()
+                resp.release()
                 b.inflight -= 1
-                return f"{b.id}: HTTP {resp.status_code}"
-            if resp.status_code >= 400:
-                raw = await resp.aread()
-                await resp.aclose()
+                return f"{b.id}: HTTP {resp.status}"
+            if resp.status >= 400:
+                raw = await resp.read()
+                resp.release()
                 b.inflight -= 1
                 try:
                     err = json.loads(raw).get("error", {})
@@ -216,14 +219,14 @@ class Forwarder:
                 except (ValueError, AttributeError):
                     msg = raw[:300].decode(errors="replace")
                 self._record(call, b, "rejected", 0, 0, None)
-                return JSONResponse(error_body(resp.status_code, f"backend {b.id}: {msg}", None, "backend_rejected"),
-                                    status_code=resp.status_code, headers=self.headers(plan, b, call))
-            chunks = resp.aiter_raw()
+                return JSONResponse(error_body(resp.status, f"backend {b.id}: {msg}", None, "backend_rejected"),
+                                    status_code=resp.status, headers=self.headers(plan, b, call))
+            chunks = resp.content.iter_any()
             first = await asyncio.wait_for(chunks.__anext__(), cfg.first_byte_timeout_s)
-        except (httpx.HTTPError, TimeoutError, StopAsyncIteration) as e:
+        except (aiohttp.ClientError, TimeoutError, StopAsyncIteration) as e:
             self._cool(b)
             if resp is not None:
-                await resp.aclose()
+                resp.close()
             b.inflight -= 1
             return f"{b.id}: {type(e).__name__} before the first token"
         ttft_ms = (time.perf_counter() - t) * 1000.0
@@ -231,7 +234,7 @@ class Forwarder:
         return StreamingResponse(self._relay(call, b, resp, first, chunks, ttft_ms, t),
                                  media_type="text/event-stream", headers=self.headers(plan, b, call))
 
-    async def _relay(self, call: Call, b: Backend, resp: httpx.Response, first: bytes,
+    async def _relay(self, call: Call, b: Backend, resp: aiohttp.ClientResponse, first: bytes,
                      chunks: AsyncIterator[bytes], ttft_ms: float, t0: float) -> AsyncIterator[bytes]:
         counter = SseCounter()
         status = "aborted"
@@ -250,12 +253,15 @@ class Forwarder:
             else:
                 status = "error"
                 yield sse_error(f"backend {b.id} at site {b.site} ended the stream early")
-        except (httpx.HTTPError, TimeoutError) as e:
+        except (aiohttp.ClientError, TimeoutError) as e:
             status = "error"
             self._cool(b)
             yield sse_error(f"backend {b.id} at site {b.site} failed mid-stream ({type(e).__name__})")
         finally:
-            await resp.aclose()
+            if status == "ok":
+                resp.release()  # the connection goes back to the pool
+            else:
+                resp.close()
             b.inflight -= 1
             n = counter.completion_tokens
             if status == "ok" and n > 1:
