@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         backends: Annotated[Path | None, typer.Option(
             help="Backends file (YAML): sites (zone, region, residency, power cap) with their OpenAI-compatible "
                  "backends, tenants' regions and quotas, SLO classes and weights.")] = None,
+        fleet: Annotated[Path | None, typer.Option(
+            help="Scenario YAML whose sites give the backends file's sites their zone, region and power cap "
+                 "(matched by name), as for `gridshift serve --fleet`.")] = None,
         db: DbUrl = None,
         state: StateDir = None,
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -44,10 +47,16 @@ def register(app: typer.Typer) -> None:
 
             from gridshift.service.db import upgrade
             from gridshift.service.gateway.app import GatewaySettings, create_gateway_app
-            from gridshift.service.gateway.config import load_gateway_config
+            from gridshift.service.gateway.config import check_zones, load_gateway_config, with_fleet
             from gridshift.service.store import Store
 
             config = load_gateway_config(backends)
+            if fleet is not None:
+                from gridshift.data.scenario import load_scenario
+
+                config = with_fleet(config, load_scenario(fleet).sites, str(backends))
+            else:
+                config = check_zones(config, str(backends))
             try:
                 settings = GatewaySettings(max_body_bytes=max_body_bytes, rate_per_s=rate_per_s, burst=burst,
                                            tokens_per_min=tokens_per_min, grid_refresh_s=grid_refresh_s,

@@ -162,6 +162,23 @@ def test_quotas_rate_and_tokens_per_minute():
     q.admit("other", now=0.0)  # defaults: no token budget
 
 
+def test_sites_take_zone_region_and_power_cap_from_the_fleet_scenario():
+    from pathlib import Path
+
+    from gridshift.data.scenario import load_scenario
+    from gridshift.service.gateway.config import check_zones, with_fleet
+
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "small.yaml")
+    c = parse_gateway_config({"sites": [{"name": "frankfurt", "backends": []},
+                                        {"name": "own", "zone": "SE", "backends": []}]})
+    c = with_fleet(c, scenario.sites, "b.yaml")
+    f = c.sites[0]
+    assert (f.zone, f.region, f.power_cap_kw) == ("DE-LU", "europe-west3", 200.0)
+    with pytest.raises(GridShiftError) as e:
+        check_zones(parse_gateway_config({"sites": [{"name": "x"}]}), "b.yaml")
+    assert e.value.field == "sites.0.zone" and "no zone" in str(e.value)
+
+
 def test_gateway_command_bad_backends_file_is_one_line_exit_2(tmp_path):
     from typer.testing import CliRunner
 

@@ -28,7 +28,7 @@ from gridshift.service.auth import Authenticator, bearer
 from gridshift.service.gateway.accounting import Accounting
 from gridshift.service.gateway.backends import Registry
 from gridshift.service.gateway.batch import Batches, batch_clock, batch_object, file_object, parse_upload
-from gridshift.service.gateway.config import GatewayConfig
+from gridshift.service.gateway.config import GatewayConfig, check_zones
 from gridshift.service.gateway.errors import GatewayError, error_body, install_gateway_errors
 from gridshift.service.gateway.grid import refresh_grid
 from gridshift.service.gateway.proxy import Call, Forwarder
@@ -154,6 +154,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
     """The gateway around ``store`` (tokens, signals, grid events) and ``config`` (the backends file).
     ``latency`` is the latency matrix (a square frame of RTT ms by region), or None to read the data registry's."""
     settings = settings or GatewaySettings()
+    config = check_zones(config, "gateway config")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

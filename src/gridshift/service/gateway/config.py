@@ -38,7 +38,8 @@ class SiteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    zone: str = Field(min_length=1, description="Grid zone (its carbon and price signals in the store).")
+    zone: str | None = Field(default=None, min_length=1, description="Grid zone (its carbon and price signals in "
+                             "the store); from the fleet scenario's site of the same name if not given.")
     region: str | None = Field(default=None, description="Cloud region for the latency matrix (e.g. us-east4).")
     residency: str | None = Field(default=None, description="Data-residency area (e.g. 'eu').")
     power_cap_kw: float | None = Field(default=None, gt=0, description="Power the site may draw for inference.")
@@ -129,6 +130,24 @@ class GatewayConfig(BaseModel):
         return self
 
 
+def with_fleet(config: GatewayConfig, sites: list[Any], label: str = "fleet") -> GatewayConfig:
+    """Fill each site's zone, region and power cap from the fleet scenario's site of the same name (what the
+    backends file gives wins); a site with no zone either way is an error naming it."""
+    by_name = {s.name: s for s in sites}
+    for i, spec in enumerate(config.sites):
+        fleet_site = by_name.get(spec.name)
+        if fleet_site is not None:
+            spec.zone = spec.zone or fleet_site.zone
+            spec.region = spec.region or getattr(fleet_site, "region", None)
+            cap = getattr(fleet_site, "power_cap_mw", None)
+            if spec.power_cap_kw is None and isinstance(cap, int | float):
+                spec.power_cap_kw = 1000.0 * float(cap)
+        if spec.zone is None:
+            raise GridShiftError(f"site '{spec.name}' has no zone (give one, or a --fleet scenario with this site)",
+                                 file=label, field=f"sites.{i}.zone")
+    return config
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "file"
 
@@ -158,3 +177,8 @@ def load_gateway_config(path: str | Path | None) -> GatewayConfig:
     except yaml.YAMLError as e:
         raise GridShiftError(f"invalid YAML: {e}".splitlines()[0], file=p) from None
     return parse_gateway_config(doc, str(p))
+
+
+def check_zones(config: GatewayConfig, label: str) -> GatewayConfig:
+    """Every site has a zone (without a fleet scenario to take it from)."""
+    return with_fleet(config, [], label)
