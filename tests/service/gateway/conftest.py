@@ -78,7 +78,7 @@ CONFIG = {
     "tenants": {"eu-only": {"residency": ["eu"]}, "tiny": {"rate_per_s": 0.2, "burst": 1},
                 "nowhere": {"residency": ["mars"]}},
     "slo": {"interactive": {"ttft_ms": 1000}},
-    "cooldown_s": 1.0, "stream_idle_timeout_s": 1.5, "first_byte_timeout_s": 5,
+    "cooldown_s": 1.0, "stream_idle_timeout_s": 1.5, "first_byte_timeout_s": 5, "request_timeout_s": 3,
 }
 
 

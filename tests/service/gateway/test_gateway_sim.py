@@ -180,6 +180,25 @@ def test_slo_filter_excludes_a_site_whose_measured_ttft_is_too_slow(world):
     assert chat(world).headers["x-gridshift-site"] == "clean"
 
 
+def test_a_backend_timing_out_fails_over_to_the_next_site(world):
+    for name in ("clean", "clean2"):
+        world.backends[name].post("/sim/knobs", {"slow_factor": 400})  # TTFT 4 s > request_timeout_s 3 s
+    t = time.monotonic()
+    raw = chat(world)
+    try:
+        assert raw.headers["x-gridshift-site"] == "far" and raw.headers["x-gridshift-failovers"] == "1"
+        assert 2.9 < time.monotonic() - t < 8
+    finally:
+        for name in ("clean", "clean2"):
+            world.backends[name].post("/sim/knobs", {"slow_factor": 1.0})
+        time.sleep(1.5)  # the abandoned slow request finishes (its TTFT lands in the backend's histogram)
+        refresh(world)
+        for name in ("clean", "clean2"):
+            _direct(world, name, 2)
+        refresh(world)
+    assert chat(world).headers["x-gridshift-site"] == "clean"
+
+
 def test_grid_event_sheds_offline_work_and_its_limit_leaves_no_power_headroom(world):
     st = world.store()
     now = utcnow()
