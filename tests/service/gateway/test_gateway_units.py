@@ -124,6 +124,24 @@ vllm:inter_token_latency_seconds_count{model_name="m"} 100.0
     assert b.estimated_power_w() > 0
 
 
+def test_the_gateways_own_ttft_counts_and_old_latencies_are_forgotten():
+    import time
+
+    from gridshift.service.gateway.backends import STALE_S
+
+    reg = Registry(cfg())
+    b = reg.find("a1")
+    b.read_metrics(parse_prometheus('vllm:time_to_first_token_seconds_sum 0.0\n'
+                                    'vllm:time_to_first_token_seconds_count 0.0\n'))
+    b.read_metrics(parse_prometheus('vllm:time_to_first_token_seconds_sum 1.0\n'
+                                    'vllm:time_to_first_token_seconds_count 10.0\n'))
+    now = time.monotonic()
+    assert b.expected_ttft_ms(now) == pytest.approx(100.0)
+    b.observe(ttft_ms=400.0)  # the way through the gateway took longer than the backend's own figure
+    assert b.ttft_ms == pytest.approx(100.0) and b.expected_ttft_ms(now) == pytest.approx(400.0)
+    assert b.expected_ttft_ms(now + STALE_S + 1) is None
+
+
 def test_catalog_energy_per_token_and_usage():
     j = catalog_joules_per_token("H100")
     assert j == pytest.approx(700.0 / 9805.59, rel=1e-3)

@@ -28,6 +28,7 @@ from gridshift.service.gateway.config import BackendSpec, GatewayConfig, SiteSpe
 log = logging.getLogger("gridshift.gateway")
 
 EWMA_ALPHA = 0.3
+STALE_S = 60.0  # latencies older than this are forgotten
 DEFAULT_J_PER_TOKEN = 0.1  # for a type the catalog has no decode throughput for (documented)
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfaINF]+)")
 
@@ -95,6 +96,8 @@ class Backend:
     power_w: float | None = None
     ttft_ms: float | None = None  # measured: backend histogram, else the gateway's own observations
     itl_ms: float | None = None
+    seen_ttft_ms: float | None = None  # the gateway's own: request sent to first byte back (moving average)
+    measured_at: float = 0.0  # when a latency was last measured (monotonic s)
     cooldown_until: float = 0.0
     _hist: dict[str, tuple[float, float]] = field(default_factory=dict)
     joules_per_token: float = DEFAULT_J_PER_TOKEN
@@ -125,11 +128,28 @@ class Backend:
         return self.spec.accelerators * (pw[0] + (pw[1] - pw[0]) * util)
 
     def observe(self, ttft_ms: float | None = None, itl_ms: float | None = None) -> None:
-        """The gateway's own measurement of a finished request (used when the backend has no histograms)."""
-        if ttft_ms is not None and "ttft" not in self._hist:
-            self.ttft_ms = ttft_ms if self.ttft_ms is None else (1 - EWMA_ALPHA) * self.ttft_ms + EWMA_ALPHA * ttft_ms
+        """The gateway's own measurement of a finished request: its time to first byte always (what a caller
+        sees includes the way to the backend), its latencies as the backend's when it has no histograms."""
+        if ttft_ms is not None:
+            self.seen_ttft_ms = ttft_ms if self.seen_ttft_ms is None else (
+                (1 - EWMA_ALPHA) * self.seen_ttft_ms + EWMA_ALPHA * ttft_ms)
+            self.measured_at = time.monotonic()
+            if "ttft" not in self._hist:
+                self.ttft_ms = self.seen_ttft_ms
         if itl_ms is not None and "itl" not in self._hist:
             self.itl_ms = itl_ms if self.itl_ms is None else (1 - EWMA_ALPHA) * self.itl_ms + EWMA_ALPHA * itl_ms
+            self.measured_at = time.monotonic()
+
+    def expected_ttft_ms(self, now: float) -> float | None:
+        """The larger of the backend's own TTFT and the gateway's; None when nothing was measured for
+        ``STALE_S`` (an idle or excluded backend is tried again rather than judged on old numbers)."""
+        if now - self.measured_at > STALE_S:
+            return None
+        vals = [v for v in (self.ttft_ms, self.seen_ttft_ms) if v is not None]
+        return max(vals) if vals else None
+
+    def expected_itl_ms(self, now: float) -> float | None:
+        return None if now - self.measured_at > STALE_S else self.itl_ms
 
     def read_metrics(self, m: dict[str, float]) -> None:
         def first(*names: str) -> float | None:
@@ -149,6 +169,7 @@ class Backend:
             self._hist[key] = (s, c)
             if c > pc and s >= ps:
                 val = 1000.0 * (s - ps) / (c - pc)
+                self.measured_at = time.monotonic()
                 if key == "ttft":
                     self.ttft_ms = val
                 else:

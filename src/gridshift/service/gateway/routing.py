@@ -104,8 +104,8 @@ def _filter(site: Site, r: SiteRoute, model: str, slo_class: str, slo: SloSpec, 
             return "power", f"draw {draw_kw:.1f} kW at or over the cap {cap:.1f} kW"
     r.queue = min(b.load() / b.spec.max_running for b in backends)
     r.rtt_ms = grid.rtt(region, spec.region)
-    ttfts = [b.ttft_ms for b in backends if b.ttft_ms is not None]
-    itls = [b.itl_ms for b in backends if b.itl_ms is not None]
+    ttfts = [t for t in (b.expected_ttft_ms(now) for b in backends) if t is not None]
+    itls = [t for t in (b.expected_itl_ms(now) for b in backends) if t is not None]
     r.predicted_ttft_ms = (min(ttfts) if ttfts else 0.0) + (r.rtt_ms or 0.0)
     r.itl_ms = min(itls) if itls else None
     if slo.ttft_ms is not None and r.predicted_ttft_ms > slo.ttft_ms:
