@@ -149,9 +149,10 @@ def main() -> None:
     (tmp / "backends.yaml").write_text(json.dumps(cfg))
     gw = gateway_process(["--db", db, "--backends", str(tmp / "backends.yaml"), "--rate-per-s", "1000000",
                           "--burst", "1000000", "--log-level", "warning"], log_path=tmp / "gw.log")
-    lite = litellm_proxy(args.litellm, backends, tmp) if args.litellm else None
+    lite = None
     results: dict = {}
     try:
+        lite = litellm_proxy(args.litellm, backends, tmp) if args.litellm else None
         targets = {"direct": (backends[0].base + "/v1/chat/completions", {}),
                    "gridshift": (gw.base + "/v1/chat/completions", {"Authorization": f"Bearer {key}"})}
         if lite is not None:
