@@ -111,12 +111,13 @@ def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, 
                {"id": f"{r}-1", "url": backends[r].base, "accelerator": "H100", "max_running": args.capacity}]}
                for r, z in SITES.items()]}
     (d / "backends.yaml").write_text(json.dumps(cfg))
-    gw = gateway_process(["--db", db, "--backends", str(d / "backends.yaml"), "--rate-per-s", "100000",
-                          "--burst", "100000", "--grid-refresh-s", "3600", "--log-level", "warning"],
-                         log_path=d / "gw.log")
     ttft, sites, failovers, failed = [], [], 0, 0
-    url = gw.base + "/v1/chat/completions"
+    gw = None
     try:
+        gw = gateway_process(["--db", db, "--backends", str(d / "backends.yaml"), "--rate-per-s", "100000",
+                              "--burst", "100000", "--grid-refresh-s", "3600", "--log-level", "warning"],
+                             log_path=d / "gw.log")
+        url = gw.base + "/v1/chat/completions"
         with Store(db) as st:
             async def replay() -> None:
                 nonlocal failovers, failed
@@ -142,7 +143,8 @@ def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, 
         usage = httpx.get(gw.base + "/gateway/usage", params={"by": "site"},
                           headers={"Authorization": f"Bearer {op}"}).json()["usage"]
     finally:
-        gw.stop()
+        if gw is not None:
+            gw.stop()
         for b in backends.values():
             b.stop()
     tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage)
