@@ -1,0 +1,181 @@
+"""Per-request accounting: tokens in and out, energy, carbon and cost, per tenant, model and site.
+
+Energy: output tokens × the backend's joules per token (the backends file, else the catalog: board power
+over the decode throughput of one accelerator, see :func:`~gridshift.service.gateway.backends.catalog_joules_per_token`);
+prompt tokens count ``PREFILL_SHARE`` of an output token (prefill runs batched and compute-bound: an
+assumption, stated in docs/service/gateway.md). Carbon = energy × the site zone's carbon intensity; cost =
+energy × the zone's price. Every request is one row of the ``gateway_usage`` table in the service's database
+(the table is created by the gateway when missing), written by a buffered writer (flushed every
+``FLUSH_S`` and on shutdown); the totals (Prometheus counters and ``GET /gateway/usage``) start from the
+stored rows, so they survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.engine import Engine
+
+from gridshift.model.time import utcnow
+from gridshift.service.tables import UTCDateTime
+
+log = logging.getLogger("gridshift.gateway")
+
+PREFILL_SHARE = 0.1
+FLUSH_S = 0.5
+J_PER_KWH = 3.6e6
+
+METADATA = MetaData()
+USAGE = Table(
+    "gateway_usage", METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("tenant", String(128), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("site", String(64), nullable=True),
+    Column("backend", String(64), nullable=True),
+    Column("accelerator", String(64), nullable=True),
+    Column("slo_class", String(16), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("energy_j", Float, nullable=False),
+    Column("carbon_g", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),
+    Column("failovers", Integer, nullable=False),
+)
+
+
+@dataclass
+class UsageRecord:
+    at: datetime
+    tenant: str
+    model: str
+    site: str | None
+    backend: str | None
+    accelerator: str | None
+    slo_class: str
+    endpoint: str
+    status: str  # ok | error | aborted
+    prompt_tokens: int
+    completion_tokens: int
+    energy_j: float
+    carbon_g: float
+    cost_usd: float
+    ttft_ms: float | None
+    failovers: int
+
+
+def usage_of(tokens_in: int, tokens_out: int, j_per_token: float, carbon_g_per_kwh: float | None,
+             price_usd_per_mwh: float | None) -> tuple[float, float, float]:
+    """(energy J, carbon g, cost USD) of one request."""
+    energy_j = (tokens_out + PREFILL_SHARE * tokens_in) * j_per_token
+    kwh = energy_j / J_PER_KWH
+    return energy_j, kwh * (carbon_g_per_kwh or 0.0), kwh / 1000.0 * (price_usd_per_mwh or 0.0)
+
+
+class Accounting:
+    """Stores usage rows and keeps the Prometheus counters."""
+
+    SUMS = ("prompt_tokens", "completion_tokens", "energy_j", "carbon_g", "cost_usd", "failovers")
+
+    def __init__(self, engine: Engine, registry: CollectorRegistry) -> None:
+        self.engine = engine
+        METADATA.create_all(engine, checkfirst=True)
+        self._buf: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        labels = ("tenant", "model")
+        self.requests = Counter("gridshift_gateway_requests", "Inference requests answered by the gateway.",
+                                ("tenant", "model", "site", "status"), registry=registry)
+        self.tokens = Counter("gridshift_gateway_tokens", "Tokens in (prompt) and out (completion).",
+                              ("tenant", "model", "direction"), registry=registry)
+        self.energy = Counter("gridshift_gateway_energy_joules", "Energy of the requests.", labels, registry=registry)
+        self.carbon = Counter("gridshift_gateway_carbon_grams", "Carbon of the requests.", labels, registry=registry)
+        # a gauge, not a counter: day-ahead prices go negative, and so may the running total of energy cost
+        self.cost = Gauge("gridshift_gateway_cost_usd_total", "Energy cost of the requests so far (negative prices "
+                          "make it fall).", labels, registry=registry)
+        self.failovers = Counter("gridshift_gateway_failovers", "Attempts moved to another backend or site.",
+                                 ("model",), registry=registry)
+        self.ttft = Histogram("gridshift_gateway_ttft_seconds", "Time to first byte through the gateway.",
+                              ("model", "site"), registry=registry,
+                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        for row in self.totals(group=("tenant", "model", "site", "status")):
+            self.requests.labels(row["tenant"], row["model"], row["site"] or "", row["status"]).inc(row["requests"])
+        for row in self.totals():
+            self._count(row["tenant"], row["model"], row)
+
+    def _count(self, tenant: str, model: str, r: dict[str, Any]) -> None:
+        self.tokens.labels(tenant, model, "in").inc(r["prompt_tokens"])
+        self.tokens.labels(tenant, model, "out").inc(r["completion_tokens"])
+        self.energy.labels(tenant, model).inc(r["energy_j"])
+        self.carbon.labels(tenant, model).inc(r["carbon_g"])
+        self.cost.labels(tenant, model).inc(r["cost_usd"])
+
+    def record(self, rec: UsageRecord) -> None:
+        """Queue the row for the database, then count it (a counter's failure never loses the row)."""
+        row = asdict(rec)
+        with self._lock:
+            self._buf.append(row)
+        try:
+            self.requests.labels(rec.tenant, rec.model, rec.site or "", rec.status).inc()
+            self._count(rec.tenant, rec.model, row)
+        except ValueError:
+            log.exception("could not count a usage row in the metrics")
+
+    def flush(self) -> int:
+        with self._lock:
+            rows, self._buf = self._buf, []
+        if not rows:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(USAGE), rows)
+        except Exception:  # keep the rows for the next flush: accounting loses nothing on a database hiccup
+            log.exception("could not store %d usage rows; retrying", len(rows))
+            with self._lock:
+                self._buf[:0] = rows
+            return 0
+        return len(rows)
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_S):
+            self.flush()
+        self.flush()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gateway-accounting", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
+
+    def totals(self, tenant: str | None = None, group: tuple[str, ...] = ("tenant", "model")) -> list[dict[str, Any]]:
+        """Stored totals per ``group`` (pending rows flushed first)."""
+        self.flush()
+        cols = [USAGE.c[g] for g in group]
+        q = select(*cols, func.count().label("requests"),
+                   *[func.coalesce(func.sum(USAGE.c[s]), 0).label(s) for s in self.SUMS]).group_by(*cols)
+        if tenant is not None:
+            q = q.where(USAGE.c.tenant == tenant)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(*cols)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def now(self) -> datetime:
+        return utcnow()

@@ -1,0 +1,86 @@
+"""The gateway's view of the grid, re-read on a clock: each site zone's latest carbon intensity and price from
+the service's store (the signals ``gridshift serve`` pulls or is pushed), the grid events in force per site,
+and the round-trip times between the regions named in the backends file (the shared latency matrix through
+the data registry, read once)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from gridshift.errors import GridShiftError
+from gridshift.model.time import utcnow
+from gridshift.service.gateway.routing import GridView
+
+log = logging.getLogger("gridshift.gateway")
+
+SIGNAL_LOOKBACK = timedelta(hours=6)
+
+
+def _rtt_table(latency: Any, regions: set[str]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    if latency is None:
+        return out
+    if hasattr(latency, "loc"):  # a frame: index origin, columns destination
+        for a in regions:
+            for b in regions:
+                if a in latency.index and b in latency.columns:
+                    out[(a, b)] = float(latency.loc[a, b])
+        return out
+    for a, row in dict(latency).items():
+        for b, v in dict(row).items():
+            out[(a, b)] = float(v)
+    return out
+
+
+def _regions(fwd: Any) -> set[str]:
+    cfg = fwd.config
+    regions = {s.spec.region for s in fwd.registry.sites.values() if s.spec.region}
+    regions |= {t.region for t in cfg.tenants.values() if t.region}
+    if cfg.default_region:
+        regions.add(cfg.default_region)
+    return regions
+
+
+def refresh_grid(fwd: Any, store: Any, latency: Any = None) -> GridView:
+    """Build a fresh :class:`GridView` and hand it to ``fwd`` (blocking: run it in a thread)."""
+    now = utcnow()
+    view = GridView()
+    zones = {s.spec.zone for s in fwd.registry.sites.values()}
+    for zone in zones:
+        for signal, target in (("carbon_g_per_kwh", view.carbon_g_per_kwh),
+                               ("price_usd_per_mwh", view.price_usd_per_mwh)):
+            try:
+                pts = store.signals_between(zone, signal, now - SIGNAL_LOOKBACK, now + timedelta(seconds=1))
+            except GridShiftError as e:
+                log.warning("cannot read %s of %s: %s", signal, zone, e)
+                continue
+            if pts:
+                target[zone] = float(pts[-1].value)
+    try:
+        events = store.grid_events(active_at=now)
+    except GridShiftError as e:
+        log.warning("cannot read grid events: %s", e)
+        events = []
+    for row in events:
+        ev = row.event
+        for site in fwd.registry.sites.values():
+            if (ev.sites and site.name in ev.sites) or (ev.zone and ev.zone == site.spec.zone):
+                view.events.setdefault(site.name, []).append((ev.id, ev.kind, ev.limit_mw))
+    if latency is None and fwd.config.latency_ms is not None:
+        latency = fwd.config.latency_ms
+    if latency is None:
+        latency = getattr(fwd, "_latency_matrix", None)
+        if latency is None and _regions(fwd):
+            try:
+                from gridshift.data.network import load_latency_matrix
+
+                latency = load_latency_matrix()
+            except (GridShiftError, OSError) as e:
+                log.warning("no latency matrix (%s): network latency counts as 0", e)
+                latency = {}
+            fwd._latency_matrix = latency
+    view.rtt_ms = _rtt_table(latency, _regions(fwd))
+    fwd.grid = view
+    return view
