@@ -44,16 +44,19 @@ RUN_S = 1800.0
 
 
 def _scenario(zone: str, start: str, end: str):
+    import pandas as pd
+
     from gridshift.data.scenario import load_scenario
 
-    text = TEMPLATE.read_text().replace("DE-LU", zone)
-    text = text.replace("2023-01-01T00:00:00Z", start).replace("2023-04-01T00:00:00Z", end)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(text)
+        fh.write(TEMPLATE.read_text().replace("DE-LU", zone))
     try:
-        return load_scenario(fh.name)
+        sc = load_scenario(fh.name)
     finally:
         os.unlink(fh.name)
+    tr = sc.time_range.model_copy(update={"start": pd.Timestamp(start).to_pydatetime(),
+                                          "end": pd.Timestamp(end).to_pydatetime()})
+    return sc.model_copy(update={"time_range": tr})
 
 
 def _mean_ci(ci: np.ndarray, start_s: np.ndarray, slot_s: float) -> np.ndarray:
@@ -126,9 +129,11 @@ def main() -> None:
 
     zones = a.zones.split(",") if a.zones else available_zones()
     params = json.loads(a.params)
-    cases = [(z, q, s, e, params) for z in zones for q, s, e in QUARTERS]
+    prev = json.loads(OUT.read_text()).get(a.label, {}) if OUT.exists() else {}
+    rows: list[dict] = prev.get("rows", []) if prev.get("params") == params else []  # resume a stopped run
+    done = {(r["zone"], r["quarter"]) for r in rows}
+    cases = [(z, q, s, e, params) for z in zones for q, s, e in QUARTERS if (z, q) not in done]
     t0 = time.perf_counter()
-    rows: list[dict] = []
     git = git_state()
     with ProcessPoolExecutor(max_workers=max(1, a.workers)) as ex:
         for r in ex.map(run_case, *zip(*cases)):
@@ -136,7 +141,7 @@ def main() -> None:
             print(f"{r['zone']:>12} {r['quarter']}: saving {r['saving']:+.2%} perfect {r['perfect']:.2%} "
                   f"({r['wall_s']} s)", file=sys.stderr, flush=True)
             _write(a.label, {"params": params, "rows": rows, "summary": summarise(rows),
-                             "complete": len(rows) == len(cases), "wall_s": round(time.perf_counter() - t0, 1),
+                             "complete": len(rows) == len(cases) + len(done), "wall_s": round(time.perf_counter() - t0, 1),
                              "workers": a.workers, "git": git, "cpus": os.cpu_count()})
     print(json.dumps(summarise(rows), indent=1))
 
