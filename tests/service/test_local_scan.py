@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from gridshift.service.executors import ExecutorError, JobLaunch, Placement
-from gridshift.service.executors import procfs
+from gridshift.service.executors import ExecutorError, JobLaunch, Placement, procfs
 from gridshift.service.executors.local import LocalExecutor, visible_devices
 from gridshift.service.executors.powercap import SimulatedActuator
 from polling import wait_for
