@@ -174,10 +174,10 @@ class SlurmExecutor(Executor):
 
     # ------------------------------------------------------------ Slurm's view
 
-    def queue(self) -> dict[str, SlurmJob]:
-        """GridShift's jobs in Slurm's queue by job name; also refreshes the background load."""
-        jobs = self.cli.squeue()
-        self._last_queue = jobs
+    def queue(self, names: Sequence[str] | None = None) -> dict[str, SlurmJob]:
+        """GridShift's jobs in Slurm's queue by job name (only those named ``names`` when given: one job's
+        calls do not list the whole queue); the whole queue also refreshes the background load."""
+        jobs = self.cli.squeue(names)
         ours: dict[str, SlurmJob] = {}
         outside = []
         for j in jobs:
@@ -185,8 +185,16 @@ class SlurmExecutor(Executor):
                 ours[j.name] = j
             else:
                 outside.append(j)
-        self._background = background_load(outside, self._site_of_partition())
+        if names is None:
+            self._last_queue = jobs
+            self._background = background_load(outside, self._site_of_partition())
+        else:
+            self._last_queue = [j for j in self._last_queue if j.name not in ours] + list(ours.values())
         return ours
+
+    def _queue_of(self, rec: dict[str, Any]) -> dict[str, SlurmJob]:
+        """Slurm's view of the job's current run."""
+        return self.queue([self._name(rec)])
 
     def _site_of_partition(self) -> dict[str, str]:
         return {p: s for s, p in self.partitions.items()} if self.partitions is not None else {}
@@ -231,7 +239,7 @@ class SlurmExecutor(Executor):
         if rec.get("final"):
             return job_status_from_final(rec)
         with self._lock:
-            return self._status(rec, self.queue())
+            return self._status(rec, self._queue_of(rec))
 
     def report(self) -> list[ExecStatus]:
         with self._lock:
@@ -335,8 +343,10 @@ class SlurmExecutor(Executor):
     def _open(self, launch: JobLaunch, hold_s: float | None) -> tuple[dict[str, Any], bool]:
         """The record of ``launch``: (record, True) if this attempt was already submitted."""
         key = job_key(launch.job_id)
+        rec = self._recs.get(key)
+        names = {slurm_script.job_name(self.prefix, key, launch.attempt, 1)} | ({self._name(rec)} if rec else set())
         try:
-            queue = self.queue()
+            queue = self.queue(sorted(names))
         except ExecutorError as e:
             raise ExecutorError(e.message, job_id=launch.job_id, retryable=e.retryable) from None
         self._adopt_unrecorded(queue)
@@ -394,7 +404,7 @@ class SlurmExecutor(Executor):
     def _wait(self, rec: dict[str, Any], cond, timeout_s: float) -> ExecStatus:
         deadline = time.monotonic() + timeout_s
         while True:
-            st = self._status(rec, self.queue())
+            st = self._status(rec, self._queue_of(rec))
             if cond(st) or time.monotonic() >= deadline:
                 return st
             time.sleep(_POLL_S)
@@ -402,7 +412,7 @@ class SlurmExecutor(Executor):
     def pause(self, job_id: str) -> ExecStatus:
         with self._lock:
             rec = self._require(job_id)
-            queue = self.queue()
+            queue = self._queue_of(rec)
             st = self._status(rec, queue)
             sj = self._find(rec, queue)
             if st.state != "running" or sj is None:
@@ -412,13 +422,13 @@ class SlurmExecutor(Executor):
                 self.cli.scontrol("hold", sid, job_id=job_id)
                 rec["pause"] = "held"
                 self._save(rec)
-                return self._status(rec, self.queue())
+                return self._status(rec, self._queue_of(rec))
             ack = self._ack_file(rec)
             ack.unlink(missing_ok=True)
             rec.update(pause="requested", pause_requested_at=utc_now().isoformat())
             self._save(rec)
             self._checkpoint_then_suspend(rec, ack)
-            return self._status(rec, self.queue())
+            return self._status(rec, self._queue_of(rec))
 
     def _checkpoint_then_suspend(self, rec: dict[str, Any], ack: Path) -> None:
         sid, job_id = rec["slurm_id"], rec["job_id"]
@@ -448,7 +458,7 @@ class SlurmExecutor(Executor):
     def resume(self, job_id: str, placement: Placement | None = None) -> ExecStatus:
         with self._lock:
             rec = self._require(job_id)
-            queue = self.queue()
+            queue = self._queue_of(rec)
             st = self._status(rec, queue)
             if st.finished:
                 return st
@@ -461,12 +471,12 @@ class SlurmExecutor(Executor):
                     rec["stop"] = "moving"
                     self._save(rec)
                     self.cli.scancel(rec["slurm_id"], job_id=job_id)
-                    self._wait(rec, lambda s: self._find(rec, self.queue()) is None
-                               or self._find(rec, self.queue()).state not in ("RUNNING", "SUSPENDED", "PENDING"),
+                    self._wait(rec, lambda s: self._find(rec, self._queue_of(rec)) is None
+                               or self._find(rec, self._queue_of(rec)).state not in ("RUNNING", "SUSPENDED", "PENDING"),
                                self.stop_grace_s + 5.0)
                 rec.update(placement=placement.to_dict(), power_cap_frac=placement.power_cap_frac, run=rec["run"] + 1)
                 self._submit(rec, resumed=True)
-                return self._status(rec, self.queue())
+                return self._status(rec, self._queue_of(rec))
             if placement is not None and abs(placement.power_cap_frac - float(rec["power_cap_frac"])) > 1e-9:
                 self._apply_cap(rec, placement.power_cap_frac)
             if st.state == "paused" and st.exit_code == 0:  # checkpointed and exited: submit the next run
@@ -477,19 +487,19 @@ class SlurmExecutor(Executor):
                 rec.update(pause=None, held=False)
                 self._save(rec)
             elif rec.get("pause") in ("suspended", "requested"):
-                sj = self._find(rec, self.queue())
+                sj = self._find(rec, self._queue_of(rec))
                 if sj is not None and sj.state == "SUSPENDED":
                     self.cli.scontrol("resume", rec["slurm_id"], job_id=job_id)
                 rec["pause"] = None
                 self._save(rec)
-            return self._status(rec, self.queue())
+            return self._status(rec, self._queue_of(rec))
 
     # ------------------------------------------------------------ stop / power
 
     def stop(self, job_id: str) -> ExecStatus:
         with self._lock:
             rec = self._require(job_id)
-            queue = self.queue()
+            queue = self._queue_of(rec)
             st = self._status(rec, queue)
             if st.finished:
                 return st
@@ -504,7 +514,7 @@ class SlurmExecutor(Executor):
         sid, job_id = rec.get("slurm_id"), rec["job_id"]
         if not sid:
             return
-        sj = self._find(rec, self.queue())
+        sj = self._find(rec, self._queue_of(rec))
         if sj is not None and sj.state == "RUNNING":
             self.cli.scancel("--full", "--signal=TERM", sid, job_id=job_id)
             self._wait(rec, lambda s: s.finished or self._exit_file(rec).exists(), self.stop_grace_s)
@@ -536,7 +546,7 @@ class SlurmExecutor(Executor):
         with self._lock:
             rec = self._require(job_id)
             self._apply_cap(rec, frac)
-            return self._status(rec, self.queue())
+            return self._status(rec, self._queue_of(rec))
 
     # ------------------------------------------------------------ nodes
 

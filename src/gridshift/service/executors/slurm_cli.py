@@ -165,10 +165,11 @@ class SlurmCli:
 
     # ------------------------------------------------------------------ the calls
 
-    def squeue(self) -> list[SlurmJob]:
+    def squeue(self, names: Sequence[str] | None = None) -> list[SlurmJob]:
         """Every job the controller knows (pending, running, suspended, and finished ones not yet purged,
-        ``MinJobAge``)."""
-        return [parse_job(j) for j in self._json(["squeue", "--json", "--all"], "jobs")]
+        ``MinJobAge``), or only those named ``names``."""
+        args = ["squeue", "--json", "--all"] + ([f"--name={','.join(sorted(names))}"] if names else [])
+        return [parse_job(j) for j in self._json(args, "jobs")]
 
     def nodes(self) -> list[dict[str, Any]]:
         """``sinfo --json``'s nodes (name, state, state_flags, reason, partitions, gres, …)."""
