@@ -330,3 +330,36 @@ def test_controller_down_is_a_retryable_error_and_work_resumes_when_it_returns(c
     assert state_of(ex, "ctl-2", "succeeded").exit_code == 0
     assert len(named(cluster, "gridshift.ctl-2.")) == 1
     ex.stop("ctl")
+
+
+def test_squeue_text_and_json_agree_and_the_name_filter_is_honoured(cluster, ex, tmp_path):
+    ex.start(launch("shape-1", cmd(tmp_path / "s1", steps=200), gang=2, cap=0.9))
+    ex.stage(launch("shape-2", cmd(tmp_path / "s2")), utc_now() + timedelta(hours=1))
+    wait_for(lambda: count(tmp_path / "s1") >= 1, 30, "the job to run")
+    text = SlurmCli(slurm_conf=cluster.conf).squeue()
+    js = SlurmCli(slurm_conf=cluster.conf, queue_format="json").squeue()
+
+    def key(j):
+        return (j.slurm_id, j.name, j.state, j.reason, j.partition, j.comment, j.gpus, j.gpu_type, j.start_time)
+
+    assert sorted(map(key, text)) == sorted(map(key, js)) and len(text) >= 2
+    mine = SlurmCli(slurm_conf=cluster.conf).squeue(names=["gridshift.shape-1.a1.r1"])
+    assert [j.name for j in mine] == ["gridshift.shape-1.a1.r1"] and mine[0].gpus == 2
+    ex.stop("shape-1")
+    ex.stop("shape-2")
+
+
+def test_parsers_read_22_05_and_later_shapes():
+    from gridshift.service.executors.slurm import gpu_indices
+    from gridshift.service.executors.slurm_cli import parse_job
+
+    old = parse_job({"job_id": 7, "name": "n", "job_state": "FAILED", "exit_code": 768,
+                     "gres_detail": ["gpu:h100:2(IDX:0-1)"], "cpus": 4})
+    new = parse_job({"job_id": 7, "name": "n", "job_state": ["FAILED"], "cpus": {"number": 4},
+                     "exit_code": {"status": ["EXITED"], "return_code": {"number": 3}, "signal": {"id": None}},
+                     "tres_per_node": "gres/gpu:h100:2"})
+    killed = parse_job({"job_id": 8, "job_state": "CANCELLED", "exit_code": 9})
+    assert (old.state, old.exit_code, old.gpus, old.gpu_type) == ("FAILED", 3, 2, "h100")
+    assert (new.state, new.exit_code, new.cpus, new.gpus) == ("FAILED", 3, 4, 2)
+    assert killed.exit_code == -9
+    assert gpu_indices("GRES=gpu:h100:3(IDX:0-1,4)") == [0, 1, 4] and gpu_indices("GRES=") is None

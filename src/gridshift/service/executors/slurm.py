@@ -80,9 +80,10 @@ class SlurmExecutor(Executor):
         slurm_conf: str | Path | None = None,
         bin_dir: str | Path | None = None,
         timeout_s: float = 30.0,
+        queue_format: str = "text",
         actuator: PowerCapActuator | None = None,
     ) -> None:
-        self.cli = SlurmCli(slurm_conf=slurm_conf, bin_dir=bin_dir, timeout_s=timeout_s)
+        self.cli = SlurmCli(slurm_conf=slurm_conf, bin_dir=bin_dir, timeout_s=timeout_s, queue_format=queue_format)
         for tool in ("sbatch", "squeue", "scontrol", "scancel"):
             self.cli.tool(tool)  # a missing tool is a clear error now, not at the first job
         self.state_dir = Path(state_dir).resolve()
@@ -538,8 +539,12 @@ class SlurmExecutor(Executor):
             self.actuator.set_job_cap(rec["job_id"], frac, self._gpu_indices(rec), placement.accelerator)
 
     def _gpu_indices(self, rec: dict[str, Any]) -> list[int] | None:
-        sj = self._find(rec, {j.name: j for j in self._last_queue})
-        return None if sj is None else gpu_indices(sj)
+        """The GPU indices Slurm gave the job on its node (``scontrol -d show job``: ``IDX:0-1``)."""
+        try:
+            text = self.cli.scontrol("-d", "show", "job", str(rec["slurm_id"]), job_id=rec["job_id"])
+        except ExecutorError:
+            return None
+        return gpu_indices(text)
 
     def set_power_cap(self, job_id: str, frac: float) -> ExecStatus:
         frac = check_power_cap_frac(frac, job_id)
@@ -604,16 +609,14 @@ class SlurmExecutor(Executor):
             return self.report()
 
 
-def gpu_indices(sj: SlurmJob) -> list[int] | None:
-    """The GPU indices a running job holds on its node (``gres_detail``: ``gpu:h100:2(IDX:0-1)``)."""
+def gpu_indices(text: str) -> list[int] | None:
+    """The GPU indices in Slurm's allocation text (``GRES=gpu:h100:2(IDX:0-1)``; also ``gres_detail``)."""
     out: list[int] = []
-    for d in sj.raw.get("gres_detail") or []:
-        m = re.search(r"IDX:([0-9,\-]+)", str(d))
-        if not m:
-            continue
+    for m in re.finditer(r"IDX:([0-9][0-9,\-]*)", text):
         for part in m.group(1).split(","):
             lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi or lo) + 1))
+            if lo.isdigit():
+                out += list(range(int(lo), int(hi or lo) + 1))
     return out or None
 
 

@@ -1,8 +1,11 @@
 """Slurm's command-line tools as Python calls: ``sbatch --parsable``, ``squeue --json``, ``sinfo --json``,
 ``scontrol`` and ``scancel``, with their errors as :class:`ExecutorError` (Slurm's own text kept).
 
-The JSON shapes are those of Slurm 22.05 (``openapi/v0.0.38``): a job's ``job_state`` is a string
-("RUNNING"), ``exit_code`` the raw wait status (768: exit 3; 9: killed by SIGKILL); later versions give
+The queue is read from ``squeue --noheader --format=...`` by default: in Slurm 22.05 ``squeue --json``
+ignores ``--name`` (it always lists the whole queue) and costs about 0.3 ms per job (0.32 s for 1,000
+jobs on the development machine, against 0.04 s for the text format), too slow for a reconciler pass
+with 10,000 jobs; ``queue_format="json"`` reads ``--json`` instead. The JSON shapes are those of
+Slurm 22.05 (``openapi/v0.0.38``): a job's ``job_state`` is a string ("RUNNING"), ``exit_code`` the raw wait status (768: exit 3; 9: killed by SIGKILL); later versions give
 ``job_state`` as a list and ``exit_code`` as an object, and both are read here too. A controller that
 cannot be reached is a *retryable* error: ``squeue --json`` then exits 0 with an ``errors`` list and no
 jobs, which is never taken for "no jobs".
@@ -17,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from gridshift.service.executors.base import ExecutorError
@@ -105,12 +109,38 @@ def parse_job(j: Mapping[str, Any]) -> SlurmJob:
                     user=str(j.get("user_name") or ""), raw=dict(j))
 
 
+_SEP = "\x1f"  # ASCII unit separator: no job name or comment holds it
+# squeue --format fields in order (the comment last: it is free text)
+TEXT_FIELDS = (("%i", "job_id"), ("%j", "name"), ("%T", "job_state"), ("%r", "state_reason"), ("%P", "partition"),
+               ("%C", "cpus"), ("%b", "tres_per_node"), ("%S", "start_time"), ("%u", "user_name"), ("%N", "nodes"),
+               ("%k", "comment"))
+
+
+def parse_text_line(line: str) -> SlurmJob:
+    """One line of ``squeue --format`` with :data:`TEXT_FIELDS` as a job (exit status unknown: the
+    executor reads it from the job's exit record)."""
+    parts = line.split(_SEP, len(TEXT_FIELDS) - 1)
+    d: dict[str, Any] = {k: (v if v not in ("N/A", "(null)") else "") for (_, k), v in
+                         zip(TEXT_FIELDS, parts + [""] * (len(TEXT_FIELDS) - len(parts)))}
+    start = d.get("start_time")
+    try:
+        d["start_time"] = int(datetime.fromisoformat(start).astimezone(UTC).timestamp()) if start else None
+    except ValueError:
+        d["start_time"] = None
+    d["cpus"] = int(d["cpus"]) if str(d.get("cpus", "")).isdigit() else 0
+    d["exit_code"] = None
+    return parse_job(d)
+
+
 class SlurmCli:
     """Runs Slurm's tools with ``SLURM_CONF`` (``slurm_conf``) and a timeout; ``bin_dir`` where they are
     (default: ``PATH``)."""
 
     def __init__(self, *, slurm_conf: str | os.PathLike | None = None, bin_dir: str | os.PathLike | None = None,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, queue_format: str = "text") -> None:
+        if queue_format not in ("text", "json"):
+            raise ExecutorError(f"queue_format must be 'text' or 'json', got {queue_format!r}", retryable=False)
+        self.queue_format = queue_format
         self.slurm_conf = None if slurm_conf is None else str(slurm_conf)
         self.bin_dir = None if bin_dir is None else str(bin_dir)
         self.timeout_s = float(timeout_s)
@@ -167,9 +197,16 @@ class SlurmCli:
 
     def squeue(self, names: Sequence[str] | None = None) -> list[SlurmJob]:
         """Every job the controller knows (pending, running, suspended, and finished ones not yet purged,
-        ``MinJobAge``), or only those named ``names``."""
-        args = ["squeue", "--json", "--all"] + ([f"--name={','.join(sorted(names))}"] if names else [])
-        return [parse_job(j) for j in self._json(args, "jobs")]
+        ``MinJobAge``), or only those named ``names``. Read from ``squeue``'s text format unless
+        ``queue_format`` is "json" (see the module docstring)."""
+        if self.queue_format == "json":
+            jobs = [parse_job(j) for j in self._json(["squeue", "--json", "--all"], "jobs")]
+            return jobs if not names else [j for j in jobs if j.name in set(names)]
+        args = ["squeue", "--noheader", "--all", "--states=all", f"--format={_SEP.join(f for f, _ in TEXT_FIELDS)}"]
+        if names:
+            args.append(f"--name={','.join(sorted(names))}")
+        out = self.run(args)
+        return [parse_text_line(line) for line in out.splitlines() if line.strip()]
 
     def nodes(self) -> list[dict[str, Any]]:
         """``sinfo --json``'s nodes (name, state, state_flags, reason, partitions, gres, …)."""
