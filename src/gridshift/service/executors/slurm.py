@@ -117,6 +117,7 @@ class SlurmExecutor(Executor):
                 self._recs[rec["key"]] = rec
         self._background = Background()
         self._last_queue: list[SlurmJob] = []
+        self._listed = False  # True once the whole queue was listed (report, recover)
 
     # ------------------------------------------------------------ records and names
 
@@ -187,7 +188,7 @@ class SlurmExecutor(Executor):
             else:
                 outside.append(j)
         if names is None:
-            self._last_queue = jobs
+            self._last_queue, self._listed = jobs, True
             self._background = background_load(outside, self._site_of_partition())
         else:
             self._last_queue = [j for j in self._last_queue if j.name not in ours] + list(ours.values())
@@ -345,9 +346,14 @@ class SlurmExecutor(Executor):
         """The record of ``launch``: (record, True) if this attempt was already submitted."""
         key = job_key(launch.job_id)
         rec = self._recs.get(key)
-        names = {slurm_script.job_name(self.prefix, key, launch.attempt, 1)} | ({self._name(rec)} if rec else set())
+        first = slurm_script.job_name(self.prefix, key, launch.attempt, 1)
+        if rec is not None and rec["attempt"] == launch.attempt and rec.get("phase") == "submitted":
+            return rec, True  # submitted and recorded: nothing to ask Slurm
         try:
-            queue = self.queue(sorted(names))
+            if rec is None and self._listed:  # the last full listing (report, recover) shows every GridShift job
+                queue = {j.name: j for j in self._last_queue if j.name == first}
+            else:
+                queue = self.queue(sorted({first} | ({self._name(rec)} if rec else set())))
         except ExecutorError as e:
             raise ExecutorError(e.message, job_id=launch.job_id, retryable=e.retryable) from None
         self._adopt_unrecorded(queue)
