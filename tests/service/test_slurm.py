@@ -363,3 +363,18 @@ def test_parsers_read_22_05_and_later_shapes():
     assert (new.state, new.exit_code, new.cpus, new.gpus) == ("FAILED", 3, 4, 2)
     assert killed.exit_code == -9
     assert gpu_indices("GRES=gpu:h100:3(IDX:0-1,4)") == [0, 1, 4] and gpu_indices("GRES=") is None
+
+
+def test_serve_options_for_the_slurm_executor(tmp_path):
+    from gridshift.cli.serve import _executor_options
+    from gridshift.errors import GridShiftError
+
+    opts = _executor_options("slurm", None, [], tmp_path / "shared", ["HF_HOME"], ["eu-north=gpu-eu", "us=gpu-us"])
+    assert opts["partitions"] == {"eu-north": "gpu-eu", "us": "gpu-us"} and opts["job_root"] == tmp_path / "shared"
+    assert "HF_HOME" in opts["env_allow"]
+    with pytest.raises(GridShiftError, match="expected SITE=PARTITION, got 'eu-north'"):
+        _executor_options("slurm", None, [], None, [], ["eu-north"])
+    with pytest.raises(GridShiftError, match="apply to the local executor"):
+        _executor_options("slurm", "nobody", [], None, [], [])
+    with pytest.raises(GridShiftError, match="--slurm-partition applies to the slurm executor"):
+        _executor_options("local", None, [], None, [], ["a=b"])
