@@ -155,7 +155,8 @@ def main() -> int:
         print(json.dumps(slurm, indent=1), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    slurm_version = subprocess.run(["sinfo", "--version"], capture_output=True, text=True).stdout.strip()
+    slurm_version = subprocess.run([shutil.which("slurmctld") or "/usr/sbin/slurmctld", "-V"], capture_output=True,
+                                   text=True).stdout.strip()
     out = {"benchmark": "executors", "code": git_state(), "machine": {"cpus": os.cpu_count(),
            "python": platform.python_version(), "slurm": slurm_version,
            "load_avg_before": [round(x, 2) for x in load_before],

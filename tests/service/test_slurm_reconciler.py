@@ -18,6 +18,7 @@ import pytest
 from gridshift.model.events import GridEvent
 from gridshift.model.scenario import Scenario
 from gridshift.service.db import upgrade
+from gridshift.service.executors.base import ExecutorError
 from gridshift.service.executors.slurm import SlurmExecutor
 from gridshift.service.reconciler import Reconciler
 from gridshift.service.store import Principal, Store
@@ -124,3 +125,34 @@ def test_kill_9_of_the_service_mid_dispatch(cluster, store, tmp_path):
         assert len([n for n in queue if f".{jid}." in n]) == 1  # one Slurm job per job and attempt
         assert len((out / f"{jid}.lines").read_text().splitlines()) == 1  # and one run
     assert store.pending_dispatches() == []
+
+
+def test_controller_down_fails_the_pass_with_a_clear_error_and_the_next_pass_recovers(cluster, store, tmp_path):
+    ex = SlurmExecutor(tmp_path / "executor", slurm_conf=cluster.conf, python=sys.executable, timeout_s=20.0)
+    rec = Reconciler(store, ex, Scenario.model_validate(FLEET), policy="asap", clock=lambda: T0)
+    out, later = tmp_path / "count", tmp_path / "later"
+    job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 1.0, "gang_max": 1,
+                                       "command": shlex.join([sys.executable, "-c", COUNTER, str(out), "40"])})
+    assert rec.tick()["actions"] == {"start": 1}
+    wait_for(lambda: counted(out) >= 1, 30, "the job to run")
+    cluster.stop_controller()
+    try:
+        second, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 1.0, "gang_max": 1,
+                                              "command": shlex.join([sys.executable, "-c", COUNTER, str(later),
+                                                                     "3"])})
+        with pytest.raises(ExecutorError, match="(?i)slurm controller") as e:
+            rec.tick()
+        assert e.value.retryable and "controller" in rec.status()["last_error"]
+        assert store.get_job(SYSTEM, job.id).status == "running"  # nothing failed for the outage
+        assert store.get_job(SYSTEM, second.id).status == "queued" and not store.dispatches(second.id)
+    finally:
+        cluster.start_controller()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and {store.get_job(SYSTEM, j).status for j in (job.id, second.id)} != {
+            "succeeded"}:
+        rec.tick()
+        time.sleep(0.3)
+    for jid in (job.id, second.id):
+        row = store.get_job(SYSTEM, jid)
+        assert row.status == "succeeded" and row.attempts == 1, (row.status, row.failure_reason)
+    assert counted(out) == 40 and counted(later) == 3
