@@ -378,3 +378,12 @@ def test_serve_options_for_the_slurm_executor(tmp_path):
         _executor_options("slurm", "nobody", [], None, [], [])
     with pytest.raises(GridShiftError, match="--slurm-partition applies to the slurm executor"):
         _executor_options("local", None, [], None, [], ["a=b"])
+    from typer.testing import CliRunner
+
+    from gridshift.cli import app
+
+    db = tmp_path / "state.db"
+    for args in (["--executor", "slurm", "--slurm-partition", "nope"], ["--executor", "pbs"]):
+        res = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{db}", *args])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert not db.exists()
