@@ -387,3 +387,26 @@ def test_serve_options_for_the_slurm_executor(tmp_path):
         res = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{db}", *args])
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert not db.exists()
+
+
+def test_prolog_caps_a_gridshift_jobs_gpus_from_its_comment_and_the_epilog_restores_them(cluster, ex, tmp_path):
+    from gridshift.service.executors import slurm_prolog
+
+    out = tmp_path / "pro"
+    ex.start(launch("prolog-job", cmd(out, steps=300), gang=2, cap=0.6))
+    wait_for(lambda: count(out) >= 1, 30, "the job to run")
+    cli = SlurmCli(slurm_conf=cluster.conf)
+    sid = ex.record("prolog-job")["slurm_id"]
+    act = SimulatedActuator([("H100", 200.0, 700.0)] * 8)
+    caps = slurm_prolog.apply(cli, act, sid)
+    assert len(caps) == 2 and set(caps.values()) == {420.0}
+    ex.set_power_cap("prolog-job", 0.4)  # the comment follows the cap: a prolog run now sets 280 W
+    assert set(slurm_prolog.apply(cli, SimulatedActuator([("H100", 200.0, 700.0)] * 8), sid).values()) == {280.0}
+    assert set(slurm_prolog.restore(cli, act, sid).values()) == {700.0}
+    other = subprocess.run(["sbatch", "--parsable", "--job-name=not-ours", "--partition=site-a",
+                            "--output=/dev/null", "--wrap=sleep 20"], env=cluster.env(), capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert slurm_prolog.apply(cli, act, other) == {}
+    assert slurm_prolog.main(["apply", "--job", ""]) == 2
+    cli.scancel(other)
+    ex.stop("prolog-job")
