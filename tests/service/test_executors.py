@@ -276,8 +276,8 @@ def test_local_recovery_after_the_service_died(tmp_path: Path) -> None:
 
 
 def test_unknown_executor_and_bad_launch() -> None:
-    with pytest.raises(ExecutorError, match="unknown executor 'slurm'"):
-        make_executor("slurm")
+    with pytest.raises(ExecutorError, match="unknown executor 'pbs'"):
+        make_executor("pbs")
     with pytest.raises(ExecutorError, match="attempt"):
         JobLaunch("j", None, attempt=0)
     with pytest.raises(ExecutorError, match="gang"):

@@ -85,14 +85,41 @@ def _initial_policy(store: Any, given: Any, scenario: Any) -> Any:
     return PolicySpec(name="asap")
 
 
+def _slurm_options(job_user: str | None, job_user_for: list[str], job_root: Path | None, job_env: list[str],
+                   slurm_partition: list[str]) -> dict[str, Any]:
+    """The Slurm executor's options: ``--slurm-partition SITE=PARTITION``, ``--job-root`` (on a file system the
+    nodes share), ``--job-env``; jobs run as the service's Slurm user (no ``--job-user``)."""
+    from gridshift.service.executors.isolation import DEFAULT_ENV_ALLOW
+
+    if job_user is not None or job_user_for:
+        raise GridShiftError("--job-user and --job-user-for apply to the local executor; Slurm runs jobs as the "
+                             "submitting user", field="executor")
+    partitions: dict[str, str] = {}
+    for item in slurm_partition:
+        site, sep, part = item.partition("=")
+        if not sep or not site.strip() or not part.strip():
+            raise GridShiftError(f"expected SITE=PARTITION, got '{item}'", field="slurm-partition")
+        partitions[site.strip()] = part.strip()
+    options: dict[str, Any] = {"env_allow": (*DEFAULT_ENV_ALLOW, *job_env)}
+    if partitions:
+        options["partitions"] = partitions
+    if job_root is not None:
+        options["job_root"] = job_root
+    return options
+
+
 def _executor_options(executor: str, job_user: str | None, job_user_for: list[str], job_root: Path | None,
-                      job_env: list[str]) -> dict[str, Any]:
+                      job_env: list[str], slurm_partition: list[str] | None = None) -> dict[str, Any]:
     """The local executor's isolation options from ``--job-user``, ``--job-user-for TENANT=USER``,
     ``--job-root`` and ``--job-env NAME``; without a job user, one warning that tenant commands run as the
     service's own user."""
     from gridshift.service.executors.isolation import DEFAULT_ENV_ALLOW
 
     given = job_user is not None or job_user_for or job_root is not None or job_env
+    if executor == "slurm":
+        return _slurm_options(job_user, job_user_for, job_root, job_env, slurm_partition or [])
+    if slurm_partition:
+        raise GridShiftError("--slurm-partition applies to the slurm executor", field="executor")
     if executor != "local":
         if given:
             raise GridShiftError("--job-user, --job-user-for, --job-root and --job-env apply to the local executor",
@@ -206,7 +233,10 @@ def register(app: typer.Typer) -> None:
         db: DbUrl = None,
         state: StateDir = None,
         fleet: Annotated[Path | None, typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
-        executor: Annotated[str, typer.Option(help="Where jobs run: local | ray.")] = "local",
+        executor: Annotated[str, typer.Option(help="Where jobs run: local | ray | slurm.")] = "local",
+        slurm_partition: Annotated[list[str] | None, typer.Option(
+            help="SITE=PARTITION: the Slurm partition of a site (repeatable; executor slurm; default: the site's "
+                 "own name).")] = None,
         policy: Annotated[str | None, typer.Option(
             help="Planning policy: asap | threshold | mpc (default: the one last set with PUT /api/v1/policy, "
                  "else asap).")] = None,
@@ -269,8 +299,8 @@ def register(app: typer.Typer) -> None:
         from gridshift.service.server import uvicorn_options
         from gridshift.service.store import Store
 
-        if executor not in ("local", "ray"):
-            fail(GridShiftError(f"unknown executor '{executor}' (use local or ray)", field="executor"))
+        if executor not in ("local", "ray", "slurm"):
+            fail(GridShiftError(f"unknown executor '{executor}' (use local, ray or slurm)", field="executor"))
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         scenario = None
@@ -301,7 +331,8 @@ def register(app: typer.Typer) -> None:
                 from gridshift.service.provider_pull import load_puller
 
                 puller = load_puller(providers, forecast_dir)
-            executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [])
+            executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [],
+                                                 slurm_partition or [])
             if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
                 raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
                                      field="tenant-commands")

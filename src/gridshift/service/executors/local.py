@@ -55,6 +55,8 @@ from gridshift.service.executors.base import (
     check_power_cap_frac,
     utc_now,
 )
+from gridshift.service.executors.powercap import PowerCapActuator
+from gridshift.service.executors.procfs import ProcTable, find_wrapper, group_members, proc_alive, proc_stat
 
 _HERE = Path(__file__).resolve().parent
 WRAP_PY = _HERE / "_wrap.py"
@@ -62,58 +64,7 @@ SIMJOB_PY = _HERE / "_simjob.py"
 _POLL_S = 0.05
 
 
-# ---------------------------------------------------------------- processes (Linux /proc)
-
-def proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state letter, process group, start time in clock ticks since boot) of ``pid``, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return rest[0], int(rest[2]), int(rest[19])
-
-
-def proc_alive(pid: int | None, start_ticks: int | None) -> str | None:
-    """The state letter of ``pid`` if it is the same process (start time matches) and not a zombie."""
-    if not pid:
-        return None
-    st = proc_stat(pid)
-    if st is None or st[0] in "ZX" or (start_ticks is not None and st[2] != start_ticks):
-        return None
-    return st[0]
-
-
-def group_members(pgid: int | None) -> dict[int, str]:
-    """Live processes of group ``pgid`` and their state letters."""
-    out: dict[int, str] = {}
-    if not pgid:
-        return out
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = proc_stat(int(entry))
-            if st is not None and st[1] == pgid and st[0] not in "ZX":
-                out[int(entry)] = st[0]
-    return out
-
-
-def find_wrapper(exit_file: Path) -> tuple[int, int] | None:
-    """(pid, start ticks) of a live wrapper started with ``exit_file``, found by its command line."""
-    needle = str(exit_file).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if needle in args and any(a.endswith(b"_wrap.py") for a in args):
-            st = proc_stat(int(entry))
-            if st is not None and st[0] not in "ZX":
-                return int(entry), st[2]
-    return None
-
+# ---------------------------------------------------------------- processes
 
 def signal_number(sig: str | int) -> signal.Signals:
     """``sig`` ("SIGUSR1", "USR1", 10) as a signal, else ExecutorError."""
@@ -165,6 +116,13 @@ def job_key(job_id: str) -> str:
     return f"{slug}-{hashlib.sha256(job_id.encode()).hexdigest()[:10]}"
 
 
+def visible_devices(env: Mapping[str, str]) -> list[int] | None:
+    """The device indices of ``CUDA_VISIBLE_DEVICES`` ("0,2"), None when unset or not indices (UUIDs)."""
+    text = str(env.get("CUDA_VISIBLE_DEVICES", "")).strip()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return [int(p) for p in parts] if parts and all(p.isdigit() for p in parts) else None
+
+
 def _parse_time(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s) if s else None
 
@@ -193,6 +151,7 @@ class LocalExecutor(Executor):
         job_root: str | Path | None = None,
         env_allow: tuple[str, ...] | list[str] = isolation.DEFAULT_ENV_ALLOW,
         limits: isolation.Limits | Mapping[str, int | None] | None = None,
+        actuator: PowerCapActuator | None = None,
     ) -> None:
         self.run_as = None if run_as is None else isolation.resolve_user(run_as)
         self.run_as_tenant = {str(t): isolation.resolve_user(u, f"run_as_tenant[{t}]")
@@ -225,6 +184,7 @@ class LocalExecutor(Executor):
         self.cwd = Path(cwd) if cwd is not None else None
         self.orphan_kill = orphan_kill
         self.ref_prefix = ref_prefix
+        self.actuator = actuator
         self._popens: dict[str, subprocess.Popen] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
@@ -308,7 +268,9 @@ class LocalExecutor(Executor):
         self._save(rec)
         return True
 
-    def _status(self, rec: dict[str, Any]) -> ExecStatus:
+    def _status(self, rec: dict[str, Any], table: ProcTable | None = None) -> ExecStatus:
+        """The job's status; ``table`` is a snapshot of /proc taken before this call (``report``: one scan
+        for every job), else /proc is read for this job alone."""
         base = dict(job_id=rec["job_id"], started_at=_parse_time(rec.get("started_at")),
                     power_cap_frac=rec.get("power_cap_frac"), ref=self._ref(rec), attempt=rec["attempt"],
                     progress_frac=self._progress(rec))
@@ -331,12 +293,12 @@ class LocalExecutor(Executor):
                 return ExecStatus(state="failed", reason="stopped on request before it began", **base)
             return ExecStatus(state="lost", reason="the start was interrupted before the process began; "
                               "starting the same attempt again launches it", **base)
-        members = group_members(rec.get("pgid"))
-        wrapper = proc_alive(rec["pid"], rec.get("start_ticks"))
+        members = group_members(rec.get("pgid"), table)
+        wrapper = proc_alive(rec["pid"], rec.get("start_ticks"), table)
         if wrapper is None and not members:
             # The wrapper may have written its exit file between our two reads.
             if self._exit_file(rec).exists():
-                return self._status(rec)
+                return self._status(rec, table)
             if rec.get("stop"):
                 return ExecStatus(state="failed", reason="stopped on request (ended without an exit record)",
                                   **base)
@@ -363,11 +325,12 @@ class LocalExecutor(Executor):
 
     def report(self) -> list[ExecStatus]:
         self._reap()
+        table = ProcTable()  # one scan of /proc for every job, taken before any exit record is read
         out = []
         for path in sorted(self.jobs_dir.glob("*/state.json")):
             rec = read_json(path)
             if rec is not None:
-                out.append(self._status(rec))
+                out.append(self._status(rec, table))
         return out
 
     # ------------------------------------------------------------ start
@@ -447,6 +410,7 @@ class LocalExecutor(Executor):
                    started_at=rec.get("started_at") or utc_now().isoformat())
         self._popens[rec["key"]] = p
         self._save(rec)
+        self._actuate(rec, strict=False)
         # Until the wrapper has started the command, a signal would end the wrapper itself: wait for that.
         deadline = time.monotonic() + 5.0
         while (time.monotonic() < deadline and p.poll() is None and not self._exit_file(rec).exists()
@@ -533,6 +497,7 @@ class LocalExecutor(Executor):
                 rec["power_cap_frac"] = placement.power_cap_frac
                 self._write_cap(rec, placement.power_cap_frac)
                 self._save(rec)
+                self._actuate(rec, strict=False)
             st = self._status(rec)
             if st.state == "paused" and st.exit_code == 0:  # checkpointed and exited: start it again
                 rec["run"] += 1
@@ -584,6 +549,21 @@ class LocalExecutor(Executor):
         if jd.is_dir():
             isolation.write_job_file(jd / "power_cap_frac", f"{frac:g}\n")
 
+    def _actuate(self, rec: dict[str, Any], *, strict: bool) -> None:
+        """Set the job's cap on hardware through the actuator, for the devices of its
+        ``CUDA_VISIBLE_DEVICES`` (else every device); ``strict``: a failure is an ExecutorError, else a
+        warning (a start is not undone for a cap that cannot be set)."""
+        if self.actuator is None:
+            return
+        placement = Placement.from_dict(rec["placement"])
+        devices = visible_devices((rec.get("launch") or {}).get("env") or {})
+        try:
+            self.actuator.set_job_cap(rec["job_id"], float(rec["power_cap_frac"]), devices, placement.accelerator)
+        except ExecutorError as e:
+            if strict:
+                raise ExecutorError(e.message, job_id=rec["job_id"], retryable=e.retryable) from None
+            logging.getLogger("gridshift.executor").warning("job %s: power cap not set: %s", rec["job_id"], e)
+
     def set_power_cap(self, job_id: str, frac: float) -> ExecStatus:
         frac = check_power_cap_frac(frac, job_id)
         rec = self._require(job_id)
@@ -592,6 +572,7 @@ class LocalExecutor(Executor):
             rec["power_cap_frac"] = frac
             self._write_cap(rec, frac)
             self._save(rec)
+            self._actuate(rec, strict=True)
             return self._status(rec)
 
     # ------------------------------------------------------------ recovery

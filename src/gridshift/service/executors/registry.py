@@ -1,4 +1,4 @@
-"""Executors by name: ``make_executor("local", ...)`` and ``make_executor("ray", ...)``."""
+"""Executors by name: ``make_executor("local", ...)``, ``make_executor("ray", ...)``, ``make_executor("slurm", ...)``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from gridshift.service.executors.base import Executor, ExecutorError
 
-EXECUTORS: tuple[str, ...] = ("local", "ray")
+EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """An executor by name with its options (keyword arguments of LocalExecutor / RayExecutor)."""
+    """An executor by name with its options (keyword arguments of LocalExecutor / RayExecutor / SlurmExecutor)."""
     if name == "local":
         from gridshift.service.executors.local import LocalExecutor
 
@@ -19,6 +19,10 @@ def make_executor(name: str, **options: Any) -> Executor:
         from gridshift.service.executors.ray_exec import RayExecutor
 
         cls = RayExecutor
+    elif name == "slurm":
+        from gridshift.service.executors.slurm import SlurmExecutor
+
+        cls = SlurmExecutor
     else:
         raise ExecutorError(f"unknown executor '{name}' (known: {', '.join(EXECUTORS)})", retryable=False)
     try:

@@ -1,0 +1,205 @@
+"""A throwaway single-node Slurm cluster for tests and benchmarks, from Debian's packages (Slurm 22.05).
+
+``SlurmCluster(root).start()`` writes a minimal ``slurm.conf`` and ``gres.conf`` into ``root`` (SlurmUser
+root, ``select/cons_tres``, ``proctrack/linuxproc``, ``task/none``, no accounting), starts ``munged`` with
+its own key and socket there, then ``slurmctld`` and one ``slurmd`` (node ``gs-node1`` on 127.0.0.1 with
+``cpus`` CPUs and ``gpus`` GPUs of one type, shown to Slurm as GRES backed by device nodes in
+``root/dev``), one partition per site; state, spool, logs and pid files are all in ``root``. Clients find it
+through ``env()`` (``SLURM_CONF``). ``stop()`` cancels every job and stops the daemons by their pid files.
+Needs root and ``apt-get install slurmctld slurmd slurm-client munge``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+NODE = "gs-node1"
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+def missing() -> str | None:
+    """Why a cluster cannot be started here (None: it can)."""
+    if os.geteuid() != 0:
+        return "needs root (SlurmUser root)"
+    for exe in (*DAEMONS, "sbatch", "squeue", "scontrol", "mungekey"):
+        if shutil.which(exe) is None and not Path("/usr/sbin", exe).exists():
+            return f"'{exe}' not found (apt-get install slurmctld slurmd slurm-client munge)"
+    return None
+
+
+def _exe(name: str) -> str:
+    return shutil.which(name) or str(Path("/usr/sbin", name))
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class SlurmCluster:
+    """One controller and one node in ``root`` (see the module docstring)."""
+
+    def __init__(self, root: str | Path, *, sites: Sequence[str] = ("site-a", "site-b"), cpus: int | None = None,
+                 gpus: int = 8, gpu_type: str = "h100", min_job_age_s: int = 300, kill_wait_s: int = 5,
+                 message_timeout_s: int = 3) -> None:
+        self.root = Path(root).resolve()
+        self.sites = tuple(sites)
+        self.cpus = int(cpus or os.cpu_count() or 1)
+        self.gpus, self.gpu_type = int(gpus), gpu_type
+        self.min_job_age_s, self.kill_wait_s, self.message_timeout_s = min_job_age_s, kill_wait_s, message_timeout_s
+        self.conf = self.root / "slurm.conf"
+        self.munge_socket = self.root / "munge" / "munge.sock"
+        self.ctld_port, self.slurmd_port = free_ports(2)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def _pid(self, name: str) -> int | None:
+        try:
+            return int((self.root / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def write_config(self) -> None:
+        r = self.root
+        for d in ("state", "spool", "munge", "dev", "log"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(r / "munge", 0o700)
+        devs = []
+        for i in range(self.gpus):
+            dev = r / "dev" / f"nvidia{i}"
+            if not dev.exists():
+                os.mknod(dev, 0o600 | 0o020000, os.makedev(1, 3))  # character devices like /dev/null
+            devs.append(str(dev))
+        gres = f" Gres=gpu:{self.gpu_type}:{self.gpus}" if self.gpus else ""
+        lines = [
+            "ClusterName=gridshift-test", "SlurmctldHost=localhost(127.0.0.1)", "SlurmUser=root", "SlurmdUser=root",
+            f"SlurmctldPort={self.ctld_port}", f"SlurmdPort={self.slurmd_port}", "AuthType=auth/munge",
+            f"AuthInfo=socket={self.munge_socket}", "CredType=cred/munge", f"StateSaveLocation={r / 'state'}",
+            f"SlurmdSpoolDir={r / 'spool'}", f"SlurmctldPidFile={r / 'slurmctld.pid'}",
+            f"SlurmdPidFile={r / 'slurmd.pid'}", f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}",
+            f"SlurmdLogFile={r / 'log' / 'slurmd.log'}", "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
+            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "SchedulerType=sched/builtin",
+            "MpiDefault=none", "ReturnToService=1", "SlurmdParameters=config_overrides",
+            "GresTypes=gpu" if self.gpus else "", "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none", "MailProg=/bin/true", f"MinJobAge={self.min_job_age_s}",
+            f"KillWait={self.kill_wait_s}", f"MessageTimeout={self.message_timeout_s}", "MaxJobCount=100000",
+            "SchedulerParameters=defer_batch", "SlurmdTimeout=30", "InactiveLimit=0",
+            f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={self.cpus} "
+            f"RealMemory=1000{gres} State=UNKNOWN",
+        ]
+        for i, site in enumerate(self.sites):
+            lines.append(f"PartitionName={site} Nodes={NODE} MaxTime=INFINITE State=UP{' Default=YES' if i == 0 else ''}")
+        self.conf.write_text("\n".join(x for x in lines if x) + "\n")
+        gres_lines = ["AutoDetect=off"]
+        if self.gpus:
+            gres_lines.append(f"NodeName={NODE} Name=gpu Type={self.gpu_type} File={r / 'dev'}/nvidia[0-{self.gpus - 1}]")
+        (r / "gres.conf").write_text("\n".join(gres_lines) + "\n")
+        if not (r / "munge.key").exists():
+            subprocess.run([_exe("mungekey"), "-c", "-k", str(r / "munge.key")], check=True, capture_output=True)
+            os.chmod(r / "munge.key", 0o600)
+
+    def _run(self, argv: list[str]) -> None:
+        res = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=30)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}{self.logs()}")
+
+    def logs(self, lines: int = 15) -> str:
+        out = []
+        for f in sorted((self.root / "log").glob("*.log")):
+            tail = f.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"\n--- {f.name}\n" + "\n".join(tail))
+        return "".join(out)
+
+    def start_munge(self) -> None:
+        r = self.root
+        self._run([_exe("munged"), "--force", f"--socket={self.munge_socket}", f"--key-file={r / 'munge.key'}",
+                   f"--log-file={r / 'log' / 'munged.log'}", f"--pid-file={r / 'munged.pid'}",
+                   f"--seed-file={r / 'munged.seed'}"])
+
+    def start_controller(self, *, clear: bool = False) -> None:
+        self._run([_exe("slurmctld"), "-c" if clear else "-i"])
+        self.wait_controller()
+
+    def start_node(self) -> None:
+        self._run([_exe("slurmd"), "-N", NODE])
+
+    def start(self, timeout_s: float = 30.0) -> SlurmCluster:
+        self.write_config()
+        self.start_munge()
+        self.start_controller(clear=True)
+        self.start_node()
+        self.wait_node_idle(timeout_s)
+        return self
+
+    def _query(self, argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=30)
+
+    def wait_controller(self, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._query([_exe("scontrol"), "ping"]).stdout.count("UP"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"slurmctld did not come up in {timeout_s:g} s{self.logs()}")
+
+    def wait_node_idle(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            out = self._query([_exe("sinfo"), "-h", "-n", NODE, "-o", "%T"]).stdout.strip()
+            if out.split("\n")[0] in ("idle", "mixed", "allocated"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"node {NODE} not idle after {timeout_s:g} s{self.logs()}")
+
+    def _stop_pid(self, name: str, timeout_s: float = 10.0) -> None:
+        pid = self._pid(name)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def stop_controller(self) -> None:
+        """Stop slurmctld (jobs keep running on the node; its state is kept for a restart)."""
+        self._stop_pid("slurmctld")
+
+    def stop(self) -> None:
+        """Cancel every job, then stop slurmd, slurmctld and munged."""
+        if self._pid("slurmctld") is not None:
+            self._query([_exe("scancel"), "--full", "--signal=KILL", "--user=root"])
+            self._query([_exe("scancel"), "--user=root"])
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and self._query([_exe("squeue"), "-h", "-t", "R,CG,S"]).stdout.strip():
+                time.sleep(0.1)
+        for name in ("slurmd", "slurmctld", "munged"):
+            self._stop_pid(name)
+
+
+__all__ = ["NODE", "SlurmCluster", "missing"]
