@@ -369,7 +369,7 @@ def test_cli_tiers_and_event_limit(tmp_path):
     (["--accelerator", "H100"], "only applies with --tier-shares"),
     (["--tier-shares", "1,0,0,0", "--accelerator", "Z9000"], "unknown accelerator"),
     (["--basis", "median"], "unknown basis"),
-    (["--max-event-h", "0"], "at least 1 hour"),
+    (["--max-event-h", "0"], "must be from 1 to 8784 hours"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, args, needle):
     out = tmp_path / "hr"
