@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridshift.service.executors.base import ExecutorError
+from gridshift.service.executors.base import ExecutorError, JobLaunch, Placement
 
 DEFAULT_ENV_ALLOW: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ")
 
@@ -203,3 +203,24 @@ def write_job_file(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def contract_env(allow: Iterable[str], job_dir: Path, launch: JobLaunch, placement: Placement, power_cap_frac: float,
+                 checkpoint_signal: str, ack_file: Path, resumed: bool) -> dict[str, str]:
+    """The job's environment under the executors' job contract (docs/service/executors.md): the allowed service
+    variables, the contract's ``GRIDSHIFT_*`` variables, then the launch's own."""
+    return job_env(allow, {
+        "HOME": str(job_dir),
+        "GRIDSHIFT_JOB_ID": launch.job_id,
+        "GRIDSHIFT_ATTEMPT": str(launch.attempt),
+        "GRIDSHIFT_SITE": placement.site,
+        "GRIDSHIFT_ACCELERATOR": placement.accelerator,
+        "GRIDSHIFT_GANG": str(placement.gang),
+        "GRIDSHIFT_POWER_CAP_FRAC": f"{power_cap_frac:g}",
+        "GRIDSHIFT_POWER_CAP_FILE": str(job_dir / "power_cap_frac"),
+        "GRIDSHIFT_WORK_DIR": str(job_dir / "work"),
+        "GRIDSHIFT_PROGRESS_FILE": str(job_dir / "progress"),
+        "GRIDSHIFT_CHECKPOINT_SIGNAL": checkpoint_signal,
+        "GRIDSHIFT_CHECKPOINT_ACK": str(ack_file),
+        "GRIDSHIFT_RESUMED": "1" if resumed else "0",
+    }, launch.env)

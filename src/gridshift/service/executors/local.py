@@ -336,23 +336,9 @@ class LocalExecutor(Executor):
     # ------------------------------------------------------------ start
 
     def _job_env(self, rec: dict[str, Any], launch: JobLaunch, resumed: bool) -> dict[str, str]:
-        d = self._jdir(rec["key"])
-        placement = Placement.from_dict(rec["placement"])
-        return isolation.job_env(self.env_allow, {
-            "HOME": str(d),
-            "GRIDSHIFT_JOB_ID": launch.job_id,
-            "GRIDSHIFT_ATTEMPT": str(launch.attempt),
-            "GRIDSHIFT_SITE": placement.site,
-            "GRIDSHIFT_ACCELERATOR": placement.accelerator,
-            "GRIDSHIFT_GANG": str(placement.gang),
-            "GRIDSHIFT_POWER_CAP_FRAC": f"{rec['power_cap_frac']:g}",
-            "GRIDSHIFT_POWER_CAP_FILE": str(d / "power_cap_frac"),
-            "GRIDSHIFT_WORK_DIR": str(d / "work"),
-            "GRIDSHIFT_PROGRESS_FILE": str(d / "progress"),
-            "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name,
-            "GRIDSHIFT_CHECKPOINT_ACK": str(self._ack_file(rec)),
-            "GRIDSHIFT_RESUMED": "1" if resumed else "0",
-        }, launch.env)
+        return isolation.contract_env(self.env_allow, self._jdir(rec["key"]), launch,
+                                      Placement.from_dict(rec["placement"]), rec["power_cap_frac"],
+                                      self.checkpoint_signal.name, self._ack_file(rec), resumed)
 
     def _wrapper_env(self) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", os.defpath), "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name}
