@@ -54,9 +54,13 @@ def _scenario(zone: str, start: str, end: str):
         sc = load_scenario(fh.name)
     finally:
         os.unlink(fh.name)
+    from gridshift.data.grid import available_price_zones
+
     tr = sc.time_range.model_copy(update={"start": pd.Timestamp(start).to_pydatetime(),
                                           "end": pd.Timestamp(end).to_pydatetime()})
-    return sc.model_copy(update={"time_range": tr})
+    zones = [z if z.id in available_price_zones() else z.model_copy(update={"price_usd_per_mwh": 100.0})
+             for z in sc.zones]  # no price file (GB): a constant, which a carbon objective never reads
+    return sc.model_copy(update={"time_range": tr, "zones": zones})
 
 
 def _mean_ci(ci: np.ndarray, start_s: np.ndarray, slot_s: float) -> np.ndarray:
