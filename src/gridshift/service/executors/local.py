@@ -38,7 +38,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +54,12 @@ from gridshift.service.executors.base import (
     check_power_cap_frac,
     utc_now,
 )
+from gridshift.service.executors.job_contract import SIMJOB_PY, JobDirContract, parse_time
 from gridshift.service.executors.powercap import PowerCapActuator
 from gridshift.service.executors.procfs import ProcTable, find_wrapper, group_members, proc_alive, proc_stat
 
 _HERE = Path(__file__).resolve().parent
 WRAP_PY = _HERE / "_wrap.py"
-SIMJOB_PY = _HERE / "_simjob.py"
 _POLL_S = 0.05
 
 
@@ -123,13 +122,9 @@ def visible_devices(env: Mapping[str, str]) -> list[int] | None:
     return [int(p) for p in parts] if parts and all(p.isdigit() for p in parts) else None
 
 
-def _parse_time(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
-
-
 # ---------------------------------------------------------------- the executor
 
-class LocalExecutor(Executor):
+class LocalExecutor(JobDirContract, Executor):
     """Jobs as subprocesses of this machine (see the module docstring and docs/service/executors.md)."""
 
     name = "local"
@@ -194,9 +189,6 @@ class LocalExecutor(Executor):
     def _dir(self, key: str) -> Path:
         return self.jobs_dir / key
 
-    def _jdir(self, key: str) -> Path:
-        return self.job_root / key
-
     def job_dir(self, job_id: str) -> Path:
         """The job's own directory (its working directory, HOME, checkpoints, progress, power cap file)."""
         return self._jdir(job_key(job_id))
@@ -216,9 +208,6 @@ class LocalExecutor(Executor):
 
     def _exit_file(self, rec: dict[str, Any]) -> Path:
         return self._dir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.exit.json"
-
-    def _ack_file(self, rec: dict[str, Any]) -> Path:
-        return self._jdir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.ack"
 
     def _ref(self, rec: dict[str, Any]) -> str:
         return f"{self.ref_prefix}:{rec['key']}#a{rec['attempt']}"
@@ -271,13 +260,13 @@ class LocalExecutor(Executor):
     def _status(self, rec: dict[str, Any], table: ProcTable | None = None) -> ExecStatus:
         """The job's status; ``table`` is a snapshot of /proc taken before this call (``report``: one scan
         for every job), else /proc is read for this job alone."""
-        base = dict(job_id=rec["job_id"], started_at=_parse_time(rec.get("started_at")),
+        base = dict(job_id=rec["job_id"], started_at=parse_time(rec.get("started_at")),
                     power_cap_frac=rec.get("power_cap_frac"), ref=self._ref(rec), attempt=rec["attempt"],
                     progress_frac=self._progress(rec))
         ended = read_json(self._exit_file(rec))
         if ended is not None:
             code = int(ended["exit_code"])
-            upd = _parse_time(ended.get("ended_at")) or utc_now()
+            upd = parse_time(ended.get("ended_at")) or utc_now()
             if rec.get("stop"):
                 return ExecStatus(state="failed", exit_code=code, updated_at=upd,
                                   reason=f"stopped on request ({ended.get('reason') or code})", **base)
@@ -309,13 +298,6 @@ class LocalExecutor(Executor):
         reason = "wrapper gone; the command still runs" if wrapper is None else None
         return ExecStatus(state="running", reason=reason, **base)
 
-    def _progress(self, rec: dict[str, Any]) -> float | None:
-        text = isolation.read_small(self._jdir(rec["key"]) / "progress")
-        try:
-            return None if text is None else min(1.0, max(0.0, float(text.strip())))
-        except ValueError:
-            return None
-
     def status(self, job_id: str) -> ExecStatus:
         rec = self._load(job_key(job_id))
         if rec is None:
@@ -335,21 +317,10 @@ class LocalExecutor(Executor):
 
     # ------------------------------------------------------------ start
 
-    def _job_env(self, rec: dict[str, Any], launch: JobLaunch, resumed: bool) -> dict[str, str]:
-        return isolation.contract_env(self.env_allow, self._jdir(rec["key"]), launch,
-                                      Placement.from_dict(rec["placement"]), rec["power_cap_frac"],
-                                      self.checkpoint_signal.name, self._ack_file(rec), resumed)
-
     def _wrapper_env(self) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", os.defpath), "GRIDSHIFT_CHECKPOINT_SIGNAL": self.checkpoint_signal.name}
         env.update({k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ})
         return env
-
-    def _command(self, launch: JobLaunch, placement: Placement) -> list[str]:
-        if launch.command is not None:
-            return list(launch.command)
-        work_s = launch.work_acc_h / placement.gang * self.sim_wall_s_per_run_h
-        return [self.python, "-I", str(SIMJOB_PY), "--work-s", f"{work_s:.3f}"]
 
     def _spawn(self, rec: dict[str, Any], resumed: bool) -> None:
         """Record the run as launching, start the wrapper, record its pid (a crash in between is found

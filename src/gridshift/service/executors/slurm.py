@@ -44,7 +44,8 @@ from gridshift.service.executors.base import (
     check_power_cap_frac,
     utc_now,
 )
-from gridshift.service.executors.local import SIMJOB_PY, job_key, read_json, signal_number, write_json_atomic
+from gridshift.service.executors.job_contract import JobDirContract, parse_time
+from gridshift.service.executors.local import job_key, read_json, signal_number, write_json_atomic
 from gridshift.service.executors.powercap import PowerCapActuator
 from gridshift.service.executors.slurm_cli import SlurmCli, SlurmJob
 from gridshift.service.executors.slurm_status import Background, background_load, job_status
@@ -52,11 +53,7 @@ from gridshift.service.executors.slurm_status import Background, background_load
 _POLL_S = 0.1
 
 
-def _parse_time(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
-
-
-class SlurmExecutor(Executor):
+class SlurmExecutor(JobDirContract, Executor):
     """Jobs as Slurm batch jobs (see the module docstring and docs/service/executors.md)."""
 
     name = "slurm"
@@ -126,9 +123,6 @@ class SlurmExecutor(Executor):
         write_json_atomic(self.rec_dir / f"{rec['key']}.json", rec)
         self._recs[rec["key"]] = rec
 
-    def _jdir(self, key: str) -> Path:
-        return self.job_root / key
-
     def job_dir(self, job_id: str) -> Path:
         """The job's directory: working directory, logs, checkpoints (``work/``), progress, power cap file."""
         return self._jdir(job_key(job_id))
@@ -138,9 +132,6 @@ class SlurmExecutor(Executor):
 
     def _exit_file(self, rec: dict[str, Any]) -> Path:
         return self._jdir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.exit.json"
-
-    def _ack_file(self, rec: dict[str, Any]) -> Path:
-        return self._jdir(rec["key"]) / f"a{rec['attempt']}-r{rec['run']}.ack"
 
     def _ref(self, rec: dict[str, Any]) -> str:
         return f"slurm:{rec.get('slurm_id') or '?'}:{self._name(rec)}"
@@ -227,13 +218,6 @@ class SlurmExecutor(Executor):
             self._save(rec)
         return st
 
-    def _progress(self, rec: dict[str, Any]) -> float | None:
-        text = isolation.read_small(self._jdir(rec["key"]) / "progress")
-        try:
-            return None if text is None else min(1.0, max(0.0, float(text.strip())))
-        except ValueError:
-            return None
-
     def status(self, job_id: str) -> ExecStatus:
         rec = self.record(job_id)
         if rec is None:
@@ -268,17 +252,6 @@ class SlurmExecutor(Executor):
                         "started_at": None})
 
     # ------------------------------------------------------------ submitting
-
-    def _job_env(self, rec: dict[str, Any], launch: JobLaunch, resumed: bool) -> dict[str, str]:
-        return isolation.contract_env(self.env_allow, self._jdir(rec["key"]), launch,
-                                      Placement.from_dict(rec["placement"]), rec["power_cap_frac"],
-                                      self.checkpoint_signal.name, self._ack_file(rec), resumed)
-
-    def _command(self, launch: JobLaunch, placement: Placement) -> list[str]:
-        if launch.command is not None:
-            return list(launch.command)
-        work_s = launch.work_acc_h / placement.gang * self.sim_wall_s_per_run_h
-        return [self.python, "-I", str(SIMJOB_PY), "--work-s", f"{work_s:.3f}"]
 
     def _sbatch_args(self, rec: dict[str, Any], placement: Placement, hold_s: float | None) -> list[str]:
         jd = self._jdir(rec["key"])
@@ -615,7 +588,7 @@ def gpu_indices(text: str) -> list[int] | None:
 def job_status_from_final(rec: dict[str, Any]) -> ExecStatus:
     d = dict(rec["final"])
     for key in ("started_at", "updated_at"):
-        d[key] = _parse_time(d.get(key))
+        d[key] = parse_time(d.get(key))
     if d["updated_at"] is None:
         d["updated_at"] = utc_now()
     return ExecStatus(**d)

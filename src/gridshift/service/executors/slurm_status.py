@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridshift.service.executors.base import ExecStatus, utc_now
+from gridshift.service.executors.job_contract import parse_time
 from gridshift.service.executors.slurm_cli import SlurmJob
 
 QUEUED = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING"})
@@ -31,15 +32,11 @@ NODE_REASONS = ("ReqNodeNotAvail", "NodeDown", "Nodes_required_for_job_are_DOWN"
                 "PartitionInactive")
 
 
-def _parse_time(s: str | None) -> datetime | None:
-    return datetime.fromisoformat(s) if s else None
-
-
 def job_status(rec: dict[str, Any], sj: SlurmJob | None, exit_rec: dict[str, Any] | None, ref: str,
                progress: float | None) -> ExecStatus:
     """The status of one record given Slurm's view of its current run (None: not in the queue) and the
     exit record its batch script wrote (None: none yet)."""
-    started = _parse_time(rec.get("started_at"))
+    started = parse_time(rec.get("started_at"))
     if sj is not None and sj.start_time and sj.state not in QUEUED:
         started = datetime.fromtimestamp(sj.start_time, UTC)
     base = dict(job_id=rec["job_id"], started_at=started, power_cap_frac=rec.get("power_cap_frac"), ref=ref,
@@ -49,7 +46,7 @@ def job_status(rec: dict[str, Any], sj: SlurmJob | None, exit_rec: dict[str, Any
     if sj is None or (sj.state in RUNNING and sj.state != "RUNNING" and exit_rec is not None):
         if exit_rec is not None:
             code = int(exit_rec["exit_code"])
-            return _ended(base, code, None, stop, pause, _parse_time(exit_rec.get("ended_at")))
+            return _ended(base, code, None, stop, pause, parse_time(exit_rec.get("ended_at")))
         if not rec.get("slurm_id"):
             if stop:
                 return ExecStatus(state="failed", reason="stopped on request before it was submitted", **base)
