@@ -41,7 +41,7 @@ def serve(db: str, state: Path, timeout_s: float) -> int:
     from gridshift.model.scenario import Scenario
     from gridshift.service.executors.local import LocalExecutor
     from gridshift.service.reconciler import Reconciler
-    from gridshift.service.store import Principal, Store
+    from gridshift.service.store import Store
 
     slow_s = float(os.environ.get("GRIDSHIFT_TEST_SLOW_START_S", "0") or 0)
     before = os.environ.get("GRIDSHIFT_TEST_SLOW_START_AT", "after") == "before"
@@ -56,6 +56,13 @@ def serve(db: str, state: Path, timeout_s: float) -> int:
     store = Store(db)
     ex = SlowStart(state, stop_grace_s=2.0, pause_grace_s=1.0)
     rec = Reconciler(store, ex, Scenario.model_validate(FLEET), policy="asap", interval_s=0.2, backoff_s=0.2)
+    return run_until_final(store, rec, timeout_s)
+
+
+def run_until_final(store, rec, timeout_s: float) -> int:
+    """Reconciler passes until every job is final (0) or ``timeout_s`` has passed (3)."""
+    from gridshift.service.store import Principal
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         rec.tick()

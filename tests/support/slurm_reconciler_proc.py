@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler_proc import run_until_final  # beside this file (sys.path[0] when run as a script)
+
 T0 = datetime(2023, 6, 6, 9, tzinfo=UTC)  # inside the bundled 2023 grid data
 
 FLEET = {
@@ -42,7 +44,7 @@ def serve(db: str, state: Path, slurm_conf: str, timeout_s: float) -> int:
     from gridshift.model.scenario import Scenario
     from gridshift.service.executors.slurm import SlurmExecutor
     from gridshift.service.reconciler import Reconciler
-    from gridshift.service.store import Principal, Store
+    from gridshift.service.store import Store
 
     slow_s = float(os.environ.get("GRIDSHIFT_TEST_SLOW_SBATCH_S", "0") or 0)
 
@@ -56,14 +58,7 @@ def serve(db: str, state: Path, slurm_conf: str, timeout_s: float) -> int:
     ex = SlowSbatch(state, slurm_conf=slurm_conf, python=sys.executable, stop_grace_s=2.0, pause_grace_s=1.0)
     rec = Reconciler(store, ex, Scenario.model_validate(FLEET), policy="asap", interval_s=0.2, backoff_s=0.2,
                      clock=lambda: T0)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rec.tick()
-        live = store.list_jobs(Principal.system(), status=["queued", "planned", "running", "paused"])[0]
-        if not live:
-            return 0
-        time.sleep(0.2)
-    return 3
+    return run_until_final(store, rec, timeout_s)
 
 
 def main(argv: list[str]) -> int:
