@@ -225,17 +225,11 @@ async def provider_clock(app: FastAPI, name: str) -> None:
 def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> ProviderPuller:
     """The providers file (``providers`` and ``planning``; see :mod:`gridshift.data.providers.registry`)
     as a :class:`ProviderPuller`; errors are one line naming the file and the field."""
-    import yaml
-
     from gridshift.data.providers import parse_configs
+    from gridshift.data.yaml_doc import read_yaml
 
     p = Path(path)
-    try:
-        obj = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GridShiftError(f"cannot read: {e.strerror or e}", file=p) from None
-    except yaml.YAMLError as e:
-        raise GridShiftError(f"not valid YAML: {str(e).splitlines()[0]}", file=p) from None
+    obj = read_yaml(p, "providers file")
     configs = parse_configs(obj, str(p))
     planning = parse_planning(obj, str(p))
     names = {c.name for c in configs}

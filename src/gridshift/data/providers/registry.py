@@ -20,14 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gridshift.data.providers.base import Provider, ProviderConfig
 from gridshift.data.providers.eia import Eia
 from gridshift.data.providers.electricitymaps import ElectricityMaps
 from gridshift.data.providers.entsoe import Entsoe
 from gridshift.data.providers.gb_carbon import GbCarbonIntensity
 from gridshift.data.providers.watttime import WattTime
+from gridshift.data.yaml_doc import read_yaml
 from gridshift.errors import DataError
 
 PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (ElectricityMaps, WattTime, GbCarbonIntensity, Entsoe,
@@ -75,11 +74,4 @@ def parse_configs(obj: Any, source: str) -> list[ProviderConfig]:
 
 def load_configs(path: str | Path) -> list[ProviderConfig]:
     """Read a providers file (YAML or JSON)."""
-    p = Path(path)
-    try:
-        obj = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=p) from None
-    except yaml.YAMLError as e:
-        raise DataError(f"not valid YAML: {str(e).splitlines()[0]}", file=p) from None
-    return parse_configs(obj, str(p))
+    return parse_configs(read_yaml(path, "providers file"), str(path))

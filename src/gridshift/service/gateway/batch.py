@@ -166,15 +166,19 @@ class Batches:
             c.execute(insert(FILES), row)
         return file_object(row)
 
-    def file(self, tenant: str | None, file_id: str) -> Any:
-        q = select(FILES).where(FILES.c.id == file_id)
+    def _one(self, table: Any, tenant: str | None, row_id: str, what: str) -> Any:
+        """The row ``row_id`` of ``table`` (the tenant's own unless ``tenant`` is None), else a 404."""
+        q = select(table).where(table.c.id == row_id)
         if tenant is not None:
-            q = q.where(FILES.c.tenant == tenant)
+            q = q.where(table.c.tenant == tenant)
         with self.engine.connect() as c:
             r = c.execute(q).mappings().first()
         if r is None:
-            raise GatewayError(404, f"no file '{file_id}'", param="file_id", code="not_found")
+            raise GatewayError(404, f"no {what} '{row_id}'", param=f"{what}_id", code="not_found")
         return r
+
+    def file(self, tenant: str | None, file_id: str) -> Any:
+        return self._one(FILES, tenant, file_id, "file")
 
     def create(self, tenant: str, body: dict[str, Any], store: Any, zones: list[str]) -> dict[str, Any]:
         endpoint = body.get("endpoint")
@@ -198,14 +202,7 @@ class Batches:
         return batch_object(row)
 
     def get(self, tenant: str | None, batch_id: str) -> Any:
-        q = select(BATCHES).where(BATCHES.c.id == batch_id)
-        if tenant is not None:
-            q = q.where(BATCHES.c.tenant == tenant)
-        with self.engine.connect() as c:
-            r = c.execute(q).mappings().first()
-        if r is None:
-            raise GatewayError(404, f"no batch '{batch_id}'", param="batch_id", code="not_found")
-        return r
+        return self._one(BATCHES, tenant, batch_id, "batch")
 
     def list(self, tenant: str | None, limit: int = 20) -> list[dict[str, Any]]:
         q = select(BATCHES).order_by(BATCHES.c.created_at.desc()).limit(limit)

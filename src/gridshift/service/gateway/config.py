@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gridshift.data.yaml_doc import read_yaml
 from gridshift.errors import GridShiftError
 
 SloClass = Literal["interactive", "offline"]
@@ -169,14 +169,7 @@ def load_gateway_config(path: str | Path | None) -> GatewayConfig:
     """Read the backends file (YAML); None gives an empty configuration (backends added through the API)."""
     if path is None:
         return parse_gateway_config({})
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GridShiftError(f"cannot read the backends file: {e.strerror}", file=p) from None
-    except yaml.YAMLError as e:
-        raise GridShiftError(f"invalid YAML: {e}".splitlines()[0], file=p) from None
-    return parse_gateway_config(doc, str(p))
+    return parse_gateway_config(read_yaml(path, "backends file"), str(path))
 
 
 def check_zones(config: GatewayConfig, label: str) -> GatewayConfig:
