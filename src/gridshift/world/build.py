@@ -152,10 +152,10 @@ def lookback_slots(scenario: Scenario) -> int:
     start = pd.Timestamp(scenario.time_range.start)
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
     for z in scenario.zones:
-        own = set(read_signal_file(z.signals_file).values) if z.signals_file else set()
+        sf = read_signal_file(z.signals_file) if z.signals_file else None
+        own = set(sf.values) if sf is not None else set()
         if own:  # the file's history before the start, at most LOOKBACK_H
-            first = read_signal_file(z.signals_file).times[0]
-            earliest = max(earliest, min(first.ceil(f"{scenario.slot_duration_s}s"), start))
+            earliest = max(earliest, min(sf.times[0].ceil(f"{scenario.slot_duration_s}s"), start))
         if z.carbon_file is not None:
             try:
                 idx = read_signal_csv(z.carbon_file).index
