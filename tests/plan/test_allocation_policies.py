@@ -359,3 +359,33 @@ def test_aggregated_solve_on_a_larger_cluster():
         agg, ref = allocate(policy, pr), whole(policy, pr)
         pr.check(agg.x)
         assert agg.objective == pytest.approx(ref.objective, rel=1e-6), policy
+
+
+def test_parametric_solves_restart_from_the_previous_basis(monkeypatch):
+    """Finish-time fairness solves one LP per trial ``rho`` that differ only in right-hand sides; where
+    aggregation cannot certify them (a cluster nearly big enough for every job), each later one starts
+    the dual simplex from the previous optimal basis. The optimum is the cold whole LP's."""
+    rng = np.random.default_rng(4)
+    J = 600
+    gang = rng.choice([1, 2, 4, 8], J, p=[0.7, 0.1, 0.15, 0.05]).astype(float)
+    k80 = rng.uniform(0.5, 5.0, J)
+    v = rng.uniform(1.0, 12.0, J)
+    thr = np.stack([k80, k80 * (1 + (v - 1) * rng.uniform(0.3, 0.7, J)), k80 * v], axis=1) * gang[:, None] ** 0.8
+    rem = thr[:, 2] * 60 * 10 ** rng.uniform(1.5, 4, J)
+    pr = AllocationProblem(throughput=thr, gang=gang, job_of_row=np.arange(J), count=[J // 6] * 3,
+                           remaining_steps=rem, elapsed_s=rng.uniform(0, 1e5, J))
+    calls = []
+    real = lp_base.highs_max
+
+    def spy(*args, **kw):
+        calls.append(kw.get("basis") is not None)
+        return real(*args, **kw)
+
+    monkeypatch.setattr("gridshift.plan.allocation.aggregate.highs_max", spy)
+    a = allocate("finish-time-fairness", pr)
+    warm = sum(calls)
+    monkeypatch.setattr("gridshift.plan.allocation.aggregate.highs_max", real)
+    ref = whole("finish-time-fairness", pr)
+    pr.check(a.x)
+    assert warm >= 2  # the rho steps after the first whole solve
+    assert a.objective == pytest.approx(ref.objective, rel=1e-7)

@@ -169,8 +169,9 @@ def _aggregated(lp: JobLP, st: States):
     return cols, conds
 
 
-def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False):
-    """Solve with the non-FREE jobs aggregated. Returns (solution or None, aggregated jobs that fail the
+def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False, basis=None):
+    """Solve with the non-FREE jobs aggregated (``basis``: a warm start for a model with none aggregated,
+    see :func:`~gridshift.plan.allocation.job_lp.highs_max`). Returns (solution or None, aggregated jobs that fail the
     optimality check, jobs whose time row must be added (homogenised form), whether the prices are sane:
     no coupling row needed its slack)."""
     J, K = lp.n_jobs, lp.cap.size
@@ -220,10 +221,10 @@ def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False):
     rlo = np.concatenate([np.full(tf.size, -INF), lp.beta[fj], np.full(K, -INF)])
     rhi = np.concatenate([np.full(tf.size, t0), np.full(fj.size, INF), lp.cap - Aa @ k0])
     aggregated = bool(aj.size or vj.size)
-    v, row_dual, status = highs_max(cost, lo, hi, rlo, rhi, ri[keep], ci[keep], vi[keep], deadline,
-                                 presolve=not aggregated,
-                                 primal=aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size,
-                                 ipm=ipm and not aggregated)
+    v, row_dual, status, hb = highs_max(cost, lo, hi, rlo, rhi, ri[keep], ci[keep], vi[keep], deadline,
+                                        presolve=not aggregated,
+                                        primal=aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size,
+                                        ipm=ipm and not aggregated, basis=None if aggregated else basis)
     if v is None:
         return None, none, none, False
     z = float(v[iz])
@@ -232,7 +233,8 @@ def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False):
     x = np.clip(x, 0.0, None)
     lam = row_dual[r0:]
     sol = JobSol(x=x, z=z, lam=lam, value=lp.value(x, z), status=status, free_jobs=jf.size,
-                 over=float(np.sum(v[iz + 1 + nq:])))
+                 over=float(np.sum(v[iz + 1 + nq:])),
+                 basis=hb if not aggregated and bool(np.all(kind == FREE_T)) else None)
     timed = none
     if lp.time_z:  # time rows left out: add those that are broken, and those close to it
         # (a FREE job may get more than it needs where capacity is spare, at no cost; trimming it to its

@@ -158,6 +158,7 @@ class JobSol:
     free_jobs: int  # jobs solved with all their columns and rows (the rest were aggregated)
     over: float = 0.0  # coupling-row slack used (> 0: the LP is infeasible as posed)
     hz: float | None = None  # z of the homogenised LP it was solved as (t = 1 / z)
+    basis: object | None = None  # HiGHS's optimal basis when solved whole (every job FREE_T), else None
 
 def tied_jobs(lp: JobLP) -> np.ndarray:
     """Jobs whose need moves with ``z``."""
@@ -168,13 +169,16 @@ def time_budget(lp: JobLP) -> tuple[float, float]:
     """A job's time budget is ``T0 + T1 z``: 1, or ``z`` in the homogenised form."""
     return (0.0, 1.0) if lp.time_z else (1.0, 0.0)
 
-def highs_max(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True, primal=False, ipm=False):
-    """Maximise on HiGHS; returns (column values, row duals, status) or (None, None, None) if unsolved.
+def highs_max(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True, primal=False, ipm=False, basis=None):
+    """Maximise on HiGHS; returns (column values, row duals, status, basis) or (None, None, None, None) if
+    unsolved.
     Aggregated models (thousands of bounded columns in a few rows) run without presolve, which takes
     seconds on them; with the primal simplex when most VAR columns should end at their lower bound (the
     start is then near the optimum: 10x faster than the dual simplex, which is 10x faster otherwise). With
     ``ipm``, HiGHS's interior point method (and crossover): a large whole LP in one solve, 3-10x faster
-    than the simplex on the allocation LPs with thousands of jobs whose time rows bind."""
+    than the simplex on the allocation LPs with thousands of jobs whose time rows bind. With ``basis`` (the
+    optimal basis of an LP of the same shape, e.g. the previous step of a parametric solve whose
+    right-hand sides moved) the dual simplex starts from it: a few pivots instead of a cold solve."""
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = cost.size, rlo.size
     lp.sense_ = highspy.ObjSense.kMaximize
@@ -191,9 +195,13 @@ def highs_max(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True, prima
         h.setOptionValue("presolve", "off")
     if primal:
         h.setOptionValue("simplex_strategy", 4)
-    if ipm:  # (with crossover: a basic optimum and its duals, as the simplex gives)
+    if basis is not None and (len(basis.col_status) != cost.size or len(basis.row_status) != rlo.size):
+        basis = None  # another shape: start cold
+    if ipm and basis is None:  # (with crossover: a basic optimum and its duals, as the simplex gives)
         h.setOptionValue("solver", "ipm")
     h.passModel(lp)
+    if basis is not None:
+        h.setBasis(basis)
     h.run()
     st = h.getModelStatus()
     status = "optimal"
@@ -202,6 +210,6 @@ def highs_max(cost, lo, hi, rlo, rhi, ri, ci, vi, deadline, presolve=True, prima
                                                              == highspy.SolutionStatus.kSolutionStatusFeasible):
             status = "time-limit"
         else:
-            return None, None, None
+            return None, None, None, None
     s = h.getSolution()
-    return np.asarray(s.col_value), np.asarray(s.row_dual), status
+    return np.asarray(s.col_value), np.asarray(s.row_dual), status, h.getBasis()

@@ -79,6 +79,10 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
         return replace(sol, x=sol.x * z, z=z, value=lp.value(sol.x * z, z), hz=sol.z)
     if whole or J <= job_lp.FULL_LP_MAX_JOBS:
         return _whole(lp, deadline)
+    if warm is not None and warm.basis is not None and warm.x.size == lp.job.size:
+        # the related LP needed every job free (aggregation failed there): so will this one, most likely;
+        # start the dual simplex from its basis (a parametric step moves a few pivots)
+        return _whole(lp, deadline, basis=warm.basis)
     lam0 = z0 = None  # prices the states were picked at
     if warm is not None and warm_prices and warm.lam.size == lp.cap.size:
         lam0, z0 = warm.lam, warm.z
@@ -126,16 +130,17 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
         st.kind[bad] = np.where(st.kind[bad] == FREE_T, FREE_T, FREE)
     return _whole(lp, deadline)
 
-def _whole(lp: JobLP, deadline: float) -> JobSol:
+def _whole(lp: JobLP, deadline: float, basis=None) -> JobSol:
     """The LP with every job FREE (in the homogenised form, time rows added as they bind). Large LPs (more
     than ``FULL_LP_MAX_JOBS`` jobs, reached when aggregation fails: typically a cluster nearly big enough
     for every job, where thousands of jobs run all the time on two types) are solved in one go, every time
     row present, by the interior point method: adding the time rows in batches to the simplex took 3-4
-    solves of ~0.5 s each at 2,048 jobs."""
+    solves of ~0.5 s each at 2,048 jobs. With ``basis`` (of a whole solve of a related LP of the same shape),
+    the dual simplex from that basis instead: 3-10 ms at 2,048 jobs where the interior point takes 130."""
     st = States(lp.n_jobs)
     if lp.n_jobs > job_lp.FULL_LP_MAX_JOBS:
         st.kind[:] = FREE_T
-        sol = solve_reduced(lp, st, deadline, ipm=True)[0]
+        sol = solve_reduced(lp, st, deadline, ipm=True, basis=basis)[0]
         if sol is not None:
             return sol
     for _ in range(job_lp.MAX_ROUNDS):
