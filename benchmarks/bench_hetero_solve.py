@@ -138,6 +138,7 @@ def main() -> int:
             for g in a.gpus_per_type:
                 for policy in a.policies:
                     c = measure(policy, True, n, a.runs if n < 20000 else max(1, a.runs // 2), g, shape)
+                    c["commit"], c["load_avg_1min"] = git_before.get("commit"), round(os.getloadavg()[0], 2)
                     cases.append(c)
                     note = f"  target {c['target_ms']:.0f} ms: {'met' if c['met'] else 'MISSED'}" if "met" in c else ""
                     print(f"{shape:12s} {policy:22s} {n:6d} {g:9d} {c['median_ms']:8.1f} ms {c['p90_ms']:8.1f} ms  "
@@ -155,6 +156,8 @@ def main() -> int:
            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                        "load_avg_1min": os.getloadavg()[0]},
            "code": git_before if git_after == git_before else {"before": git_before, "after": git_after},
+           "note": "each case carries the commit and the 1-minute load average it was measured at (older cases: "
+                   "none recorded); a one-point run keeps the other cases",
            "measured_utc": datetime.now(UTC).isoformat(timespec="seconds")}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(doc, indent=1) + "\n")
