@@ -119,8 +119,9 @@ class ProviderPuller:
     """The providers of one service and their per-zone status (thread-safe reads for health and metrics)."""
 
     def __init__(self, configs: list[ProviderConfig], planning: dict[str, tuple[str, str]] | None = None,
-                 forecast_dir: str | Path | None = None) -> None:
+                 forecast_dir: str | Path | None = None, forecast_use: str = "fresh") -> None:
         self.configs = configs
+        self.forecast_use = forecast_use  # when mpc plans on a provider's forecast (service/provider_forecasts.py)
         self.providers: dict[str, Provider] = {c.name: make_provider(c) for c in configs}
         self.planning = planning or {}
         self.forecast_dir = Path(forecast_dir) if forecast_dir is not None else None
@@ -223,7 +224,7 @@ async def provider_clock(app: FastAPI, name: str) -> None:
 
 
 def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> ProviderPuller:
-    """The providers file (``providers`` and ``planning``; see :mod:`gridshift.data.providers.registry`)
+    """The providers file (``providers``, ``planning`` and ``forecast_use``; see :mod:`gridshift.data.providers.registry`)
     as a :class:`ProviderPuller`; errors are one line naming the file and the field."""
     from gridshift.data.providers import parse_configs
     from gridshift.data.yaml_doc import read_yaml
@@ -239,4 +240,7 @@ def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> Pro
                                  file=p, field="planning")
     if forecast_dir is None and any(c.forecasts for c in configs):
         forecast_dir = p.parent / "issued-forecasts"
-    return ProviderPuller(configs, planning, forecast_dir)
+    use = obj.get("forecast_use", "fresh") if isinstance(obj, dict) else "fresh"
+    if use not in ("fresh", "preferred", "off"):
+        raise GridShiftError(f"forecast_use must be fresh, preferred or off, got '{use}'", file=p, field="forecast_use")
+    return ProviderPuller(configs, planning, forecast_dir, use)
