@@ -38,9 +38,10 @@ from gridshift.service.store import Store
 log = logging.getLogger("gridshift.providers")
 MIN_LOOKBACK_S = 6 * 3600.0
 SKILL_HISTORY_DAYS = 10  # actuals read before the oldest kept forecast, for the own forecaster's history
-PLANNING_TARGET = {"price_usd_per_mwh": "price_usd_per_mwh"}  # any other planning signal is a g/kWh intensity
+PLANNING_TARGET = {"price_usd_per_mwh": "price_usd_per_mwh", "lmp_da_usd_per_mwh": "price_usd_per_mwh",
+                   "lmp_rt_usd_per_mwh": "price_usd_per_mwh"}  # any other planning signal is a g/kWh intensity
 PLANNING_SIGNALS = ("carbon_lifecycle_g_per_kwh", "carbon_direct_g_per_kwh", "moer_g_per_kwh", "aoer_g_per_kwh",
-                    "price_usd_per_mwh")
+                    "price_usd_per_mwh", "lmp_da_usd_per_mwh", "lmp_rt_usd_per_mwh")
 
 
 def planning_target(signal: str) -> str:
