@@ -175,3 +175,33 @@ def test_an_lmp_can_drive_the_planners_price():
     assert planning_target("lmp_da_usd_per_mwh") == planning_target("lmp_rt_usd_per_mwh") == "price_usd_per_mwh"
     assert parse_planning({"planning": {"PJM-RTO": "pjm/lmp_da_usd_per_mwh"}}, "f.yaml") == {
         "PJM-RTO": ("pjm", "lmp_da_usd_per_mwh")}
+
+
+def test_a_pulled_day_ahead_lmp_drives_the_planners_price_and_its_forecast(tmp_path):
+    """Through the provider clock's pull: the LMP is stored as itself and as the planner's price, the day-ahead
+    hours ahead are kept as an issued forecast, and the live planner's forecast choice takes them for price."""
+    from gridshift.service.db import upgrade
+    from gridshift.service.provider_forecasts import ProviderForecasts
+    from gridshift.service.provider_pull import ProviderPuller
+    from gridshift.service.store import Store
+
+    now = pd.Timestamp.now(tz="UTC").floor("h").to_pydatetime()
+
+    def route(seen):
+        lo, hi = (pd.Timestamp(x, tz="America/New_York").tz_convert("UTC")
+                  for x in seen.param("datetime_beginning_ept").split("to"))
+        times = pd.date_range(lo, hi, freq="h")  # the end is included, as Data Miner does
+        return Reply({"items": pjm_items(times, start=20.0), "totalRows": len(times), "links": []})
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    upgrade(url)
+    with Loopback() as server, Store(url) as store:
+        server.routes["/da_hrl_lmps"] = route
+        cfg = ProviderConfig("pjm", base_url=server.url, api_key="k", zones={"PJM-RTO": "51217"},
+                             signals=("lmp_da_usd_per_mwh",), min_interval_s=0.0)
+        p = ProviderPuller([cfg], {"PJM-RTO": ("pjm", "lmp_da_usd_per_mwh")}, tmp_path / "fc")
+        p.pull(store, "pjm", now)
+        price = store.signals_between("PJM-RTO", "price_usd_per_mwh", now - pd.Timedelta(hours=7), now)
+        choice = ProviderForecasts(p).choose(now)["PJM-RTO"]
+    assert len(price) == 6 and {x.source for x in price} == {"pjm/lmp_da_usd_per_mwh"}
+    assert choice.signal == "price_usd_per_mwh" and choice.source == "provider" and len(choice.table) == 48

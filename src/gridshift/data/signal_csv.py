@@ -15,9 +15,6 @@ import pandas as pd
 
 from gridshift.data.files import write_text_atomic
 from gridshift.data.signal_file import read_signal_file
-from gridshift.model import bounds as B
-
-CARBON_MAX_G_PER_KWH = B.MAX_CARBON_G_PER_KWH
 
 
 def read_signal_csv(path: str | Path, *, carbon: bool = True) -> pd.Series:
