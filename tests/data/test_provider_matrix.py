@@ -4,7 +4,8 @@ Each answer is one line naming the provider, the zone and the time range; bad ro
 
 Success bodies are the providers' documented shapes (see tests/data/test_provider_adapters.py for the pages):
 Electricity Maps v3 past-range, WattTime v3 historical, GB Carbon Intensity /intensity/{from}/{to}, ENTSO-E
-GL_MarketDocument (A65), EIA v2 region-data."""
+GL_MarketDocument (A65), EIA v2 region-data, PJM Data Miner 2 da_hrl_lmps, CAISO OASIS PRC_LMP (a zip holding
+a CSV)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def eia_body(pts):
     return {"response": {"total": len(rows), "data": rows}}
 
 
+def pjm_body(pts):
+    return {"items": [{"datetime_beginning_utc": t.strftime("%Y-%m-%dT%H:%M:%S"),
+                       "datetime_beginning_ept": t.tz_convert("America/New_York").strftime("%Y-%m-%dT%H:%M:%S"),
+                       "pnode_id": 51217, "total_lmp_da": v} for t, v in pts],
+            "totalRows": len(pts), "links": []}
+
+
+def caiso_body(pts):
+    from test_provider_lmps import oasis_zip
+
+    return oasis_zip(pts)
+
+
 CASES = [
     Case("electricitymaps", "/carbon-intensity/past-range", "DE", "carbon_lifecycle_g_per_kwh", em_body,
          '{"zone": "DE", "data": [', "XX"),
@@ -79,6 +93,8 @@ CASES = [
     Case("entsoe", "/api", "DE-LU", "load_mw", entsoe_body, "<GL_MarketDocument><TimeSeries>", "10YXX----------X",
          base_suffix="/api"),
     Case("eia", "/electricity/rto/region-data/data/", "CISO", "load_mw", eia_body, '{"response": {"total": 1,', "XXXX"),
+    Case("pjm", "/da_hrl_lmps", "51217", "lmp_da_usd_per_mwh", pjm_body, '{"items": [', "0"),
+    Case("caiso", "/SingleZip", "TH_NP15_GEN-APND", "lmp_da_usd_per_mwh", caiso_body, "PK\x03\x04 cut", "XX"),
 ]
 
 

@@ -18,7 +18,7 @@ TIME_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
 
 @signals_app.command("fetch")
 def fetch_cmd(
-    provider: Annotated[str, typer.Option(help="electricitymaps | watttime | gb-carbon-intensity | entsoe | eia.")],
+    provider: Annotated[str, typer.Option(help="electricitymaps | watttime | gb-carbon-intensity | entsoe | eia | pjm | caiso.")],
     zone: Annotated[str, typer.Option(help="The provider's zone (e.g. DE, CAISO_NORTH, national, DE-LU, CISO).")],
     start: Annotated[datetime, typer.Option(help="Start (UTC).", formats=TIME_FORMATS)],
     end: Annotated[datetime, typer.Option(help="End (UTC, exclusive).", formats=TIME_FORMATS)],

@@ -172,7 +172,7 @@ def _with_signal_files(sc: Scenario, path: Path) -> Scenario:
             f = Path(z.signals_file)
             f = f if f.is_absolute() else path.parent / f
             try:
-                read_signal_file(f)
+                read_signal_file(f, max_gap_s=sc.fill_gaps_max_h * 3600.0)  # the gap policy: data/signal_file.py
             except DataError as e:
                 raise DataError(e.message, file=str(f), row=e.row, field=e.field or f"zones[{i}].signals_file") \
                     from None

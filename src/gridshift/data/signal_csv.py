@@ -1,60 +1,32 @@
-"""A signal series as a small CSV: ``time`` (ISO 8601, UTC; the start of the interval) and one value
-column whose name carries the unit (``moer_g_per_kwh``, ``carbon_direct_g_per_kwh`` …).
+"""The signal CSV that ``gridshift signals fetch`` writes (``time``, one value column named by its signal, e.g.
+``moer_g_per_kwh``), and its hourly view.
 
-``gridshift signals fetch`` writes such files from a live provider (:mod:`gridshift.data.providers`); a
-scenario zone's ``carbon_file`` reads one (e.g. a marginal signal, ``carbon_basis: marginal``). Values finer
-than an hour are averaged to the hour; errors name the file, line and column.
+Reading follows the one set of rules of :mod:`gridshift.data.signal_file` (the reader of both scenario keys,
+``signals_file`` and its alias ``carbon_file``): native resolution, times with a UTC offset, values within
+bounds, gaps kept for the scenario's gap policy. :func:`read_signal_csv` gives the file's carbon intensity
+averaged to UTC hours (hours without data left out), for tools and tests that want the hourly series.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gridshift.data.files import write_text_atomic
-from gridshift.errors import DataError
-
-CARBON_MAX_G_PER_KWH = 5000.0
+from gridshift.data.signal_file import read_signal_file
 
 
 def read_signal_csv(path: str | Path, *, carbon: bool = True) -> pd.Series:
-    """The file's hourly series (UTC hour starts, name = its value column). ``carbon`` checks the values
-    are intensities (``*_g_per_kwh``, 0 … 5,000)."""
-    p = Path(path)
-    try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror or e}", file=p) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"not a readable CSV: {str(e).splitlines()[0]}", file=p) from None
-    values = [c for c in df.columns if c != "time"]
-    if "time" not in df.columns or len(values) != 1:
-        raise DataError("must have a 'time' column and one value column (e.g. moer_g_per_kwh)", file=p, row=1)
-    col = values[0]
-    if carbon and not col.endswith("_g_per_kwh"):
-        raise DataError(f"the value column must be a carbon intensity in g/kWh (*_g_per_kwh), not '{col}'",
-                        file=p, row=1, field=col)
-    t = pd.to_datetime(df["time"], errors="coerce", utc=True, format="ISO8601")
-    v = pd.to_numeric(df[col], errors="coerce")
-    for bad, field, what in ((t.isna().to_numpy(), "time", "is not an ISO 8601 time"),
-                             (~np.isfinite(v.to_numpy(dtype=float)), col, "is not a finite number")):
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"'{df[field].iloc[i]}' {what}", file=p, row=i + 2, field=field)
-    if carbon and ((v < 0) | (v > CARBON_MAX_G_PER_KWH)).any():
-        i = int(np.argmax(((v < 0) | (v > CARBON_MAX_G_PER_KWH)).to_numpy()))
-        raise DataError(f"{v.iloc[i]:g} is outside 0–{CARBON_MAX_G_PER_KWH:g} g/kWh", file=p, row=i + 2, field=col)
-    if t.duplicated().any():
-        i = int(np.argmax(t.duplicated().to_numpy()))
-        raise DataError(f"time {df['time'].iloc[i]} appears twice", file=p, row=i + 2, field="time")
-    s = pd.Series(v.to_numpy(dtype=float), index=pd.DatetimeIndex(t, name="time"), name=col).sort_index()
-    if s.empty:
-        raise DataError("no rows", file=p)
+    """The file's series averaged to UTC hours (index ``time``, name = its value column). ``carbon``: the one
+    value column must be a carbon intensity (``*_g_per_kwh``); otherwise the file is read as a signals file
+    and its first signal is returned."""
+    sf = read_signal_file(path, carbon_only=carbon, max_gap_s=None)
+    name = "carbon_g_per_kwh" if carbon else next(iter(sf.values))
+    s = pd.Series(sf.values[name], index=sf.times).dropna()
     hourly = s.groupby(s.index.floor("h")).mean()
-    hourly.index.name, hourly.name = "time", col
-    hourly.attrs["source"] = str(p)
+    hourly.index.name, hourly.name = "time", sf.columns[name]
+    hourly.attrs["source"] = str(path)
     return hourly
 
 

@@ -18,7 +18,9 @@ class Zone(BaseModel):
     where a zone has no price file, or for what-if studies). ``signals_file`` (a CSV of ``time`` and any of
     ``carbon_g_per_kwh``, ``price_usd_per_mwh``, ``clean_frac``, at its native step — 5-, 15-, 30-minute or
     hourly; see :mod:`gridshift.data.signal_file`) replaces the data for the signals it holds; a path relative
-    to the scenario file. For carbon the order is: the constant, ``carbon_file``, ``signals_file``, the registry.
+    to the scenario file. ``carbon_file`` is its alias for a file used for carbon alone (one ``*_g_per_kwh``
+    column), read by the same reader and rules. For carbon the order is: the constant, ``carbon_file``,
+    ``signals_file``, the registry.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -29,8 +31,9 @@ class Zone(BaseModel):
                            "('lca') or direct ('direct') intensity, or 'marginal' from carbon_file (e.g. WattTime "
                            "MOER written by `gridshift signals fetch`).")
     carbon_file: str | None = Field(
-        default=None, description="CSV of hourly 'time' (UTC) and one *_g_per_kwh column, relative to the scenario "
-                                  "file, used instead of the registry's carbon intensity (required for 'marginal').")
+        default=None, description="A signals_file for carbon alone: CSV of 'time' (UTC offset) and one *_g_per_kwh "
+                                  "column at its native step, relative to the scenario file, used instead of the "
+                                  "registry's carbon intensity (required for 'marginal').")
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, le=B.MAX_CARBON_G_PER_KWH, allow_inf_nan=False)
     price_usd_per_mwh: float | None = Field(default=None, ge=-B.MAX_PRICE_USD_PER_MWH, le=B.MAX_PRICE_USD_PER_MWH,
                                             allow_inf_nan=False)

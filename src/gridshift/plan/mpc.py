@@ -227,6 +227,11 @@ class Mpc(LpPolicy):
         pools = np.flatnonzero(w.jobs.speed[j, f.pool_type] > 0)
         return int(f.pool_site[pools[0]]) if pools.size else 0
 
+    def planned_start_slot(self, obs: Observation, j: int) -> int | None:
+        """The slot the current plan next gives work to job ``j`` after this one (None: no plan yet, or not
+        within the horizon); the live service reports it for jobs left waiting."""
+        return None if self._plan is None else self._planned_start(obs, j)
+
     def _planned_start(self, obs: Observation, j: int) -> int | None:
         """The slot the current plan first gives work to job ``j``'s class after this one (None: not in the
         horizon)."""

@@ -91,6 +91,10 @@ def create_app(store: Store, *, fleet: dict | None = None, reconciler: Any = Non
     app.state.reconciler = reconciler
     app.state.settings = settings
     app.state.providers = providers
+    if providers is not None and reconciler is not None and getattr(reconciler, "forecast_source", False) is None:
+        from gridshift.service.provider_forecasts import ProviderForecasts
+
+        reconciler.forecast_source = ProviderForecasts(providers, providers.forecast_use).choose
     app.state.auth = Authenticator(store, settings)
     app.state.gridshift_version = __version__
     registry = CollectorRegistry(auto_describe=True)

@@ -62,6 +62,8 @@ class Collector:
             g.add_metric([], cost)
             yield g
         yield from provider_metrics(getattr(self.app.state, "providers", None))
+        yield from forecast_metrics(rec_status)
+        yield from basis_metrics(rec_status)
         cf = rec_status.get("counterfactual") if isinstance(rec_status, Mapping) else None
         if isinstance(cf, Mapping):
             policy = str(cf.get("policy", "asap"))
@@ -74,6 +76,43 @@ class Collector:
                                           labels=["policy"])
                     g.add_metric([policy], v)
                     yield g
+
+
+def basis_metrics(rec_status: Any) -> list[GaugeMetricFamily]:
+    """Carbon under both accountings per zone (average and marginal, actual schedule and counterfactual), and
+    which basis drove the decisions (gridshift.service.reconciler.bases)."""
+    books = rec_status.get("carbon_by_basis") if isinstance(rec_status, Mapping) else None
+    if not isinstance(books, Mapping) or not books:
+        return []
+    carbon = GaugeMetricFamily("gridshift_carbon_t_by_basis_total", "Carbon of the fleet's work so far under each "
+                               "accounting, t CO2e: average or marginal intensity, the actual schedule or the "
+                               "counterfactual.", labels=["zone", "basis", "signal", "schedule"])
+    drives = GaugeMetricFamily("gridshift_carbon_basis_drives", "The carbon basis that drives the decisions in a "
+                               "zone (value 1).", labels=["zone", "basis", "signal"])
+    for zone, z in sorted(books.items()):
+        for basis in ("average", "marginal"):
+            b = z.get(basis)
+            if isinstance(b, Mapping):
+                carbon.add_metric([zone, basis, str(b["signal"]), "actual"], float(b["carbon_t"]))
+                carbon.add_metric([zone, basis, str(b["signal"]), "counterfactual"], float(b["counterfactual_carbon_t"]))
+        d = z.get("drives")
+        if isinstance(d, Mapping):
+            drives.add_metric([zone, str(d["basis"]), str(d["signal"])], 1.0)
+    return [carbon, drives]
+
+
+def forecast_metrics(rec_status: Any) -> list[GaugeMetricFamily]:
+    """Per zone and planner signal: the forecast the last plan was made on (an info-style gauge, 1)."""
+    fc = rec_status.get("forecasts") if isinstance(rec_status, Mapping) else None
+    if not isinstance(fc, Mapping) or not fc:
+        return []
+    g = GaugeMetricFamily("gridshift_planning_forecast", "The forecast the last plan was made on, per zone and "
+                          "signal (value 1): a provider's (source provider) or the planner's own model.",
+                          labels=["zone", "signal", "source", "forecast"])
+    for zone, by_signal in sorted(fc.items()):
+        for signal, e in sorted(by_signal.items()):
+            g.add_metric([zone, signal, str(e.get("source")), str(e.get("forecast"))], 1.0)
+    return [g]
 
 
 def provider_metrics(puller: Any) -> list[GaugeMetricFamily]:

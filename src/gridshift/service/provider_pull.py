@@ -38,9 +38,10 @@ from gridshift.service.store import Store
 log = logging.getLogger("gridshift.providers")
 MIN_LOOKBACK_S = 6 * 3600.0
 SKILL_HISTORY_DAYS = 10  # actuals read before the oldest kept forecast, for the own forecaster's history
-PLANNING_TARGET = {"price_usd_per_mwh": "price_usd_per_mwh"}  # any other planning signal is a g/kWh intensity
+PLANNING_TARGET = {"price_usd_per_mwh": "price_usd_per_mwh", "lmp_da_usd_per_mwh": "price_usd_per_mwh",
+                   "lmp_rt_usd_per_mwh": "price_usd_per_mwh"}  # any other planning signal is a g/kWh intensity
 PLANNING_SIGNALS = ("carbon_lifecycle_g_per_kwh", "carbon_direct_g_per_kwh", "moer_g_per_kwh", "aoer_g_per_kwh",
-                    "price_usd_per_mwh")
+                    "price_usd_per_mwh", "lmp_da_usd_per_mwh", "lmp_rt_usd_per_mwh")
 
 
 def planning_target(signal: str) -> str:
@@ -119,8 +120,9 @@ class ProviderPuller:
     """The providers of one service and their per-zone status (thread-safe reads for health and metrics)."""
 
     def __init__(self, configs: list[ProviderConfig], planning: dict[str, tuple[str, str]] | None = None,
-                 forecast_dir: str | Path | None = None) -> None:
+                 forecast_dir: str | Path | None = None, forecast_use: str = "fresh") -> None:
         self.configs = configs
+        self.forecast_use = forecast_use  # when mpc plans on a provider's forecast (service/provider_forecasts.py)
         self.providers: dict[str, Provider] = {c.name: make_provider(c) for c in configs}
         self.planning = planning or {}
         self.forecast_dir = Path(forecast_dir) if forecast_dir is not None else None
@@ -223,7 +225,7 @@ async def provider_clock(app: FastAPI, name: str) -> None:
 
 
 def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> ProviderPuller:
-    """The providers file (``providers`` and ``planning``; see :mod:`gridshift.data.providers.registry`)
+    """The providers file (``providers``, ``planning`` and ``forecast_use``; see :mod:`gridshift.data.providers.registry`)
     as a :class:`ProviderPuller`; errors are one line naming the file and the field."""
     from gridshift.data.providers import parse_configs
     from gridshift.data.yaml_doc import read_yaml
@@ -239,4 +241,7 @@ def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> Pro
                                  file=p, field="planning")
     if forecast_dir is None and any(c.forecasts for c in configs):
         forecast_dir = p.parent / "issued-forecasts"
-    return ProviderPuller(configs, planning, forecast_dir)
+    use = obj.get("forecast_use", "fresh") if isinstance(obj, dict) else "fresh"
+    if use not in ("fresh", "preferred", "off"):
+        raise GridShiftError(f"forecast_use must be fresh, preferred or off, got '{use}'", file=p, field="forecast_use")
+    return ProviderPuller(configs, planning, forecast_dir, use)

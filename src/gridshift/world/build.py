@@ -16,13 +16,13 @@ import pandas as pd
 from gridshift.catalog import get_accelerator, load_catalog
 from gridshift.data import load_carbon, load_latency_matrix, load_price
 from gridshift.data.grid import available_price_zones, available_zones, carbon_years, price_years
-from gridshift.data.signal_csv import read_signal_csv
-from gridshift.data.signal_file import read_signal_file, to_slots
+from gridshift.data.signal_file import apply_gap_policy, read_signal_file, to_slots
 from gridshift.data.validate import fill_gaps
 from gridshift.errors import CatalogError, DataError, ScenarioError
 from gridshift.model.accelerator import AcceleratorType
 from gridshift.model.fleet import Site
 from gridshift.model.scenario import Scenario
+from gridshift.model.time import S_PER_H
 from gridshift.model.workload import JobTable
 from gridshift.workloads import build_demands, build_jobs
 from gridshift.world.arrays import Fleet, ServiceArrays, Signals, World
@@ -70,9 +70,10 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
     zones_ok, price_ok = set(available_zones()), set(available_price_zones())
     allow = scenario.fill_gaps_max_h > 0
     slot_s = scenario.slot_duration_s
+    gap_s = scenario.fill_gaps_max_h * S_PER_H  # the gap policy of the zones' own files (data/signal_file.py)
     for i, z in enumerate(scenario.zones):
         field = f"zones[{i}]"
-        sf = read_signal_file(z.signals_file) if z.signals_file else None
+        sf = read_signal_file(z.signals_file, max_gap_s=gap_s) if z.signals_file else None
         own = set(sf.values) if sf is not None else set()
         if z.carbon_g_per_kwh is not None:
             c = np.full(len(index), z.carbon_g_per_kwh)
@@ -122,23 +123,21 @@ def zone_signals(scenario: Scenario, first: pd.Timestamp, index: pd.DatetimeInde
 
 def _file_carbon(path: str, basis: str, first: pd.Timestamp, index: pd.DatetimeIndex, field: str,
                  scenario: Scenario, notes: list[str], zone: str) -> tuple[np.ndarray, np.ndarray]:
-    """A zone's carbon intensity from its ``carbon_file`` (hourly; short gaps filled as the scenario allows)."""
+    """A zone's carbon intensity from its ``carbon_file`` (a signals file for carbon alone, read by the rules of
+    :mod:`gridshift.data.signal_file`): the range it covers is checked first, then its gaps under the scenario's
+    policy, then its values become slots at the file's native resolution."""
+    where = f"{field}.carbon_file"
     try:
-        s = read_signal_csv(path)
+        sf = read_signal_file(path, carbon_only=True, max_gap_s=None)
+        _check_range(sf.times, first, index, where, f"carbon file of zone '{zone}'")
+        sf = apply_gap_policy(sf, scenario.fill_gaps_max_h * S_PER_H)
+        c = to_slots(sf, "carbon_g_per_kwh", index, scenario.slot_duration_s, field=where)
     except DataError as e:
-        raise ScenarioError(str(e), field=f"{field}.carbon_file") from None
-    df = s.to_frame("carbon_g_per_kwh")
-    if scenario.fill_gaps_max_h > 0:
-        try:
-            df, rep = fill_gaps(df, scenario.fill_gaps_max_h, flag_column=None)
-        except DataError as e:
-            raise ScenarioError(f"{path}: {e}", field=f"{field}.carbon_file") from None
-        if rep.filled_slots:
-            notes.append(f"carbon {zone}: filled {rep.filled_slots} missing hour(s) of {path}")
-    full = df["carbon_g_per_kwh"]
-    _check_range(full.index, first, index, f"{field}.carbon_file", f"carbon file of zone '{zone}'")
-    notes.append(f"carbon {zone}: {basis} signal '{s.name}' from {path}")
-    return _hourly_to_slots(full, index), np.full(len(index), np.nan)
+        raise ScenarioError(str(e), field=where) from None
+    if sf.filled_rows:
+        notes.append(f"carbon {zone}: filled {sf.filled_rows} missing row(s) of {path}")
+    notes.append(f"carbon {zone}: {basis} signal '{sf.columns['carbon_g_per_kwh']}' from {path}")
+    return c, np.full(len(index), np.nan)
 
 
 def _check_range(have: pd.DatetimeIndex, first: pd.Timestamp, index: pd.DatetimeIndex, field: str, what: str):
@@ -152,13 +151,14 @@ def lookback_slots(scenario: Scenario) -> int:
     start = pd.Timestamp(scenario.time_range.start)
     earliest = start - pd.Timedelta(hours=LOOKBACK_H)
     for z in scenario.zones:
-        sf = read_signal_file(z.signals_file) if z.signals_file else None
+        sf = read_signal_file(z.signals_file, max_gap_s=scenario.fill_gaps_max_h * S_PER_H) if z.signals_file \
+            else None
         own = set(sf.values) if sf is not None else set()
         if own:  # the file's history before the start, at most LOOKBACK_H
             earliest = max(earliest, min(sf.times[0].ceil(f"{scenario.slot_duration_s}s"), start))
         if z.carbon_file is not None:
             try:
-                idx = read_signal_csv(z.carbon_file).index
+                idx = read_signal_file(z.carbon_file, carbon_only=True, max_gap_s=None).times
             except DataError:
                 idx = pd.DatetimeIndex([])  # zone_signals reports it with the zone's field
             if len(idx):

@@ -1,5 +1,5 @@
 """Live grid-signal providers behind one interface (:class:`Provider`): Electricity Maps, WattTime, the GB
-Carbon Intensity API, ENTSO-E and EIA. See :mod:`gridshift.data.providers.base` and docs/service/providers.md."""
+Carbon Intensity API, ENTSO-E, EIA, and the LMPs of PJM and CAISO. See :mod:`gridshift.data.providers.base` and docs/service/providers.md."""
 
 from __future__ import annotations
 

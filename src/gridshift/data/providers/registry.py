@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from gridshift.data.providers.base import Provider, ProviderConfig
+from gridshift.data.providers.caiso import Caiso
 from gridshift.data.providers.eia import Eia
 from gridshift.data.providers.electricitymaps import ElectricityMaps
 from gridshift.data.providers.entsoe import Entsoe
 from gridshift.data.providers.gb_carbon import GbCarbonIntensity
+from gridshift.data.providers.pjm import Pjm
 from gridshift.data.providers.watttime import WattTime
 from gridshift.data.yaml_doc import read_yaml
 from gridshift.errors import DataError
 
 PROVIDERS: dict[str, type[Provider]] = {p.name: p for p in (ElectricityMaps, WattTime, GbCarbonIntensity, Entsoe,
-                                                            Eia)}
+                                                            Eia, Pjm, Caiso)}
 FIELDS = {f for f in ProviderConfig.__dataclass_fields__ if f != "api_key"}
 
 

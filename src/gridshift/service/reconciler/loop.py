@@ -34,6 +34,7 @@ from gridshift.plan.base import Policy
 from gridshift.plan.registry import make_policy
 from gridshift.service.executors.base import ExecStatus, Executor, ExecutorError, JobLaunch
 from gridshift.service.executors.base import Placement as ExecPlacement
+from gridshift.service.reconciler.bases import BasisBooks
 from gridshift.service.reconciler.counterfactual import Ledger
 from gridshift.service.reconciler.decisions import (
     Action,
@@ -45,6 +46,7 @@ from gridshift.service.reconciler.decisions import (
     placements,
     site_power_mw,
 )
+from gridshift.service.reconciler.forecasts import annotate, forecast_record, use_provider_forecasts
 from gridshift.service.reconciler.isolate import Culprit, find_culprits, one_line, quarantine, usable_events
 from gridshift.service.reconciler.policies import check_live_policy
 from gridshift.service.reconciler.world import (
@@ -113,7 +115,8 @@ class Reconciler:
                  policy: str | PolicySpec = "asap", slot_s: int = 3600, interval_s: float = 10.0,
                  horizon_s: float = 48 * 3600, clock: Callable[[], datetime] = utcnow,
                  max_attempts: int | None = None, backoff_s: float = 30.0, max_backoff_s: float = 3600.0,
-                 signal_hold_s: float = SIGNAL_HOLD_S, plan_keep: int = 100) -> None:
+                 signal_hold_s: float = SIGNAL_HOLD_S, plan_keep: int = 100,
+                 forecast_source: Callable[[datetime], dict] | None = None) -> None:
         if slot_s not in ALLOWED_SLOT_S:
             raise ValueError(f"slot_s must be one of {ALLOWED_SLOT_S}")
         if horizon_s < slot_s or interval_s <= 0 or backoff_s < 0:
@@ -128,6 +131,7 @@ class Reconciler:
         self.clock = clock
         self.max_attempts, self.backoff_s, self.max_backoff_s = max_attempts, float(backoff_s), float(max_backoff_s)
         self.signal_hold_s, self.plan_keep = float(signal_hold_s), plan_keep
+        self.forecast_source = forecast_source  # providers' issued forecasts for mpc (reconciler/forecasts.py)
         self._recovered = False
         self._tick_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -135,6 +139,7 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._plan_saved_nonempty = False
         self._ledger = Ledger(fleet_scenario, self.slot_s, self.n_slots)
+        self._bases = BasisBooks(fleet_scenario.zones, [x.zone for x in fleet_scenario.sites])  # average and marginal
         self._kept: KeptPlan | None = None
         self._trigger: str | None = None  # a change since the last pass that the kept plan did not see
         self._st: dict[str, Any] = {"ticks": 0, "passes": 0, "plans_solved": 0, "plans_kept": 0, "lp_solves": 0,
@@ -478,6 +483,7 @@ class Reconciler:
                 world, signals, _ = build_world(self.fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
                                                 [events[i] for kind, i in sub if kind == "event"], stored)
                 policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
+                use_provider_forecasts(policy, [z.id for z in self.fleet.zones], self.forecast_source, now, self.slot_s)
                 return world, signals, policy, self._decide(world, signals, policy, lv, k, fresh=True)
 
             (world, signals, policy, decided), culprits = find_culprits(items_in, attempt)
@@ -525,11 +531,13 @@ class Reconciler:
                    "site_power_mw": {n: round(float(v), 6) for n, v in zip(names, fac_mw)}}
         if warnings:
             summary["warnings"] = warnings
+        if forecasts := forecast_record(policy):
+            summary["forecasts"] = forecasts
         if items or self._plan_saved_nonempty:
             self.store.save_plan(self.policy_spec.key, items, summary, horizon_s=self.horizon_s, keep=self.plan_keep)
             self._plan_saved_nonempty = bool(items)
         with self._state_lock:
-            self._st.update(plan_time_s=plan_time_s, slot_start=_iso(t0),
+            self._st.update(plan_time_s=plan_time_s, slot_start=_iso(t0), forecasts=forecasts,
                             site_power_mw={n: float(v) for n, v in zip(names, fac_mw)},
                             site_it_power_mw={n: float(v) for n, v in zip(names, it_mw)})
         return summary
@@ -550,6 +558,7 @@ class Reconciler:
         placed = placements(world, d, cap)
         actions = diff_actions(world, live, placed)
         items = explain(world, signals, obs, d, cap, live, placed, self.policy_spec.key, k)
+        annotate(items, policy, world, obs, [lj.job.job_id for lj in live])
         warnings = list(getattr(policy, "plan_warnings", lambda: [])())
         return obs, actions, items, warnings, plan_time_s, getattr(policy, "n_solves", 0) - solves
 
@@ -614,9 +623,14 @@ class Reconciler:
         zone = world.fleet.site_zone
         led.hold(now, signals.at("carbon_g_per_kwh", t)[zone], signals.at("price_usd_per_mwh", t)[zone], fac_mw,
                  rates, cf_mw, cf_rates)
+        try:
+            self._bases.step(self.store, now, fac_mw, cf_mw, self.signal_hold_s)
+        except Exception as e:  # noqa: BLE001 (the second accounting never stops the real pass)
+            log.warning("carbon by basis: %s", one_line(e))
         with self._state_lock:
             self._st.update(energy_mwh=led.actual.energy_mwh, carbon_t=led.actual.carbon_t,
-                            cost_usd=led.actual.cost_usd, counterfactual=led.status())
+                            cost_usd=led.actual.cost_usd, counterfactual=led.status(),
+                            carbon_by_basis=self._bases.status())
 
     def _real_status(self, job_id: str) -> str | None:
         try:
