@@ -263,34 +263,45 @@ class GridGate:
         written = sum(self.sync_workload(wl, names) for wl in items)
         return {"workloads": len(items), "written": written}
 
-    def run(self, stop: threading.Event, resync_s: float = 10.0) -> None:
+    def run(self, stop: threading.Event, resync_s: float = 10.0, watch_s: float = 2.0) -> None:
         """Watch Workloads until ``stop`` is set, syncing each one that changes; a full pass every ``resync_s``
-        seconds and after a watch that expired (410 Gone) or failed."""
+        seconds (planned starts come due without events) and after a watch that expired (410 Gone) or failed.
+        Each watch request lasts ``watch_s`` at most, so ``stop`` is seen within that time."""
+        import time
+
         watch = self.k8s.watch
+        last_full = -float("inf")
+        names: set[str] = set()
         while not stop.is_set():
             try:
-                self.mark_active()
-                self.sync_once()
-                names = {c["metadata"]["name"] for c in self.checks()}
-                w = watch.Watch()
+                if time.monotonic() - last_full >= resync_s:
+                    self.mark_active()
+                    names = {c["metadata"]["name"] for c in self.checks()}
+                    self.sync_once()
+                    last_full = time.monotonic()
                 if self.namespace:
                     args: tuple[Any, ...] = (self.custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION,
                                              self.namespace, "workloads")
                 else:
                     args = (self.custom.list_cluster_custom_object, KUEUE_GROUP, KUEUE_VERSION, "workloads")
-                for ev in w.stream(*args, resource_version=self._rv, timeout_seconds=max(1, int(resync_s))):
+                w = watch.Watch()
+                for ev in w.stream(*args, resource_version=self._rv, timeout_seconds=max(1, int(watch_s))):
+                    self._rv = ev["object"]["metadata"].get("resourceVersion", self._rv)
+                    if ev["type"] in ("ADDED", "MODIFIED"):
+                        self.sync_workload(ev["object"], names)
                     if stop.is_set():
                         w.stop()
                         break
-                    if ev["type"] in ("ADDED", "MODIFIED"):
-                        self.sync_workload(ev["object"], names)
             except ExecutorError as e:
                 log.warning("grid gate: %s", e.message)
+                last_full = -float("inf")
                 stop.wait(min(resync_s, 5.0))
             except self.k8s.client.ApiException as e:  # 410 Gone from the watch: list again
                 log.info("grid gate: watch ended (%s); listing again", e.status)
+                last_full = -float("inf")
             except Exception as e:  # the connection dropped mid-watch
                 log.warning("grid gate: %s: %s", type(e).__name__, e)
+                last_full = -float("inf")
                 stop.wait(min(resync_s, 5.0))
 
 
