@@ -218,3 +218,35 @@ def test_watch_reacts_to_new_workloads(cluster):
         stop.set()
         t.join(35)
     assert not t.is_alive()
+
+
+def test_an_expired_watch_lists_again(cluster):
+    kube, ex, gate, kueue, _ = cluster
+    from gridshift.testing import fake_kube
+
+    def lists() -> int:
+        return sum(1 for verb, p in kube.api.requests if verb == "GET" and "workloads" in p and "watch" not in p)
+
+    stop = threading.Event()
+    t = threading.Thread(target=gate.run, args=(stop,), kwargs={"resync_s": 3600.0, "watch_s": 1.0}, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and lists() < 1:
+            time.sleep(0.02)
+        first = lists()
+        # other objects change so often that the watch's resourceVersion leaves the server's history
+        for i in range(fake_kube.HISTORY + 5):
+            kube.api.update("localqueues", "default", "team-a", {"metadata": {"labels": {"n": str(i)}}}, patch=True)
+        while time.monotonic() < deadline and lists() == first:  # 410 Gone at the next watch: list again
+            time.sleep(0.05)
+        assert lists() > first
+        ex.start(launch("job-2"))
+        kueue.step()
+        while time.monotonic() < deadline and check_of(workload(kube, "job-2"))["state"] != "Ready":
+            time.sleep(0.05)
+        assert check_of(workload(kube, "job-2"))["state"] == "Ready"
+    finally:
+        stop.set()
+        t.join(10)
+    assert not t.is_alive()
