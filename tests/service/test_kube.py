@@ -268,3 +268,24 @@ def test_restart_after_kill9_neither_loses_nor_duplicates(kube):
     assert sorted(s.job_id for s in ex.report()) == sorted(f"job-{i}" for i in range(n))
     refs = [s.ref for s in ex.adopt([f"k8s:default/{km.job_name('job-0', 1, 1)}", "k8s:default/gone"])]
     assert refs[0].endswith("-a1-r1") and json.dumps(refs)
+
+
+def test_serve_reads_the_kubernetes_options_file(tmp_path, kube):
+    from gridshift.cli.serve import _executor_options
+    from gridshift.errors import GridShiftError
+    from gridshift.service.executors.registry import make_executor
+
+    cfg = tmp_path / "kube.yaml"
+    cfg.write_text(f"api_url: {kube.url}\nnamespace: gridshift\nimage: busybox:1.37\n"
+                   "pools:\n  site-a: {nodeSelector: {topology.kubernetes.io/region: eu-north-1}}\n")
+    opts = _executor_options("kubernetes", None, [], None, [], [], cfg)
+    ex = make_executor("kubernetes", **opts, state_dir=tmp_path / "executor")
+    assert ex.namespace == "gridshift" and ex.pool("site-a").node_selector == {"topology.kubernetes.io/region":
+                                                                              "eu-north-1"}
+    cfg.write_text("namespace: x\nimgae: busybox\n")
+    with pytest.raises(GridShiftError, match="unknown option.*imgae"):
+        _executor_options("kubernetes", None, [], None, [], [], cfg)
+    with pytest.raises(GridShiftError, match="applies to the kubernetes executor"):
+        _executor_options("local", None, [], None, [], [], cfg)
+    with pytest.raises(GridShiftError, match="apply to the local executor"):
+        _executor_options("kubernetes", "nobody", [], None, [], [], None)

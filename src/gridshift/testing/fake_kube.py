@@ -140,10 +140,9 @@ class FakeKubeApi:
 
     def list(self, plural: str, ns: str | None, selector: str | None) -> tuple[list[dict[str, Any]], str]:
         with self.cond:
-            items = [copy.deepcopy(o) for (p, n, _), o in sorted(self.objects.items())
-                     if p == plural and (ns is None or n == ns)
-                     and selector_matches(selector, o["metadata"].get("labels") or {})]
-            return items, str(self.rv)
+            hits = [(k, o) for k, o in self.objects.items() if k[0] == plural and (ns is None or k[1] == ns)
+                    and selector_matches(selector, o["metadata"].get("labels") or {})]
+            return [copy.deepcopy(o) for _, o in sorted(hits, key=lambda kv: kv[0])], str(self.rv)
 
     def create(self, group: str, version: str, plural: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
         kind, _ = self.served(group, version, plural)
@@ -232,6 +231,7 @@ class FakeKubeApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
     api: FakeKubeApi
     stopping: threading.Event
 
@@ -386,3 +386,20 @@ class FakeKubeServer:
 
 
 __all__ = ["KUEUE", "KUEUE_VERSION", "ApiError", "FakeKubeApi", "FakeKubeServer", "merge_patch", "selector_matches"]
+
+
+def main() -> None:
+    """``python -m gridshift.testing.fake_kube [--no-kueue]``: serve until killed; prints the URL first."""
+    import sys
+
+    srv = FakeKubeServer(FakeKubeApi(kueue="--no-kueue" not in sys.argv[1:]))
+    srv.start()
+    print(srv.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

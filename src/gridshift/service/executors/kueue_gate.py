@@ -129,6 +129,7 @@ class GridGate:
         self.writes = 0  # status writes made, for tests and metrics
         self.conflicts = 0  # 409s met and retried
         self._rv = ""
+        self._jobs: dict[tuple[str, str], dict[str, str]] = {}  # owner Jobs' annotations during a pass
 
     # ------------------------------------------------------------ API
 
@@ -194,6 +195,9 @@ class GridGate:
             return dict(ann)
         for ref in wl["metadata"].get("ownerReferences") or []:
             if ref.get("kind") == "Job" and str(ref.get("apiVersion", "")).startswith("batch/"):
+                cached = self._jobs.get((wl["metadata"]["namespace"], ref["name"]))
+                if cached is not None:
+                    return cached
                 try:
                     job = self._call(self.batch.read_namespaced_job, ref["name"], wl["metadata"]["namespace"],
                                      what=f"reading Job {ref['name']}")
@@ -260,8 +264,30 @@ class GridGate:
         kept for ``run``'s watch."""
         names = {c["metadata"]["name"] for c in self.checks()}
         items, self._rv = self.workloads()
-        written = sum(self.sync_workload(wl, names) for wl in items)
+        self._jobs = self._queued_jobs()
+        try:
+            written = sum(self.sync_workload(wl, names) for wl in items)
+        finally:
+            self._jobs = {}
         return {"workloads": len(items), "written": written}
+
+    def _queued_jobs(self) -> dict[tuple[str, str], dict[str, str]]:
+        """The annotations of every Job sent to a Kueue queue, by (namespace, name): one list per pass instead
+        of a read per Workload."""
+        sel = "kueue.x-k8s.io/queue-name"
+        try:
+            if self.namespace:
+                res = self.batch.list_namespaced_job(self.namespace, label_selector=sel, _preload_content=False,
+                                                     _request_timeout=self.timeout_s)
+            else:
+                res = self.batch.list_job_for_all_namespaces(label_selector=sel, _preload_content=False,
+                                                             _request_timeout=self.timeout_s)
+            items = json.loads(res.data or b"{}").get("items") or []
+        except Exception as e:  # read one by one instead
+            log.info("grid gate: listing Jobs failed (%s); reading each owner", e)
+            return {}
+        return {(j["metadata"].get("namespace", ""), j["metadata"]["name"]): dict(j["metadata"].get("annotations") or {})
+                for j in items}
 
     def run(self, stop: threading.Event, resync_s: float = 10.0, watch_s: float = 2.0) -> None:
         """Watch Workloads until ``stop`` is set, syncing each one that changes; a full pass every ``resync_s``
