@@ -289,3 +289,16 @@ def test_serve_reads_the_kubernetes_options_file(tmp_path, kube):
         _executor_options("local", None, [], None, [], [], cfg)
     with pytest.raises(GridShiftError, match="apply to the local executor"):
         _executor_options("kubernetes", "nobody", [], None, [], [], None)
+
+
+def test_after_a_listing_a_new_job_is_one_request_and_a_race_is_adopted(kube):
+    ex = make(kube)
+    ex.recover()
+    before = len(kube.api.requests)
+    ex.start(launch("job-1"))
+    assert [v for v, _ in kube.api.requests[before:]] == ["POST"]
+    other = make(kube)  # another instance (or the one before a crash) creates job-2 after our listing
+    other.start(launch("job-2"))
+    ref = ex.start(launch("job-2"))
+    assert ref.endswith(km.job_name("job-2", 1, 1)) and len(jobs(kube)) == 2
+    assert ex.status("job-2").state == "running"

@@ -130,6 +130,7 @@ class KubernetesExecutor(Executor):
         self._lock = threading.RLock()
         self._known: dict[str, dict[str, Any]] = {}  # job id -> newest run's Job object seen
         self._kueue_ok = False
+        self._listed = False  # True once every Job of this instance was listed (report, recover)
 
     # ------------------------------------------------------------ API calls (raw JSON)
 
@@ -212,6 +213,7 @@ class KubernetesExecutor(Executor):
             out = [self._status_of(o) for o in newest.values()]
             out += [self._status_of(o, gone=True) for j, o in self._known.items() if j not in newest]
             self._known.update(newest)
+            self._listed = True
             return sorted(out, key=lambda s: s.job_id)
 
     def recover(self) -> list[ExecStatus]:
@@ -287,8 +289,10 @@ class KubernetesExecutor(Executor):
         return obj
 
     def _open(self, launch: JobLaunch, start_at: datetime | None) -> tuple[dict[str, Any], bool]:
-        """The Job of ``launch``'s attempt: (Job, True) if it existed, else created now."""
-        runs = self._runs(launch.job_id)
+        """The Job of ``launch``'s attempt: (Job, True) if it existed, else created now. A job the last full
+        listing (``report``, ``recover``) did not show is created without asking first (a Job made meanwhile
+        answers 409 and is adopted): one request per new job."""
+        runs = [] if self._listed and launch.job_id not in self._known else self._runs(launch.job_id)
         if runs and self._run_of(runs[-1])[0] > launch.attempt:
             raise ExecutorError(f"attempt {launch.attempt} is older than attempt {self._run_of(runs[-1])[0]} "
                                 "already started", job_id=launch.job_id, retryable=False)
