@@ -250,3 +250,21 @@ def test_an_expired_watch_lists_again(cluster):
         stop.set()
         t.join(10)
     assert not t.is_alive()
+
+
+def test_the_command_line_runs_one_pass(cluster, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridshift.cli.main import app
+
+    kube, ex, gate, kueue, _ = cluster
+    ex.start(launch())
+    kueue.step()
+    cfg = tmp_path / "kube.yaml"
+    cfg.write_text(f"api_url: {kube.url}\nimage: busybox\npools:\n  site-a: {{nodeSelector: {{r: eu}}}}\n")
+    res = CliRunner().invoke(app, ["kueue-gate", "--kube-config", str(cfg), "--once"])
+    assert res.exit_code == 0, res.output
+    assert "1 workloads, 1 checks updated" in res.output
+    assert check_of(workload(kube))["podSetUpdates"][0]["nodeSelector"] == {"r": "eu"}
+    res = CliRunner().invoke(app, ["kueue-gate", "--kube-config", str(cfg), "--once", "--unplanned", "maybe"])
+    assert res.exit_code == 2 and "ready or pending" in res.output
