@@ -125,7 +125,7 @@ def job_manifest(launch: JobLaunch, placement: Placement, *, run: int, pool: Sit
     """The ``batch/v1`` Job of one run (``backoffLimit`` 0: a failed pod fails the run; GridShift decides
     on retries)."""
     labels = {MANAGED_BY: "gridshift", L_INSTANCE: instance, L_JOB: job_hash(launch.job_id),
-              L_ATTEMPT: str(launch.attempt), L_RUN: str(run), L_SITE: _label_value(placement.site)}
+              L_ATTEMPT: str(launch.attempt), L_RUN: str(run), L_SITE: label_value(placement.site)}
     if queue_name:
         labels[KUEUE_QUEUE_LABEL] = queue_name
     annotations = {A_JOB_ID: launch.job_id, A_PLACEMENT: json.dumps(placement.to_dict(), sort_keys=True),
@@ -166,7 +166,7 @@ def job_manifest(launch: JobLaunch, placement: Placement, *, run: int, pool: Sit
     }
 
 
-def _label_value(value: str) -> str:
+def label_value(value: str) -> str:
     """``value`` as a label value (63 characters of ``[A-Za-z0-9._-]``, alphanumeric at both ends)."""
     v = re.sub(r"[^A-Za-z0-9._-]+", "-", value)[:63].strip("-._")
     return v or "none"
@@ -185,5 +185,5 @@ def contract_env(launch: JobLaunch, placement: Placement, run: int, checkpoint_s
 
 __all__ = ["A_HOLD", "A_JOB_ID", "A_PLACEMENT", "A_POWER_CAP", "A_POWER_PROFILE", "A_START_AT", "A_STOP",
            "KUEUE_QUEUE_LABEL", "L_ATTEMPT", "L_INSTANCE", "L_JOB", "L_RUN", "L_SITE", "MANAGED_BY",
-           "VENDOR_RESOURCES", "SitePool", "accelerator_resource", "contract_env", "default_pool", "job_hash",
+           "VENDOR_RESOURCES", "SitePool", "accelerator_resource", "contract_env", "default_pool", "job_hash", "label_value",
            "job_manifest", "job_name", "power_profile"]

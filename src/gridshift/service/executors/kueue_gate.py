@@ -90,7 +90,7 @@ def gate_decision(wl: Mapping[str, Any], ann: Mapping[str, str] | None, now: dat
                              f"{placement.site} (flavor {pool.flavor})"), []
     updates = []
     for ps in (wl.get("spec") or {}).get("podSets") or []:
-        u: dict[str, Any] = {"name": ps["name"], "labels": {km.L_SITE: km._label_value(placement.site)},
+        u: dict[str, Any] = {"name": ps["name"], "labels": {km.L_SITE: km.label_value(placement.site)},
                              "annotations": {km.A_POWER_CAP: f"{placement.power_cap_frac:g}",
                                              km.A_POWER_PROFILE: km.power_profile(placement.power_cap_frac)}}
         if pool.node_selector:
