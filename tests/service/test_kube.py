@@ -164,14 +164,21 @@ def test_stage_holds_until_start(kube):
 
     ex = make(kube)
     at = utc_now() + timedelta(hours=2)
+    ex.stage(launch("job-0"), at)  # staged, then started in its slot
+    assert jobs(kube)[km.job_name("job-0", 1, 1)]["spec"]["suspend"] is True
+    ex.start(launch("job-0"))
+    job0 = jobs(kube)[km.job_name("job-0", 1, 1)]
+    assert job0["spec"]["suspend"] is False and km.A_START_AT not in job0["metadata"]["annotations"]
     ex.stage(launch(), at)
     job = jobs(kube)[km.job_name("job-1", 1, 1)]
     assert job["spec"]["suspend"] is True and job["metadata"]["annotations"][km.A_START_AT] == at.isoformat()
     assert "staged until" in ex.status("job-1").reason
-    ex.start(launch())
-    job = jobs(kube)[km.job_name("job-1", 1, 1)]
-    assert job["spec"]["suspend"] is False and km.A_START_AT not in job["metadata"]["annotations"]
-    assert posts(kube) == 1
+    assert ex.pause("job-1").state == "paused"  # a staged job paused and resumed runs now
+    st = ex.resume("job-1")
+    assert st.state == "running" and st.reason is None and jobs(kube)[job["metadata"]["name"]]["spec"]["suspend"] is False
+    assert km.A_START_AT not in jobs(kube)[job["metadata"]["name"]]["metadata"]["annotations"]
+    assert ex.start(launch()).endswith(km.job_name("job-1", 1, 1))
+    assert posts(kube) == 2
 
 
 def test_deleted_job_is_lost_and_unknown_job(kube):

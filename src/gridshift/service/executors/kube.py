@@ -358,7 +358,7 @@ class KubernetesExecutor(Executor):
                 _, run = self._run_of(obj)
                 launch = self._launch_of(obj, placement)
                 return self._status_of(self._create(launch, placement, run + 1, suspend=False))
-            patch: dict[str, Any] = {"metadata": {"annotations": {km.A_HOLD: None}}}
+            patch: dict[str, Any] = {"metadata": {"annotations": {km.A_HOLD: None, km.A_START_AT: None}}}
             if placement is not None and placement != old:  # a new cap, or (with Kueue) a new site
                 patch["metadata"]["annotations"].update(self._placement_annotations(placement))
             if not self.queue_name and st.state == "paused":
@@ -430,7 +430,7 @@ def job_state(obj: Mapping[str, Any], *, kueue: bool) -> tuple[str, int | None, 
     if km.A_HOLD in ann:
         return "paused", None, ann[km.A_HOLD]
     suspended = bool((obj.get("spec") or {}).get("suspend"))
-    if km.A_START_AT in ann:
+    if km.A_START_AT in ann and (suspended or kueue):
         return "running", None, f"staged until its planned start {ann[km.A_START_AT]}"
     if suspended:
         return ("running", None, "queued in Kueue until admitted") if kueue else ("paused", None, "suspended")
