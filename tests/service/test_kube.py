@@ -309,3 +309,23 @@ def test_after_a_listing_a_new_job_is_one_request_and_a_race_is_adopted(kube):
     ref = ex.start(launch("job-2"))
     assert ref.endswith(km.job_name("job-2", 1, 1)) and len(jobs(kube)) == 2
     assert ex.status("job-2").state == "running"
+
+
+def test_a_pod_that_cannot_run_says_why(kube):
+    from gridshift.testing.fake_kueue import add_pod
+
+    ex = make(kube)
+    ex.start(launch("job-1"))
+    ex.start(launch("job-2", site="site-b"))
+    assert ex.status("job-1").reason is None
+    msg = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+    add_pod(kube.api, "default", km.job_name("job-1", 1, 1), unschedulable=msg)
+    add_pod(kube.api, "default", km.job_name("job-2", 1, 1),
+            waiting=("ImagePullBackOff", 'Back-off pulling image "busybox:1.37"'))
+    st = ex.status("job-1")
+    assert st.state == "running" and st.reason == f"pending: Unschedulable: {msg}"
+    by_id = {s.job_id: s for s in ex.report()}
+    assert by_id["job-1"].reason == st.reason
+    assert by_id["job-2"].reason.startswith("pending: ImagePullBackOff: Back-off pulling image")
+    set_job_status(kube.api, "default", km.job_name("job-1", 1, 1), outcome="failed")
+    assert "BackoffLimitExceeded" in ex.status("job-1").reason  # the Job's own verdict comes first

@@ -1,7 +1,7 @@
 """A fake Kubernetes API server for tests: a real HTTP server on loopback serving exactly what GridShift's
 Kubernetes executor and Kueue admission check use, with the API server's semantics where the code relies on them.
 
-Resources: ``batch/v1`` Jobs (namespaced) and, unless started with ``kueue=False`` (a cluster without Kueue's
+Resources: ``batch/v1`` Jobs and ``v1`` Pods (namespaced) and, unless started with ``kueue=False`` (a cluster without Kueue's
 CRDs: every ``kueue.x-k8s.io`` path answers 404), ``kueue.x-k8s.io/v1beta2`` Workloads and LocalQueues
 (namespaced) and AdmissionChecks (cluster-scoped). Verbs: get, list (``labelSelector`` with ``k=v``, ``k!=v``,
 ``k``, ``!k``), watch (``?watch=true&resourceVersion=N``: a chunked stream of ``{"type", "object"}`` lines, an
@@ -32,6 +32,7 @@ KUEUE = "kueue.x-k8s.io"
 KUEUE_VERSION = "v1beta2"
 # (group, version, plural) -> (kind, namespaced)
 RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
+    ("", "v1", "pods"): ("Pod", True),
     ("batch", "v1", "jobs"): ("Job", True),
     (KUEUE, KUEUE_VERSION, "workloads"): ("Workload", True),
     (KUEUE, KUEUE_VERSION, "localqueues"): ("LocalQueue", True),
@@ -256,9 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
         q = parse_qs(url.query)
         if parts[:1] == ["apis"] and len(parts) == 3:  # API group discovery: /apis/<group>/<version>
             raise _Discovery(parts[1], parts[2])
-        if parts[:1] != ["apis"] or len(parts) < 4:
+        if parts[:2] == ["api", "v1"] and len(parts) >= 3:  # the core group: /api/v1/...
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[:1] != ["apis"] or len(parts) < 4:
             raise ApiError(404, "NotFound", f"the server could not find the requested resource ({url.path})")
-        group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            group, version, rest = parts[1], parts[2], parts[3:]
         ns = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             ns, rest = rest[1], rest[2:]
@@ -287,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 items, rv = self.api.list(plural, ns or None, sel)
                 kind = RESOURCES[(group, version, plural)][0]
-                self._send(200, {"apiVersion": f"{group}/{version}", "kind": f"{kind}List",
+                self._send(200, {"apiVersion": f"{group}/{version}" if group else version, "kind": f"{kind}List",
                                  "metadata": {"resourceVersion": rv}, "items": items})
             elif verb == "GET":
                 self._send(200, self.api.get(plural, ns, name))

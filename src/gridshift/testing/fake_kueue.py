@@ -51,6 +51,29 @@ def set_job_status(api: FakeKubeApi, ns: str, name: str, *, outcome: str) -> dic
     return api.update("jobs", ns, name, {"status": st}, status=True, patch=True)
 
 
+def add_pod(api: FakeKubeApi, ns: str, job_name: str, *, phase: str = "Pending", unschedulable: str | None = None,
+            waiting: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Play the Job controller and the scheduler: a pod of Job ``job_name`` (its template's labels), in ``phase``,
+    unschedulable with that message, or with its container waiting for (reason, message)."""
+    job = api.get("jobs", ns, job_name)
+    tmpl = job["spec"]["template"]
+    labels = dict((tmpl.get("metadata") or {}).get("labels") or {}, **{"batch.kubernetes.io/job-name": job_name})
+    status: dict[str, Any] = {"phase": phase}
+    if unschedulable:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                 "message": unschedulable, "lastTransitionTime": _now()}]
+    if waiting:
+        status["containerStatuses"] = [{"name": tmpl["spec"]["containers"][0]["name"], "ready": False,
+                                        "restartCount": 0, "image": tmpl["spec"]["containers"][0]["image"],
+                                        "imageID": "", "state": {"waiting": {"reason": waiting[0],
+                                                                             "message": waiting[1]}}}]
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": f"{job_name}-{len(api.objects):05d}"[-63:], "labels": labels},
+           "spec": copy.deepcopy(tmpl["spec"]), "status": status}
+    made = api.create("", "v1", "pods", ns, pod)
+    return api.update("pods", ns, made["metadata"]["name"], {"status": status}, status=True, patch=True)
+
+
 class MiniKueue:
     """Kueue's part (see the module docstring); ``step()`` is one reconcile pass over Jobs and Workloads."""
 
@@ -137,4 +160,4 @@ class MiniKueue:
         self.evictions += 1
 
 
-__all__ = ["MiniKueue", "set_job_status"]
+__all__ = ["MiniKueue", "add_pod", "set_job_status"]

@@ -117,6 +117,7 @@ class KubernetesExecutor(Executor):
         self.k8s = k8s
         self.api = api or api_client(api_url, kubeconfig, context, token)
         self.batch = k8s.client.BatchV1Api(self.api)
+        self.core = k8s.client.CoreV1Api(self.api)
         self.custom = k8s.client.CustomObjectsApi(self.api)
         self.namespace, self.image, self.instance = namespace, image, instance
         self.pools = {site: km.SitePool.parse(site, p) for site, p in (pools or {}).items()}
@@ -180,11 +181,36 @@ class KubernetesExecutor(Executor):
         raise ExecutorError("unknown to this executor (no Job labelled with it in namespace "
                             f"'{self.namespace}')", job_id=job_id, retryable=False)
 
-    def _status_of(self, obj: dict[str, Any], *, gone: bool = False) -> ExecStatus:
+    def _pod_problems(self, job_id: str | None = None) -> dict[tuple[str, int, int], str]:
+        """Why a run's pod is stuck, by (job hash, attempt, run): unschedulable (no node of the pool fits or
+        is up), or its container waiting (ImagePullBackOff, CreateContainerConfigError …). One list of this
+        instance's pods; without the right to list pods, nothing."""
+        sel = f"{km.MANAGED_BY}=gridshift" + (f",{km.L_JOB}={km.job_hash(job_id)}" if job_id else "")
+        try:
+            pods = self._raw(self.core.list_namespaced_pod, self.namespace, label_selector=sel,
+                             what="listing pods")["items"]
+        except ExecutorError:
+            return {}
+        out: dict[tuple[str, int, int], str] = {}
+        for pod in pods:
+            labels = pod["metadata"].get("labels") or {}
+            st = pod.get("status") or {}
+            why = pod_problem(st)
+            if why and st.get("phase") in ("Pending", None):
+                key = (labels.get(km.L_JOB, ""), int(labels.get(km.L_ATTEMPT, 0)), int(labels.get(km.L_RUN, 0)))
+                out.setdefault(key, why)
+        return out
+
+    def _status_of(self, obj: dict[str, Any], *, gone: bool = False,
+                   problems: Mapping[tuple[str, int, int], str] | None = None) -> ExecStatus:
         ann = obj["metadata"].get("annotations") or {}
         job_id = ann.get(km.A_JOB_ID, obj["metadata"]["name"])
         attempt, _ = self._run_of(obj)
         state, exit_code, reason = job_state(obj, kueue=bool(self.queue_name))
+        labels = obj["metadata"].get("labels") or {}
+        stuck = (problems or {}).get((labels.get(km.L_JOB, ""), *self._run_of(obj)))
+        if state == "running" and reason is None and stuck:
+            reason = f"pending: {stuck}"
         if gone and state not in ("succeeded", "failed"):
             state, reason = "lost", f"the Job {obj['metadata']['name']} was deleted from the cluster"
         st = obj.get("status") or {}
@@ -198,7 +224,9 @@ class KubernetesExecutor(Executor):
             runs = self._runs(job_id)
             if runs:
                 self._known[job_id] = runs[-1]
-                return self._status_of(runs[-1])
+                problems = self._pod_problems(job_id) if job_state(runs[-1], kueue=bool(self.queue_name)) == \
+                    ("running", None, None) else {}
+                return self._status_of(runs[-1], problems=problems)
             if job_id in self._known:
                 return self._status_of(self._known[job_id], gone=True)
             return ExecStatus(job_id=job_id, state="unknown", reason="no Job of this job in the cluster")
@@ -210,7 +238,9 @@ class KubernetesExecutor(Executor):
                 job_id = (obj["metadata"].get("annotations") or {}).get(km.A_JOB_ID)
                 if job_id and (job_id not in newest or self._run_of(obj) > self._run_of(newest[job_id])):
                     newest[job_id] = obj
-            out = [self._status_of(o) for o in newest.values()]
+            running = any(job_state(o, kueue=bool(self.queue_name)) == ("running", None, None) for o in newest.values())
+            problems = self._pod_problems() if running else {}
+            out = [self._status_of(o, problems=problems) for o in newest.values()]
             out += [self._status_of(o, gone=True) for j, o in self._known.items() if j not in newest]
             self._known.update(newest)
             self._listed = True
@@ -416,6 +446,19 @@ class KubernetesExecutor(Executor):
             pass
 
 
+def pod_problem(status: Mapping[str, Any]) -> str | None:
+    """Why a pod does not run yet, from its status: the scheduler's message, or a container's waiting reason
+    other than the normal ``ContainerCreating``/``PodInitializing``."""
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return f"{c.get('reason') or 'Unschedulable'}: {c.get('message') or 'no node fits'}"
+    for cs in status.get("containerStatuses") or []:
+        w = (cs.get("state") or {}).get("waiting") or {}
+        if w.get("reason") and w["reason"] not in ("ContainerCreating", "PodInitializing"):
+            return f"{w['reason']}: {w.get('message') or ''}".rstrip(": ")
+    return None
+
+
 def job_state(obj: Mapping[str, Any], *, kueue: bool) -> tuple[str, int | None, str | None]:
     """(state, exit code, reason) of a run from its Job: conditions first, then GridShift's annotations."""
     ann = obj["metadata"].get("annotations") or {}
@@ -437,4 +480,4 @@ def job_state(obj: Mapping[str, Any], *, kueue: bool) -> tuple[str, int | None, 
     return "running", None, None
 
 
-__all__ = ["KubernetesExecutor", "api_client", "api_error", "job_state"]
+__all__ = ["KubernetesExecutor", "api_client", "api_error", "job_state", "pod_problem"]
