@@ -268,3 +268,18 @@ def test_the_command_line_runs_one_pass(cluster, tmp_path):
     assert check_of(workload(kube))["podSetUpdates"][0]["nodeSelector"] == {"r": "eu"}
     res = CliRunner().invoke(app, ["kueue-gate", "--kube-config", str(cfg), "--once", "--unplanned", "maybe"])
     assert res.exit_code == 2 and "ready or pending" in res.output
+
+
+def test_a_later_planned_start_does_not_take_back_an_admitted_workload(cluster):
+    from gridshift.service.executors.kueue_gate import gate_decision
+
+    kube, ex, gate, kueue, clock = cluster
+    ex.start(launch())
+    kueue.step()
+    gate.sync_once()
+    kueue.step()
+    wl = workload(kube)
+    ann = dict(job(kube)["metadata"]["annotations"], **{km.A_START_AT: (clock.now + timedelta(hours=1)).isoformat()})
+    assert gate_decision(wl, ann, clock.now, gate.pools, current="Ready") is None
+    not_admitted = {**wl, "status": {**wl["status"], "conditions": []}}
+    assert gate_decision(not_admitted, ann, clock.now, gate.pools, current="Ready")[0] == "Pending"

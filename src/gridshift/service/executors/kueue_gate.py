@@ -76,6 +76,8 @@ def gate_decision(wl: Mapping[str, Any], ann: Mapping[str, str] | None, now: dat
         return "Pending", f"held by GridShift for a grid event ({ann[km.A_HOLD]})", []
     start = _parse(ann.get(km.A_START_AT, ""))
     if start is not None and start > now:
+        if current == "Ready" and has_condition(wl, "Admitted"):
+            return None  # already running: a later planned start does not take it back (a hold does)
         return "Pending", f"held until its planned start {_iso(start)}", []
     try:
         placement = Placement.from_dict(json.loads(ann[km.A_PLACEMENT]))
