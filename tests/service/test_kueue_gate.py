@@ -82,6 +82,8 @@ def test_hold_until_planned_start_then_pin_site_and_power(cluster):
     assert e["state"] == "Pending" and "planned start" in e["message"]
     kueue.step()
     assert job(kube)["spec"]["suspend"] is True and kueue.admissions == 0
+    st = ex.status("job-1")  # what the API shows: Kueue's and the check's word
+    assert st.state == "running" and "Kueue: gridshift-grid-gate Pending: held until its planned start" in st.reason
     assert gate.sync_once()["written"] == 0  # nothing changed: no write
     clock.now += timedelta(minutes=31)
     gate.sync_once()
@@ -120,6 +122,7 @@ def test_grid_event_retry_evicts_then_resume_moves_site(cluster):
     assert e["state"] == "Pending" and "held by GridShift" in e["message"]
     kueue.step()
     assert job(kube)["spec"]["suspend"] is True and ex.status("job-1").state == "paused"
+    assert "held by GridShift for a grid event" in {s.job_id: s for s in ex.report()}["job-1"].reason
     st = ex.resume("job-1", Placement("site-b", "H100", 1, 1.0))  # same Job, new site: the check pins it
     assert st.state == "running" and st.ref.endswith("-a1-r1")
     gate.sync_once()

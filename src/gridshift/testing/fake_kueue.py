@@ -2,7 +2,8 @@
 controller's outcomes (a pod started, the Job complete or failed) and ``MiniKueue``, Kueue's admission protocol
 reduced to what an admission check sees:
 
-- a Job labelled ``kueue.x-k8s.io/queue-name`` gets a Workload ``job-<name>`` owned by it, with one pod set
+- a Job labelled ``kueue.x-k8s.io/queue-name`` gets a Workload ``job-<name>`` owned by it (labelled
+  ``kueue.x-k8s.io/job-uid`` with the Job's uid, as Kueue's job framework does), with one pod set
   ``main`` from its template, quota reserved at once in ``flavor`` (``status.admission``), ``QuotaReserved``, and
   every AdmissionCheck the test names ``Pending``;
 - once every check is ``Ready``, the Workload is ``Admitted``: the checks' ``podSetUpdates`` are merged into the
@@ -100,7 +101,8 @@ class MiniKueue:
         except Exception:
             wl = self.api.create(KUEUE, KUEUE_VERSION, "workloads", self.ns, {
                 "apiVersion": f"{KUEUE}/{KUEUE_VERSION}", "kind": "Workload",
-                "metadata": {"name": wname, "ownerReferences": [{
+                "metadata": {"name": wname, "labels": {"kueue.x-k8s.io/job-uid": job["metadata"]["uid"]},
+                             "ownerReferences": [{
                     "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"],
                     "controller": True, "blockOwnerDeletion": True}]},
                 "spec": {"queueName": job["metadata"]["labels"][QUEUE_LABEL], "active": True,

@@ -43,6 +43,7 @@ from gridshift.service.executors.base import (
 from gridshift.service.executors.job_contract import parse_time
 
 KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta2"
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # Kueue's label on a Job's Workload
 MERGE = "application/merge-patch+json"
 
 
@@ -181,7 +182,7 @@ class KubernetesExecutor(Executor):
         raise ExecutorError("unknown to this executor (no Job labelled with it in namespace "
                             f"'{self.namespace}')", job_id=job_id, retryable=False)
 
-    def _pod_problems(self, job_id: str | None = None) -> dict[tuple[str, int, int], str]:
+    def _pod_problems(self, job_id: str | None = None) -> dict[tuple[Any, ...], str]:
         """Why a run's pod is stuck, by (job hash, attempt, run): unschedulable (no node of the pool fits or
         is up), or its container waiting (ImagePullBackOff, CreateContainerConfigError …). One list of this
         instance's pods; without the right to list pods, nothing."""
@@ -191,7 +192,7 @@ class KubernetesExecutor(Executor):
                              what="listing pods")["items"]
         except ExecutorError:
             return {}
-        out: dict[tuple[str, int, int], str] = {}
+        out: dict[tuple[Any, ...], str] = {}
         for pod in pods:
             labels = pod["metadata"].get("labels") or {}
             st = pod.get("status") or {}
@@ -201,8 +202,36 @@ class KubernetesExecutor(Executor):
                 out.setdefault(key, why)
         return out
 
+    def _problems(self, objs: list[dict[str, Any]], job_id: str | None = None) -> dict[tuple[Any, ...], str]:
+        """Pod problems of running Jobs (:meth:`_pod_problems`) and, with Kueue, what Kueue says about suspended
+        ones (key ``("kueue", uid)``); each looked up only when some Job needs it."""
+        out: dict[tuple[Any, ...], str] = {}
+        kueue = bool(self.queue_name)
+        if any(job_state(o, kueue=kueue) == ("running", None, None) for o in objs):
+            out.update(self._pod_problems(job_id))
+        if kueue and any((o.get("spec") or {}).get("suspend") and job_state(o, kueue=True)[0] in ("running", "paused")
+                         for o in objs):
+            out.update({("kueue", uid): note for uid, note in self._kueue_notes().items()})
+        return out
+
+    def _kueue_notes(self) -> dict[str, str]:
+        """What Kueue says about each queued Job, by Job uid (Kueue labels a Job's Workload
+        ``kueue.x-k8s.io/job-uid``): the admission checks' messages, else why quota is not reserved."""
+        try:
+            wls = self._raw(self.custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, self.namespace,
+                            "workloads", label_selector=JOB_UID_LABEL, what="listing kueue Workloads")["items"]
+        except ExecutorError:
+            return {}
+        out = {}
+        for wl in wls:
+            uid = (wl["metadata"].get("labels") or {}).get(JOB_UID_LABEL)
+            note = workload_note(wl)
+            if uid and note:
+                out[uid] = note
+        return out
+
     def _status_of(self, obj: dict[str, Any], *, gone: bool = False,
-                   problems: Mapping[tuple[str, int, int], str] | None = None) -> ExecStatus:
+                   problems: Mapping[tuple[Any, ...], str] | None = None) -> ExecStatus:
         ann = obj["metadata"].get("annotations") or {}
         job_id = ann.get(km.A_JOB_ID, obj["metadata"]["name"])
         attempt, _ = self._run_of(obj)
@@ -211,6 +240,9 @@ class KubernetesExecutor(Executor):
         stuck = (problems or {}).get((labels.get(km.L_JOB, ""), *self._run_of(obj)))
         if state == "running" and reason is None and stuck:
             reason = f"pending: {stuck}"
+        note = (problems or {}).get(("kueue", obj["metadata"].get("uid", "")))
+        if note and state in ("running", "paused") and (obj.get("spec") or {}).get("suspend"):
+            reason = f"{reason}; Kueue: {note}" if reason else f"Kueue: {note}"
         if gone and state not in ("succeeded", "failed"):
             state, reason = "lost", f"the Job {obj['metadata']['name']} was deleted from the cluster"
         st = obj.get("status") or {}
@@ -224,8 +256,7 @@ class KubernetesExecutor(Executor):
             runs = self._runs(job_id)
             if runs:
                 self._known[job_id] = runs[-1]
-                problems = self._pod_problems(job_id) if job_state(runs[-1], kueue=bool(self.queue_name)) == \
-                    ("running", None, None) else {}
+                problems = self._problems([runs[-1]], job_id)
                 return self._status_of(runs[-1], problems=problems)
             if job_id in self._known:
                 return self._status_of(self._known[job_id], gone=True)
@@ -238,8 +269,7 @@ class KubernetesExecutor(Executor):
                 job_id = (obj["metadata"].get("annotations") or {}).get(km.A_JOB_ID)
                 if job_id and (job_id not in newest or self._run_of(obj) > self._run_of(newest[job_id])):
                     newest[job_id] = obj
-            running = any(job_state(o, kueue=bool(self.queue_name)) == ("running", None, None) for o in newest.values())
-            problems = self._pod_problems() if running else {}
+            problems = self._problems(list(newest.values()))
             out = [self._status_of(o, problems=problems) for o in newest.values()]
             out += [self._status_of(o, gone=True) for j, o in self._known.items() if j not in newest]
             self._known.update(newest)
@@ -446,6 +476,20 @@ class KubernetesExecutor(Executor):
             pass
 
 
+def workload_note(wl: Mapping[str, Any]) -> str | None:
+    """Kueue's word on a Workload that is not admitted: its admission checks' messages (those not Ready), else
+    the message of its ``QuotaReserved`` condition when that is False (no quota, no flavor fits)."""
+    st = wl.get("status") or {}
+    checks = [f"{c['name']} {c.get('state')}: {c.get('message')}" if c.get("message") else f"{c['name']} {c.get('state')}"
+              for c in st.get("admissionChecks") or [] if c.get("state") != "Ready"]
+    if checks:
+        return "; ".join(checks)
+    for c in st.get("conditions") or []:
+        if c.get("type") == "QuotaReserved" and c.get("status") == "False" and c.get("message"):
+            return f"no quota reserved: {c['message']}"
+    return None
+
+
 def pod_problem(status: Mapping[str, Any]) -> str | None:
     """Why a pod does not run yet, from its status: the scheduler's message, or a container's waiting reason
     other than the normal ``ContainerCreating``/``PodInitializing``."""
@@ -480,4 +524,4 @@ def job_state(obj: Mapping[str, Any], *, kueue: bool) -> tuple[str, int | None, 
     return "running", None, None
 
 
-__all__ = ["KubernetesExecutor", "api_client", "api_error", "job_state", "pod_problem"]
+__all__ = ["KubernetesExecutor", "api_client", "api_error", "job_state", "pod_problem", "workload_note"]
