@@ -329,3 +329,27 @@ def test_a_pod_that_cannot_run_says_why(kube):
     assert by_id["job-2"].reason.startswith("pending: ImagePullBackOff: Back-off pulling image")
     set_job_status(kube.api, "default", km.job_name("job-1", 1, 1), outcome="failed")
     assert "BackoffLimitExceeded" in ex.status("job-1").reason  # the Job's own verdict comes first
+
+
+def test_the_documented_rbac_objects_are_valid():
+    import yaml
+
+    from kube_fixture import K8S_VERSION, require_kube
+
+    require_kube()
+    import kubernetes_validate
+
+    text = (SRC.parent / "docs" / "service" / "executors.md").read_text()
+    block = text[text.index("# rbac.yaml\n"):]
+    block = block[:block.index("```")]
+    docs = list(yaml.safe_load_all(block))
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    for d in docs:
+        kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+    # every verb the code uses on a resource is granted
+    rules = {(d["kind"], g, r): set(rule["verbs"]) for d in docs if d["kind"] in ("Role", "ClusterRole")
+             for rule in d["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {"create", "patch", "list", "get"} <= rules[("Role", "batch", "jobs")]
+    assert {"list"} <= rules[("Role", "", "pods")] and {"get"} <= rules[("ClusterRole", "batch", "jobs")]
+    assert {"watch", "list"} <= rules[("ClusterRole", "kueue.x-k8s.io", "workloads")]
+    assert "update" in rules[("ClusterRole", "kueue.x-k8s.io", "workloads/status")]
