@@ -1,4 +1,5 @@
-"""The reconciler driving the Kubernetes executor against the fake API server: a job starts as a Job on its
+"""The reconciler driving the Kubernetes executor against the fake API server (with Kueue: the grid gate and
+MiniKueue): a job starts as a Job on its
 site's nodes with its GPUs, a grid event suspends it and its end resumes it; a cluster without Kueue fails the
 job with a clear reason instead of stalling the reconciler."""
 
@@ -84,3 +85,47 @@ def test_missing_kueue_fails_the_job_with_a_clear_reason(kube_no_kueue, store):
     (d,) = store.dispatches(job.id)
     assert "workloads.kueue.x-k8s.io" in d.error
     assert rec.tick()["actions"] == {}  # the reconciler goes on
+
+
+def test_with_kueue_the_gate_gives_capacity_back_on_a_grid_event(kube, store):
+    from gridshift.service.executors.kueue_gate import GridGate
+    from gridshift.testing.fake_kube import KUEUE, KUEUE_VERSION
+    from gridshift.testing.fake_kueue import MiniKueue
+
+    kube.api.create(KUEUE, KUEUE_VERSION, "localqueues", "default", {
+        "apiVersion": f"{KUEUE}/{KUEUE_VERSION}", "kind": "LocalQueue", "metadata": {"name": "team-a"},
+        "spec": {"clusterQueue": "cluster-queue"}})
+    ex = make_executor("kubernetes", api_url=kube.url, pools=POOLS, queue_name="team-a", timeout_s=5)
+    gate = GridGate(api_url=kube.url, pools=POOLS, timeout_s=5)
+    gate.ensure_admission_check("gridshift-grid-gate")
+    kueue = MiniKueue(kube.api, ["gridshift-grid-gate"])
+    now = [T0]
+    rec = Reconciler(store, ex, Scenario.model_validate(FLEET), policy="asap", clock=lambda: now[0])
+
+    def cluster_pass():
+        kueue.step()
+        gate.sync_once()
+        kueue.step()
+
+    job, _ = store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 8.0, "gang_min": 2, "gang_max": 2,
+                                       "tier": 3})
+    assert rec.tick()["actions"] == {"start": 1}
+    name = km.job_name(job.id, 1, 1)
+    cluster_pass()
+    obj = kube.api.get("jobs", "default", name)
+    assert obj["spec"]["suspend"] is False
+    assert obj["spec"]["template"]["spec"]["nodeSelector"] == POOLS["frankfurt"]["nodeSelector"]
+    store.add_grid_event(GridEvent(id="shed", kind="limit", sites=["frankfurt"], start=T0 + timedelta(hours=1),
+                                   end=T0 + timedelta(hours=2), notice_s=0, limit_mw=0.0), source="test")
+    now[0] = T0 + timedelta(hours=1)
+    rec.notify("grid event")
+    assert rec.tick()["actions"] == {"pause": 1}
+    cluster_pass()  # the check answers Retry; Kueue evicts: the Job suspended
+    assert kube.api.get("jobs", "default", name)["spec"]["suspend"] is True and kueue.evictions == 1
+    assert rec.tick()["actions"] == {}  # still paused: nothing to do
+    assert store.get_job(SYSTEM, job.id).status == "paused"
+    now[0] = T0 + timedelta(hours=2)
+    assert rec.tick()["actions"] == {"resume": 1}
+    cluster_pass()
+    assert kube.api.get("jobs", "default", name)["spec"]["suspend"] is False and kueue.admissions == 2
+    assert len(kube.api.list("jobs", "default", None)[0]) == 1  # one Job throughout
