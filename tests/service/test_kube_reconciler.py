@@ -1,7 +1,7 @@
-"""The reconciler driving the Kubernetes executor against the fake API server (with Kueue: the grid gate and
-MiniKueue): a job starts as a Job on its
-site's nodes with its GPUs, a grid event suspends it and its end resumes it; a cluster without Kueue fails the
-job with a clear reason instead of stalling the reconciler."""
+"""The reconciler driving the Kubernetes executor against the fake API server: a job starts as a Job on its
+site's nodes with its GPUs, a grid event suspends it and its end resumes it (with Kueue: through the grid gate
+and Kueue's protocol); a cluster without Kueue fails the job with a clear reason instead of stalling the
+reconciler."""
 
 from __future__ import annotations
 
