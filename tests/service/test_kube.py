@@ -351,5 +351,6 @@ def test_the_documented_rbac_objects_are_valid():
              for rule in d["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert {"create", "patch", "list", "get"} <= rules[("Role", "batch", "jobs")]
     assert {"list"} <= rules[("Role", "", "pods")] and {"get"} <= rules[("ClusterRole", "batch", "jobs")]
+    assert {"list", "patch"} <= rules[("Role", "kueue.x-k8s.io", "workloads")]
     assert {"watch", "list"} <= rules[("ClusterRole", "kueue.x-k8s.io", "workloads")]
     assert "update" in rules[("ClusterRole", "kueue.x-k8s.io", "workloads/status")]

@@ -141,7 +141,11 @@ def test_stop_rejects_and_failure_finishes(cluster):
     kueue.step()
     gate.sync_once()
     kueue.step()
-    ex.stop("job-1")
+    assert job(kube, "job-1")["spec"]["suspend"] is False
+    ex.stop("job-1")  # the Workload deactivated at once: Kueue stops it even before the gate's next pass
+    assert workload(kube, "job-1")["spec"]["active"] is False
+    kueue.step()
+    assert job(kube, "job-1")["spec"]["suspend"] is True and kueue.evictions == 1
     gate.sync_once()
     assert check_of(workload(kube, "job-1"))["state"] == "Rejected"
     kueue.step()

@@ -9,7 +9,8 @@ reduced to what an admission check sees:
 - once every check is ``Ready``, the Workload is ``Admitted``: the checks' ``podSetUpdates`` are merged into the
   Job's pod template (nodeSelector, labels, annotations, tolerations) and the Job is unsuspended;
 - a ``Retry`` evicts it (the Job suspended, its template restored, ``Admitted`` removed) and requeues it with
-  every check back to ``Pending``; a ``Rejected`` deactivates it (``spec.active: false``, the Job suspended);
+  every check back to ``Pending``; a ``Rejected`` deactivates it (``spec.active: false``, the Job suspended), and
+  so does ``spec.active: false`` set by someone else;
 - a finished Job finishes its Workload.
 
 Quotas, cohorts, preemption and the ClusterQueue are not modelled.
@@ -122,6 +123,9 @@ class MiniKueue:
         if "Rejected" in states and wl["spec"].get("active", True):
             self.api.update("workloads", self.ns, wl["metadata"]["name"], {"spec": {"active": False}}, patch=True)
             self._evict(job, wl, requeue=False)
+        elif not wl["spec"].get("active", True):
+            if admitted:  # deactivated by someone else: evicted, not requeued
+                self._evict(job, wl, requeue=False)
         elif "Retry" in states:
             self._evict(job, wl, requeue=True)
         elif states == {"Ready"} and not admitted and wl["spec"].get("active", True):

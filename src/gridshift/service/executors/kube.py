@@ -10,7 +10,8 @@ answers 409 and is adopted, and a restarted service (after ``kill -9``) finds ev
 - pause: ``spec.suspend: true`` and the ``gridshift.io/hold`` annotation (the Job controller deletes the pods:
   SIGTERM, the checkpoint signal, then SIGKILL after ``terminationGracePeriodSeconds``); resume clears both; a
   new site, type or gang ends the run and creates the next one there;
-- stop: the ``gridshift.io/stop`` annotation and ``suspend: true``: reported ``failed`` ("stopped on request");
+- stop: the ``gridshift.io/stop`` annotation and ``suspend: true`` (with Kueue, its Workload's ``spec.active:
+  false`` instead): reported ``failed`` ("stopped on request");
 - power caps: ``GRIDSHIFT_POWER_CAP_FRAC`` in the container's environment at start, and the
   ``gridshift.io/power-cap-frac`` / ``power-profile`` annotations (changed in place) for a node agent.
 
@@ -414,10 +415,11 @@ class KubernetesExecutor(Executor):
                 if st.state != "paused":
                     raise ExecutorError(f"is {st.state}; pause it before moving it to {placement.site}/"
                                         f"{placement.accelerator}", job_id=job_id, retryable=False)
-                self._patch(obj, {"metadata": {"annotations": {km.A_STOP: "moved"}}}, job_id)
                 _, run = self._run_of(obj)
-                launch = self._launch_of(obj, placement)
-                return self._status_of(self._create(launch, placement, run + 1, suspend=False))
+                new = self._create(self._launch_of(obj, placement), placement, run + 1, suspend=False)
+                self._patch(obj, {"metadata": {"annotations": {km.A_STOP: "moved"}}}, job_id)  # after: a crash
+                self._known[job_id] = new  # in between leaves the newer run as the job's, the old one suspended
+                return self._status_of(new)
             patch: dict[str, Any] = {"metadata": {"annotations": {km.A_HOLD: None, km.A_START_AT: None}}}
             if placement is not None and placement != old:  # a new cap, or (with Kueue) a new site
                 patch["metadata"]["annotations"].update(self._placement_annotations(placement))
@@ -457,7 +459,22 @@ class KubernetesExecutor(Executor):
             patch: dict[str, Any] = {"metadata": {"annotations": {km.A_STOP: f"requested at {utc_now().isoformat()}"}}}
             if not self.queue_name:
                 patch["spec"] = {"suspend": True}
-            return self._status_of(self._patch(obj, patch, job_id))
+            st = self._status_of(self._patch(obj, patch, job_id))
+            if self.queue_name:  # Kueue owns spec.suspend: deactivate the Workload (the gate also answers Rejected)
+                self._deactivate(obj, job_id)
+            return st
+
+    def _deactivate(self, obj: dict[str, Any], job_id: str) -> None:
+        """``spec.active: false`` on the Job's Workload (Kueue evicts it and suspends the Job); none yet: the
+        grid gate rejects it when Kueue makes it."""
+        uid = obj["metadata"].get("uid", "")
+        wls = self._raw(self.custom.list_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, self.namespace,
+                        "workloads", label_selector=f"{JOB_UID_LABEL}={uid}", what="finding the Job's kueue Workload",
+                        job_id=job_id)["items"]
+        for wl in wls:
+            self._raw(self.custom.patch_namespaced_custom_object, KUEUE_GROUP, KUEUE_VERSION, self.namespace,
+                      "workloads", wl["metadata"]["name"], {"spec": {"active": False}}, _content_type=MERGE,
+                      what=f"deactivating kueue Workload {wl['metadata']['name']}", job_id=job_id)
 
     def set_power_cap(self, job_id: str, frac: float) -> ExecStatus:
         frac = check_power_cap_frac(frac, job_id)
