@@ -343,14 +343,46 @@ def test_the_documented_rbac_objects_are_valid():
     block = text[text.index("# rbac.yaml\n"):]
     block = block[:block.index("```")]
     docs = list(yaml.safe_load_all(block))
-    assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+                                         "ClusterRole", "ClusterRoleBinding"]
     for d in docs:
         kubernetes_validate.validate(d, K8S_VERSION, strict=True)
     # every verb the code uses on a resource is granted
-    rules = {(d["kind"], g, r): set(rule["verbs"]) for d in docs if d["kind"] in ("Role", "ClusterRole")
-             for rule in d["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    rules: dict[tuple[str, str, str], set[str]] = {}
+    for d in docs:
+        for rule in d.get("rules") or []:
+            for g in rule["apiGroups"]:
+                for r in rule["resources"]:
+                    rules.setdefault((d["kind"], g, r), set()).update(rule["verbs"])
     assert {"create", "patch", "list", "get"} <= rules[("Role", "batch", "jobs")]
     assert {"list"} <= rules[("Role", "", "pods")] and {"get"} <= rules[("ClusterRole", "batch", "jobs")]
     assert {"list", "patch"} <= rules[("Role", "kueue.x-k8s.io", "workloads")]
+    assert {"get", "list", "patch"} <= rules[("ClusterRole", "", "nodes")]
     assert {"watch", "list"} <= rules[("ClusterRole", "kueue.x-k8s.io", "workloads")]
     assert "update" in rules[("ClusterRole", "kueue.x-k8s.io", "workloads/status")]
+
+
+def test_drain_cordons_the_site_pools_nodes(kube):
+    def node(name, region, ready=True):
+        kube.api.create("", "v1", "nodes", "", {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": name, "labels": {"topology.kubernetes.io/region": region, "gridshift.io/pool": "a"}}})
+        kube.api.update("nodes", "", name, {"status": {"conditions": [
+            {"type": "Ready", "status": "True" if ready else "False"}]}}, status=True, patch=True)
+
+    node("gpu-1", "eu-north-1")
+    node("gpu-2", "eu-north-1", ready=False)
+    node("gpu-3", "us-east-1")
+    ex = make(kube)
+    assert [(n["name"], n["ready"]) for n in ex.nodes("site-a")] == [("gpu-1", True), ("gpu-2", False)]
+    assert [n["name"] for n in ex.nodes("site-b")] == ["gpu-3"]
+    with pytest.raises(ExecutorError, match="needs a reason"):
+        ex.drain(["gpu-1"], " ")
+    ex.drain(["gpu-1"], "grid event shed-7")
+    (n1,) = [n for n in ex.nodes() if n["name"] == "gpu-1"]
+    assert n1["cordoned"] and n1["reason"] == "grid event shed-7"
+    kube.api.update("nodes", "", "gpu-3", {"spec": {"unschedulable": True}}, patch=True)  # an admin's cordon
+    ex.undrain(["gpu-1", "gpu-3"])
+    state = {n["name"]: n["cordoned"] for n in ex.nodes()}
+    assert state == {"gpu-1": False, "gpu-2": False, "gpu-3": True}  # only GridShift's own cordon is lifted
+    with pytest.raises(ExecutorError, match="HTTP 404"):
+        ex.drain(["no-such-node"], "x")

@@ -69,7 +69,7 @@ class SchemaValidator:
         problem = _meta_problem(obj)
         if problem:
             return problem
-        if resource in ("jobs", "pods"):
+        if resource in ("jobs", "pods", "nodes"):
             body = {k: v for k, v in obj.items() if k != "status"}  # status is the API server's, not ours
             try:
                 self.kv.validate(body, K8S_VERSION, strict=True)

@@ -1,7 +1,7 @@
 """A fake Kubernetes API server for tests: a real HTTP server on loopback serving exactly what GridShift's
 Kubernetes executor and Kueue admission check use, with the API server's semantics where the code relies on them.
 
-Resources: ``batch/v1`` Jobs and ``v1`` Pods (namespaced) and, unless started with ``kueue=False`` (a cluster without Kueue's
+Resources: ``batch/v1`` Jobs and ``v1`` Pods (namespaced), ``v1`` Nodes (cluster-scoped) and, unless started with ``kueue=False`` (a cluster without Kueue's
 CRDs: every ``kueue.x-k8s.io`` path answers 404), ``kueue.x-k8s.io/v1beta2`` Workloads and LocalQueues
 (namespaced) and AdmissionChecks (cluster-scoped). Verbs: get, list (``labelSelector`` with ``k=v``, ``k!=v``,
 ``k``, ``!k``), watch (``?watch=true&resourceVersion=N``: a chunked stream of ``{"type", "object"}`` lines, an
@@ -33,6 +33,7 @@ KUEUE_VERSION = "v1beta2"
 # (group, version, plural) -> (kind, namespaced)
 RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("", "v1", "pods"): ("Pod", True),
+    ("", "v1", "nodes"): ("Node", False),
     ("batch", "v1", "jobs"): ("Job", True),
     (KUEUE, KUEUE_VERSION, "workloads"): ("Workload", True),
     (KUEUE, KUEUE_VERSION, "localqueues"): ("LocalQueue", True),

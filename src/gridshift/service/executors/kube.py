@@ -486,6 +486,45 @@ class KubernetesExecutor(Executor):
             return self._status_of(self._patch(obj, {"metadata": {"annotations": self._placement_annotations(new)}},
                                                job_id))
 
+    # ------------------------------------------------------------ nodes
+
+    def nodes(self, site: str | None = None) -> list[dict[str, Any]]:
+        """The cluster's nodes (of ``site``'s pool: those its node selector matches): name, cordoned or not,
+        the reason GridShift gave, ready or not."""
+        pools = [self.pool(site)] if site is not None else None
+        out = []
+        for n in self._raw(self.core.list_node, what="listing nodes")["items"]:
+            labels = n["metadata"].get("labels") or {}
+            if pools is not None and not all(labels.get(k) == v for k, v in pools[0].node_selector.items()):
+                continue
+            ready = next((c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or []
+                          if c.get("type") == "Ready"), None)
+            out.append({"name": n["metadata"]["name"], "cordoned": bool((n.get("spec") or {}).get("unschedulable")),
+                        "reason": (n["metadata"].get("annotations") or {}).get(km.A_DRAIN, ""), "ready": ready})
+        return out
+
+    def drain(self, nodes: list[str], reason: str) -> None:
+        """Cordon ``nodes`` (``spec.unschedulable: true``, the reason in ``gridshift.io/drain``): no new pods
+        start there, running ones finish — DR shedding of whole nodes, as ``kubectl cordon``. Pods are not
+        evicted: pause the jobs for that."""
+        if not reason.strip():
+            raise ExecutorError("draining a node needs a reason", retryable=False)
+        for name in nodes:
+            self._raw(self.core.patch_node, name, {"spec": {"unschedulable": True},
+                                                   "metadata": {"annotations": {km.A_DRAIN: reason}}},
+                      _content_type=MERGE, what=f"cordoning node {name}")
+
+    def undrain(self, nodes: list[str]) -> None:
+        """Return cordoned ``nodes`` to service (only the cordon GridShift set: a node without its annotation
+        is left as it is)."""
+        for name in nodes:
+            node = self._raw(self.core.read_node, name, what=f"reading node {name}")
+            if km.A_DRAIN not in (node["metadata"].get("annotations") or {}):
+                continue
+            self._raw(self.core.patch_node, name, {"spec": {"unschedulable": None},
+                                                   "metadata": {"annotations": {km.A_DRAIN: None}}},
+                      _content_type=MERGE, what=f"uncordoning node {name}")
+
     def close(self) -> None:
         try:
             self.api.close()

@@ -35,6 +35,7 @@ A_START_AT = f"{GROUP}/start-at"
 A_HOLD = f"{GROUP}/hold"
 A_STOP = f"{GROUP}/stop"
 A_WORK = f"{GROUP}/work-acc-h"
+A_DRAIN = f"{GROUP}/drain"  # on a node GridShift cordoned: the reason
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 CONTAINER = "job"
 
@@ -183,7 +184,7 @@ def contract_env(launch: JobLaunch, placement: Placement, run: int, checkpoint_s
     return env
 
 
-__all__ = ["A_HOLD", "A_JOB_ID", "A_PLACEMENT", "A_POWER_CAP", "A_POWER_PROFILE", "A_START_AT", "A_STOP",
+__all__ = ["A_DRAIN", "A_HOLD", "A_JOB_ID", "A_PLACEMENT", "A_POWER_CAP", "A_POWER_PROFILE", "A_START_AT", "A_STOP",
            "KUEUE_QUEUE_LABEL", "L_ATTEMPT", "L_INSTANCE", "L_JOB", "L_RUN", "L_SITE", "MANAGED_BY",
            "VENDOR_RESOURCES", "SitePool", "accelerator_resource", "contract_env", "default_pool", "job_hash", "label_value",
            "job_manifest", "job_name", "power_profile"]
