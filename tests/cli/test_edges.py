@@ -163,7 +163,7 @@ def test_progress_appears_only_for_slow_steps(monkeypatch):
 
 COMMANDS = [[], ["simulate"], ["demo"], ["explain"], ["schema"], ["catalog"], ["data", "list"], ["data", "verify"],
             ["data", "path"], ["capacity"], ["headroom"], ["sweep"], ["flex"], ["serve"], ["token", "create"],
-            ["token", "list"], ["db", "upgrade"], ["forecast", "backtest"], ["ven"], ["signals", "fetch"]]
+            ["token", "list"], ["db", "upgrade"], ["forecast", "backtest"], ["ven"], ["signals", "fetch"], ["kueue-gate"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "gridshift")

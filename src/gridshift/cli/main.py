@@ -250,9 +250,9 @@ def data_path(name: str,
 
 def _register_studies() -> None:
     """Commands that live in their own modules (planning studies, forecasting)."""
-    from gridshift.cli import capacity, flex, forecast, gateway, headroom, hetero, serve, signals, sweep, ven
+    from gridshift.cli import capacity, flex, forecast, gateway, headroom, hetero, kueue, serve, signals, sweep, ven
 
-    for mod in (capacity, headroom, sweep, forecast, ven, flex, serve, hetero, signals, gateway):
+    for mod in (capacity, headroom, sweep, forecast, ven, flex, serve, hetero, signals, gateway, kueue):
         mod.register(app)
 
 

@@ -108,14 +108,38 @@ def _slurm_options(job_user: str | None, job_user_for: list[str], job_root: Path
     return options
 
 
+KUBE_OPTIONS = ("namespace", "image", "pools", "resources", "queue_name", "instance", "api_url", "kubeconfig",
+                "context", "cpu", "memory", "termination_grace_s", "service_account", "timeout_s")
+
+
+def kube_options(path: Path) -> dict[str, Any]:
+    """The Kubernetes executor's options from a YAML file (``--kube-config``): a mapping of the names in
+    ``KUBE_OPTIONS`` (docs/service/executors.md); anything else is one clear error naming the file."""
+    from gridshift.data.yaml_doc import read_yaml
+
+    doc = read_yaml(path, "Kubernetes executor options")
+    if not isinstance(doc, dict):
+        raise GridShiftError(f"{path}: expected a mapping of executor options", field="kube-config")
+    unknown = sorted(set(doc) - set(KUBE_OPTIONS))
+    if unknown:
+        raise GridShiftError(f"{path}: unknown option(s) {', '.join(unknown)} (known: {', '.join(KUBE_OPTIONS)})",
+                             field="kube-config")
+    return dict(doc)
+
+
 def _executor_options(executor: str, job_user: str | None, job_user_for: list[str], job_root: Path | None,
-                      job_env: list[str], slurm_partition: list[str] | None = None) -> dict[str, Any]:
+                      job_env: list[str], slurm_partition: list[str] | None = None,
+                      kube_config: Path | None = None) -> dict[str, Any]:
     """The local executor's isolation options from ``--job-user``, ``--job-user-for TENANT=USER``,
     ``--job-root`` and ``--job-env NAME``; without a job user, one warning that tenant commands run as the
     service's own user."""
     from gridshift.service.executors.isolation import DEFAULT_ENV_ALLOW
 
     given = job_user is not None or job_user_for or job_root is not None or job_env
+    if kube_config is not None and executor != "kubernetes":
+        raise GridShiftError("--kube-config applies to the kubernetes executor", field="executor")
+    if executor == "kubernetes" and not given and not slurm_partition:
+        return kube_options(kube_config) if kube_config is not None else {}
     if executor == "slurm":
         return _slurm_options(job_user, job_user_for, job_root, job_env, slurm_partition or [])
     if slurm_partition:
@@ -233,7 +257,10 @@ def register(app: typer.Typer) -> None:
         db: DbUrl = None,
         state: StateDir = None,
         fleet: Annotated[Path | None, typer.Option(help="Scenario YAML whose sites and zones form the fleet.")] = None,
-        executor: Annotated[str, typer.Option(help="Where jobs run: local | ray | slurm.")] = "local",
+        executor: Annotated[str, typer.Option(help="Where jobs run: local | ray | slurm | kubernetes.")] = "local",
+        kube_config: Annotated[Path | None, typer.Option(
+            help="YAML file of the Kubernetes executor's options: namespace, image, pools, queue_name, kubeconfig, "
+                 "context, api_url … (executor kubernetes; docs/service/executors.md).")] = None,
         slurm_partition: Annotated[list[str] | None, typer.Option(
             help="SITE=PARTITION: the Slurm partition of a site (repeatable; executor slurm; default: the site's "
                  "own name).")] = None,
@@ -299,8 +326,9 @@ def register(app: typer.Typer) -> None:
         from gridshift.service.server import uvicorn_options
         from gridshift.service.store import Store
 
-        if executor not in ("local", "ray", "slurm"):
-            fail(GridShiftError(f"unknown executor '{executor}' (use local, ray or slurm)", field="executor"))
+        if executor not in ("local", "ray", "slurm", "kubernetes"):
+            fail(GridShiftError(f"unknown executor '{executor}' (use local, ray, slurm or kubernetes)",
+                                field="executor"))
         logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         scenario = None
@@ -332,7 +360,7 @@ def register(app: typer.Typer) -> None:
 
                 puller = load_puller(providers, forecast_dir)
             executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [],
-                                                 slurm_partition or [])
+                                                 slurm_partition or [], kube_config)
             if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
                 raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
                                      field="tenant-commands")

@@ -1,4 +1,5 @@
-"""Executors by name: ``make_executor("local", ...)``, ``make_executor("ray", ...)``, ``make_executor("slurm", ...)``."""
+"""Executors by name: ``make_executor("local", ...)``, ``make_executor("ray", ...)``, ``make_executor("slurm", ...)``,
+``make_executor("kubernetes", ...)``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 from gridshift.service.executors.base import Executor, ExecutorError
 
-EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")
+EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm", "kubernetes")
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """An executor by name with its options (keyword arguments of LocalExecutor / RayExecutor / SlurmExecutor)."""
+    """An executor by name with its options (keyword arguments of LocalExecutor / RayExecutor / SlurmExecutor /
+    KubernetesExecutor)."""
     if name == "local":
         from gridshift.service.executors.local import LocalExecutor
 
@@ -23,6 +25,10 @@ def make_executor(name: str, **options: Any) -> Executor:
         from gridshift.service.executors.slurm import SlurmExecutor
 
         cls = SlurmExecutor
+    elif name == "kubernetes":
+        from gridshift.service.executors.kube import KubernetesExecutor
+
+        cls = KubernetesExecutor
     else:
         raise ExecutorError(f"unknown executor '{name}' (known: {', '.join(EXECUTORS)})", retryable=False)
     try:

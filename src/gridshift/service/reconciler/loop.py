@@ -133,6 +133,7 @@ class Reconciler:
         self.signal_hold_s, self.plan_keep = float(signal_hold_s), plan_keep
         self.forecast_source = forecast_source  # providers' issued forecasts for mpc (reconciler/forecasts.py)
         self._recovered = False
+        self._kept_background: dict = {}
         self._tick_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._wake, self._halt = threading.Event(), threading.Event()
@@ -456,6 +457,18 @@ class Reconciler:
             return "signals changed"
         return None
 
+    def _background_busy(self) -> dict:
+        """Accelerators busy with jobs outside GridShift per (site, type), from an executor that reports them
+        (the Slurm executor's ``background_load()``, as of this pass's ``report``); planned around."""
+        fn = getattr(self.executor, "background_load", None)
+        if fn is None:
+            return {}
+        try:
+            return {k: int(v) for k, v in fn().busy.items() if v}
+        except Exception as e:  # noqa: BLE001 (a report the planner can do without)
+            log.warning("background load unavailable: %s", e)
+            return {}
+
     def _plan(self, now: datetime, reports: dict[str, ExecStatus], trigger: str | None = None) -> dict[str, Any]:
         t0 = floor_time(now, self.slot_s)
         live, later, rows = self.live_jobs(now, reports)
@@ -465,6 +478,9 @@ class Reconciler:
         job_ids = tuple(lj.job.job_id for lj in live)
         events_key = _events_key(grid)
         why = self._why_replan(trigger, t0, job_ids, events_key)
+        background = self._background_busy()
+        if why is None and background != self._kept_background:
+            why = "background load changed"
         decided = None
         if why is None:  # keep the plan: its world, from its slot, and the policy with what it solved
             kept = self._kept
@@ -481,7 +497,8 @@ class Reconciler:
             def attempt(sub):
                 lv = [live[i] for kind, i in sub if kind == "job"]
                 world, signals, _ = build_world(self.fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
-                                                [events[i] for kind, i in sub if kind == "event"], stored)
+                                                [events[i] for kind, i in sub if kind == "event"], stored,
+                                                background)
                 policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
                 use_provider_forecasts(policy, [z.id for z in self.fleet.zones], self.forecast_source, now, self.slot_s)
                 return world, signals, policy, self._decide(world, signals, policy, lv, k, fresh=True)
@@ -500,6 +517,7 @@ class Reconciler:
                 job_ids, events_key = tuple(lj.job.job_id for lj in live), _events_key(grid)
             self._kept = KeptPlan(t0, self._epoch_s(policy), job_ids, events_key, stored, world, signals,
                                   policy, now)
+            self._kept_background = background
         obs, actions, items, warnings, plan_time_s, solves = decided
         if obs.active.size:
             with self._state_lock:

@@ -9,8 +9,9 @@ slot is slot 0. A policy therefore sees exactly what the simulator would show it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -23,7 +24,7 @@ from gridshift.model.scenario import Scenario, TimeRange
 from gridshift.model.workload import Job
 from gridshift.workloads.batch import jobs_to_table
 from gridshift.workloads.build import DEFAULT_REFERENCE, speed_matrix
-from gridshift.world.arrays import ServiceArrays, Signals, World
+from gridshift.world.arrays import Fleet, ServiceArrays, Signals, World
 from gridshift.world.build import accelerator_types, build_fleet, build_services, lookback_slots, zone_signals
 from gridshift.world.events import apply_signal_events, build_events
 
@@ -164,19 +165,46 @@ def job_table(sc: Scenario, jobs: Sequence[Job], type_names: tuple[str, ...]):
     return table
 
 
+def _type_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def subtract_background(fleet: Fleet, busy: Mapping[tuple[str, str], int]) -> Fleet:
+    """``fleet`` without the accelerators that jobs outside GridShift hold: ``busy[(site, type)]`` (types
+    matched ignoring case and punctuation, so Slurm's GRES type ``h100`` is the fleet's ``H100``) taken out of
+    that site's pools of that type, never below zero. Keys naming no pool are ignored."""
+    if not busy:
+        return fleet
+    want: dict[tuple[str, str], int] = {}
+    for (site, acc), n in busy.items():
+        key = (site, _type_key(acc))
+        want[key] = want.get(key, 0) + int(n)
+    count = fleet.pool_count.copy()
+    for p in range(fleet.n_pools):
+        key = (fleet.site_names[fleet.pool_site[p]], _type_key(fleet.type_names[fleet.pool_type[p]]))
+        take = min(int(count[p]), want.get(key, 0))
+        if take:
+            count[p] -= take
+            want[key] -= take
+    return replace(fleet, pool_count=count)
+
+
 def build_world(fleet: Scenario, jobs: Sequence[Job], t0: datetime, slot_s: int, n_slots: int,
                 events: Sequence[GridEvent] = (),
                 stored: Mapping[tuple[str, str], Sequence[tuple[datetime, float]]] | None = None,
+                background: Mapping[tuple[str, str], int] | None = None,
                 ) -> tuple[World, Signals, Scenario]:
     """The simulator's (World, Signals) for ``jobs`` on ``fleet`` over ``n_slots`` slots from ``t0`` (a
-    slot boundary), with the grid ``events`` overlapping that range and the stored signal values."""
+    slot boundary), with the grid ``events`` overlapping that range and the stored signal values; the
+    accelerators busy with jobs outside GridShift (``background``, see :func:`subtract_background`) are taken
+    out of the pools for the whole horizon."""
     end = t0 + timedelta(seconds=n_slots * slot_s)
     sc = planning_scenario(fleet, t0, slot_s, n_slots, clip_events(events, t0, end))
     catalog = load_catalog()
     types = accelerator_types(sc, catalog)
     signals, _ = build_signals(sc, stored or {})
     slot_starts = signals.slot_starts
-    f = build_fleet(sc, types, slot_starts, catalog)
+    f = subtract_background(build_fleet(sc, types, slot_starts, catalog), background or {})
     table = job_table(sc, jobs, f.type_names)
     services = build_services(sc, f, slot_starts, catalog) if sc.workloads.services else \
         ServiceArrays.empty(len(f.type_names), f.n_sites, n_slots)
