@@ -202,6 +202,6 @@ def test_a_pulled_day_ahead_lmp_drives_the_planners_price_and_its_forecast(tmp_p
         p = ProviderPuller([cfg], {"PJM-RTO": ("pjm", "lmp_da_usd_per_mwh")}, tmp_path / "fc")
         p.pull(store, "pjm", now)
         price = store.signals_between("PJM-RTO", "price_usd_per_mwh", now - pd.Timedelta(hours=7), now)
-        choice = ProviderForecasts(p).choose(now)["PJM-RTO"]
+        choice = ProviderForecasts(p, "fresh").choose(now)["PJM-RTO"]
     assert len(price) == 6 and {x.source for x in price} == {"pjm/lmp_da_usd_per_mwh"}
     assert choice.signal == "price_usd_per_mwh" and choice.source == "provider" and len(choice.table) == 48

@@ -71,7 +71,7 @@ def test_serve_reports_the_forecast_and_both_accountings(tmp_path, monkeypatch):
         (tmp_path / "providers.yaml").write_text(
             f"providers:\n  - name: electricitymaps\n    base_url: {server.url}\n    zones: {{ZA: DE}}\n"
             f"    signals: [carbon_lifecycle_g_per_kwh]\n    interval_s: 3600\n    min_interval_s: 0\n"
-            f"planning:\n  ZA: electricitymaps/carbon_lifecycle_g_per_kwh\n")
+            f"planning:\n  ZA: electricitymaps/carbon_lifecycle_g_per_kwh\nforecast_use: fresh\n")
         srv = ServeProcess(["--db", url, "--fleet", str(tmp_path / "fleet.yaml"), "--executor", "local",
                             "--policy", "mpc", "--providers", str(tmp_path / "providers.yaml"), "--no-access-log"],
                            cwd=tmp_path, log_path=tmp_path / "serve.log")

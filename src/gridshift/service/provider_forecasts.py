@@ -5,9 +5,10 @@ provider's kept forecasts (``<forecast_dir>/<provider>/<zone>/<signal>.csv``, wr
 clocks) are read and the newest is used by ``mpc`` when the rule allows (``forecast_use`` in the providers
 file):
 
-- ``fresh`` (the default): when issued within the provider's ``stale_after_s``;
-- ``preferred``: when, besides, the rolling backtest (:mod:`gridshift.service.forecast_skill`) scores it
-  better than the project's own model;
+- ``preferred`` (the default): when issued within the provider's ``stale_after_s`` and the rolling backtest
+  (:mod:`gridshift.service.forecast_skill`) scores it better than the project's own model (so a new
+  deployment plans on its own model until the backtest has scored enough of the provider's forecasts);
+- ``fresh``: whenever issued within the provider's ``stale_after_s``;
 - ``off``: never.
 
 Otherwise the zone plans on the project's own model, with the reason stated (no forecast kept yet, the
@@ -56,7 +57,7 @@ class ProviderForecasts:
     """The forecast choice for the zones a :class:`ProviderPuller` plans, read from its kept files (cached
     by path, size and modification time)."""
 
-    def __init__(self, puller: ProviderPuller, use: str = "fresh") -> None:
+    def __init__(self, puller: ProviderPuller, use: str = "preferred") -> None:
         if use not in FORECAST_USE:
             raise ValueError(f"forecast_use must be one of {', '.join(FORECAST_USE)}")
         self.puller, self.use = puller, use

@@ -120,7 +120,7 @@ class ProviderPuller:
     """The providers of one service and their per-zone status (thread-safe reads for health and metrics)."""
 
     def __init__(self, configs: list[ProviderConfig], planning: dict[str, tuple[str, str]] | None = None,
-                 forecast_dir: str | Path | None = None, forecast_use: str = "fresh") -> None:
+                 forecast_dir: str | Path | None = None, forecast_use: str = "preferred") -> None:
         self.configs = configs
         self.forecast_use = forecast_use  # when mpc plans on a provider's forecast (service/provider_forecasts.py)
         self.providers: dict[str, Provider] = {c.name: make_provider(c) for c in configs}
@@ -241,7 +241,7 @@ def load_puller(path: str | Path, forecast_dir: str | Path | None = None) -> Pro
                                  file=p, field="planning")
     if forecast_dir is None and any(c.forecasts for c in configs):
         forecast_dir = p.parent / "issued-forecasts"
-    use = obj.get("forecast_use", "fresh") if isinstance(obj, dict) else "fresh"
+    use = obj.get("forecast_use", "preferred") if isinstance(obj, dict) else "preferred"
     if use not in ("fresh", "preferred", "off"):
         raise GridShiftError(f"forecast_use must be fresh, preferred or off, got '{use}'", file=p, field="forecast_use")
     return ProviderPuller(configs, planning, forecast_dir, use)
