@@ -62,7 +62,7 @@ class Caiso(Provider):
     default_base_url = "http://oasis.caiso.com/oasisapi"
     needs_key = False
     doc_url = "https://www.caiso.com/library/oasis"
-    min_interval_s = 5.0  # OASIS rate-limits requests (HTTP 429); five seconds apart keeps clear of it
+    min_interval_s = 5.0  # OASIS answers bursts with HTTP 429 and publishes no number: 5 s is a cautious default (min_interval_s)
     signals = {"lmp_da_usd_per_mwh": (True, True), "lmp_rt_usd_per_mwh": (True, False)}
 
     def provider_zone(self, zone: str) -> str:

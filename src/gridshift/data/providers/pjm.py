@@ -54,7 +54,7 @@ class Pjm(Provider):
     default_base_url = "https://api.pjm.com/api/v1"
     key_env = "PJM_API_KEY"
     doc_url = "https://www.pjm.com/-/media/etools/data-miner-2/data-miner-2-api-guide.ashx"
-    min_interval_s = 10.0  # the guide: 6 requests a minute for a non-member account
+    min_interval_s = 10.0  # PJM API Portal (apiportal.pjm.com): non-members 6 data connections a minute (members 600)
     signals = {"lmp_da_usd_per_mwh": (True, True), "lmp_rt_usd_per_mwh": (True, False)}
 
     def provider_zone(self, zone: str) -> str:
