@@ -386,3 +386,31 @@ def test_drain_cordons_the_site_pools_nodes(kube):
     assert state == {"gpu-1": False, "gpu-2": False, "gpu-3": True}  # only GridShift's own cordon is lifted
     with pytest.raises(ExecutorError, match="HTTP 404"):
         ex.drain(["no-such-node"], "x")
+
+
+def test_a_gang_larger_than_a_node_runs_as_an_indexed_job_of_whole_nodes(kube):
+    """With ``acceleratorsPerNode`` 8, a gang of 16 is one Indexed Job of 2 pods of 8 accelerators (all at
+    once), validated by the server like every manifest; a gang of 12 does not fill whole nodes: a clear
+    error, nothing created; a gang that fits one node stays one pod."""
+    from gridshift.service.executors.kube import KubernetesExecutor
+
+    pools = {**POOLS, "site-a": {**POOLS["site-a"], "acceleratorsPerNode": 8}}
+    ex = KubernetesExecutor(api_url=kube.url, pools=pools, image="busybox:1.37", timeout_s=5)
+    ex.start(launch("big", gang=16))
+    (job,) = jobs(kube).values()
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    assert pod["subdomain"] == job["metadata"]["name"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert (env["GRIDSHIFT_GANG"], env["GRIDSHIFT_NODES"], env["GRIDSHIFT_ACCELERATORS_PER_NODE"]) == ("16", "2", "8")
+    assert kube.api.validator.checked["jobs"] >= 1
+    with pytest.raises(ExecutorError, match="gang of 12 does not fill whole nodes of 8"):
+        ex.start(launch("odd", gang=12))
+    assert len(jobs(kube)) == 1
+    ex.start(launch("small", gang=4))
+    small = next(j for n, j in jobs(kube).items() if n != job["metadata"]["name"])
+    assert "completionMode" not in small["spec"]
+    assert small["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+    with pytest.raises(ExecutorError, match="acceleratorsPerNode must be a whole number"):
+        KubernetesExecutor(api_url=kube.url, pools={"site-a": {"acceleratorsPerNode": 0}}, image="busybox:1.37")

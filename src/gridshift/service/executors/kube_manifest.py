@@ -65,25 +65,43 @@ def job_name(job_id: str, attempt: int, run: int) -> str:
 
 @dataclass(frozen=True)
 class SitePool:
-    """Where a site's jobs go in the cluster: a node selector, tolerations, and (with Kueue) its flavor."""
+    """Where a site's jobs go in the cluster: a node selector, tolerations, (with Kueue) its flavor, and how
+    many accelerators a node of the pool holds (``acceleratorsPerNode``; a gang larger than that runs as an
+    Indexed Job of one pod per node)."""
 
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     flavor: str | None = None
+    accelerators_per_node: int | None = None
 
     @classmethod
     def parse(cls, site: str, d: Mapping[str, Any]) -> SitePool:
-        unknown = set(d) - {"nodeSelector", "tolerations", "flavor"}
+        unknown = set(d) - {"nodeSelector", "tolerations", "flavor", "acceleratorsPerNode"}
         if unknown:
             raise ExecutorError(f"site pool '{site}': unknown field(s) {', '.join(sorted(unknown))} "
-                                "(known: nodeSelector, tolerations, flavor)", retryable=False)
+                                "(known: nodeSelector, tolerations, flavor, acceleratorsPerNode)", retryable=False)
+        per_node = d.get("acceleratorsPerNode")
+        if per_node is not None and (isinstance(per_node, bool) or not isinstance(per_node, int) or per_node < 1):
+            raise ExecutorError(f"site pool '{site}': acceleratorsPerNode must be a whole number >= 1, "
+                                f"got {per_node!r}", retryable=False)
         sel = d.get("nodeSelector") or {}
         tol = d.get("tolerations") or []
         if not isinstance(sel, Mapping) or not all(isinstance(v, str) for v in sel.values()):
             raise ExecutorError(f"site pool '{site}': nodeSelector must map labels to strings", retryable=False)
         if not isinstance(tol, list) or not all(isinstance(t, Mapping) for t in tol):
             raise ExecutorError(f"site pool '{site}': tolerations must be a list of objects", retryable=False)
-        return cls(dict(sel), [dict(t) for t in tol], d.get("flavor"))
+        return cls(dict(sel), [dict(t) for t in tol], d.get("flavor"), per_node)
+
+    def pods_for(self, gang: int) -> tuple[int, int]:
+        """(pods, accelerators per pod) of a gang: one pod when it fits a node (or the node size is not
+        given), else one pod per node, each with a whole node's accelerators."""
+        per = self.accelerators_per_node
+        if per is None or gang <= per:
+            return 1, int(gang)
+        if gang % per:
+            raise ExecutorError(f"a gang of {gang} does not fill whole nodes of {per} accelerators "
+                                "(acceleratorsPerNode)", retryable=False)
+        return gang // per, per
 
 
 def default_pool(site: str) -> SitePool:
@@ -138,9 +156,12 @@ def job_manifest(launch: JobLaunch, placement: Placement, *, run: int, pool: Sit
     if memory:
         requests["memory"] = memory
     limits: dict[str, str] = {}
+    pods, per_pod = pool.pods_for(placement.gang) if resource else (1, placement.gang)
     if resource:
-        limits[resource] = str(placement.gang)
-        requests[resource] = str(placement.gang)
+        limits[resource] = str(per_pod)
+        requests[resource] = str(per_pod)
+    if pods > 1:
+        env = {**env, "GRIDSHIFT_NODES": str(pods), "GRIDSHIFT_ACCELERATORS_PER_NODE": str(per_pod)}
     container: dict[str, Any] = {
         "name": CONTAINER, "image": image, "command": list(command),
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
@@ -155,11 +176,16 @@ def job_manifest(launch: JobLaunch, placement: Placement, *, run: int, pool: Sit
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     pod_labels = {MANAGED_BY: "gridshift", L_JOB: labels[L_JOB], L_ATTEMPT: labels[L_ATTEMPT], L_RUN: str(run)}
+    spec: dict[str, Any] = {"suspend": bool(suspend), "backoffLimit": 0}
+    if pods > 1:  # a multi-node gang: all pods at once (parallelism), each knows its index (JOB_COMPLETION_INDEX);
+        # pods are reachable as <job>-<index>.<job> once a headless Service named after the Job exists
+        spec.update(completionMode="Indexed", completions=pods, parallelism=pods)
+        pod_spec["subdomain"] = job_name(launch.job_id, launch.attempt, run)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": job_name(launch.job_id, launch.attempt, run), "labels": labels,
                      "annotations": annotations},
-        "spec": {"suspend": bool(suspend), "backoffLimit": 0,
+        "spec": {**spec,
                  "template": {"metadata": {"labels": pod_labels,
                                            "annotations": {A_JOB_ID: launch.job_id,
                                                            A_POWER_PROFILE: annotations[A_POWER_PROFILE]}},
