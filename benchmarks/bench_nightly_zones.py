@@ -69,13 +69,20 @@ def _mean_ci(ci: np.ndarray, start_s: np.ndarray, slot_s: float) -> np.ndarray:
     return ci[np.minimum((minutes // slot_s).astype(int), ci.size - 1)].mean(axis=1)
 
 
-def run_case(zone: str, quarter: str, start: str, end: str, params: dict) -> dict:
+def run_case(zone: str, quarter: str, start: str, end: str, params: dict, warmup_days: int = 0) -> dict:
+    """One zone-quarter. With ``warmup_days``, the run starts that many days before the quarter and only the
+    quarter's jobs are scored: the planner's state (the do-no-harm rule's 28-day record of shadow decisions)
+    is then what continuous operation would have at the quarter's start, not empty."""
+    import pandas as pd
+
     from gridshift.model.scenario import PolicySpec
     from gridshift.sim.runner import run_policies
     from gridshift.world.build import assemble
 
-    asm = assemble(_scenario(zone, start, end))
+    sim_start = pd.Timestamp(start) - pd.Timedelta(days=warmup_days)
+    asm = assemble(_scenario(zone, sim_start.isoformat(), end))
     w, jt, sig = asm.world, asm.world.jobs, asm.signals
+    scored = jt.nominal_start_s >= (pd.Timestamp(start) - sim_start).total_seconds()
     ci = sig.carbon_g_per_kwh[0, sig.lookback_slots:]
     S = float(w.slot_duration_s)
     nominal = _mean_ci(ci, jt.nominal_start_s, S)
@@ -88,11 +95,11 @@ def run_case(zone: str, quarter: str, start: str, end: str, params: dict) -> dic
     (run,) = run_policies(asm, [spec])
     wall = time.perf_counter() - t0
     js = run.jobs.set_index("job_id").loc[list(jt.job_id)]
-    ok = js["first_start"].notna().to_numpy()
+    ok = js["first_start"].notna().to_numpy() & scored
     st = (js["first_start"][ok] - w.slot_starts[0]).dt.total_seconds().to_numpy()
     got = _mean_ci(ci, st, S)
     m = run.metrics
-    return {"zone": zone, "quarter": quarter, "jobs": int(len(jt)), "started": int(ok.sum()),
+    return {"zone": zone, "quarter": quarter, "jobs": int(scored.sum()), "started": int(ok.sum()),
             "nominal_g_per_kwh": float(nominal[ok].sum()), "policy_g_per_kwh": float(got.sum()),
             "best_g_per_kwh": float(best[ok].sum()),
             "saving": float(1 - got.sum() / nominal[ok].sum()),
@@ -128,15 +135,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--params", default="{}", help="extra mpc parameters as JSON (default: mpc's defaults)")
     ap.add_argument("--label", default="default", help="key of this run in the results file")
+    ap.add_argument("--warmup-days", type=int, default=0,
+                    help="start each quarter's run this many days early and score only the quarter's jobs")
     a = ap.parse_args()
     from gridshift.data.grid import available_zones
 
     zones = a.zones.split(",") if a.zones else available_zones()
     params = json.loads(a.params)
     prev = json.loads(OUT.read_text()).get(a.label, {}) if OUT.exists() else {}
-    rows: list[dict] = prev.get("rows", []) if prev.get("params") == params else []  # resume a stopped run
+    same = prev.get("params") == params and prev.get("warmup_days", 0) == a.warmup_days
+    rows: list[dict] = prev.get("rows", []) if same else []  # resume a stopped run
     done = {(r["zone"], r["quarter"]) for r in rows}
-    cases = [(z, q, s, e, params) for z in zones for q, s, e in QUARTERS if (z, q) not in done]
+    cases = [(z, q, s, e, params, a.warmup_days) for z in zones for q, s, e in QUARTERS if (z, q) not in done]
     t0 = time.perf_counter()
     git = git_state()
     with ProcessPoolExecutor(max_workers=max(1, a.workers)) as ex:
@@ -144,7 +154,7 @@ def main() -> None:
             rows.append(r)
             print(f"{r['zone']:>12} {r['quarter']}: saving {r['saving']:+.2%} perfect {r['perfect']:.2%} "
                   f"({r['wall_s']} s)", file=sys.stderr, flush=True)
-            _write(a.label, {"params": params, "rows": rows, "summary": summarise(rows),
+            _write(a.label, {"params": params, "warmup_days": a.warmup_days, "rows": rows, "summary": summarise(rows),
                              "complete": len(rows) == len(cases) + len(done), "wall_s": round(time.perf_counter() - t0, 1),
                              "workers": a.workers, "git": git, "cpus": os.cpu_count()})
     print(json.dumps(summarise(rows), indent=1))
