@@ -5,7 +5,7 @@ over the decode throughput of one accelerator, see :func:`~gridshift.service.gat
 prompt tokens count ``PREFILL_SHARE`` of an output token (prefill runs batched and compute-bound: an
 assumption, stated in docs/service/gateway.md). Carbon = energy × the site zone's carbon intensity; cost =
 energy × the zone's price. Every request is one row of the ``gateway_usage`` table in the service's database
-(the table is created by the gateway when missing), written by a buffered writer (flushed every
+(created by migration 0005: the gateway runs the service's migrations when it starts), written by a buffered writer (flushed every
 ``FLUSH_S`` and on shutdown); the totals (Prometheus counters and ``GET /gateway/usage``) start from the
 stored rows, so they survive a restart.
 """
@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 
 from gridshift.model.time import utcnow
-from gridshift.service.tables import UTCDateTime
+from gridshift.service.tables import GatewayUsageRecord
 
 log = logging.getLogger("gridshift.gateway")
 
@@ -31,27 +31,7 @@ PREFILL_SHARE = 0.1
 FLUSH_S = 0.5
 J_PER_KWH = 3.6e6
 
-METADATA = MetaData()
-USAGE = Table(
-    "gateway_usage", METADATA,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime(), nullable=False, index=True),
-    Column("tenant", String(128), nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("site", String(64), nullable=True),
-    Column("backend", String(64), nullable=True),
-    Column("accelerator", String(64), nullable=True),
-    Column("slo_class", String(16), nullable=False),
-    Column("endpoint", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("prompt_tokens", Integer, nullable=False),
-    Column("completion_tokens", Integer, nullable=False),
-    Column("energy_j", Float, nullable=False),
-    Column("carbon_g", Float, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("ttft_ms", Float, nullable=True),
-    Column("failovers", Integer, nullable=False),
-)
+USAGE = GatewayUsageRecord.__table__
 
 
 @dataclass
@@ -72,6 +52,7 @@ class UsageRecord:
     cost_usd: float
     ttft_ms: float | None
     failovers: int
+    region: str | None = None
 
 
 def usage_of(tokens_in: int, tokens_out: int, j_per_token: float, carbon_g_per_kwh: float | None,
@@ -89,7 +70,6 @@ class Accounting:
 
     def __init__(self, engine: Engine, registry: CollectorRegistry) -> None:
         self.engine = engine
-        METADATA.create_all(engine, checkfirst=True)
         self._buf: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -122,7 +122,7 @@ class Forwarder:
             at=self.accounting.now(), tenant=call.tenant, model=call.model, site=b.site if b else None,
             backend=b.id if b else None, accelerator=b.spec.accelerator if b else None, slo_class=call.slo_class,
             endpoint=call.endpoint, status=status, prompt_tokens=tin, completion_tokens=tout, energy_j=e,
-            carbon_g=c, cost_usd=cost, ttft_ms=ttft_ms, failovers=call.failovers))
+            carbon_g=c, cost_usd=cost, ttft_ms=ttft_ms, failovers=call.failovers, region=call.region))
         if call.failovers:
             self.accounting.failovers.labels(call.model).inc(call.failovers)
         self.quotas.charge(call.tenant, tin + tout)
