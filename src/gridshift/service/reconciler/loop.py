@@ -45,6 +45,7 @@ from gridshift.service.reconciler.decisions import (
     placements,
     site_power_mw,
 )
+from gridshift.service.reconciler.demand import planning_fleet
 from gridshift.service.reconciler.isolate import Culprit, find_culprits, one_line, quarantine, usable_events
 from gridshift.service.reconciler.policies import check_live_policy
 from gridshift.service.reconciler.world import (
@@ -145,7 +146,7 @@ class Reconciler:
                                     "counterfactual": self._ledger.status(), "queue": {},
                                     "pending_dispatches": 0, "last_actions": {}, "last_error": None,
                                     "last_error_at": None, "last_trigger": None, "last_trigger_at": None,
-                                    "quarantined": 0, "last_quarantined": []}
+                                    "quarantined": 0, "last_quarantined": [], "observed_demand": {}}
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -471,11 +472,14 @@ class Reconciler:
                 why = f"the kept plan failed: {one_line(e, 200)}"
         if decided is None:
             stored, k = self._stored_signals(t0), 0
+            fleet, seen = planning_fleet(self.store, self.fleet, now)  # services at the gateway's observed demand
+            with self._state_lock:
+                self._st["observed_demand"] = seen
             items_in = [("event", i) for i in range(len(grid))] + [("job", i) for i in range(len(live))]
 
             def attempt(sub):
                 lv = [live[i] for kind, i in sub if kind == "job"]
-                world, signals, _ = build_world(self.fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
+                world, signals, _ = build_world(fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
                                                 [events[i] for kind, i in sub if kind == "event"], stored)
                 policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
                 return world, signals, policy, self._decide(world, signals, policy, lv, k, fresh=True)
