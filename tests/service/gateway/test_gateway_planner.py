@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -138,9 +139,18 @@ def test_the_planner_plans_services_at_the_observed_demand(tmp_path):
         assert d1[0, 1] == pytest.approx(d0[0, 1])  # europe-west2: nothing seen, the fleet file's figure
         ex = LocalExecutor(tmp_path / "ex", sim_wall_s_per_run_h=0.05)
         store.submit_job(SYSTEM, {"kind": "fine-tuning", "work_acc_h": 2, "gang_min": 1, "gang_max": 1})
+        store.put_service(SYSTEM, FLEET["workloads"]["services"][0])  # the stored service the gateway reads
         rec = Reconciler(store, ex, fleet, policy="asap", clock=lambda: T0, horizon_s=6 * 3600)
         rec.tick()
         assert rec.status()["observed_demand"] == {"m": {"europe-west3": pytest.approx(0.5)}}
+        # the pass's replicas are the stored service's replica targets, which the gateway reads
+        targets = store.get_service(SYSTEM, "m").replica_targets
+        assert targets == rec.status()["replica_targets"]["m"] and targets
+        dem = after.services.demand_rps[0, :, 0] * 1.1  # requests/s per region in the first slot, + headroom
+        h100 = targets.get("frankfurt", {}).get("H100", 0)  # europe-west3's nearest site, 2 requests/s each
+        assert h100 == int(np.ceil(dem[0] / 2.0 - 1e-9))
+        assert sum(n * (2.0 if t == "H100" else 1.0) for per in targets.values() for t, n in per.items()) >= dem.sum()
+        assert replica_targets(store, {"m"}) == {"m": targets}
         for st in ex.report():
             if not st.finished:
                 ex.stop(st.job_id)
