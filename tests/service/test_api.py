@@ -338,6 +338,7 @@ def _routes(env: Env):
         ("DELETE", "/api/v1/services/{name}", None, R(401, 204, 204, 403)),
         ("PUT", "/api/v1/services/{name}/replicas", {"replica_targets": {"frankfurt": {"H100": 4}}},
          R(401, 403, 200, 403)),
+        ("GET", "/api/v1/gateway/usage", None, R(401, 200, 200, 403)),
         ("GET", "/api/v1/plan", None, R(401, 403, 200, 403)),
         ("GET", "/api/v1/policy", None, R(401, 403, 200, 403)),
         ("PUT", "/api/v1/policy", {"name": "threshold"}, R(401, 403, 200, 403)),

@@ -39,6 +39,7 @@ from gridshift.service.routes import (
     signals,
     tokens,
 )
+from gridshift.service.routes import gateway as gateway_routes
 from gridshift.service.routes import settings as settings_routes
 from gridshift.service.schemas import API_VERSION
 from gridshift.service.security import SecurityHeaders, install_docs
@@ -50,7 +51,7 @@ from gridshift.service.store import Store
 __all__ = ["ApiSettings", "create_app", "fleet_from_sites"]
 
 API_ROUTERS = (health.router, fleet.router, jobs.router, services.router, plan.router, signals.router,
-               events.router, tokens.router, settings_routes.router)
+               events.router, tokens.router, settings_routes.router, gateway_routes.router)
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -269,3 +270,84 @@ class SettingRecord(Base):
     value: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
     updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+# ------------------------------------------------------------------ the model gateway (migration 0005)
+
+
+class GatewayUsageRecord(Base):
+    """One request the model gateway answered: who, which model, where it ran, tokens, energy, carbon, cost."""
+
+    __tablename__ = "gateway_usage"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    site: Mapped[str | None] = mapped_column(String(64))
+    backend: Mapped[str | None] = mapped_column(String(64))
+    accelerator: Mapped[str | None] = mapped_column(String(64))
+    slo_class: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    energy_j: Mapped[float] = mapped_column(Float)
+    carbon_g: Mapped[float] = mapped_column(Float)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    failovers: Mapped[int] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(64))
+
+
+class GatewayFileRecord(Base):
+    """A file uploaded to the gateway's Batch API (or a batch's output or error file)."""
+
+    __tablename__ = "gateway_files"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    filename: Mapped[str] = mapped_column(String(256))
+    purpose: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GatewayBatchRecord(Base):
+    """A batch of the gateway's Batch API, deferred within its completion window."""
+
+    __tablename__ = "gateway_batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    completion_window: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    start_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    in_progress_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    output_file_id: Mapped[str | None] = mapped_column(String(40))
+    error_file_id: Mapped[str | None] = mapped_column(String(40))
+    total: Mapped[int] = mapped_column(Integer)
+    completed: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any] | None]
+    start_reason: Mapped[str | None] = mapped_column(String(256))
+
+
+class GatewayDemandRecord(Base):
+    """Requests the gateway received per minute, model, caller region and SLO class: the observed demand the
+    reconciler plans inference services with."""
+
+    __tablename__ = "gateway_demand"
+
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slo_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)

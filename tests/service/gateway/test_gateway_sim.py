@@ -227,6 +227,28 @@ def test_grid_event_sheds_offline_work_and_its_limit_leaves_no_power_headroom(wo
     assert chat(world).headers["x-gridshift-site"] == "clean"
 
 
+def test_announced_event_ramps_offline_work_away_from_the_site(world):
+    """An event starting in 450 s, announced an hour ahead: offline work is halfway down its ramp at the
+    site (ramp 300 s per class, two classes: it began 600 s before the start), interactive not yet shed."""
+    st = world.store()
+    now = utcnow()
+    try:
+        st.add_grid_event(GridEvent(id="gw-ramp", kind="limit", sites=["clean"], start=now + timedelta(seconds=450),
+                                    end=now + timedelta(hours=1), limit_mw=50.0), source="test")
+        refresh(world)
+        why = op(world, "GET", "/gateway/route", params={"model": "sim-model", "slo": "offline"}).json()
+        clean = next(s for s in why["sites"] if s["site"] == "clean")
+        assert clean["excluded_by"] is None and 0.45 < clean["admit_frac"] < 0.5
+        sites = [chat(world, extra_headers={"X-GridShift-SLO": "offline"}).headers["x-gridshift-site"]
+                 for _ in range(40)]
+        assert 8 <= sites.count("clean") <= 32 and len(set(sites)) >= 2  # about half stay, the rest move
+        assert {chat(world).headers["x-gridshift-site"] for _ in range(10)} == {"clean"}
+    finally:
+        st.cancel_grid_event("gw-ramp")
+        st.close()
+        refresh(world)
+
+
 def test_carbon_signal_from_the_store_moves_the_route(world):
     st = world.store()
     at = utcnow().replace(microsecond=0) - timedelta(minutes=5)

@@ -262,9 +262,10 @@ def test_accounting_keeps_negative_price_rows_and_totals(tmp_path):
 
     from prometheus_client import CollectorRegistry
 
-    from gridshift.service.db import make_engine
+    from gridshift.service.db import make_engine, upgrade
     from gridshift.service.gateway.accounting import Accounting, UsageRecord
 
+    upgrade(f"sqlite:///{tmp_path / 'u.db'}")  # the tables come from migration 0005
     engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
     acc = Accounting(engine, CollectorRegistry())
     e, c, cost = usage_of(10, 100, 0.07, 300.0, -20.0)  # day-ahead prices go negative

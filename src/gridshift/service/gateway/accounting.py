@@ -5,9 +5,11 @@ over the decode throughput of one accelerator, see :func:`~gridshift.service.gat
 prompt tokens count ``PREFILL_SHARE`` of an output token (prefill runs batched and compute-bound: an
 assumption, stated in docs/service/gateway.md). Carbon = energy × the site zone's carbon intensity; cost =
 energy × the zone's price. Every request is one row of the ``gateway_usage`` table in the service's database
-(the table is created by the gateway when missing), written by a buffered writer (flushed every
-``FLUSH_S`` and on shutdown); the totals (Prometheus counters and ``GET /gateway/usage``) start from the
-stored rows, so they survive a restart.
+(created by migration 0005: the gateway migrates the database when it starts), written by a buffered writer
+(flushed every ``FLUSH_S`` and on shutdown); the totals (Prometheus counters and ``GET /gateway/usage``) start
+from the stored rows, so they survive a restart. The same transaction adds the rows to ``gateway_demand``
+(requests and tokens per minute, model, caller region and SLO class): the observed demand the reconciler
+plans inference services with (:meth:`gridshift.service.store.Store.observed_demand`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from gridshift.model.time import utcnow
-from gridshift.service.tables import UTCDateTime
+from gridshift.service.tables import GatewayDemandRecord, GatewayUsageRecord
 
 log = logging.getLogger("gridshift.gateway")
 
@@ -31,27 +34,9 @@ PREFILL_SHARE = 0.1
 FLUSH_S = 0.5
 J_PER_KWH = 3.6e6
 
-METADATA = MetaData()
-USAGE = Table(
-    "gateway_usage", METADATA,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime(), nullable=False, index=True),
-    Column("tenant", String(128), nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("site", String(64), nullable=True),
-    Column("backend", String(64), nullable=True),
-    Column("accelerator", String(64), nullable=True),
-    Column("slo_class", String(16), nullable=False),
-    Column("endpoint", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("prompt_tokens", Integer, nullable=False),
-    Column("completion_tokens", Integer, nullable=False),
-    Column("energy_j", Float, nullable=False),
-    Column("carbon_g", Float, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("ttft_ms", Float, nullable=True),
-    Column("failovers", Integer, nullable=False),
-)
+USAGE = GatewayUsageRecord.__table__
+DEMAND = GatewayDemandRecord.__table__
+UNKNOWN_REGION = "unknown"
 
 
 @dataclass
@@ -72,6 +57,7 @@ class UsageRecord:
     cost_usd: float
     ttft_ms: float | None
     failovers: int
+    region: str | None = None
 
 
 def usage_of(tokens_in: int, tokens_out: int, j_per_token: float, carbon_g_per_kwh: float | None,
@@ -82,6 +68,33 @@ def usage_of(tokens_in: int, tokens_out: int, j_per_token: float, carbon_g_per_k
     return energy_j, kwh * (carbon_g_per_kwh or 0.0), kwh / 1000.0 * (price_usd_per_mwh or 0.0)
 
 
+def demand_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Usage rows summed per minute, model, caller region and SLO class (``gateway_demand``'s rows)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        at = r["at"]
+        start = at.replace(second=0, microsecond=0)
+        key = (start, r["model"], r.get("region") or UNKNOWN_REGION, r["slo_class"])
+        d = out.setdefault(key, {"window_start": start, "model": key[1], "region": key[2], "slo_class": key[3],
+                                 "requests": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        d["requests"] += 1
+        d["prompt_tokens"] += int(r["prompt_tokens"])
+        d["completion_tokens"] += int(r["completion_tokens"])
+    return list(out.values())
+
+
+def add_demand(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add the usage ``rows`` to ``gateway_demand`` (an upsert that adds to a minute already stored)."""
+    agg = demand_rows(rows)
+    if not agg:
+        return
+    stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(DEMAND)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DEMAND.c.window_start, DEMAND.c.model, DEMAND.c.region, DEMAND.c.slo_class],
+        set_={c: DEMAND.c[c] + stmt.excluded[c] for c in ("requests", "prompt_tokens", "completion_tokens")})
+    conn.execute(stmt, agg)
+
+
 class Accounting:
     """Stores usage rows and keeps the Prometheus counters."""
 
@@ -89,7 +102,6 @@ class Accounting:
 
     def __init__(self, engine: Engine, registry: CollectorRegistry) -> None:
         self.engine = engine
-        METADATA.create_all(engine, checkfirst=True)
         self._buf: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -140,6 +152,7 @@ class Accounting:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(USAGE), rows)
+                add_demand(conn, rows)
         except Exception:  # keep the rows for the next flush: accounting loses nothing on a database hiccup
             log.exception("could not store %d usage rows; retrying", len(rows))
             with self._lock:

@@ -33,6 +33,7 @@ from gridshift.service.gateway.errors import GatewayError, error_body, install_g
 from gridshift.service.gateway.grid import refresh_grid
 from gridshift.service.gateway.proxy import Call, Forwarder
 from gridshift.service.gateway.quotas import Quotas
+from gridshift.service.gateway.routing import serving
 from gridshift.service.gateway.schemas import BackendIn, BatchIn, ChatRequest, CompletionRequest, EmbeddingRequest
 from gridshift.service.settings import ApiSettings
 from gridshift.service.store import Principal, Store
@@ -280,7 +281,7 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
         spec = fwd.config.tenants.get(_tenant(p))
         call = Call(_tenant(p), model, "chat", slo, region or (spec.region if spec else None)
                     or fwd.config.default_region, spec.residency if spec else None, {})
-        return fwd.plan(call).explain()
+        return fwd.plan(call, explain=True).explain()
 
     @app.get("/gateway/usage", tags=["gateway"])
     async def usage(p: Caller, tenant: Annotated[str | None, Query(max_length=128)] = None,
@@ -293,9 +294,14 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
 
     @app.get("/gateway/backends", tags=["gateway"])
     async def backends(_: OperatorDep) -> dict[str, Any]:
-        return {"backends": fwd.registry.describe(), "grid": {
+        now = time.monotonic()
+        standby = {m: sorted(b.id for site in fwd.registry.sites.values() for b in serving(site, m, now)
+                             if b not in serving(site, m, now, t)) for m, t in fwd.grid.targets.items()}
+        return {"backends": fwd.registry.describe(), "replica_targets": fwd.grid.targets, "standby": standby,
+                "grid": {
             "carbon_g_per_kwh": fwd.grid.carbon_g_per_kwh, "price_usd_per_mwh": fwd.grid.price_usd_per_mwh,
-            "events": {k: [list(e) for e in v] for k, v in fwd.grid.events.items()}}}
+            "events": {k: [list(e) for e in v] for k, v in fwd.grid.events.items()},
+            "announced": {k: [list(e) for e in v] for k, v in fwd.grid.announced.items()}}}
 
     @app.post("/gateway/backends", tags=["gateway"], status_code=201)
     async def add_backend(body: BackendIn, _: OperatorDep) -> dict[str, Any]:

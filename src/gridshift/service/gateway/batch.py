@@ -25,13 +25,12 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, LargeBinary, String, Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from gridshift.model.time import utcnow
-from gridshift.service.gateway.accounting import METADATA
 from gridshift.service.gateway.errors import GatewayError
-from gridshift.service.tables import UTCDateTime
+from gridshift.service.tables import GatewayBatchRecord, GatewayFileRecord
 
 log = logging.getLogger("gridshift.gateway")
 
@@ -41,36 +40,8 @@ RESERVE_FRAC = 0.25
 MAX_LINES = 50_000
 CONCURRENCY = 4
 
-FILES = Table(
-    "gateway_files", METADATA,
-    Column("id", String(40), primary_key=True),
-    Column("tenant", String(128), nullable=False, index=True),
-    Column("filename", String(256), nullable=False),
-    Column("purpose", String(32), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("content", LargeBinary, nullable=False),
-)
-BATCHES = Table(
-    "gateway_batches", METADATA,
-    Column("id", String(40), primary_key=True),
-    Column("tenant", String(128), nullable=False, index=True),
-    Column("endpoint", String(64), nullable=False),
-    Column("input_file_id", String(40), nullable=False),
-    Column("completion_window", String(8), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("start_at", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Column("in_progress_at", UTCDateTime(), nullable=True),
-    Column("completed_at", UTCDateTime(), nullable=True),
-    Column("output_file_id", String(40), nullable=True),
-    Column("error_file_id", String(40), nullable=True),
-    Column("total", Integer, nullable=False),
-    Column("completed", Integer, nullable=False),
-    Column("failed", Integer, nullable=False),
-    Column("meta", JSON, nullable=True),
-    Column("start_reason", String(256), nullable=True),
-)
+FILES = GatewayFileRecord.__table__
+BATCHES = GatewayBatchRecord.__table__
 
 
 def _ts(t: datetime | None) -> int | None:
@@ -157,7 +128,6 @@ def choose_start(store: Any, zones: list[str], now: datetime, window: timedelta)
 class Batches:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        METADATA.create_all(engine, checkfirst=True)
 
     def add_file(self, tenant: str, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
         row = {"id": f"file-{secrets.token_hex(12)}", "tenant": tenant, "filename": filename[:256],

@@ -45,6 +45,9 @@ class SiteSpec(BaseModel):
     power_cap_kw: float | None = Field(default=None, gt=0, description="Power the site may draw for inference.")
     carbon_g_per_kwh: float | None = Field(default=None, ge=0, description="Fallback when the store has no signal.")
     price_usd_per_mwh: float | None = Field(default=None, description="Fallback when the store has no signal.")
+    shed_ramp_s: float = Field(default=300.0, ge=0, le=86_400, description="A grid event shedding an SLO class "
+                               "takes its share of this site's requests from all to none over this many seconds "
+                               "(0: at once), one class after the other (see SloSpec.shed_order).")
     backends: list[BackendSpec] = Field(default_factory=list)
 
 
@@ -66,6 +69,8 @@ class SloSpec(BaseModel):
     itl_ms: float | None = Field(default=None, gt=0, description="Inter-token latency the class must meet.")
     weights: dict[str, float] = Field(default_factory=dict)
     sheds_under: list[str] = Field(default_factory=list, description="Grid event kinds that shed this class.")
+    shed_order: int = Field(default=0, ge=0, le=9, description="When a grid event sheds several classes, lower "
+                            "orders ramp down first; order n ramps over the site's n-th shed_ramp_s.")
 
     @model_validator(mode="after")
     def _check(self) -> SloSpec:
@@ -78,9 +83,9 @@ class SloSpec(BaseModel):
 
 
 DEFAULT_SLOS: dict[str, dict[str, Any]] = {
-    "interactive": {"ttft_ms": 2000.0, "itl_ms": 200.0, "sheds_under": ["emergency"],
+    "interactive": {"ttft_ms": 2000.0, "itl_ms": 200.0, "sheds_under": ["emergency"], "shed_order": 1,
                     "weights": {"carbon": 0.5, "price": 0.2, "headroom": 0.1, "queue": 0.1, "latency": 0.1}},
-    "offline": {"ttft_ms": None, "itl_ms": None, "sheds_under": ["limit", "emergency", "price", "carbon"],
+    "offline": {"ttft_ms": None, "itl_ms": None, "sheds_under": ["limit", "emergency", "price", "carbon"], "shed_order": 0,
                 "weights": {"carbon": 0.6, "price": 0.3, "headroom": 0.1, "queue": 0.0, "latency": 0.0}},
 }
 

@@ -1,7 +1,12 @@
 """The gateway's view of the grid, re-read on a clock: each site zone's latest carbon intensity and price from
-the service's store (the signals ``gridshift serve`` pulls or is pushed), the grid events in force per site,
+the service's store (the signals ``gridshift serve`` pulls or is pushed), the grid events in force per site
+and those announced (their notice has begun: a class is shed along a ramp that ends at the event's start),
 and the round-trip times between the regions named in the backends file (the shared latency matrix through
-the data registry, read once)."""
+the data registry, read once), and the replica targets of the inference services named like a model the
+gateway serves (``{site: {accelerator type: replicas}}``, set by the reconciler or an operator through
+``PUT /api/v1/services/{name}/replicas``): of a site's backends for that model only that many per
+accelerator type take requests, the others stand by, and a site with no target for the model is filtered
+out (filter ``replicas``). A service with no targets set leaves every backend in use."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 from gridshift.errors import GridShiftError
 from gridshift.model.time import utcnow
 from gridshift.service.gateway.routing import GridView
+from gridshift.service.store import Principal
 
 log = logging.getLogger("gridshift.gateway")
 
@@ -43,6 +49,17 @@ def _regions(fwd: Any) -> set[str]:
     return regions
 
 
+def replica_targets(store: Any, models: set[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """``{model: {site: {accelerator: replicas}}}`` of the stored services named like a served model, whose
+    targets are set (an unreadable store: none, so every backend stays in use)."""
+    try:
+        services = store.list_services(Principal.system())
+    except GridShiftError as e:
+        log.warning("cannot read the services' replica targets: %s", e)
+        return {}
+    return {s.name: s.replica_targets for s in services if s.name in models and s.replica_targets}
+
+
 def refresh_grid(fwd: Any, store: Any, latency: Any = None) -> GridView:
     """Build a fresh :class:`GridView` and hand it to ``fwd`` (blocking: run it in a thread)."""
     now = utcnow()
@@ -59,15 +76,22 @@ def refresh_grid(fwd: Any, store: Any, latency: Any = None) -> GridView:
             if pts:
                 target[zone] = float(pts[-1].value)
     try:
-        events = store.grid_events(active_at=now)
+        events = store.grid_events(end_after=now)
     except GridShiftError as e:
         log.warning("cannot read grid events: %s", e)
         events = []
     for row in events:
         ev = row.event
+        start, known = ev.start.timestamp(), ev.start.timestamp() - ev.notice_s
+        if known > now.timestamp():
+            continue
+        into = view.events if start <= now.timestamp() else view.announced
+        view.event_timing[ev.id] = (known, start, ev.respond_within_s)
         for site in fwd.registry.sites.values():
             if (ev.sites and site.name in ev.sites) or (ev.zone and ev.zone == site.spec.zone):
-                view.events.setdefault(site.name, []).append((ev.id, ev.kind, ev.limit_mw))
+                into.setdefault(site.name, []).append((ev.id, ev.kind, ev.limit_mw))
+    view.shed_stages = 1 + max((s.shed_order for s in fwd.config.slo.values()), default=0)
+    view.targets = replica_targets(store, set(fwd.registry.models()))
     if latency is None and fwd.config.latency_ms is not None:
         latency = fwd.config.latency_ms
     if latency is None:

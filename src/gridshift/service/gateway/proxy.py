@@ -66,17 +66,19 @@ class Forwarder:
 
     # ------------------------------------------------------------------------------------------ planning
 
-    def plan(self, call: Call) -> RoutePlan:
+    def plan(self, call: Call, *, explain: bool = False) -> RoutePlan:
+        """The route of ``call``; ``explain``: without drawing which requests a ramping site still takes."""
         slo = self.config.slo[call.slo_class]
         return plan_route(self.registry, self.grid, call.model, call.slo_class, slo, region=call.region,
-                          residency=call.residency, now=time.monotonic())
+                          residency=call.residency, now=time.monotonic(), rng=None if explain else self.rng)
 
     def candidates(self, plan: RoutePlan, call: Call) -> list[Backend]:
         """One backend per site in score order (power of two choices), then the sites' other backends."""
         now, tried, out = time.monotonic(), set(), []
         for _ in range(2):
             for name in plan.order:
-                b = pick_backend(self.registry.sites[name], call.model, now, tried, self.rng)
+                b = pick_backend(self.registry.sites[name], call.model, now, tried, self.rng,
+                                 self.grid.targets.get(call.model))
                 if b is not None:
                     tried.add(b.id)
                     out.append(b)
@@ -122,7 +124,7 @@ class Forwarder:
             at=self.accounting.now(), tenant=call.tenant, model=call.model, site=b.site if b else None,
             backend=b.id if b else None, accelerator=b.spec.accelerator if b else None, slo_class=call.slo_class,
             endpoint=call.endpoint, status=status, prompt_tokens=tin, completion_tokens=tout, energy_j=e,
-            carbon_g=c, cost_usd=cost, ttft_ms=ttft_ms, failovers=call.failovers))
+            carbon_g=c, cost_usd=cost, ttft_ms=ttft_ms, failovers=call.failovers, region=call.region))
         if call.failovers:
             self.accounting.failovers.labels(call.model).inc(call.failovers)
         self.quotas.charge(call.tenant, tin + tout)

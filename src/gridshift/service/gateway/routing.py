@@ -1,5 +1,6 @@
 """Routing in two levels. Site: hard filters in a fixed order (the model is served by a healthy backend; the
-tenant's data residency; no active grid event shedding the request's SLO class; power headroom; the SLO is
+tenant's data residency; no active grid event shedding the request's SLO class (ramped: see
+:func:`admit_frac`); power headroom; the SLO is
 feasible from the measured TTFT / inter-token latency plus the network round trip from the caller's region),
 then a weighted score per SLO class over carbon intensity, price, headroom, queue and latency, each normalised
 over the feasible sites (the distance from the best value over the largest magnitude: 0 = best), lower total
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from gridshift.service.gateway.backends import Backend, Registry, Site
 from gridshift.service.gateway.config import SCORE_TERMS, SloSpec
 
-FILTERS = ("model", "residency", "grid_event", "power", "slo")
+FILTERS = ("model", "replicas", "residency", "grid_event", "power", "slo")
+Targets = dict[str, dict[str, int]]  # one model's replica targets: {site: {accelerator type: replicas}}
 
 
 @dataclass
@@ -28,6 +31,11 @@ class GridView:
     price_usd_per_mwh: dict[str, float] = field(default_factory=dict)
     events: dict[str, list[tuple[str, str, float | None]]] = field(default_factory=dict)  # site: (id, kind, MW)
     rtt_ms: dict[tuple[str, str], float] = field(default_factory=dict)
+    targets: dict[str, Targets] = field(default_factory=dict)  # model: the replica targets of its service
+    announced: dict[str, list[tuple[str, str, float | None]]] = field(default_factory=dict)  # known, not begun
+    event_timing: dict[str, tuple[float, float, float | None]] = field(default_factory=dict)  # id: known, start,
+    # respond within s (UTC epoch s); an event without timing sheds at once
+    shed_stages: int = 2  # 1 + the largest shed_order of the SLO classes
 
     def rtt(self, origin: str | None, dest: str | None) -> float | None:
         if origin is None or dest is None:
@@ -44,6 +52,7 @@ class SiteRoute:
     price_usd_per_mwh: float | None = None
     headroom_kw: float | None = None
     headroom_frac: float = 1.0
+    admit_frac: float = 1.0  # share of the class's requests a shedding grid event still lets in
     queue: float = 0.0
     rtt_ms: float | None = None
     predicted_ttft_ms: float | None = None
@@ -77,22 +86,85 @@ class RoutePlan:
         return "; ".join(f"{s.site}: {s.excluded_by} ({s.reason})" for s in self.sites if s.excluded_by)
 
 
-def serving(site: Site, model: str, now: float) -> list[Backend]:
-    return [b for b in site.backends if model in b.models and b.available(now)]
+def serving(site: Site, model: str, now: float, targets: Targets | None = None) -> list[Backend]:
+    """The site's available backends for ``model``; with replica targets, only the first ``n`` of each
+    accelerator type (in backend id order, so the same ones stay active; an unavailable one's place is
+    taken by the next), the rest are on standby for this model."""
+    bs = [b for b in site.backends if model in b.models and b.available(now)]
+    if targets is None:
+        return bs
+    room = dict(targets.get(site.name, {}))
+    out = []
+    for b in sorted(bs, key=lambda x: x.id):
+        if room.get(b.spec.accelerator, 0) > 0:
+            room[b.spec.accelerator] -= 1
+            out.append(b)
+    return out
+
+
+def admit_frac(elapsed_s: float, ramp_s: float, order: int) -> float:
+    """Share of an SLO class's requests a site still takes ``elapsed_s`` after its shedding ramp began: all
+    until the classes shed before it are out (``order`` × ``ramp_s``), then falling linearly to none over
+    ``ramp_s`` (a ramp, not a cliff; ``ramp_s`` 0: none at once)."""
+    if ramp_s <= 0:
+        return 0.0 if elapsed_s >= 0 else 1.0
+    return min(1.0, max(0.0, 1.0 - (elapsed_s - order * ramp_s) / ramp_s))
+
+
+def event_admit_frac(timing: tuple[float, float, float | None] | None, ramp_s: float, stages: int, order: int,
+                     wall: float) -> float:
+    """:func:`admit_frac` for one event with ``timing`` (known at, start, respond within s; UTC epoch s):
+    the site's ramp, shortened so that all ``stages`` fit an emergency's response time, begins so that the
+    last stage ends at the event's start (or when the event became known, if that is later). No timing: 0."""
+    if timing is None:
+        return 0.0
+    known, start, respond_s = timing
+    if respond_s is not None:
+        ramp_s = min(ramp_s, respond_s / stages)
+    origin = max(known, start - stages * ramp_s)
+    return admit_frac(wall - origin, ramp_s, order)
+
+
+def _shed(site: Site, r: SiteRoute, slo_class: str, slo: SloSpec, grid: GridView, wall: float,
+          rng: random.Random | None) -> tuple[str, str] | None:
+    """The grid-event filter over the events in force or announced here that shed this class: the smallest
+    admitted share; a request is let in with that probability (``rng``; without one, while any share is
+    left: the explaining route). In-flight requests are never cut: they drain."""
+    shedding = [e for e in grid.events.get(site.name, []) + grid.announced.get(site.name, [])
+                if e[1] in slo.sheds_under]
+    if not shedding:
+        return None
+    fracs = [(event_admit_frac(grid.event_timing.get(e[0]), site.spec.shed_ramp_s, grid.shed_stages,
+                               slo.shed_order, wall), e) for e in shedding]
+    r.admit_frac, (eid, kind, _) = min(fracs, key=lambda x: x[0])
+    if r.admit_frac <= 0.0:
+        return "grid_event", f"event '{eid}' ({kind}) sheds {slo_class}"
+    if rng is not None and r.admit_frac < 1.0 and rng.random() >= r.admit_frac:
+        return "grid_event", (f"event '{eid}' ({kind}) ramps {slo_class} down: {r.admit_frac:.0%} of requests "
+                              "still admitted, not this one")
+    return None
 
 
 def _filter(site: Site, r: SiteRoute, model: str, slo_class: str, slo: SloSpec, region: str | None,
-            residency: list[str] | None, grid: GridView, now: float) -> tuple[str, str] | None:
+            residency: list[str] | None, grid: GridView, now: float, wall: float = 0.0,
+            rng: random.Random | None = None) -> tuple[str, str] | None:
     spec = site.spec
+    targets = grid.targets.get(model)
     backends = serving(site, model, now)
     if not backends:
         known = [b for b in site.backends if model in b.models]
         return "model", ("no backend serves it" if not known else f"{len(known)} backend(s) serve it, none healthy")
+    if targets is not None:
+        backends = serving(site, model, now, targets)
+        if not backends:
+            want = ", ".join(f"{k} x{v}" for k, v in targets.get(site.name, {}).items()) or "none for this site"
+            types = ", ".join(sorted({b.spec.accelerator for b in site.backends if model in b.models}))
+            return "replicas", f"replica targets {want}; its backends of the model are {types}"
     if residency is not None and spec.residency not in residency:
         return "residency", f"site in '{spec.residency}', tenant allows {', '.join(residency) or 'nothing'}"
-    shedding = [e for e in grid.events.get(site.name, []) if e[1] in slo.sheds_under]
-    if shedding:
-        return "grid_event", f"event '{shedding[0][0]}' ({shedding[0][1]}) sheds {slo_class}"
+    shed = _shed(site, r, slo_class, slo, grid, wall, rng)
+    if shed is not None:
+        return shed
     draw_kw = sum(b.estimated_power_w() for b in site.backends) / 1000.0
     caps = [spec.power_cap_kw] if spec.power_cap_kw is not None else []
     caps += [1000.0 * mw for _, _, mw in grid.events.get(site.name, []) if mw is not None]
@@ -126,14 +198,18 @@ def _normalise(values: list[float], higher_better: bool = False) -> list[float]:
 
 
 def plan_route(registry: Registry, grid: GridView, model: str, slo_class: str, slo: SloSpec, *,
-               region: str | None, residency: list[str] | None, now: float) -> RoutePlan:
-    """Filter every site, score the feasible ones, order them (best first)."""
+               region: str | None, residency: list[str] | None, now: float, wall: float | None = None,
+               rng: random.Random | None = None) -> RoutePlan:
+    """Filter every site, score the feasible ones, order them (best first). ``now``: monotonic seconds (the
+    backends' clocks); ``wall``: UTC epoch seconds (grid events' ramps; default the time now); ``rng`` draws
+    which requests a ramping site still takes (None: every one while any share is left)."""
+    wall = time.time() if wall is None else wall
     routes: list[SiteRoute] = []
     for site in registry.sites.values():
         r = SiteRoute(site.name)
         r.carbon_g_per_kwh = grid.carbon_g_per_kwh.get(site.spec.zone, site.spec.carbon_g_per_kwh)
         r.price_usd_per_mwh = grid.price_usd_per_mwh.get(site.spec.zone, site.spec.price_usd_per_mwh)
-        out = _filter(site, r, model, slo_class, slo, region, residency, grid, now)
+        out = _filter(site, r, model, slo_class, slo, region, residency, grid, now, wall, rng)
         if out is not None:
             r.excluded_by, r.reason = out
         routes.append(r)
@@ -155,9 +231,10 @@ def plan_route(registry: Registry, grid: GridView, model: str, slo_class: str, s
     return RoutePlan(model, slo_class, region, dict(slo.weights), routes, order)
 
 
-def pick_backend(site: Site, model: str, now: float, exclude: set[str], rng: random.Random) -> Backend | None:
+def pick_backend(site: Site, model: str, now: float, exclude: set[str], rng: random.Random,
+                 targets: Targets | None = None) -> Backend | None:
     """Power of two choices: two backends at random, the one with less load (ties: fewer in flight)."""
-    cands = [b for b in serving(site, model, now) if b.id not in exclude]
+    cands = [b for b in serving(site, model, now, targets) if b.id not in exclude]
     if not cands:
         return None
     if len(cands) == 1:

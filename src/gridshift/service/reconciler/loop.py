@@ -46,6 +46,12 @@ from gridshift.service.reconciler.decisions import (
     placements,
     site_power_mw,
 )
+from gridshift.service.reconciler.demand import (
+    planning_fleet,
+    replica_targets,
+    service_replicas,
+    write_replica_targets,
+)
 from gridshift.service.reconciler.forecasts import annotate, forecast_record, use_provider_forecasts
 from gridshift.service.reconciler.isolate import Culprit, find_culprits, one_line, quarantine, usable_events
 from gridshift.service.reconciler.policies import check_live_policy
@@ -64,6 +70,7 @@ from gridshift.service.store import (
     NotFound,
     Placement,
     Principal,
+    StateError,
     Store,
     utcnow,
 )
@@ -142,6 +149,7 @@ class Reconciler:
         self._ledger = Ledger(fleet_scenario, self.slot_s, self.n_slots)
         self._bases = BasisBooks(fleet_scenario.zones, [x.zone for x in fleet_scenario.sites])  # average and marginal
         self._kept: KeptPlan | None = None
+        self._replicas = None  # the services' replicas of the last decision
         self._trigger: str | None = None  # a change since the last pass that the kept plan did not see
         self._st: dict[str, Any] = {"ticks": 0, "passes": 0, "plans_solved": 0, "plans_kept": 0, "lp_solves": 0,
                                     "last_plan_reason": None, "plan_solved_at": None,
@@ -151,7 +159,8 @@ class Reconciler:
                                     "counterfactual": self._ledger.status(), "queue": {},
                                     "pending_dispatches": 0, "last_actions": {}, "last_error": None,
                                     "last_error_at": None, "last_trigger": None, "last_trigger_at": None,
-                                    "quarantined": 0, "last_quarantined": []}
+                                    "quarantined": 0, "last_quarantined": [], "observed_demand": {},
+                                    "replica_targets": {}}
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -492,11 +501,14 @@ class Reconciler:
                 why = f"the kept plan failed: {one_line(e, 200)}"
         if decided is None:
             stored, k = self._stored_signals(t0), 0
+            fleet, seen = planning_fleet(self.store, self.fleet, now)  # services at the gateway's observed demand
+            with self._state_lock:
+                self._st["observed_demand"] = seen
             items_in = [("event", i) for i in range(len(grid))] + [("job", i) for i in range(len(live))]
 
             def attempt(sub):
                 lv = [live[i] for kind, i in sub if kind == "job"]
-                world, signals, _ = build_world(self.fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
+                world, signals, _ = build_world(fleet, [lj.job for lj in lv], t0, self.slot_s, self.n_slots,
                                                 [events[i] for kind, i in sub if kind == "event"], stored,
                                                 background)
                 policy = make_policy(self.policy_spec, 0, objective=self.fleet.objective)
@@ -519,6 +531,7 @@ class Reconciler:
                                   policy, now)
             self._kept_background = background
         obs, actions, items, warnings, plan_time_s, solves = decided
+        self._set_replica_targets(world, signals, k)
         if obs.active.size:
             with self._state_lock:
                 st = self._st
@@ -560,9 +573,24 @@ class Reconciler:
                             site_it_power_mw={n: float(v) for n, v in zip(names, it_mw)})
         return summary
 
+    def _set_replica_targets(self, world, signals, k: int) -> None:
+        """The services' replicas in this pass (the decision's, else those placed before any job) as the stored
+        services' replica targets (``reconciler.demand``); a failure is noted, never fatal to the pass."""
+        if not world.services.n:
+            return
+        reps = self._replicas if self._replicas is not None else service_replicas(world, signals, k)
+        targets = replica_targets(world, reps)
+        try:
+            write_replica_targets(self.store, targets)
+        except StateError as e:
+            self._note_error(f"replica targets: {e}")
+        with self._state_lock:
+            self._st["replica_targets"] = targets
+
     def _decide(self, world, signals, policy: Policy, live: list[LiveJob], k: int, *, fresh: bool) -> tuple:
         """The policy's decision at the world's slot ``k`` (``fresh``: reset it with the world first) as
         (observation, executor actions, plan items, warnings, policy time in s, LP solves)."""
+        self._replicas = None
         obs = build_observation(world, signals, live, k)
         if not obs.active.size:
             return obs, [], [], [], 0.0, 0
@@ -571,6 +599,7 @@ class Reconciler:
         if fresh:
             policy.reset(world, signals)
         d = policy.decide(obs)
+        self._replicas = d.replicas
         plan_time_s = time.perf_counter() - t
         cap = checked_caps(world, obs, d, policy.name)
         placed = placements(world, d, cap)
