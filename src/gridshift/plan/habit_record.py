@@ -38,7 +38,6 @@ class DecisionRecord:
     margin: float
     z: float
     min_decisions: int = MIN_DECISIONS
-    recent_days: int = 0  # > 0: also stop while the last ``recent_days`` days' decisions (3 or more) lost on average
     target: dict = field(default_factory=dict)  # job -> slot it is held to (its plan's choice or its habit)
     followed: dict = field(default_factory=dict)  # job -> whether it follows its plan
     pending: list = field(default_factory=list)  # (slot decided, site, habit slot, plan slot, run slots)
@@ -68,14 +67,7 @@ class DecisionRecord:
 
     def follows(self) -> bool:
         k, mean, se = self.evidence()
-        if not (k >= self.min_decisions and mean - self.z * se > self.margin):
-            return False
-        if self.recent_days > 0:  # a quick stop: the newest days lost, whatever the longer record says
-            newest = max(t for t, _ in self.outcomes)
-            recent = [g for t, g in self.outcomes if t > newest - self.recent_days * self.day_slots]
-            if len(recent) >= 3 and float(np.mean(recent)) < 0:
-                return False
-        return True
+        return k >= self.min_decisions and mean - self.z * se > self.margin
 
     def decide(self, job: int, now: int, site: int, habit: int, plan: int | None, run_slots: int,
                exact: bool) -> int:

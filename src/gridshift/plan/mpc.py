@@ -111,7 +111,7 @@ class Mpc(LpPolicy):
                  habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float | None = None,
                  habit_spread: str = HABIT_SPREAD, habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
                  start_horizon_h: int = 168, long_horizon_h: int = 96, start_job_limit: int = START_JOB_LIMIT,
-                 habit_recent_days: int = 0, **params: Any) -> None:
+                 **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
             raise PlanError("horizon_h, epoch_h and block_h must be >= 1 and fine_h >= 0", field="params")
         if risk_quantile is not None and not 0.5 <= risk_quantile < 1:
@@ -129,13 +129,12 @@ class Mpc(LpPolicy):
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
                          habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
                          per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, long_horizon_h=long_horizon_h,
-                         start_job_limit=start_job_limit, habit_recent_days=habit_recent_days, **params)
+                         start_job_limit=start_job_limit, **params)
         self.per_job_limit, self.start_horizon_h = int(per_job_limit), int(start_horizon_h)
         self.long_horizon_h = int(long_horizon_h)
         self.start_job_limit = max(0, int(start_job_limit))
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
         self.habit_spread, self.habit_days = habit_spread, int(habit_days)
-        self.habit_recent_days = max(0, int(habit_recent_days))
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
         self.forecast_key = forecaster_key(forecast, forecast_params)
         self.risk_quantile = risk_quantile
@@ -172,7 +171,7 @@ class Mpc(LpPolicy):
         # epoch (no active job, no service) skipped
         self._idle_ok = not self._habit_jobs.size or self.habit_spread == "record"
         self._decisions = DecisionRecord(int(round(24 / world.slot_h)), self.habit_days, self.habit_margin,
-                                         self.habit_z, recent_days=self.habit_recent_days)
+                                         self.habit_z)
 
     def stats(self) -> dict[str, float]:
         out = super().stats()
