@@ -119,9 +119,8 @@ def test_pjm_a_25_hour_local_day_is_read_at_its_utc_hours(server):
 
 
 def test_pjm_day_ahead_lmps_are_a_forecast_with_an_issue_time(server, monkeypatch):
-    from gridshift.data.providers import pjm
 
-    monkeypatch.setattr(pjm, "utcnow", lambda: datetime(2023, 6, 1, 18, 20, tzinfo=UTC))
+    monkeypatch.setattr("gridshift.data.providers.base.utcnow", lambda: datetime(2023, 6, 1, 18, 20, tzinfo=UTC))
     times = pd.date_range("2023-06-01T18:00Z", periods=49, freq="h")  # the end hour comes too (inclusive)
     server.routes["/da_hrl_lmps"] = Reply({"items": pjm_items(times), "totalRows": 49, "links": []})
     b = provider(server, "pjm").forecasts("51217", ["lmp_da_usd_per_mwh"])

@@ -41,7 +41,7 @@ import pandas as pd
 
 from gridshift.data import http
 from gridshift.errors import DataError
-from gridshift.model.time import as_utc_timestamp
+from gridshift.model.time import as_utc_timestamp, utcnow
 
 COLUMNS = ("signal", "at", "value", "issue_time")
 # signals whose values can never be negative (prices and net flows can)
@@ -334,3 +334,30 @@ class Provider(ABC):
 
     def shape_error(self, zone: str, start: Any, end: Any, what: str) -> ProviderError:
         return ProviderError(f"{where(self.name, zone, start, end)}: unexpected answer: {what}")
+
+
+class RangeProvider(Provider):
+    """A provider whose actuals and forecasts are one ranged query, ``_fetch(zone, start, end, signals,
+    issued=None)``: actuals over ``[start, end)``; forecasts from the current hour for ``forecast_h`` hours,
+    issued now (the day-ahead hours already published, for markets)."""
+
+    forecast_h: int = 48
+    end_inclusive: bool = False  # the provider's range includes its end: the row at ``end`` is dropped
+
+    @abstractmethod
+    def _fetch(self, zone: str, start: Any, end: Any, want: list[str], issued: Any = None) -> Batch:
+        """The rows of the signals ``want`` over the range (forecast rows carry ``issued``)."""
+
+    def actuals(self, zone: str, start: datetime, end: datetime, signals: Iterable[str] | None = None) -> Batch:
+        return self._fetch(zone, start, end, self.chosen(signals, forecast=False))
+
+    def forecasts(self, zone: str, signals: Iterable[str] | None = None, start: datetime | None = None,
+                  end: datetime | None = None) -> Batch:
+        now = pd.Timestamp(utcnow()).floor("h")
+        start = now if start is None else start
+        end = now + pd.Timedelta(hours=self.forecast_h) if end is None else end
+        b = self._fetch(zone, start, end, self.chosen(signals, forecast=True), issued=now.isoformat())
+        if not self.end_inclusive:
+            return b
+        rows = b.rows[b.rows["at"] < as_utc_timestamp(end)].reset_index(drop=True)
+        return Batch(b.provider, b.zone, rows, b.problems)

@@ -31,15 +31,12 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pandas as pd
-
-from gridshift.data.providers.base import Batch, Provider, ProviderError, clean, frame, where
+from gridshift.data.providers.base import Batch, ProviderError, RangeProvider, clean, frame, where
 from gridshift.data.providers.electricitymaps import pieces
-from gridshift.model.time import S_PER_H, as_utc_timestamp, utcnow
+from gridshift.model.time import S_PER_H, as_utc_timestamp
 
 MAX_RANGE = timedelta(days=31)
 NO_DATA = "1000"
@@ -57,7 +54,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-class Caiso(Provider):
+class Caiso(RangeProvider):
     name = "caiso"
     default_base_url = "http://oasis.caiso.com/oasisapi"
     needs_key = False
@@ -116,12 +113,3 @@ class Caiso(Provider):
                                    forecast=issued is not None))
         return out
 
-    def actuals(self, zone: str, start: datetime, end: datetime, signals: Iterable[str] | None = None) -> Batch:
-        return self._fetch(zone, start, end, self.chosen(signals, forecast=False))
-
-    def forecasts(self, zone: str, signals: Iterable[str] | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> Batch:
-        now = pd.Timestamp(utcnow()).floor("h")
-        start = now if start is None else start
-        end = now + pd.Timedelta(hours=48) if end is None else end
-        return self._fetch(zone, start, end, self.chosen(signals, forecast=True), issued=now.isoformat())

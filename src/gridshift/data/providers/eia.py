@@ -22,14 +22,12 @@ time is the hour in which it was fetched. Zones are EIA respondent codes (``CISO
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from gridshift.data.providers.base import Batch, Provider, clean, frame
-from gridshift.model.time import S_PER_H, as_utc_timestamp, utcnow
+from gridshift.data.providers.base import Batch, RangeProvider, clean, frame
+from gridshift.model.time import S_PER_H, as_utc_timestamp
 
 PAGE = 5000
 FUELS = {"COL": "coal", "NG": "gas", "NUC": "nuclear", "OIL": "oil", "WAT": "hydro", "SUN": "solar",
@@ -50,7 +48,7 @@ def _period_start(period: Any) -> str | None:
         return None
 
 
-class Eia(Provider):
+class Eia(RangeProvider):
     name = "eia"
     default_base_url = "https://api.eia.gov/v2"
     key_env = "EIA_API_KEY"
@@ -100,12 +98,3 @@ class Eia(Provider):
                     records.append({"signal": sig, "at": _period_start(r.get("period")), "value": r.get("value")})
         return clean(Batch(self.name, zone, frame(records)), start, end, step_s=S_PER_H, forecast=issued is not None)
 
-    def actuals(self, zone: str, start: datetime, end: datetime, signals: Iterable[str] | None = None) -> Batch:
-        return self._fetch(zone, start, end, self.chosen(signals, forecast=False))
-
-    def forecasts(self, zone: str, signals: Iterable[str] | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> Batch:
-        now = pd.Timestamp(utcnow()).floor("h")
-        start = now if start is None else start
-        end = now + pd.Timedelta(days=2) if end is None else end
-        return self._fetch(zone, start, end, self.chosen(signals, forecast=True), issued=now.isoformat())

@@ -25,15 +25,12 @@ them for the next 48 hours with the hour they were fetched as their issue time (
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pandas as pd
-
-from gridshift.data.providers.base import Batch, Provider, clean, frame
+from gridshift.data.providers.base import Batch, RangeProvider, clean, frame
 from gridshift.data.providers.electricitymaps import pieces
-from gridshift.model.time import S_PER_H, as_utc_timestamp, utcnow
+from gridshift.model.time import S_PER_H, as_utc_timestamp
 
 PAGE = 50_000
 MAX_RANGE = timedelta(days=365)
@@ -49,13 +46,14 @@ def ept_range(start: Any, end: Any) -> str:
     return f"{f(start)}to{f(end)}"
 
 
-class Pjm(Provider):
+class Pjm(RangeProvider):
     name = "pjm"
     default_base_url = "https://api.pjm.com/api/v1"
     key_env = "PJM_API_KEY"
     doc_url = "https://www.pjm.com/-/media/etools/data-miner-2/data-miner-2-api-guide.ashx"
     min_interval_s = 10.0  # PJM API Portal (apiportal.pjm.com): non-members 6 data connections a minute (members 600)
     signals = {"lmp_da_usd_per_mwh": (True, True), "lmp_rt_usd_per_mwh": (True, False)}
+    end_inclusive = True  # Data Miner's datetime ranges include their end
 
     def provider_zone(self, zone: str) -> str:
         return self.config.zones.get(zone, NODES.get(zone, zone))
@@ -93,14 +91,3 @@ class Pjm(Provider):
                                     "value": r.get(field), "issue_time": issued})
         return clean(Batch(self.name, zone, frame(records)), start, end, step_s=S_PER_H, forecast=issued is not None)
 
-    def actuals(self, zone: str, start: datetime, end: datetime, signals: Iterable[str] | None = None) -> Batch:
-        return self._fetch(zone, start, end, self.chosen(signals, forecast=False))
-
-    def forecasts(self, zone: str, signals: Iterable[str] | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> Batch:
-        now = pd.Timestamp(utcnow()).floor("h")
-        start = now if start is None else start
-        end = now + pd.Timedelta(hours=48) if end is None else end
-        b = self._fetch(zone, start, end, self.chosen(signals, forecast=True), issued=now.isoformat())
-        rows = b.rows[b.rows["at"] < as_utc_timestamp(end)].reset_index(drop=True)  # the range's end is included
-        return Batch(b.provider, b.zone, rows, b.problems)
