@@ -277,3 +277,19 @@ def test_accounting_keeps_negative_price_rows_and_totals(tmp_path):
     assert acc.cost.labels("t", "m")._value.get() == pytest.approx(2 * cost)
     again = Accounting(engine, CollectorRegistry())  # a restart: the totals come back from the rows
     assert again.tokens.labels("t", "m", "out")._value.get() == 200
+
+
+def test_the_shedding_ramp_follows_the_fleet_sites_ramp_limit():
+    """A fleet site limited to 0.5 MW/min with 200 kW for inference sheds over 24 s (200 kW at 0.5 MW/min);
+    a ramp the backends file gives wins; without a ramp limit the default stays."""
+    from types import SimpleNamespace
+
+    from gridshift.service.gateway.config import with_fleet
+
+    fleet = [SimpleNamespace(name="a", zone="DE-LU", region=None, power_cap_mw=0.2, ramp_mw_per_min=0.5),
+             SimpleNamespace(name="b", zone="DE-LU", region=None, power_cap_mw=0.2, ramp_mw_per_min=0.5),
+             SimpleNamespace(name="c", zone="DE-LU", region=None, power_cap_mw=0.2, ramp_mw_per_min=None)]
+    c = parse_gateway_config({"sites": [{"name": "a"}, {"name": "b", "shed_ramp_s": 90}, {"name": "c"}]})
+    a, b, cc = with_fleet(c, fleet, "b.yaml").sites
+    assert a.shed_ramp_s == pytest.approx(24.0)
+    assert b.shed_ramp_s == 90 and cc.shed_ramp_s == 300.0

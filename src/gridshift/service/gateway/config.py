@@ -47,7 +47,8 @@ class SiteSpec(BaseModel):
     price_usd_per_mwh: float | None = Field(default=None, description="Fallback when the store has no signal.")
     shed_ramp_s: float = Field(default=300.0, ge=0, le=86_400, description="A grid event shedding an SLO class "
                                "takes its share of this site's requests from all to none over this many seconds "
-                               "(0: at once), one class after the other (see SloSpec.shed_order).")
+                               "(0: at once), one class after the other (see SloSpec.shed_order); not given: from "
+                               "the fleet site's ramp_mw_per_min and power_cap_kw where both are known, else 300.")
     backends: list[BackendSpec] = Field(default_factory=list)
 
 
@@ -137,7 +138,10 @@ class GatewayConfig(BaseModel):
 
 def with_fleet(config: GatewayConfig, sites: list[Any], label: str = "fleet") -> GatewayConfig:
     """Fill each site's zone, region and power cap from the fleet scenario's site of the same name (what the
-    backends file gives wins); a site with no zone either way is an error naming it."""
+    backends file gives wins), and its shedding ramp from the site's ramp limit: ``shed_ramp_s`` = the time the
+    site's inference power (``power_cap_kw``) takes to go to zero at ``ramp_mw_per_min`` (each class sheds at
+    most that power, so no class's ramp is steeper than the limit). A site with no zone either way is an error
+    naming it."""
     by_name = {s.name: s for s in sites}
     for i, spec in enumerate(config.sites):
         fleet_site = by_name.get(spec.name)
@@ -147,6 +151,9 @@ def with_fleet(config: GatewayConfig, sites: list[Any], label: str = "fleet") ->
             cap = getattr(fleet_site, "power_cap_mw", None)
             if spec.power_cap_kw is None and isinstance(cap, int | float):
                 spec.power_cap_kw = 1000.0 * float(cap)
+            ramp = getattr(fleet_site, "ramp_mw_per_min", None)
+            if "shed_ramp_s" not in spec.model_fields_set and isinstance(ramp, int | float) and spec.power_cap_kw:
+                spec.shed_ramp_s = min(86_400.0, 60.0 * spec.power_cap_kw / (1000.0 * float(ramp)))
         if spec.zone is None:
             raise GridShiftError(f"site '{spec.name}' has no zone (give one, or a --fleet scenario with this site)",
                                  file=label, field=f"sites.{i}.zone")
