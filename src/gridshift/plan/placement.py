@@ -112,8 +112,9 @@ def keep_running(st: PlacementState, obs: Observation, running: np.ndarray, *, f
     pool = obs.running_pool[running]
     gang = obs.running_gang[running]
     left = []
-    for p in np.unique(pool):
-        sel = pool == p
+    by_pool = np.argsort(pool, kind="stable")  # each pool's jobs keep their order in ``running``
+    pools, first = np.unique(pool[by_pool], return_index=True)
+    for p, sel in zip(pools, np.split(by_pool, first[1:])):
         js, gs = running[sel], gang[sel]
         if force:
             ok = np.ones(js.size, bool)
