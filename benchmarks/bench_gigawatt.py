@@ -81,6 +81,45 @@ def child(scale: float, policy: str, part: float, progress: bool) -> dict:
     }
 
 
+def split_child(scale: float, policy: str, part: float, groups: int, address: str | None, progress: bool) -> dict:
+    from gridshift.studies.gigawatt import GigawattSpec
+    from gridshift.studies.gigawatt_split import run_split
+
+    load0 = _load()
+    bar = None
+    cb = None
+    if progress:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=groups, desc=f"{policy} x{scale:g} split {groups}", unit="group", file=sys.stderr)
+
+            def cb(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+        except ImportError:
+            cb = None
+    t0 = time.perf_counter()
+    r = run_split(GigawattSpec(scale=scale), policy, groups, part=part, address=address, progress=cb)
+    if bar is not None:
+        bar.close()
+    r["wall_s"] = round(time.perf_counter() - t0, 2)
+    r["groups"], r["address"] = groups, address or "local"
+    r["peak_rss_gb_driver"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
+    r["loadavg_before"], r["loadavg_after"] = load0, _load()
+    return r
+
+
+def compare(whole: dict, split: dict) -> dict:
+    """Relative difference of the split run's totals from the whole run's (same scale and part)."""
+    m, c = whole["metrics"], split["combined"]
+    out = {}
+    for k in ("energy_mwh", "carbon_t", "cost_usd", "jobs_completed"):
+        if k in m and m[k]:
+            out[f"{k}_rel_diff"] = round(c[k] / m[k] - 1.0, 5)
+    out["utilisation_abs_diff"] = round(c["utilisation_frac"] - whole["utilisation_frac"], 5)
+    out["speedup"] = round(whole["wall_s"] / split["tasks_wall_s"], 3) if split["tasks_wall_s"] else None
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="1.0 = the 1 GW fleet; 0.01 for quick checks")
@@ -88,11 +127,17 @@ def main() -> int:
     ap.add_argument("--part", type=float, default=1.0, help="run the first fraction of the year (0 < part <= 1)")
     ap.add_argument("--progress", action="store_true", help="a progress bar with ETA on stderr (tqdm)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_gigawatt.json"))
+    ap.add_argument("--split", type=int, default=0, help="also run split into this many site groups on Ray")
+    ap.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--split-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if not (0 < a.part <= 1):
         print("--part: must be in (0, 1]", file=sys.stderr)
         return 2
+    if a.child and a.split_child:
+        print(json.dumps(split_child(a.scale, a.child, a.part, a.split, a.address, a.progress)))
+        return 0
     if a.child:
         print(json.dumps(child(a.scale, a.child, a.part, a.progress)))
         return 0
@@ -122,6 +167,14 @@ def main() -> int:
               f"{entry['slots_run']} slots: simulate {fig['simulate_s']} s (build {fig['build_s']} s), "
               f"utilisation {fig['utilisation_frac']:.3f}, peak RSS {fig['peak_rss_gb']} GB, "
               f"load {fig['loadavg_before']} -> {fig['loadavg_after']}", file=sys.stderr)
+        if a.split:
+            cmd = [*cmd, "--split-child", "--split", str(a.split)] + (["--address", a.address] if a.address else [])
+            r = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+            sp = json.loads(r.stdout.strip().splitlines()[-1])
+            sp["split_vs_whole"] = compare(fig, sp)
+            entry[f"{pol}_split{a.split}"] = sp
+            print(f"{key} {pol} split into {a.split} site groups ({sp['address']}): tasks {sp['tasks_wall_s']} s "
+                  f"vs whole {fig['simulate_s']} s; {sp['split_vs_whole']}", file=sys.stderr)
     git_after = git_state()
     entry["git"] = git_before if git_after == git_before else {"before": git_before, "after": git_after}
     entry["commit"] = git_before["commit"]

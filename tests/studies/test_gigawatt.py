@@ -80,3 +80,27 @@ def test_asap_runs_within_caps_on_the_first_weeks(built):
     assert 0.05 < util <= 1.0
     assert run.metrics["cap_violation_mwh"] == pytest.approx(0.0, abs=1e-6)
     assert run.metrics["jobs_completed"] > 0
+
+
+def test_site_groups_partition_the_fleet_with_its_jobs_and_demand():
+    from gridshift.studies.gigawatt import gigawatt_scenario
+    from gridshift.studies.gigawatt_split import site_groups
+
+    spec = GigawattSpec(scale=0.01)
+    groups = site_groups(spec, 3)
+    assert sorted(i for g in groups for i in g) == list(range(len(SITES)))
+    acc = [sum(p.values()) for p in fleet_counts(spec)]
+    sizes = [sum(acc[i] for i in g) for g in groups]
+    assert max(sizes) / min(sizes) < 1.15
+    whole = gigawatt_scenario(spec)
+    parts = [gigawatt_scenario(spec, group=g) for g in groups]
+    assert sum(len(p.sites) for p in parts) == len(whole.sites)
+    assert abs(sum(p.workloads.generate.count for p in parts) - whole.workloads.generate.count) <= len(groups)
+    assert sum(len(p.events) for p in parts) == len(whole.events)
+    peak = lambda sc: sum(v for s in sc.workloads.services for v in s.demand.peak_requests_per_s.values())  # noqa: E731
+    assert sum(peak(p) for p in parts) == pytest.approx(peak(whole), rel=1e-6)
+    for p in parts:  # a group's services are served only from its own sites
+        names = {s.name for s in p.sites}
+        assert all(set(s.allowed_sites) <= names for s in p.workloads.services)
+    with pytest.raises(ValueError):
+        site_groups(spec, 0)

@@ -194,22 +194,46 @@ def _zones() -> list[dict]:
     return out
 
 
-def gigawatt_scenario(spec: GigawattSpec, load_scale: float = 1.0, policies: list | None = None) -> Scenario:
-    """The scenario of the fleet at ``spec.scale`` with the jobs' work multiplied by ``load_scale``."""
-    sites = _sites(spec)
-    largest = max(p["count"] for s in sites for p in s["pools"])
+def gigawatt_scenario(spec: GigawattSpec, load_scale: float = 1.0, policies: list | None = None,
+                      group: tuple[int, ...] | None = None) -> Scenario:
+    """The scenario of the fleet at ``spec.scale`` with the jobs' work multiplied by ``load_scale``.
+
+    ``group``: only these sites (indices into ``SITES``), for a run split by site groups: the group gets the
+    jobs in proportion to its accelerators (a draw of its own, seeded by the group), each service's demand in
+    proportion to the group's share of the accelerators that may serve it, and the events at its sites."""
+    all_sites = _sites(spec)
+    largest = max(p["count"] for s in all_sites for p in s["pools"])
     gangs = [g for g in GANG_SIZES if g <= max(1, largest // 2)]  # all of them from scale 0.01 up
-    n_jobs = max(1, int(round(spec.jobs * spec.scale)))
+    n_jobs = spec.jobs * spec.scale
+    services, events, sites, seed = _services(spec, all_sites), _events(all_sites), all_sites, spec.seed
+    if group is not None:
+        sites = [all_sites[i] for i in sorted(group)]
+        names = {x["name"] for x in sites}
+        acc = lambda ss: sum(p["count"] for x in ss for p in x["pools"])  # noqa: E731
+        n_jobs *= acc(sites) / acc(all_sites)
+        serving = lambda ss, svc: sum(p["count"] for x in ss if x["name"] in svc["allowed_sites"]  # noqa: E731
+                                      for p in x["pools"] if p["accelerator"] in PROFILES)
+        kept = []
+        for svc in services:
+            share = serving(sites, svc) / serving(all_sites, svc)
+            if share > 0:
+                svc = {**svc, "allowed_sites": [x for x in svc["allowed_sites"] if x in names]}
+                svc["demand"] = {**svc["demand"], "peak_requests_per_s": {
+                    r: v * share for r, v in svc["demand"]["peak_requests_per_s"].items()}}
+                kept.append(svc)
+        services = kept
+        events = [e for e in events if set(e["sites"]) <= names]
+        seed = spec.seed * 1000 + min(group) + 1
     return Scenario.model_validate({
-        "name": f"gigawatt-x{spec.scale:g}", "seed": spec.seed,
+        "name": f"gigawatt-x{spec.scale:g}", "seed": seed,
         "time_range": {"start": YEAR[0], "end": YEAR[1]}, "slot_duration_s": 3600,
         "zones": _zones(),
         "sites": sites,
-        "workloads": {"generate": {"trace": "gaia/pai-100k", "count": n_jobs, "max_length_h": spec.max_length_h,
-                                   "load_scale": load_scale, "gang_sizes": gangs,
-                                   "gang_size_weights": [float(g) for g in gangs]},
-                      "services": _services(spec, sites)},
-        "events": _events(sites),
+        "workloads": {"generate": {"trace": "gaia/pai-100k", "count": max(1, int(round(n_jobs))),
+                                   "max_length_h": spec.max_length_h, "load_scale": load_scale,
+                                   "gang_sizes": gangs, "gang_size_weights": [float(g) for g in gangs]},
+                      "services": services},
+        "events": events,
         "demand_response": {"counterfactual": False}, "fill_gaps_max_h": 6,
         "policies": policies or [{"name": "asap"}],
     })
