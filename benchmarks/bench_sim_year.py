@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
@@ -84,6 +86,8 @@ def main() -> int:
         "peak_rss_mb": round(peak_mb, 1),
         "python": platform.python_version(),
         "cpus": __import__("os").cpu_count(),
+        "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],  # the machine may be shared
+        "commit": git_state()["commit"],
     }
     print(json.dumps(res, indent=2))
     if a.json:

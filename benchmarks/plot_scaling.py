@@ -1,0 +1,99 @@
+"""How the simulator's and the planner's measured figures grow with fleet size: a markdown table on stdout
+and a log-log plot, from the results files only (nothing is re-run or estimated here).
+
+    python benchmarks/plot_scaling.py [--png docs/img/gigawatt_scaling.png]
+
+Reads ``results/bench_gigawatt.json`` (every run: seconds per simulated slot under each policy, by
+accelerators), ``results/scaling_sim_year.json`` (``bench_sim_year.py``) and
+``results/scaling_plan_epoch.json`` (``bench_plan_epoch.py``: seconds per ``mpc`` epoch by active jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "benchmarks" / "results"
+
+
+def _read(name: str) -> dict:
+    p = RES / name
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def rows() -> tuple[list[dict], list[dict]]:
+    """(per-slot simulator rows by accelerators, per-epoch planner rows by active jobs)."""
+    sim = []
+    for key, r in sorted(_read("bench_gigawatt.json").get("runs", {}).items(), key=lambda kv: kv[1]["accelerators"]):
+        for pol in ("asap", "mpc", "oracle"):
+            if pol in r:
+                x = r[pol]
+                sim.append({"bench": f"bench_gigawatt {key}", "policy": pol, "accelerators": r["accelerators"],
+                            "jobs": r["jobs_in_part"], "slots": r["slots_run"], "seconds": x["simulate_s"],
+                            "ms_per_slot": 1000 * x["simulate_s"] / r["slots_run"], "commit": r.get("commit"),
+                            "load": x["loadavg_before"]})
+    sy = _read("scaling_sim_year.json")
+    if sy:
+        sim.append({"bench": "bench_sim_year", "policy": sy["policy"], "accelerators": sy["accelerators"],
+                    "jobs": sy["jobs"], "slots": sy["slots"], "seconds": sy["simulate_s"],
+                    "ms_per_slot": 1000 * sy["simulate_s"] / sy["slots"], "commit": sy.get("commit"),
+                    "load": sy.get("loadavg")})
+    plan = []
+    pe = _read("scaling_plan_epoch.json")
+    for n, r in sorted(pe.get("epochs", {}).items(), key=lambda kv: int(kv[0])):
+        plan.append({"bench": "bench_plan_epoch", "accelerators": r["accelerators"], "active_jobs": int(n),
+                     "epoch_s": r["mean_epoch_s"], "solve_s": r["mean_solve_s"], "classes": r["epochs"][0]["classes"],
+                     "commit": (pe.get("git") or {}).get("commit"), "load": pe.get("loadavg")})
+    return sim, plan
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "gigawatt_scaling.png"))
+    a = ap.parse_args()
+    sim, plan = rows()
+    print("| benchmark | policy | accelerators | jobs | slots | simulate, s | ms per slot | commit | load (1/5/15 min) |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    for r in sim:
+        print(f"| {r['bench']} | {r['policy']} | {r['accelerators']:,} | {r['jobs']:,} | {r['slots']:,} | "
+              f"{r['seconds']:.1f} | {r['ms_per_slot']:.2f} | {r['commit']} | {r['load']} |")
+    print()
+    print("| benchmark | accelerators | active jobs | mean epoch, s | LP solve, s | classes | commit | load |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    for r in plan:
+        print(f"| {r['bench']} | {r['accelerators']:,} | {r['active_jobs']:,} | {r['epoch_s']:.3f} | "
+              f"{r['solve_s']:.3f} | {r['classes']} | {r['commit']} | {r['load']} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for pol, mark in (("asap", "o"), ("mpc", "s"), ("oracle", "^")):
+        pts = sorted((r["accelerators"], r["ms_per_slot"]) for r in sim if r["policy"] == pol)
+        if pts:
+            ax1.loglog(*zip(*pts), marker=mark, label=pol)
+    ax1.set_xlabel("accelerators")
+    ax1.set_ylabel("simulated slot (1 h), ms")
+    ax1.set_title("simulator: cost per hourly slot")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend()
+    if plan:
+        ax2.loglog([r["active_jobs"] for r in plan], [r["epoch_s"] for r in plan], marker="o", label="epoch")
+        ax2.loglog([r["active_jobs"] for r in plan], [r["solve_s"] for r in plan], marker="s", label="LP solve")
+        ax2.legend()
+    ax2.set_xlabel("active jobs (10,000 accelerators)")
+    ax2.set_ylabel("s")
+    ax2.set_title("mpc: one planning epoch")
+    ax2.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Measured on a shared 2-core machine (load averages in the table)", fontsize=9)
+    fig.tight_layout()
+    Path(a.png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(a.png, dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
