@@ -54,9 +54,9 @@ def run_group(spec: GigawattSpec, load_scale: float, group: tuple[int, ...] | No
 
     t0 = time.perf_counter()
     asm = first_part(assemble(gigawatt_scenario(spec, load_scale, group=group)), part)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     (run,) = run_policies(asm, [PolicySpec(name=policy)], nominal_reference=False)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     m, ts = run.metrics, run.site_timeseries
     slot_h = asm.world.slot_h
     return {"group": list(group) if group is not None else None, "pid": os.getpid(),
@@ -66,7 +66,7 @@ def run_group(spec: GigawattSpec, load_scale: float, group: tuple[int, ...] | No
             "busy_acc_h": float(ts["busy_accelerators"].sum() * slot_h),
             "total_acc_h": float(ts["total_accelerators"].sum() * slot_h),
             "accelerators": int(asm.world.fleet.pool_count.sum()), "jobs": len(asm.world.jobs),
-            "build_s": round(t1 - t0, 2), "simulate_s": round(t2 - t1, 2)}
+            "build_s": round(t1 - t0, 2), "simulate_s": round(t2 - t1, 2), "simulate_cpu_s": round(c2 - c1, 2)}
 
 
 def combine(parts: list[dict]) -> dict:
