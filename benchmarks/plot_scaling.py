@@ -23,6 +23,12 @@ def _read(name: str) -> dict:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
+def _commit(git: dict | None) -> str | None:
+    if not git:
+        return None
+    return git.get("commit") or (git.get("before") or {}).get("commit")
+
+
 def rows() -> tuple[list[dict], list[dict]]:
     """(per-slot simulator rows by accelerators, per-epoch planner rows by active jobs)."""
     sim = []
@@ -32,20 +38,24 @@ def rows() -> tuple[list[dict], list[dict]]:
                 x = r[pol]
                 sim.append({"bench": f"bench_gigawatt {key}", "policy": pol, "accelerators": r["accelerators"],
                             "jobs": r["jobs_in_part"], "slots": r["slots_run"], "seconds": x["simulate_s"],
-                            "ms_per_slot": 1000 * x["simulate_s"] / r["slots_run"], "commit": r.get("commit"),
+                            "cpu_s": x.get("simulate_cpu_s"),
+                            "ms_per_slot": 1000 * x.get("simulate_cpu_s", x["simulate_s"]) / r["slots_run"],
+                            "commit": r.get("commit"), "part": r.get("part", 1.0),
                             "load": x["loadavg_before"]})
     sy = _read("scaling_sim_year.json")
     if sy:
         sim.append({"bench": "bench_sim_year", "policy": sy["policy"], "accelerators": sy["accelerators"],
                     "jobs": sy["jobs"], "slots": sy["slots"], "seconds": sy["simulate_s"],
-                    "ms_per_slot": 1000 * sy["simulate_s"] / sy["slots"], "commit": sy.get("commit"),
+                    "cpu_s": sy.get("simulate_cpu_s"), "part": 1.0,
+                    "ms_per_slot": 1000 * sy.get("simulate_cpu_s", sy["simulate_s"]) / sy["slots"],
+                    "commit": sy.get("commit"),
                     "load": sy.get("loadavg")})
     plan = []
     pe = _read("scaling_plan_epoch.json")
     for n, r in sorted(pe.get("epochs", {}).items(), key=lambda kv: int(kv[0])):
         plan.append({"bench": "bench_plan_epoch", "accelerators": r["accelerators"], "active_jobs": int(n),
                      "epoch_s": r["mean_epoch_s"], "solve_s": r["mean_solve_s"], "classes": r["epochs"][0]["classes"],
-                     "commit": (pe.get("git") or {}).get("commit"), "load": pe.get("loadavg")})
+                     "commit": _commit(pe.get("git")), "load": pe.get("loadavg")})
     return sim, plan
 
 
@@ -54,11 +64,13 @@ def main() -> int:
     ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "gigawatt_scaling.png"))
     a = ap.parse_args()
     sim, plan = rows()
-    print("| benchmark | policy | accelerators | jobs | slots | simulate, s | ms per slot | commit | load (1/5/15 min) |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    print("| benchmark | policy | accelerators | jobs | slots (part of 2023) | simulate, s wall | CPU s | "
+          "ms per slot (CPU if measured) | commit | load (1/5/15 min) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in sim:
-        print(f"| {r['bench']} | {r['policy']} | {r['accelerators']:,} | {r['jobs']:,} | {r['slots']:,} | "
-              f"{r['seconds']:.1f} | {r['ms_per_slot']:.2f} | {r['commit']} | {r['load']} |")
+        cpu = "—" if r["cpu_s"] is None else f"{r['cpu_s']:.1f}"
+        print(f"| {r['bench']} | {r['policy']} | {r['accelerators']:,} | {r['jobs']:,} | {r['slots']:,} "
+              f"({r['part']:.0%}) | {r['seconds']:.1f} | {cpu} | {r['ms_per_slot']:.2f} | {r['commit']} | {r['load']} |")
     print()
     print("| benchmark | accelerators | active jobs | mean epoch, s | LP solve, s | classes | commit | load |")
     print("|---|---:|---:|---:|---:|---:|---|---|")
@@ -72,11 +84,14 @@ def main() -> int:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for pol, mark in (("asap", "o"), ("mpc", "s"), ("oracle", "^")):
-        pts = sorted((r["accelerators"], r["ms_per_slot"]) for r in sim if r["policy"] == pol)
-        if pts:
-            ax1.loglog(*zip(*pts), marker=mark, label=pol)
+        for full, style in ((True, "-"), (False, ":")):
+            pts = sorted((r["accelerators"], r["ms_per_slot"]) for r in sim if r["policy"] == pol
+                         and r["cpu_s"] is not None and (r["part"] >= 1) == full)
+            if pts:
+                ax1.loglog(*zip(*pts), marker=mark, linestyle=style,
+                           label=f"{pol} ({'whole year' if full else 'first part of the year'})")
     ax1.set_xlabel("accelerators")
-    ax1.set_ylabel("simulated slot (1 h), ms")
+    ax1.set_ylabel("CPU ms per simulated hour")
     ax1.set_title("simulator: cost per hourly slot")
     ax1.grid(True, which="both", alpha=0.3)
     ax1.legend()
