@@ -84,12 +84,21 @@ def main() -> int:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for pol, mark in (("asap", "o"), ("mpc", "s"), ("oracle", "^")):
-        for full, style in ((True, "-"), (False, ":")):
-            pts = sorted((r["accelerators"], r["ms_per_slot"]) for r in sim if r["policy"] == pol
-                         and r["cpu_s"] is not None and (r["part"] >= 1) == full)
-            if pts:
-                ax1.loglog(*zip(*pts), marker=mark, linestyle=style,
-                           label=f"{pol} ({'whole year' if full else 'first part of the year'})")
+        gw = [r for r in sim if r["policy"] == pol and r["cpu_s"] is not None and r["bench"].startswith("bench_gigawatt")]
+        full = sorted((r["accelerators"], r["ms_per_slot"]) for r in gw if r["part"] >= 1)
+        if full:
+            ax1.loglog(*zip(*full), marker=mark, label=f"{pol}, gigawatt fleet, whole year")
+        part = [r for r in gw if r["part"] < 1]
+        if part:
+            ax1.scatter([r["accelerators"] for r in part], [r["ms_per_slot"] for r in part], marker=mark,
+                        facecolors="none", edgecolors="C1", label=f"{pol}, first part of the year")
+            for r in part:
+                ax1.annotate(f"{r['part']:.0%}", (r["accelerators"], r["ms_per_slot"]), fontsize=7,
+                             xytext=(4, -3), textcoords="offset points")
+    sy = [r for r in sim if r["bench"] == "bench_sim_year" and r["cpu_s"] is not None]
+    if sy:
+        ax1.scatter([r["accelerators"] for r in sy], [r["ms_per_slot"] for r in sy], marker="D", color="C2",
+                    label="bench_sim_year (8 sites, 100k jobs)")
     ax1.set_xlabel("accelerators")
     ax1.set_ylabel("CPU ms per simulated hour")
     ax1.set_title("simulator: cost per hourly slot")
@@ -100,7 +109,7 @@ def main() -> int:
         ax2.loglog([r["active_jobs"] for r in plan], [r["solve_s"] for r in plan], marker="s", label="LP solve")
         ax2.legend()
     ax2.set_xlabel("active jobs (10,000 accelerators)")
-    ax2.set_ylabel("s")
+    ax2.set_ylabel("wall s (load in the table)")
     ax2.set_title("mpc: one planning epoch")
     ax2.grid(True, which="both", alpha=0.3)
     fig.suptitle("Measured on a shared 2-core machine (load averages in the table)", fontsize=9)
