@@ -198,6 +198,7 @@ def main() -> int:
         print(f"quarter (demo fleet, {q['slots']} slots, {q['jobs']} jobs, mpc hourly): {q['wall_s']:.0f} s wall "
               f"({q['plan_time_s']:.0f} s planning, {q['lp_solves']} LPs), peak RSS {q['peak_rss_mb']} MB, "
               f"target 600 s: {'met' if q['met'] else 'MISSED'}")
+    res["loadavg"] = [round(x, 2) for x in __import__("os").getloadavg()]  # at the end; the machine may be shared
     git_after = git_state()
     res["git"] = git_before if git_after == git_before else {"before": git_before, "after": git_after}
     prev.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+
 from gridshift.model.scenario import PolicySpec, Scenario
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
@@ -64,9 +66,9 @@ def main() -> int:
     t0 = time.perf_counter()
     sc = scenario(a.jobs, a.policy)
     asm = assemble(sc)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     (run,) = run_policies(asm, [PolicySpec(name=a.policy)])
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res = {
         "benchmark": "sim_year",
@@ -80,10 +82,13 @@ def main() -> int:
                                   / run.site_timeseries["total_accelerators"].sum()),
         "assemble_s": round(t1 - t0, 2),
         "simulate_s": round(t2 - t1, 2),
+        "simulate_cpu_s": round(c2 - c1, 2),  # CPU time: less inflated than wall time on a shared machine
         "wall_s": round(t2 - t0, 2),
         "peak_rss_mb": round(peak_mb, 1),
         "python": platform.python_version(),
         "cpus": __import__("os").cpu_count(),
+        "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],  # the machine may be shared
+        "commit": git_state()["commit"],
     }
     print(json.dumps(res, indent=2))
     if a.json:

@@ -121,3 +121,18 @@ def test_pausing_rigid_job_is_rejected():
     sig = make_signals([[1.0] * 3])
     with pytest.raises(PlanError, match="non-interruptible"):
         simulate(make_world(fleet, jobs, sig), sig, PauseAt(pause_slot=1))
+
+
+def test_a_job_placed_twice_in_a_slot_is_rejected():
+    class Twice(Policy):
+        name = "twice"
+
+        def decide(self, obs):
+            j = np.concatenate([obs.active, obs.active[:1]])
+            return Decision(j, np.zeros(j.size, np.int32), np.ones(j.size, np.int32))
+
+    fleet = make_fleet(((8,),), n_slots=2)
+    jobs = make_jobs(arrival_s=(0.0, 0.0), work_acc_h=(5.0, 5.0), gang=(1, 1))
+    sig = make_signals([[1.0, 1.0]])
+    with pytest.raises(PlanError, match="placed twice"):
+        simulate(make_world(fleet, jobs, sig), sig, Twice())

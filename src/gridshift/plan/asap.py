@@ -35,6 +35,15 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
     running, is_rigid, reps = place_fixed(st, obs)
     budget = NextEventBudget(obs, st, reps)  # before a known event: what new work would pin during it
 
+    placed = np.zeros(len(obs.world.jobs), bool)  # jobs placed so far in this slot
+
+    def mark() -> None:
+        for js in st.jobs[n_marked[0]:]:
+            placed[js] = True
+        n_marked[0] = len(st.jobs)
+
+    n_marked = [0]
+
     def fill(order: np.ndarray) -> None:
         for p in pool_order:
             cand = budget.admit(order[waiting_allowed(order, int(p))], int(p))
@@ -42,11 +51,12 @@ def place(obs: Observation, st: PlacementState, waiting_allowed, pool_order: np.
                 n_before = len(st.jobs)
                 first_fit_jobs(st, obs, cand, np.array([p]))
                 if len(st.jobs) > n_before:
-                    order = order[~np.isin(order, np.concatenate(st.jobs[n_before:]))]
+                    mark()
+                    order = order[~placed[order]]
 
     def waiting() -> np.ndarray:
-        placed = np.concatenate(st.jobs) if st.jobs else np.zeros(0, np.int64)
-        return priority_order(obs, active[~np.isin(active, placed)], first)
+        mark()
+        return priority_order(obs, active[~placed[active]], first)
 
     under = obs.world.sites_under_event(obs.t)
     if st.enforce_power and under is not None and under.any():  # under an event tier 0 starts before others

@@ -112,8 +112,9 @@ def keep_running(st: PlacementState, obs: Observation, running: np.ndarray, *, f
     pool = obs.running_pool[running]
     gang = obs.running_gang[running]
     left = []
-    for p in np.unique(pool):
-        sel = pool == p
+    by_pool = np.argsort(pool, kind="stable")  # each pool's jobs keep their order in ``running``
+    pools, first = np.unique(pool[by_pool], return_index=True)
+    for p, sel in zip(pools, np.split(by_pool, first[1:])):
         js, gs = running[sel], gang[sel]
         if force:
             ok = np.ones(js.size, bool)
@@ -150,28 +151,52 @@ def place_services(st: PlacementState, obs: Observation, site_order: np.ndarray 
         return reps
     demand = obs.demand_rps if demand_rps is None else demand_rps
     tp = f.throughput_frac(st.cap)
-    for n in range(svc.n):
-        for r in range(len(svc.regions[n])):
-            need_rps = demand[n, r] * (1.0 + svc.headroom_frac[n])
-            if need_rps <= 0:
+    need = demand * (1.0 + svc.headroom_frac[:, None])
+    for n, r in zip(*np.nonzero(need > 0)):
+        need_rps = float(need[n, r])
+        pools = _serving_pools(w, int(n), int(r), site_order)
+        cap_rps = svc.capacity_rps[n, f.pool_type[pools]] * tp[pools]
+        for p, c in zip(pools.tolist(), cap_rps.tolist()):
+            if c <= 0:
                 continue
-            sites = np.argsort(svc.rtt_ms[n, r], kind="stable") if site_order is None else site_order
-            for s in sites:
-                if not svc.allowed[n, r, s] or need_rps <= 0:
-                    continue
-                for p in np.flatnonzero(f.pool_site == s):
-                    k = f.pool_type[p]
-                    cap_rps = svc.capacity_rps[n, k] * tp[p]
-                    if cap_rps <= 0 or need_rps <= 0:
-                        continue
-                    inc = replica_increment_mw(w, n, int(p), float(st.cap[p]))
-                    want = int(np.ceil(need_rps / cap_rps - 1e-9))
-                    got = min(want, int(st.free[p]), st.power_limit(int(p), inc))
-                    if got > 0:
-                        reps[n, r, p] += got
-                        st.take(int(p), got, inc)
-                        need_rps -= got * cap_rps
+            inc = replica_increment_mw(w, int(n), p, float(st.cap[p]))
+            want = int(np.ceil(need_rps / c - 1e-9))
+            got = min(want, int(st.free[p]), st.power_limit(p, inc))
+            if got > 0:
+                reps[n, r, p] += got
+                st.take(p, got, inc)
+                need_rps -= got * c
+                if need_rps <= 0:
+                    break
     return reps
+
+
+_SERVING_POOLS: dict[int, tuple[object, dict]] = {}
+
+
+def _serving_pools(w: World, n: int, r: int, site_order: np.ndarray | None) -> np.ndarray:
+    """Pools that may serve region r of service n with a profile for their type, in the order replicas are
+    added: allowed sites nearest first (or in ``site_order``), each site's pools in order. The nearest-first
+    lists are computed once per world's services."""
+    svc, f = w.services, w.fleet
+
+    def build(sites: np.ndarray) -> np.ndarray:
+        out = [p for s in sites if svc.allowed[n, r, s] for p in np.flatnonzero(f.pool_site == s)
+               if svc.capacity_rps[n, f.pool_type[p]] > 0]
+        return np.asarray(out, np.int64)
+
+    if site_order is not None:
+        return build(site_order)
+    entry = _SERVING_POOLS.get(id(svc))
+    if entry is None or entry[0] is not svc:
+        if len(_SERVING_POOLS) > 8:
+            _SERVING_POOLS.clear()
+        entry = (svc, {})
+        _SERVING_POOLS[id(svc)] = entry
+    cache = entry[1]
+    if (n, r) not in cache:
+        cache[n, r] = build(np.argsort(svc.rtt_ms[n, r], kind="stable"))
+    return cache[n, r]
 
 
 def first_fit_jobs(st: PlacementState, obs: Observation, order: np.ndarray, pool_order: np.ndarray) -> None:

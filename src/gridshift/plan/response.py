@@ -73,49 +73,83 @@ def job_levers(*, gang: np.ndarray, cap_frac: np.ndarray, curve_x: list[np.ndarr
     hour at the current cap, for the cost; ``max_loss_frac`` tightens the tier's limit per unit;
     ``new_start`` flags units that start in this slot: they may also wait, whatever their tier, when the
     ramp limit does not let the site's draw rise as fast as the planner starts work — the dearest lever)."""
-    units, saves, losses, ready, costs = [], [], [], [], []
-    for u in range(gang.size):
-        t = int(tier[u])
-        if gang[u] <= 0:
+    n = gang.size
+    gang = np.asarray(gang, np.float64)
+    cap_frac = np.asarray(cap_frac, np.float64)
+    tier = np.asarray(tier, np.int64)
+    type_idx = np.asarray(type_idx, np.int64)
+    board_w, idle_w, pue, work_rate = (np.asarray(x, np.float64) for x in (board_w, idle_w, pue, work_rate))
+    interruptible = np.asarray(interruptible, bool)
+    checkpoint_s = np.asarray(checkpoint_s, np.float64)
+    starts = np.zeros(n, bool) if new_start is None else np.asarray(new_start, bool)
+    max_loss = np.asarray(TIER_MAX_THROUGHPUT_LOSS)[tier]
+    if max_loss_frac is not None:
+        max_loss = np.minimum(max_loss, np.asarray(max_loss_frac, np.float64))
+    may_pause = np.asarray(TIER_MAY_PAUSE)[tier] & interruptible
+    parts = []  # (unit [U, C], save, loss, ready, cost, valid) per accelerator type: C levers per unit, in order
+    for k in np.unique(type_idx[gang > 0]) if n else ():
+        xs, ys = np.asarray(curve_x[k], np.float64), np.asarray(curve_y[k], np.float64)
+        u = np.flatnonzero((type_idx == k) & (gang > 0))
+        c0 = cap_frac[u]
+        y0 = np.interp(c0, xs, ys)
+        u, c0, y0 = u[y0 > 0], c0[y0 > 0], y0[y0 > 0]
+        if not u.size:
             continue
-        xs, ys = curve_x[type_idx[u]], curve_y[type_idx[u]]
-        c0 = float(cap_frac[u])
-        y0 = float(np.interp(c0, xs, ys))
-        if y0 <= 0:
+        t, g, lim = tier[u], gang[u], max_loss[u]
+        # units that may not slow down: only a deferred start (one lever)
+        fixed = (lim <= 0) | (t <= 0)
+        fu = u[fixed & starts[u]]
+        fsave = gang[fu] * np.maximum(board_w[fu] * cap_frac[fu] - idle_w[fu], 0.0) * pue[fu] / 1e6
+        ok = fsave > 0
+        fu, fsave = fu[ok], fsave[ok]
+        if fu.size:
+            one = lambda a: a[:, None]  # noqa: E731
+            parts.append((one(fu), one(fsave), one(np.ones(fu.size)), one(np.full(fu.size, DEFERRED)),
+                          one(DEFER_COST_WEIGHT * np.maximum(work_rate[fu], 1e-12) / fsave), one(np.ones(fu.size, bool))))
+        m = ~fixed
+        u, c0, y0, t, g, lim = u[m], c0[m], y0[m], t[m], g[m], lim[m]
+        if not u.size:
             continue
-        limit = TIER_MAX_THROUGHPUT_LOSS[t] if max_loss_frac is None else min(TIER_MAX_THROUGHPUT_LOSS[t],
-                                                                               float(max_loss_frac[u]))
-        if limit <= 0 or t <= 0:
-            if new_start is not None and new_start[u]:
-                save = gang[u] * max(board_w[u] * c0 - idle_w[u], 0.0) * pue[u] / 1e6
-                if save > 0:
-                    units.append(u + unit_offset), saves.append(save), losses.append(1.0), ready.append(DEFERRED)
-                    costs.append(DEFER_COST_WEIGHT * max(work_rate[u], 1e-12) / save)
-            continue
-        y_min = y0 * (1.0 - limit)
-        p_min = max(float(np.interp(y_min, ys, xs)), float(xs[0]))  # curve is increasing
-        pts = np.unique(np.concatenate([[c0, p_min], xs[(xs > p_min) & (xs < c0)]]))[::-1]  # descending power
-        w_per_frac = gang[u] * board_w[u] * pue[u] / 1e6  # MW per unit of power fraction
+        p_min = np.maximum(np.interp(y0 * (1.0 - lim), ys, xs), xs[0])  # curve is increasing
+        # the unit's power points, descending: c0, the curve's points strictly between, p_min (duplicates once)
+        pts = np.concatenate([c0[:, None], p_min[:, None], np.broadcast_to(xs, (u.size, xs.size))], axis=1)
+        inside = (xs[None, :] > p_min[:, None]) & (xs[None, :] < c0[:, None])
+        pts = np.where(np.concatenate([np.ones((u.size, 2), bool), inside], axis=1), pts, -np.inf)
+        pts = -np.sort(-pts, axis=1)
+        dup = np.zeros_like(pts, bool)
+        dup[:, 1:] = pts[:, 1:] == pts[:, :-1]
+        pts = -np.sort(-np.where(dup, -np.inf, pts), axis=1)  # distinct points first, -inf after
+        hi, lo = pts[:, :-1], pts[:, 1:]
+        seg = np.isfinite(lo)
+        hi_f, lo_f = np.where(seg, hi, 0.0), np.where(seg, lo, 0.0)
+        w_per_frac = g * board_w[u] * pue[u] / 1e6  # MW per unit of power fraction
         weight = TIER_COST_WEIGHT[t] * work_rate[u]
-        unit_costs = []
-        for hi, lo in zip(pts[:-1], pts[1:]):
-            save = w_per_frac * (hi - lo)
-            loss = (np.interp(hi, xs, ys) - np.interp(lo, xs, ys)) / y0
-            units.append(u + unit_offset), saves.append(save), losses.append(loss), ready.append(cap_actuation_s)
-            unit_costs.append(weight * loss / save if save > 0 else np.inf)
-        pause = TIER_MAY_PAUSE[t] and interruptible[u]
-        if pause or (new_start is not None and new_start[u]):
-            save = gang[u] * max(board_w[u] * p_min - idle_w[u], 0.0) * pue[u] / 1e6
-            if save > 0:
-                loss = np.interp(p_min, xs, ys) / y0
-                units.append(u + unit_offset), saves.append(save), losses.append(loss)
-                ready.append(float(checkpoint_s[u]) if pause else DEFERRED)
-                unit_costs.append((weight if pause else DEFER_COST_WEIGHT * work_rate[u]) * loss / save)
-        costs.extend(np.maximum.accumulate(unit_costs) if unit_costs else [])
-    if not units:
-        return Levers.empty(gang.size + unit_offset)
-    return Levers(np.asarray(units, np.int64), np.asarray(saves), np.asarray(losses), np.asarray(ready),
-                  np.asarray(costs), gang.size + unit_offset)
+        save = w_per_frac[:, None] * (hi_f - lo_f)
+        loss = (np.interp(hi_f, xs, ys) - np.interp(lo_f, xs, ys)) / y0[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cost = np.where(save > 0, weight[:, None] * loss / np.where(save > 0, save, 1.0), np.inf)
+        ready = np.full(save.shape, float(cap_actuation_s))
+        # pause (tier 3, interruptible) or deferring a start: the last lever
+        pause = may_pause[u]
+        psave = g * np.maximum(board_w[u] * p_min - idle_w[u], 0.0) * pue[u] / 1e6
+        pvalid = (pause | starts[u]) & (psave > 0)
+        ploss = np.interp(p_min, xs, ys) / y0
+        pready = np.where(pause, checkpoint_s[u], DEFERRED)
+        pw = np.where(pause, weight, DEFER_COST_WEIGHT * work_rate[u])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pcost = np.where(pvalid, pw * ploss / np.where(pvalid, psave, 1.0), -np.inf)
+        valid = np.concatenate([seg, pvalid[:, None]], axis=1)
+        cost = np.concatenate([np.where(seg, cost, -np.inf), pcost[:, None]], axis=1)
+        cost = np.maximum.accumulate(cost, axis=1)  # non-decreasing with depth (invalid levers are -inf)
+        parts.append((np.broadcast_to(u[:, None], valid.shape), np.concatenate([save, psave[:, None]], axis=1),
+                      np.concatenate([loss, ploss[:, None]], axis=1), np.concatenate([ready, pready[:, None]], axis=1),
+                      cost, valid))
+    if not parts:
+        return Levers.empty(n + unit_offset)
+    unit = np.concatenate([p[0][p[5]] for p in parts])
+    order = np.argsort(unit, kind="stable")  # by unit, each unit's levers in order of depth
+    col = lambda i: np.concatenate([p[i][p[5]] for p in parts])[order]  # noqa: E731
+    return Levers(unit[order].astype(np.int64) + unit_offset, col(1), col(2), col(3), col(4), n + unit_offset)
 
 
 def merge(parts: list[Levers]) -> Levers:

@@ -66,7 +66,8 @@ def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobSt
     if not (j.shape == p.shape == g.shape):
         raise PlanError(f"{where}: job_idx, job_pool and job_gang differ in length")
     if j.size:
-        if np.unique(j).size != j.size:
+        js = np.sort(j)
+        if (js[1:] == js[:-1]).any():
             raise PlanError(f"{where}: a job is placed twice in one slot")
         if not active_mask[j].all():
             raise PlanError(f"{where}: job {jobs.job_id[j[~active_mask[j]][0]]} is not waiting or running")
@@ -79,9 +80,11 @@ def check_decision(world: World, d: Decision, active_mask: np.ndarray, st: JobSt
             raise PlanError(f"{where}: a job is placed on an accelerator type it cannot run on")
     was_running = np.flatnonzero(st.running_pool >= 0)
     rigid = was_running[~jobs.interruptible[was_running]]
-    if rigid.size and not np.isin(rigid, j).all():
+    placed = np.zeros(active_mask.size, bool)
+    placed[j] = True
+    if rigid.size and not placed[rigid].all():
         raise PlanError(f"{where}: paused a non-interruptible job")
-    moved = rigid[np.isin(rigid, j)]
+    moved = rigid[placed[rigid]]
     if moved.size:
         pos = np.searchsorted(np.sort(j), moved)
         pj = p[np.argsort(j)][pos]

@@ -45,14 +45,16 @@ class Fleet:
 
     def min_cap_frac(self) -> np.ndarray:
         """Lowest power-cap fraction per pool."""
-        return np.array([self.cap_curve_power_frac[k][0] for k in self.pool_type])
+        return np.array([x[0] for x in self.cap_curve_power_frac])[self.pool_type]
 
     def throughput_frac(self, pool_cap_frac: np.ndarray) -> np.ndarray:
-        """Throughput kept per pool at the given power-cap fraction per pool."""
+        """Throughput kept per pool at the given power-cap fraction per pool (one interpolation per type)."""
         out = np.empty(self.n_pools)
-        for p, k in enumerate(self.pool_type):
+        cap = np.asarray(pool_cap_frac, np.float64)
+        for k in np.unique(self.pool_type):
+            sel = self.pool_type == k
             xs, ys = self.cap_curve_power_frac[k], self.cap_curve_throughput_frac[k]
-            out[p] = np.interp(min(max(pool_cap_frac[p], xs[0]), 1.0), xs, ys)
+            out[sel] = np.interp(np.minimum(np.maximum(cap[sel], xs[0]), 1.0), xs, ys)
         return out
 
 
