@@ -185,10 +185,10 @@ def test_a_rejected_event_is_shown_with_its_reason_and_a_new_revision_is_tried_a
     rec = reconciler(store)
     real = loop_module.build_world
 
-    def build_world(fleet, jobs, t0, slot_s, n_slots, events=(), stored=None):
+    def build_world(fleet, jobs, t0, slot_s, n_slots, events=(), *a, **kw):
         if any(e.limit_mw == 1.0 for e in events):
             raise OverflowError("this revision cannot be planned")
-        return real(fleet, jobs, t0, slot_s, n_slots, events, stored)
+        return real(fleet, jobs, t0, slot_s, n_slots, events, *a, **kw)
 
     loop_module.build_world = build_world
     try:
