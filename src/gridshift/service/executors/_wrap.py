@@ -196,19 +196,29 @@ def main(argv: list[str]) -> int:
     if early:
         write_exit(exit_file, -early[0], f"{describe(-early[0])} before the command started")
         return 128 + early[0]
-    preexec = None
-    if user is not None or limits or orphan_kill:
+    drop = user is not None or limits or orphan_kill
+    prctl = None
+    if drop:
         import resource  # noqa: F401 (loaded here, not in the forked child)
 
-        prctl = None
         if orphan_kill:
             import ctypes
 
             prctl = ctypes.CDLL(None, use_errno=True).prctl
 
-        def preexec() -> None:
+    def preexec() -> None:
+        # Between fork and exec the child still has this wrapper's handlers: a checkpoint signal sent then
+        # (the job looks as if it handled it) would stay pending across exec and end the command by its
+        # default action. The forwarded signals are blocked around the fork (so the child does not look
+        # ready), set to their defaults here, then unblocked: the command is sent the checkpoint signal only
+        # once it installs its own handler.
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        if drop:
             _drop(user, limits, prctl)
 
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:
         child = subprocess.Popen(cmd, preexec_fn=preexec, env=env)
     except FileNotFoundError:
@@ -223,6 +233,8 @@ def main(argv: list[str]) -> int:
     except subprocess.SubprocessError as e:  # the limits or the change of user failed in the child
         write_exit(exit_file, 126, f"could not start {cmd[0]} with its limits and user: {e}")
         return 126
+    finally:  # signals that came meanwhile are delivered here now, and forwarded as usual
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
     if orphan_kill:
         def watch_parent() -> None:
