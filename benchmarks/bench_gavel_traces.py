@@ -43,7 +43,7 @@ FILES = {"las-single-5.6": "single", "las-multi-2.8": "multi", "makespan-500": "
 VARIANTS = {"las-single-5.6": ("agnostic", "aware"), "las-multi-2.8": ("agnostic", "aware"),
             "makespan-500": ("agnostic-fastest-free", "agnostic")}
 # Gavel's simulator on these streams, average JCT over jobs 4000-4999, h, by seed. Single-GPU: as reported in
-# issue 23 (seed 0 aware rerun 2026-12-07: 29.42 h again). Multi-GPU: Gavel's own simulator
+# issue 23 (rerun 2026-12-07 on single_s0.trace as below: aware 29.42 h again, agnostic 95.52 h). Multi-GPU: Gavel's own simulator
 # (stanford-futuredata/gavel c4fa400, scheduler/scripts/drivers/simulate_scheduler_with_trace.py, unchanged code;
 # only its unused RPC and matrix-completion imports stubbed) run 2026-12-07 on multi_s{seed}.trace with
 # -c 36:36:36 --num_gpus_per_server 1:1:1 --time_per_iteration 360 -s 4000 -e 5000 --seed {seed}, cvxpy 1.9.3
