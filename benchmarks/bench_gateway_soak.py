@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _provenance import git_state  # benchmarks/ is on sys.path when run as a script
+from _provenance import git_state
+from bench_gateway_overhead import cpu_s, rss_mb  # benchmarks/ is on sys.path when run as a script
 
 from gridshift.service.db import upgrade
 from gridshift.service.store import Store
@@ -36,17 +37,6 @@ MSG = [{"role": "user", "content": "tell me about the grid"}]
 REGIONS = ("europe-west3", "us-east4")
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 class Window:
