@@ -98,7 +98,7 @@ class SlurmCluster:
             "GresTypes=gpu" if self.gpus else "", "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none", "MailProg=/bin/true", f"MinJobAge={self.min_job_age_s}",
             f"KillWait={self.kill_wait_s}", f"MessageTimeout={self.message_timeout_s}", "MaxJobCount=100000",
-            "SchedulerParameters=defer_batch", "SlurmdTimeout=30", "InactiveLimit=0",
+            "SchedulerParameters=defer_batch,sched_interval=2", "SlurmdTimeout=30", "InactiveLimit=0",
             f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={self.cpus} "
             f"RealMemory=1000{gres} State=UNKNOWN",
         ]
