@@ -123,8 +123,8 @@ class WattTime(Provider):
                 records += self._records(sig, data, meta, zone, lo, hi, problems)
         batch = Batch(self.name, zone, frame(records), problems)
         if "moer_index_pct" in want:  # the index is "now", not inside the range: keep it out of the range check
-            return clean(batch, step_s=float(step) if isinstance(step, int | float) else None)
-        return clean(batch, start, end, step_s=float(step) if isinstance(step, int | float) else None)
+            return clean(batch, step_s=_step_s(step))
+        return clean(batch, start, end, step_s=_step_s(step))
 
     def forecasts(self, zone: str, signals: Iterable[str] | None = None, start: datetime | None = None,
                   end: datetime | None = None) -> Batch:
@@ -140,7 +140,7 @@ class WattTime(Provider):
             step = meta.get("data_point_period_seconds") or step
             records += self._records(sig, data, meta, zone, start, end, problems, issued=meta.get("generated_at"))
         return clean(Batch(self.name, zone, frame(records), problems), start, end,
-                     step_s=float(step) if isinstance(step, int | float) else None, forecast=True)
+                     step_s=_step_s(step), forecast=True)
 
     def past_forecasts(self, zone: str, start: datetime, end: datetime,
                        signals: Iterable[str] | None = None) -> Batch:
@@ -162,4 +162,9 @@ class WattTime(Provider):
                     records += self._records(sig, issued["forecast"], meta, zone, lo, hi, problems,
                                              issued=issued.get("generated_at"))
         return clean(Batch(self.name, zone, frame(records), problems), start, end,
-                     step_s=float(step) if isinstance(step, int | float) else None, forecast=True)
+                     step_s=_step_s(step), forecast=True)
+
+
+def _step_s(step: object) -> float | None:
+    """The answers' ``data_point_period_seconds`` as a number (None when the metadata gave none)."""
+    return float(step) if isinstance(step, int | float) else None

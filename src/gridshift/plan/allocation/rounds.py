@@ -98,19 +98,25 @@ def priorities(alloc: np.ndarray, received_frac: np.ndarray, incumbent: np.ndarr
     return pr
 
 
+def _round_state(inp: RoundInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """A round's starting state: every job waiting (pool -1), the free accelerators per pool and the power
+    headroom per site (copies, spent as jobs are placed), and the smallest gang (for backfill)."""
+    pool_of = np.full(inp.alloc.shape[0], -1, dtype=np.int64)
+    free = inp.free.astype(np.int64).copy()
+    head = None if inp.site_headroom_w is None else inp.site_headroom_w.astype(float).copy()
+    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
+    return pool_of, free, head, smallest_gang
+
+
 def place_round(inp: RoundInputs, *, stickiness: float = 1.2, backfill: bool = True,
                 aware: bool = True) -> np.ndarray:
     """Pool each active job runs on this round (``-1`` = waits). Never over-allocates a pool or a site."""
-    n_jobs, n_pools = inp.alloc.shape
-    pool_of = np.full(n_jobs, -1, dtype=np.int64)
-    if n_jobs == 0:
+    pool_of, free, head, smallest_gang = _round_state(inp)
+    if not pool_of.size:
         return pool_of
-    free = inp.free.astype(np.int64).copy()
-    head = None if inp.site_headroom_w is None else inp.site_headroom_w.astype(float).copy()
     pr = priorities(inp.alloc, inp.received_frac, inp.incumbent, stickiness)
     jj, pp = np.nonzero(pr > 0)
     order = np.lexsort((-inp.deficit_s[jj, pp], -pr[jj, pp]))
-    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
     _greedy(jj[order], pp[order], inp, free, head, pool_of, smallest_gang)
     if backfill and np.any(free >= smallest_gang):
         waiting = np.flatnonzero(pool_of < 0)
@@ -236,14 +242,10 @@ def place_round_gavel(inp: RoundInputs, pool_order: np.ndarray, skip_zero: bool 
     job's share of the pool's time since the last reset; ``deficit_s`` Gavel's deficit (carried across
     resets). ``skip_zero``: jobs at priority 0 do not run (Gavel's FIFO). Power caps are respected as in
     :func:`place_round`."""
-    n_jobs, n_pools = inp.alloc.shape
-    pool_of = np.full(n_jobs, -1, dtype=np.int64)
-    if n_jobs == 0:
+    pool_of, free, head, smallest_gang = _round_state(inp)
+    if not pool_of.size:
         return pool_of
-    free = inp.free.astype(np.int64).copy()
-    head = None if inp.site_headroom_w is None else inp.site_headroom_w.astype(float).copy()
     pr = priorities(inp.alloc, inp.received_frac, np.zeros(0, np.int64))
-    smallest_gang = int(inp.gang[inp.gang > 0].min()) if np.any(inp.gang > 0) else 1
     for p in np.asarray(pool_order, np.int64).tolist():
         jobs = np.flatnonzero((inp.throughput[:, p] > 0) & (pool_of < 0) & ((pr[:, p] > 0) | (not skip_zero)))
         if not jobs.size or free[p] <= 0:

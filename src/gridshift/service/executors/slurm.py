@@ -437,9 +437,8 @@ class SlurmExecutor(JobDirContract, Executor):
                     rec["stop"] = "moving"
                     self._save(rec)
                     self.cli.scancel(rec["slurm_id"], job_id=job_id)
-                    self._wait(rec, lambda s: self._find(rec, self._queue_of(rec)) is None
-                               or self._find(rec, self._queue_of(rec)).state not in ("RUNNING", "SUSPENDED", "PENDING"),
-                               self.stop_grace_s + 5.0)
+                    self._wait(rec, lambda s: (sj := self._find(rec, self._queue_of(rec))) is None
+                               or sj.state not in ("RUNNING", "SUSPENDED", "PENDING"), self.stop_grace_s + 5.0)
                 rec.update(placement=placement.to_dict(), power_cap_frac=placement.power_cap_frac, run=rec["run"] + 1)
                 self._submit(rec, resumed=True)
                 return self._status(rec, self._queue_of(rec))
