@@ -320,11 +320,13 @@ def test_kill_9_in_the_middle_of_dispatching(store, tmp_path, window):
         deadline = time.monotonic() + 45
         caught = None
         while time.monotonic() < deadline and caught is None:
-            pending = store.pending_dispatches()
+            # Done first, pending after, and pending once more just before the kill: on a slow machine
+            # the service may finish one start and log the next between two readings.
             done = [d for jid in ids for d in store.dispatches(jid) if d.state == "done"]
+            pending = store.pending_dispatches()
             inside = [d for d in pending if d.action == "start"
                       and (state / "jobs" / d.job_id / "state.json").exists() == (window == "after")]
-            if done and inside:
+            if done and inside and [d.id for d in store.pending_dispatches()] == [inside[0].id]:
                 caught = inside[0]
             else:
                 time.sleep(0.02)
