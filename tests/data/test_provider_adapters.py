@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from em_breakdown import breakdown
 from gridshift.data import http
 from gridshift.data.providers import ProviderConfig, ProviderError, make_provider
 from gridshift.data.providers.watttime import LB_PER_MWH_TO_G_PER_KWH
@@ -40,9 +41,8 @@ def hours(start: str, n: int, step: str = "1h") -> list[pd.Timestamp]:
 
 # ---------------------------------------------------------------- Electricity Maps
 # https://static.electricitymaps.com/api/docs/index.html — carbon-intensity/forecast: zone, forecast
-# [{carbonIntensity, datetime}], updatedAt; power-breakdown/past-range: zone, data [{zone, datetime,
-# updatedAt, createdAt, fossilFreePercentage, renewablePercentage, powerConsumptionTotal, isEstimated,
-# estimationMethod}]
+# [{carbonIntensity, datetime}], updatedAt; power-breakdown/past-range: zone, data [power-breakdown objects
+# (tests/support/em_breakdown.py); per-fuel signals: tests/data/test_provider_breakdown.py]
 
 
 def test_electricitymaps_forecast_carries_its_issue_time(server):
@@ -56,9 +56,8 @@ def test_electricitymaps_forecast_carries_its_issue_time(server):
 
 
 def test_electricitymaps_power_breakdown_shares_as_fractions(server):
-    row = {"zone": "DE", "datetime": "2023-06-01T00:00:00.000Z", "updatedAt": "2023-06-01T02:00:00.000Z",
-           "createdAt": "2023-05-29T00:00:00.000Z", "fossilFreePercentage": 64, "renewablePercentage": 55,
-           "powerConsumptionTotal": 51234, "isEstimated": False, "estimationMethod": None}
+    row = breakdown("2023-06-01T00:00:00.000Z")  # the documented object, with the per-fuel breakdowns
+    assert (row["fossilFreePercentage"], row["renewablePercentage"], row["powerConsumptionTotal"]) == (64, 55, 51234)
     server.routes["/power-breakdown/past-range"] = Reply({"zone": "DE", "data": [row]})
     b = provider(server, "electricitymaps").actuals("DE", datetime(2023, 6, 1, tzinfo=UTC),
                                                     datetime(2023, 6, 1, 1, tzinfo=UTC),

@@ -45,7 +45,9 @@ from gridshift.model.time import as_utc_timestamp, utcnow
 
 COLUMNS = ("signal", "at", "value", "issue_time")
 # signals whose values can never be negative (prices and net flows can)
-NON_NEGATIVE = ("carbon", "moer", "aoer", "_frac", "load_", "wind_", "solar_", "generation_", "health_")
+NON_NEGATIVE = ("carbon", "moer", "aoer", "_frac", "load_", "wind_", "solar_", "generation_", "consumption_",
+                "import_total", "export_total", "health_")
+SIGNED = ("_discharge_mw",)  # storage: net discharge, negative while it charges
 SECRET_PARAMS = frozenset({"api_key", "securityToken", "token", "auth-token", "password"})
 
 
@@ -166,6 +168,11 @@ def frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def non_negative(signal: str) -> bool:
+    """Whether values of ``signal`` can never be negative (prices, net flows and storage can)."""
+    return any(k in signal for k in NON_NEGATIVE) and not signal.endswith(SIGNED)
+
+
 def clean(batch: Batch, start: Any = None, end: Any = None, *, step_s: float | None = None,
           forecast: bool = False) -> Batch:
     """Drop the rows that must never be stored, and say why, one line per kind of problem.
@@ -194,7 +201,7 @@ def clean(batch: Batch, start: Any = None, end: Any = None, *, step_s: float | N
     drop(~np.isfinite(df["value"].to_numpy()), "value missing or not a finite number")
     if forecast:
         drop(df["issue_time"].isna().to_numpy(), "forecast without an issue time")
-    neg = df["signal"].map(lambda s: any(k in s for k in NON_NEGATIVE)).to_numpy(bool) & (df["value"].to_numpy() < 0)
+    neg = df["signal"].map(non_negative).to_numpy(bool) & (df["value"].to_numpy() < 0)
     drop(neg, "negative value of a signal that cannot be negative")
     if not forecast and (start is not None or end is not None):
         at = df["at"]
@@ -246,6 +253,8 @@ class Provider(ABC):
     min_interval_s: float = 0.0  # the pause between requests its published rate limit asks for
     # signal name -> (actuals available, forecasts available)
     signals: dict[str, tuple[bool, bool]] = {}
+    # the signals pulled when a configuration names none (default: all of ``signals``)
+    default_signals: tuple[str, ...] = ()
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -284,7 +293,8 @@ class Provider(ABC):
 
     def chosen(self, signals: Iterable[str] | None, forecast: bool) -> list[str]:
         """The signals asked for (or the configured ones, or all) that this provider has, in order."""
-        want = list(signals) if signals is not None else list(self.config.signals) or list(self.signals)
+        want = list(signals) if signals is not None else \
+            list(self.config.signals) or list(self.default_signals) or list(self.signals)
         unknown = [s for s in want if s not in self.signals]
         if unknown:
             raise ProviderError(f"{self.name}: unknown signal(s) {', '.join(unknown)} "
