@@ -264,6 +264,9 @@ def register(app: typer.Typer) -> None:
         slurm_partition: Annotated[list[str] | None, typer.Option(
             help="SITE=PARTITION: the Slurm partition of a site (repeatable; executor slurm; default: the site's "
                  "own name).")] = None,
+        slurm_power_save: Annotated[bool, typer.Option(
+            help="During grid events, power idle nodes of the site's partitions down through Slurm's power saving "
+                 "and up afterwards (executor slurm; slurm.conf needs SuspendProgram and ResumeProgram).")] = False,
         policy: Annotated[str | None, typer.Option(
             help="Planning policy: asap | threshold | mpc (default: the one last set with PUT /api/v1/policy, "
                  "else asap).")] = None,
@@ -361,6 +364,10 @@ def register(app: typer.Typer) -> None:
                 puller = load_puller(providers, forecast_dir)
             executor_options = _executor_options(executor, job_user, job_user_for or [], job_root, job_env or [],
                                                  slurm_partition or [], kube_config)
+            if slurm_power_save:
+                if executor != "slurm":
+                    raise GridShiftError("--slurm-power-save applies to the slurm executor", field="executor")
+                executor_options["power_save"] = True
             if tenant_commands is not None and tenant_commands not in ("allowed", "templates-only"):
                 raise GridShiftError(f"use allowed or templates-only, got '{tenant_commands}'",
                                      field="tenant-commands")

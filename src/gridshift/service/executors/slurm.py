@@ -17,6 +17,9 @@ same environment contract as the local executor. Decisions map to Slurm as:
 - stop: SIGTERM to every process of the job, SIGKILL after ``stop_grace_s``, then ``scancel``;
 - power caps: the job's environment (``GRIDSHIFT_POWER_CAP_FRAC``), its cap file, its comment (for a
   prolog or node agent), and a :class:`~.powercap.PowerCapActuator` when one is given.
+- DR shedding of whole nodes: ``drain``/``undrain``; with ``power_save``, :meth:`SlurmExecutor.shed_idle_nodes`
+  powers idle nodes of a site under a grid event down through Slurm's power saving and up when it ends
+  (:mod:`.slurm_power`).
 
 Records (``STATE_DIR/slurm/<key>.json``) are written before ``sbatch`` and again with the Slurm job id; a
 submission cut short by a crash is found again by its job name, and a job whose record is gone is adopted
@@ -48,6 +51,7 @@ from gridshift.service.executors.job_contract import JobDirContract, parse_time
 from gridshift.service.executors.local import job_key, read_json, signal_number, write_json_atomic
 from gridshift.service.executors.powercap import PowerCapActuator
 from gridshift.service.executors.slurm_cli import SlurmCli, SlurmJob
+from gridshift.service.executors.slurm_power import NodePower
 from gridshift.service.executors.slurm_status import Background, background_load, job_status
 
 _POLL_S = 0.1
@@ -79,6 +83,7 @@ class SlurmExecutor(JobDirContract, Executor):
         timeout_s: float = 30.0,
         queue_format: str = "text",
         actuator: PowerCapActuator | None = None,
+        power_save: bool = False,
     ) -> None:
         self.cli = SlurmCli(slurm_conf=slurm_conf, bin_dir=bin_dir, timeout_s=timeout_s, queue_format=queue_format)
         for tool in ("sbatch", "squeue", "scontrol", "scancel"):
@@ -112,6 +117,8 @@ class SlurmExecutor(JobDirContract, Executor):
             rec = read_json(path)
             if rec is not None:
                 self._recs[rec["key"]] = rec
+        # DR shedding of idle nodes through Slurm's power saving (slurm_power.py), when asked for
+        self.power = NodePower(self.cli, self.state_dir / "slurm-power.json", self.partition) if power_save else None
         self._background = Background()
         self._last_queue: list[SlurmJob] = []
         self._listed = False  # True once the whole queue was listed (report, recover)
@@ -535,6 +542,16 @@ class SlurmExecutor(JobDirContract, Executor):
     def undrain(self, nodes: Sequence[str]) -> None:
         """Return drained or downed ``nodes`` to service."""
         self.cli.scontrol("update", f"NodeName={','.join(nodes)}", "State=RESUME")
+
+    def shed_idle_nodes(self, events: Mapping[str, str], now: datetime | None = None) -> list[dict[str, Any]]:
+        """DR shedding of whole idle nodes through Slurm's power saving, with ``power_save`` (else nothing):
+        ``events`` maps each site a grid event asks for less power now to the event's id; idle nodes of those
+        sites' partitions are powered down (``State=POWER_DOWN``), those of sites no event covers any more
+        powered up. One reconcile step; returns its decisions (see :mod:`.slurm_power`)."""
+        if self.power is None:
+            return []
+        with self._lock:
+            return self.power.step(events, now)
 
     # ------------------------------------------------------------ recovery
 

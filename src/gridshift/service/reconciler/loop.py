@@ -54,6 +54,7 @@ from gridshift.service.reconciler.demand import (
 )
 from gridshift.service.reconciler.forecasts import annotate, forecast_record, use_provider_forecasts
 from gridshift.service.reconciler.isolate import Culprit, find_culprits, one_line, quarantine, usable_events
+from gridshift.service.reconciler.nodes import node_power_step
 from gridshift.service.reconciler.policies import check_live_policy
 from gridshift.service.reconciler.world import (
     SIGNAL_HOLD_S,
@@ -160,7 +161,7 @@ class Reconciler:
                                     "pending_dispatches": 0, "last_actions": {}, "last_error": None,
                                     "last_error_at": None, "last_trigger": None, "last_trigger_at": None,
                                     "quarantined": 0, "last_quarantined": [], "observed_demand": {},
-                                    "replica_targets": {}}
+                                    "replica_targets": {}, "node_power": []}
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -560,14 +561,14 @@ class Reconciler:
                    "plan": "kept" if why is None else "solved", "plan_reason": why,
                    "plan_solved_at": _iso(self._kept.solved_at) if self._kept else None,
                    "site_power_mw": {n: round(float(v), 6) for n, v in zip(names, fac_mw)}}
-        if warnings:
-            summary["warnings"] = warnings
-        if forecasts := forecast_record(policy):
-            summary["forecasts"] = forecasts
-        if items or self._plan_saved_nonempty:
+        forecasts = forecast_record(policy)
+        node_power = node_power_step(self.executor, self.fleet, [g.event for g in grid], now, self._note_error)
+        summary.update({k: v for k, v in dict(warnings=warnings, forecasts=forecasts, node_power=node_power).items() if v})
+        if items or node_power or self._plan_saved_nonempty:
             self.store.save_plan(self.policy_spec.key, items, summary, horizon_s=self.horizon_s, keep=self.plan_keep)
             self._plan_saved_nonempty = bool(items)
         with self._state_lock:
+            self._st["node_power"] = (node_power + self._st["node_power"])[:20]
             self._st.update(plan_time_s=plan_time_s, slot_start=_iso(t0), forecasts=forecasts,
                             site_power_mw={n: float(v) for n, v in zip(names, fac_mw)},
                             site_it_power_mw={n: float(v) for n, v in zip(names, it_mw)})
