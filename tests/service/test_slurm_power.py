@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Sl
 SYSTEM = Principal.system()
 T0 = datetime(2023, 6, 6, 9, tzinfo=UTC)  # inside the bundled 2023 grid data
 OPERATOR = "operator: disk swap"
+UNTIL = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.1)\n"  # runs until a file exists
 
 
 @pytest.fixture(scope="module")
@@ -89,71 +90,21 @@ def operator_drained(cluster):
     cluster.wait_node_idle(30, "gs-node3")
 
 
+def wait_idle(cluster, name: str, timeout_s: float = 120.0) -> None:
+    try:
+        wait_for(lambda: sinfo_state(cluster, name) == "idle", timeout_s, f"{name} idle")
+    except AssertionError:
+        queue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %T %N"], env=cluster.env(), capture_output=True,
+                               text=True).stdout
+        raise AssertionError(f"{name} not idle after {timeout_s:g} s: {node(cluster, name)['State']}; {queue}") from None
+
+
 def wait_up(cluster, ex: SlurmExecutor, name: str) -> None:
     """Steps with no event until ``name`` is released: powered up, registered, undrained."""
     def released():
         return any(d["node"] == name and d["action"] == "released" for d in ex.shed_idle_nodes({})) or None
-    wait_for(released, 40, f"{name} powered up and released")
+    wait_for(released, 60, f"{name} powered up and released")
     assert not flags(cluster, name) & {"DRAIN", "POWER_DOWN", "POWERING_DOWN", "POWERED_DOWN", "POWERING_UP"}
-
-
-@pytest.mark.slow
-def test_an_event_powers_an_idle_node_down_never_a_busy_or_drained_one_and_its_end_powers_it_up(
-        cluster, tmp_path, operator_drained):
-    ex = SlurmExecutor(tmp_path / "state", slurm_conf=cluster.conf, python=sys.executable, power_save=True)
-    assert ex.shed_idle_nodes({}) == []  # no event, nothing powered down: no call at all
-    ex.start(JobLaunch("busy", [sys.executable, "-c", "import time; time.sleep(120)"], placement=Placement(
-        "site-a", "h100", gang=1), work_acc_h=1.0, attempt=1))
-    busy = wait_for(lambda: ex.status("busy").state == "running" and next(iter(ex.queue().values())).nodes, 30,
-                    "the job to run on a node")
-    idle = ({"gs-node1", "gs-node2"} - {busy}).pop()
-
-    got = {d["node"]: d for d in ex.shed_idle_nodes({"site-a": "shed-1"})}
-    assert got[idle]["action"] == "power_down" and got[idle]["event"] == "shed-1" and got[idle]["site"] == "site-a"
-    assert got[busy]["action"] == "skip" and "running jobs" in got[busy]["reason"]
-    assert got["gs-node3"]["action"] == "skip" and OPERATOR in got["gs-node3"]["reason"]
-    wait_for(lambda: calls(cluster.suspend_calls) or None, 20, "SuspendProgram to be called")
-    assert calls(cluster.suspend_calls) == [idle]  # Slurm's SuspendProgram, with the idle node's name only
-    wait_for(lambda: "POWERED_DOWN" in flags(cluster, idle), 30, f"{idle} powered down")
-    assert {"POWERED_DOWN", "DRAIN"} <= flags(cluster, idle) and sinfo_state(cluster, idle) == "drained~"
-    assert node(cluster, idle)["Reason"].startswith(f"{REASON} shed-1")
-    assert not flags(cluster, busy) & {"POWER_DOWN", "POWERING_DOWN", "POWERED_DOWN", "DRAIN"}
-    assert ex.status("busy").state == "running"
-    assert flags(cluster, "gs-node3") == {"IDLE", "DRAIN"} and node(cluster, "gs-node3")["Reason"].startswith(OPERATOR)
-    assert ex.shed_idle_nodes({"site-a": "shed-1"}) == []  # the same event again: nothing new to do or say
-
-    # a job asking for the powered-down node waits: Slurm does not power it up while the event lasts
-    waiting = sbatch(cluster, tmp_path, idle)
-    time.sleep(3)  # a scheduling pass or more (sched_interval=2)
-    assert calls(cluster.resume_calls) == [] and "POWERED_DOWN" in flags(cluster, idle)
-    assert job_state(cluster, waiting) == "PENDING"
-
-    ended = {d["node"]: d for d in ex.shed_idle_nodes({})}  # the event is over
-    assert ended[idle]["action"] == "power_up" and set(ended) == {idle}
-    wait_for(lambda: calls(cluster.resume_calls) or None, 20, "ResumeProgram to be called")
-    assert calls(cluster.resume_calls) == [idle]
-    wait_up(cluster, ex, idle)
-    wait_for(lambda: job_state(cluster, waiting) == "COMPLETED", 40, f"the waiting job to run on {idle}")
-    after = sbatch(cluster, tmp_path, idle)  # the node is usable again
-    wait_for(lambda: job_state(cluster, after) == "COMPLETED", 40, f"a job on {idle} to run after the event")
-    assert flags(cluster, "gs-node3") == {"IDLE", "DRAIN"} and node(cluster, "gs-node3")["Reason"].startswith(OPERATOR)
-    assert calls(cluster.suspend_calls) == [idle] and ex.power.nodes == {}
-    kept = [(d["node"], d["action"]) for d in ex.power.decisions if d["action"] != "skip"]
-    assert kept[0] == (idle, "power_down") and (idle, "power_up") in kept and kept[-1] == (idle, "released")
-    ex.stop("busy")
-
-
-def test_without_power_saving_in_slurm_conf_it_says_so_once_and_touches_nothing(cluster, tmp_path, monkeypatch):
-    ex = SlurmExecutor(tmp_path / "state", slurm_conf=cluster.conf, python=sys.executable, power_save=True)
-    real = ex.power._config
-    monkeypatch.setattr(ex.power, "_config", lambda: {**real(), "SuspendProgram": "(null)"})
-    before = calls(cluster.suspend_calls)
-    got = ex.shed_idle_nodes({"site-a": "shed-2"})
-    assert [d["action"] for d in got] == ["skip"] and "no SuspendProgram" in got[0]["reason"]
-    assert ex.shed_idle_nodes({"site-a": "shed-2"}) == []  # said once
-    assert calls(cluster.suspend_calls) == before and not flags(cluster, "gs-node1") & {"DRAIN", "POWERED_DOWN"}
-    off = SlurmExecutor(tmp_path / "off", slurm_conf=cluster.conf, python=sys.executable)  # power_save not asked
-    assert off.shed_idle_nodes({"site-a": "shed-2"}) == [] and off.power is None
 
 
 @pytest.mark.slow
@@ -163,6 +114,8 @@ def test_the_reconciler_sheds_idle_nodes_during_an_event_and_keeps_its_decisions
     ex = SlurmExecutor(tmp_path / "executor", slurm_conf=cluster.conf, python=sys.executable, power_save=True,
                        partitions={"frankfurt": "site-b"})
     now = [T0]
+    for name in ("gs-node1", "gs-node2"):
+        wait_idle(cluster, name)
     n_calls = len(calls(cluster.suspend_calls))
     with Store(url) as store:
         rec = Reconciler(store, ex, Scenario.model_validate(FLEET), policy="asap", clock=lambda: now[0])
@@ -176,7 +129,7 @@ def test_the_reconciler_sheds_idle_nodes_during_an_event_and_keeps_its_decisions
         assert down == {"gs-node1": "power_down", "gs-node2": "power_down", "gs-node3": "skip"}
         assert store.current_plan().summary["node_power"] == summary["node_power"]  # recorded with the pass
         assert rec.status()["node_power"][0]["event"] == "dr-7"
-        wait_for(lambda: len(calls(cluster.suspend_calls)) >= n_calls + 1 or None, 20, "SuspendProgram")
+        wait_for(lambda: len(calls(cluster.suspend_calls)) >= n_calls + 1 or None, 40, "SuspendProgram")
         assert set(" ".join(calls(cluster.suspend_calls)[n_calls:]).replace(",", " ").split()) <= {
             "gs-node1", "gs-node2", "gs-node[1-2]"}
         now[0] = T0 + timedelta(hours=2)
@@ -184,7 +137,7 @@ def test_the_reconciler_sheds_idle_nodes_during_an_event_and_keeps_its_decisions
         def up():
             rec.tick()
             return all(sinfo_state(cluster, n) == "idle" and n not in ex.power.nodes for n in ("gs-node1", "gs-node2"))
-        wait_for(lambda: up() or None, 60, "both nodes up after the event")
+        wait_for(lambda: up() or None, 90, "both nodes up after the event")
         actions = [(d["node"], d["action"]) for d in ex.power.decisions]
         assert ("gs-node1", "power_up") in actions and ("gs-node2", "power_up") in actions
         assert flags(cluster, "gs-node3") == {"IDLE", "DRAIN"}
@@ -192,6 +145,72 @@ def test_the_reconciler_sheds_idle_nodes_during_an_event_and_keeps_its_decisions
                                            "command": shlex.join([sys.executable, "-c", "pass"])})
         wait_for(lambda: (rec.tick(), store.get_job(SYSTEM, job.id).status == "succeeded")[1] or None, 60,
                  "a job to run on the powered-up nodes")
+
+
+@pytest.mark.slow
+def test_an_event_powers_an_idle_node_down_never_a_busy_or_drained_one_and_its_end_powers_it_up(
+        cluster, tmp_path, operator_drained):
+    for name in ("gs-node1", "gs-node2"):
+        wait_idle(cluster, name)
+    ex = SlurmExecutor(tmp_path / "state", slurm_conf=cluster.conf, python=sys.executable, power_save=True)
+    assert ex.shed_idle_nodes({}) == []  # no event, nothing powered down: no call at all
+    done = tmp_path / "done"
+    ex.start(JobLaunch("busy", [sys.executable, "-c", UNTIL, str(done)], placement=Placement(
+        "site-a", "h100", gang=1), work_acc_h=1.0, attempt=1))
+    busy = wait_for(lambda: ex.status("busy").state == "running" and next(iter(ex.queue().values())).nodes, 30,
+                    "the job to run on a node")
+    idle = ({"gs-node1", "gs-node2"} - {busy}).pop()
+
+    n_suspend, n_resume = len(calls(cluster.suspend_calls)), len(calls(cluster.resume_calls))
+    got = {d["node"]: d for d in ex.shed_idle_nodes({"site-a": "shed-1"})}
+    assert got[idle]["action"] == "power_down" and got[idle]["event"] == "shed-1" and got[idle]["site"] == "site-a"
+    assert got[busy]["action"] == "skip" and "running jobs" in got[busy]["reason"]
+    assert got["gs-node3"]["action"] == "skip" and OPERATOR in got["gs-node3"]["reason"]
+    wait_for(lambda: calls(cluster.suspend_calls)[n_suspend:] or None, 40, "SuspendProgram to be called")
+    assert calls(cluster.suspend_calls)[n_suspend:] == [idle]  # SuspendProgram, with the idle node's name only
+    # steps as the reconciler's passes make them (one drains the node again if Slurm's power-down cleared it late)
+    wait_for(lambda: ex.shed_idle_nodes({"site-a": "shed-1"}) is not None and {"POWERED_DOWN", "DRAIN"} <= flags(
+        cluster, idle), 60, f"{idle} powered down and drained")
+    assert {"POWERED_DOWN", "DRAIN"} <= flags(cluster, idle) and sinfo_state(cluster, idle) == "drained~"
+    assert node(cluster, idle)["Reason"].startswith(f"{REASON} shed-1")
+    assert not flags(cluster, busy) & {"POWER_DOWN", "POWERING_DOWN", "POWERED_DOWN", "DRAIN"}
+    assert ex.status("busy").state == "running"
+    assert flags(cluster, "gs-node3") == {"IDLE", "DRAIN"} and node(cluster, "gs-node3")["Reason"].startswith(OPERATOR)
+    assert ex.shed_idle_nodes({"site-a": "shed-1"}) == []  # the same event again: nothing new to do or say
+
+    # a job asking for the powered-down node waits: Slurm does not power it up while the event lasts
+    waiting = sbatch(cluster, tmp_path, idle)
+    time.sleep(3)  # a scheduling pass or more (sched_interval=2)
+    assert calls(cluster.resume_calls)[n_resume:] == [] and "POWERED_DOWN" in flags(cluster, idle)
+    assert job_state(cluster, waiting) == "PENDING"
+
+    ended = {d["node"]: d for d in ex.shed_idle_nodes({})}  # the event is over
+    assert ended[idle]["action"] == "power_up" and set(ended) == {idle}
+    wait_for(lambda: calls(cluster.resume_calls)[n_resume:] or None, 40, "ResumeProgram to be called")
+    assert calls(cluster.resume_calls)[n_resume:] == [idle]
+    wait_up(cluster, ex, idle)
+    wait_for(lambda: job_state(cluster, waiting) == "COMPLETED", 60, f"the waiting job to run on {idle}")
+    after = sbatch(cluster, tmp_path, idle)  # the node is usable again
+    wait_for(lambda: job_state(cluster, after) == "COMPLETED", 60, f"a job on {idle} to run after the event")
+    assert flags(cluster, "gs-node3") == {"IDLE", "DRAIN"} and node(cluster, "gs-node3")["Reason"].startswith(OPERATOR)
+    assert calls(cluster.suspend_calls)[n_suspend:] == [idle] and ex.power.nodes == {}
+    kept = [(d["node"], d["action"]) for d in ex.power.decisions if d["action"] != "skip"]
+    assert kept[0] == (idle, "power_down") and (idle, "power_up") in kept and kept[-1] == (idle, "released")
+    done.touch()  # the busy job ends
+    wait_for(lambda: ex.status("busy").state == "succeeded", 30, "the busy job to end")
+
+
+def test_without_power_saving_in_slurm_conf_it_says_so_once_and_touches_nothing(cluster, tmp_path, monkeypatch):
+    ex = SlurmExecutor(tmp_path / "state", slurm_conf=cluster.conf, python=sys.executable, power_save=True)
+    real = ex.power._config
+    monkeypatch.setattr(ex.power, "_config", lambda: {**real(), "SuspendProgram": "(null)"})
+    before = calls(cluster.suspend_calls)
+    got = ex.shed_idle_nodes({"site-a": "shed-2"})
+    assert [d["action"] for d in got] == ["skip"] and "no SuspendProgram" in got[0]["reason"]
+    assert ex.shed_idle_nodes({"site-a": "shed-2"}) == []  # said once
+    assert calls(cluster.suspend_calls) == before and not flags(cluster, "gs-node1") & {"DRAIN", "POWERED_DOWN"}
+    off = SlurmExecutor(tmp_path / "off", slurm_conf=cluster.conf, python=sys.executable)  # power_save not asked
+    assert off.shed_idle_nodes({"site-a": "shed-2"}) == [] and off.power is None
 
 
 def test_sites_under_a_power_request_now():
