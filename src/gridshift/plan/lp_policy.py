@@ -27,6 +27,7 @@ from gridshift.plan.placement import (
     replica_increment_mw,
 )
 from gridshift.plan.start_times import build_start_times
+from gridshift.plan.urgent import place_urgent
 from gridshift.world.arrays import Signals, World
 
 
@@ -375,11 +376,8 @@ class LpPolicy(Policy):
         slot) run wherever they fit, each on the pool where it runs fastest."""
         if not waiting.size:
             return
-        jt, fl = obs.world.jobs, obs.world.fleet
         urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
-        for j in priority_order(obs, urgent):
-            fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
-            first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
+        place_urgent(st, obs, priority_order(obs, urgent), tp_pool)  # by groups, as one at a time would
 
     def _future_headroom_mw(self, obs: Observation, p: int, run_slots: float, rigid_mw: np.ndarray) -> float:
         """Facility MW left at pool p's site, over the next ``run_slots`` slots, under the lowest power cap
