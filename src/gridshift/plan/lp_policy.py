@@ -175,7 +175,7 @@ class LpPolicy(Policy):
                                         + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
-            svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
+            svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost, start_h=start_s / S_PER_H)
 
     def add_starts(self, pr: PlanProblem, jobs: np.ndarray, remaining: np.ndarray, now_s: float,
                    grid_h: np.ndarray, uc_fine: np.ndarray) -> PlanProblem:
