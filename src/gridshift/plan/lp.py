@@ -26,11 +26,11 @@ from gridshift.plan.lp_warm import ClassIds, Keyed, basis_from, match_periods, o
 from gridshift.plan.start_times import StartTimes
 
 INF = highspy.kHighsInf
-# a warm start that takes more than WARM_GIVE_UP times the simplex iterations of the last cold solve (and
-# WARM_SLACK_ITS more) stops warm starts for the next WARM_PAUSE solves (iteration counts, not times: the same
-# run makes the same choices)
+# a warm start that takes more than WARM_GIVE_UP times the simplex iterations a cold solve would (the last cold
+# solve's iterations per column, times this LP's columns; and WARM_SLACK_ITS more) stops warm starts for the
+# next WARM_PAUSE solves (iteration counts, not times: the same run makes the same choices)
 WARM_GIVE_UP = 1.2
-WARM_PAUSE = 24
+WARM_PAUSE = 8
 WARM_SLACK_ITS = 200  # small LPs: a few hundred iterations either way say nothing
 
 
@@ -167,7 +167,7 @@ class PlanSolver:
         self.warm = warm
         self._keyed: Keyed | None = None
         self._class_ids = ClassIds()
-        self._cold_its: int | None = None
+        self._cold_its_per_col: float | None = None
         self._warm_off = 0
 
     def solve(self, pr: PlanProblem) -> PlanSolution:
@@ -352,8 +352,9 @@ class PlanSolver:
         self._basis, self._shape = h.getBasis(), shape
         its = int(h.getInfo().simplex_iteration_count)
         if not warm_used:
-            self._cold_its = its
-        elif self._cold_its is not None and its > WARM_GIVE_UP * self._cold_its + WARM_SLACK_ITS:
+            self._cold_its_per_col = its / max(b.n_cols, 1)
+        elif self._cold_its_per_col is not None and \
+                its > WARM_GIVE_UP * self._cold_its_per_col * b.n_cols + WARM_SLACK_ITS:
             self._warm_off = WARM_PAUSE  # the matched basis was a worse start than none: solve cold for a while
         if keyed is not None:
             keyed.col_status, keyed.row_status = statuses(self._basis)

@@ -104,8 +104,8 @@ def basis_from(prev: Keyed, col_keys: np.ndarray, row_keys: np.ndarray, row_lowe
 
 
 def statuses(basis: highspy.HighsBasis) -> tuple[np.ndarray, np.ndarray]:
-    return (np.fromiter((int(s) for s in basis.col_status), np.int8),
-            np.fromiter((int(s) for s in basis.row_status), np.int8))
+    cs, rs = basis.col_status, basis.row_status
+    return np.fromiter(map(int, cs), np.int8, len(cs)), np.fromiter(map(int, rs), np.int8, len(rs))
 
 
 def _lookup(keys: np.ndarray, status: np.ndarray, want: np.ndarray, default: int) -> np.ndarray:

@@ -10,7 +10,8 @@ are ``CAP_FRAC`` of the site's full-load facility power (cycling 0.85–1.0), so
 accelerator flat out at once.
 
 The work: ``1,000,000 × scale`` batch jobs drawn from the Alibaba PAI trace (via GAIA, through the data
-registry) over the year, with their work scaled (``load_scale``) so the fleet's design utilisation — the
+registry) over the year — at every scale a random ``scale`` share of one window of 1,000,000 trace rows
+(thinning: the arrival pattern over the year is the same at any scale, so totals scale linearly) — with their work scaled (``load_scale``) so the fleet's design utilisation — the
 jobs' work in accelerator-hours on their mean speed, over the fleet's accelerator-hours — is
 ``target_util`` (0.65 by default; the simulated utilisation is what a run reports); 20 inference services with
 demand shaped from the Azure LLM 2023 traces (conversation and code, alternating) in 10 user regions, sized
@@ -230,6 +231,7 @@ def gigawatt_scenario(spec: GigawattSpec, load_scale: float = 1.0, policies: lis
         "zones": _zones(),
         "sites": sites,
         "workloads": {"generate": {"trace": "gaia/pai-100k", "count": max(1, int(round(n_jobs))),
+                                   "window": spec.jobs,  # every scale thins the same 1 GW arrival process
                                    "max_length_h": spec.max_length_h, "load_scale": load_scale,
                                    "gang_sizes": gangs, "gang_size_weights": [float(g) for g in gangs]},
                       "services": services},
