@@ -91,3 +91,8 @@ def test_keys_and_statuses_carry_over():
     # too little matched: no basis
     assert basis_from(prev, np.array([-1, -1, -1, k_old[0]]), np.array([8], np.int64), np.zeros(1),
                       np.ones(4)) is None
+
+
+def test_matching_is_a_policy_option_off_by_default():
+    assert not Mpc().solver.warm
+    assert Mpc(lp_warm_by_key=True).solver.warm

@@ -63,11 +63,12 @@ def _gang_to_finish(obs: Observation, j: int, rate_per_acc_h: float) -> int:
 class LpPolicy(Policy):
     """Base of the LP planners. Parameters: ``objective`` (from the scenario unless given), ``cap_levels``
     (power-cap fractions the plan may use), ``max_delay_h`` (window of jobs without a deadline),
-    ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline."""
+    ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline.
+    ``lp_warm_by_key``: warm-start each LP from the last one's basis matched by key (plan/lp_warm.py)."""
 
     def __init__(self, objective: Objective | dict | str | None = None, cap_levels: tuple[float, ...] = (0.7, 1.0),
                  max_delay_h: float = 24.0, time_limit_s: float = 60.0, late_window_h: float = 24.0,
-                 **params: Any) -> None:
+                 lp_warm_by_key: bool = False, **params: Any) -> None:
         if isinstance(objective, str):
             objective = Objective(kind=objective)
         elif isinstance(objective, dict):
@@ -78,11 +79,13 @@ class LpPolicy(Policy):
         if max_delay_h < 0:
             raise PlanError("max_delay_h must be >= 0", field="params.max_delay_h")
         super().__init__(cap_levels=tuple(levels), max_delay_h=max_delay_h, **params)
+        if lp_warm_by_key:
+            self.params["lp_warm_by_key"] = True
         self.objective = objective or Objective()
         self.levels = levels
         self.max_delay_h = max_delay_h
         self.late_window_h = late_window_h
-        self.solver = PlanSolver(time_limit_s)
+        self.solver = PlanSolver(time_limit_s, warm=bool(lp_warm_by_key))
         self.n_solves = 0
         self.solve_s = 0.0
         self.planned_acc = 0.0
