@@ -66,6 +66,8 @@ class LpPolicy(Policy):
     ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline.
     ``lp_warm_by_key``: warm-start each LP from the last one's basis matched by key (plan/lp_warm.py)."""
 
+    lp_options: dict = {}  # HiGHS options of every solve
+
     def __init__(self, objective: Objective | dict | str | None = None, cap_levels: tuple[float, ...] = (0.7, 1.0),
                  max_delay_h: float = 24.0, time_limit_s: float = 60.0, late_window_h: float = 24.0,
                  lp_warm_by_key: bool = False, **params: Any) -> None:
@@ -85,7 +87,7 @@ class LpPolicy(Policy):
         self.levels = levels
         self.max_delay_h = max_delay_h
         self.late_window_h = late_window_h
-        self.solver = PlanSolver(time_limit_s, warm=bool(lp_warm_by_key))
+        self.solver = PlanSolver(time_limit_s, dict(self.lp_options), warm=bool(lp_warm_by_key))
         self.n_solves = 0
         self.solve_s = 0.0
         self.planned_acc = 0.0
