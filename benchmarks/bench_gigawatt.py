@@ -1,6 +1,6 @@
 """Benchmark: a year (2023, hourly UTC slots) of the 1 GW fleet of ``gridshift.studies.gigawatt`` — 24 sites
 in 16 zones, ~806,000 accelerators of 7 types sized from the catalog's power figures, 1,000,000 PAI-trace
-batch jobs scaled to a design utilisation of 65 %, 20 Azure-LLM-shaped inference services in 10 user regions,
+batch jobs scaled to a design utilisation of 72 %, 20 Azure-LLM-shaped inference services in 10 user regions,
 site power caps and four grid events — under ``asap``, ``mpc`` (default forecaster, hourly re-planning,
 48 h horizon) and ``oracle``.
 

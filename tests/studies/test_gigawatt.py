@@ -104,3 +104,23 @@ def test_site_groups_partition_the_fleet_with_its_jobs_and_demand():
         assert all(set(s.allowed_sites) <= names for s in p.workloads.services)
     with pytest.raises(ValueError):
         site_groups(spec, 0)
+
+
+def test_every_scale_thins_one_arrival_process():
+    """Jobs at any scale are a random share of one 1,000,000-row window of the trace, so the arrival pattern
+    over the year (here: jobs per month, as a share of the year's) is the same at a tenth of the jobs."""
+    from gridshift.studies.gigawatt import gigawatt_scenario
+    from gridshift.workloads.build import build_jobs
+    from gridshift.world.build import accelerator_types
+
+    cat = load_catalog()
+    month = 8760 * 3600 / 12
+    shares = []
+    for scale in (0.003, 0.03):
+        sc = gigawatt_scenario(GigawattSpec(scale=scale))
+        assert sc.workloads.generate.window == JOBS
+        jobs = build_jobs(sc, tuple(accelerator_types(sc, cat)), cat)
+        assert len(jobs) == round(JOBS * scale)
+        shares.append(np.bincount((jobs.arrival_s // month).astype(int), minlength=12)[:12] / len(jobs))
+    # 3,000 jobs: binomial noise of a month's share is about 0.005
+    assert np.abs(shares[0] - shares[1]).max() < 0.025

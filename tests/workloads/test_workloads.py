@@ -144,6 +144,24 @@ def test_window_wraps_around():
     assert np.allclose(np.diff(t.arrival_s), 3600.0)  # evenly spaced trace, across two wrap-arounds
 
 
+def test_window_thins_one_arrival_process():
+    """With ``window``, fewer jobs are a random subset of the jobs the whole window gives (same times,
+    lengths, kinds, gangs), so runs of different sizes share one arrival pattern and job population."""
+    trace = pd.DataFrame({"arrival_h": np.sort(np.random.default_rng(1).uniform(0, 500, 3000)),
+                          "length_h": np.random.default_rng(2).uniform(0.1, 20, 3000)})
+    full = _gen(trace, seed=5, count=2400, duration_s=30 * 86400.0)
+    part = _gen(trace, seed=5, count=240, window=2400, duration_s=30 * 86400.0)
+    assert len(part) == 240
+    pos = np.searchsorted(full.arrival_s, part.arrival_s)
+    assert np.array_equal(full.arrival_s[pos], part.arrival_s)  # every arrival is one of the window's
+    assert np.unique(pos).size == 240
+    assert _same(part, full.take(pos))  # the very jobs of the whole window, row for row
+    # not the first 240 rows of the window (those would be the first tenth of the time span): spread over it
+    assert part.arrival_s.max() > 0.8 * full.arrival_s.max()
+    # without a window (or a window no larger than the count) nothing changes
+    assert _same(_gen(trace, seed=5, count=240, window=240), _gen(trace, seed=5, count=240))
+
+
 def test_100k_jobs(pai):
     t = _gen(pai, count=100_000)
     t.validate()

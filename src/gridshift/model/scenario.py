@@ -45,6 +45,9 @@ class JobGenerator(BaseModel):
     trace: Literal["gaia/pai-100k", "gaia/azure-100k", "gaia/mustang-100k"] = "gaia/pai-100k"
     length_trace: Literal["gaia", "philly"] = "gaia"
     count: int = Field(ge=1, le=10_000_000)
+    window: int | None = Field(default=None, ge=1, le=100_000_000, description=(
+        "Trace rows the arrivals span (default: count); count of them are drawn at random, so runs of "
+        "different counts with the same window share the arrival pattern."))
     reference_accelerator: str = "H100"
     kind_mix: dict[JobKind, float] = Field(
         default_factory=lambda: {

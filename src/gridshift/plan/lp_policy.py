@@ -27,6 +27,7 @@ from gridshift.plan.placement import (
     replica_increment_mw,
 )
 from gridshift.plan.start_times import build_start_times
+from gridshift.plan.urgent import place_urgent
 from gridshift.world.arrays import Signals, World
 
 
@@ -62,11 +63,14 @@ def _gang_to_finish(obs: Observation, j: int, rate_per_acc_h: float) -> int:
 class LpPolicy(Policy):
     """Base of the LP planners. Parameters: ``objective`` (from the scenario unless given), ``cap_levels``
     (power-cap fractions the plan may use), ``max_delay_h`` (window of jobs without a deadline),
-    ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline."""
+    ``time_limit_s`` per LP solve. Work may be planned up to ``late_window_h`` past a deadline.
+    ``lp_warm_by_key``: warm-start each LP from the last one's basis matched by key (plan/lp_warm.py)."""
+
+    lp_options: dict = {}  # HiGHS options of every solve
 
     def __init__(self, objective: Objective | dict | str | None = None, cap_levels: tuple[float, ...] = (0.7, 1.0),
                  max_delay_h: float = 24.0, time_limit_s: float = 60.0, late_window_h: float = 24.0,
-                 **params: Any) -> None:
+                 lp_warm_by_key: bool = False, **params: Any) -> None:
         if isinstance(objective, str):
             objective = Objective(kind=objective)
         elif isinstance(objective, dict):
@@ -77,11 +81,13 @@ class LpPolicy(Policy):
         if max_delay_h < 0:
             raise PlanError("max_delay_h must be >= 0", field="params.max_delay_h")
         super().__init__(cap_levels=tuple(levels), max_delay_h=max_delay_h, **params)
+        if lp_warm_by_key:
+            self.params["lp_warm_by_key"] = True
         self.objective = objective or Objective()
         self.levels = levels
         self.max_delay_h = max_delay_h
         self.late_window_h = late_window_h
-        self.solver = PlanSolver(time_limit_s)
+        self.solver = PlanSolver(time_limit_s, dict(self.lp_options), warm=bool(lp_warm_by_key))
         self.n_solves = 0
         self.solve_s = 0.0
         self.planned_acc = 0.0
@@ -174,7 +180,7 @@ class LpPolicy(Policy):
                                         + self.late_window_h, side="left"),
             demand=demand, svc_allowed=w.services.allowed[:, :, s] if w.services.n else
             np.zeros((0, 0, f.n_pools), bool), svc_acc_per_rps=self.svc_acc_per_rps,
-            svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost)
+            svc_mw_per_rps=self.svc_mw_per_rps, busy_now=busy_now, pause_cost=pause_cost, start_h=start_s / S_PER_H)
 
     def add_starts(self, pr: PlanProblem, jobs: np.ndarray, remaining: np.ndarray, now_s: float,
                    grid_h: np.ndarray, uc_fine: np.ndarray) -> PlanProblem:
@@ -375,11 +381,8 @@ class LpPolicy(Policy):
         slot) run wherever they fit, each on the pool where it runs fastest."""
         if not waiting.size:
             return
-        jt, fl = obs.world.jobs, obs.world.fleet
         urgent = waiting[latest_start_passed(obs, waiting, self.max_delay_h, margin_slots=1.0)]
-        for j in priority_order(obs, urgent):
-            fast = np.argsort(-jt.speed[j, fl.pool_type] * tp_pool, kind="stable")
-            first_fit_jobs(st, obs, np.array([j]), fast[jt.speed[j, fl.pool_type[fast]] > 0])
+        place_urgent(st, obs, priority_order(obs, urgent), tp_pool)  # by groups, as one at a time would
 
     def _future_headroom_mw(self, obs: Observation, p: int, run_slots: float, rigid_mw: np.ndarray) -> float:
         """Facility MW left at pool p's site, over the next ``run_slots`` slots, under the lowest power cap

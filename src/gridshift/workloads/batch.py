@@ -10,7 +10,10 @@ How a trace becomes jobs (:func:`generate_jobs`), and the assumptions behind it:
   arrival times are mapped linearly onto ``[0, duration_s)``: the first job arrives at 0 and the span is
   padded by one mean inter-arrival gap so the last job arrives before ``duration_s``. A linear map keeps
   the *relative* spacing of the trace — its bursts and its diurnal/weekly pattern — but stretches or
-  compresses its time axis (a 3-day window put into a 7-day scenario has 56-hour "days").
+  compresses its time axis (a 3-day window put into a 7-day scenario has 56-hour "days"). With
+  ``spec.window`` larger than the count, the jobs are a random ``spec.count`` (without replacement) of the
+  ``spec.window`` jobs drawn as below (thinning): runs at any count share one arrival pattern and one job
+  population, so a run at a tenth of the jobs is a tenth of the same jobs.
 * **Lengths** — run time on the reference accelerator at the job's full gang, hours: the trace's own
   ``length`` of the same rows, or (``length_pool_h``, e.g. Philly run times) drawn at random from the
   pool; clipped to ``[1 minute, spec.max_length_h]`` and multiplied by ``spec.load_scale``.
@@ -128,6 +131,13 @@ def generate_jobs(
     # Arrivals: a consecutive window of the trace, rescaled onto the scenario.
     order = np.argsort(arrivals_h, kind="stable")
     arrivals_h, lengths_h = arrivals_h[order], lengths_h[order]
+    if spec.window is not None and spec.window > n:
+        # thinning: a random n of the jobs the whole window gives (the same jobs, times, kinds, gangs, deadlines)
+        whole = generate_jobs(spec.model_copy(update={"count": int(spec.window), "window": None}),
+                              arrivals_h=arrivals_h, lengths_h=lengths_h, duration_s=duration_s,
+                              type_names=type_names, speed_by_kind=speed_by_kind, rng=rng,
+                              length_pool_h=length_pool_h)
+        return whole.take(np.sort(rng.choice(int(spec.window), size=n, replace=False)))
     idx, t_h = _window(arrivals_h, n, int(rng.integers(0, n_trace)))
     t_order = np.argsort(t_h, kind="stable")
     idx, t_h = idx[t_order], t_h[t_order]
