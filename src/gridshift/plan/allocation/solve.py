@@ -30,14 +30,18 @@ from gridshift.plan.allocation.job_lp import (
     tied_jobs,
 )
 from gridshift.plan.allocation.merge import merge_identical
+from gridshift.plan.allocation.need_classes import solve_by_classes
 from gridshift.plan.allocation.terms import alone_best
 
 
 def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm_prices: bool = False,
-                 whole: bool = False, merge: bool = True) -> JobSol:
+                 whole: bool = False, merge: bool = True, want_x: bool = True) -> JobSol:
     """Exact optimum of ``lp``.
 
-    Identical jobs are first merged into one (:func:`~gridshift.plan.allocation.merge.merge_identical`).
+    Jobs with identical columns are first solved as classes when there are few of them
+    (:func:`~gridshift.plan.allocation.need_classes.solve_by_classes`: exact, whatever their needs; with
+    ``want_x`` false its solution may carry ``x = None``); else identical jobs are merged into one
+    (:func:`~gridshift.plan.allocation.merge.merge_identical`).
 
     Small LPs (``<= FULL_LP_MAX_JOBS`` jobs, or ``whole``) go to HiGHS whole. Larger ones are solved by
     *aggregation*: a job whose optimum is of a simple kind needs no rows of its own, its ``x`` being
@@ -61,6 +65,12 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     tests compare with solving it whole). After ``MAX_ROUNDS``, or with half the jobs free, the whole LP
     is solved.
     """
+    if not whole and merge:
+        sol = solve_by_classes(lp, deadline, want_x=want_x)
+        if sol is not None:
+            return sol
+    if warm is not None and warm.x is None:  # (a class solution without x: its prices only)
+        warm = replace(warm, x=np.zeros(0), basis=None) if warm_prices else None
     merged = merge_identical(lp) if merge else None  # identical jobs as one (exact; see merge)
     if merged is not None:
         small, expand, shrink = merged
