@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gridshift.plan.allocation import need_classes
 from gridshift.plan.allocation.job_lp import INF, Columns, JobLP
-from gridshift.plan.allocation.need_classes import solve_by_classes, split_class
+from gridshift.plan.allocation.need_classes import solve_by_classes, solve_soft_by_classes, split_class
 from gridshift.plan.allocation.policies import POLICIES, allocate
 from gridshift.plan.allocation.problem import AllocationProblem
 from gridshift.plan.allocation.solve import solve_job_lp
@@ -61,10 +61,12 @@ def class_problem(seed: int, J: int, caps: bool = False) -> AllocationProblem:
     if caps:
         kw = dict(pool_site=np.zeros(P, np.int64), cap_w=np.array([float(rng.uniform(500, 3000))]),
                   power_w=gang_of[t, None] * rng.uniform(100, 400, P)[None, :])
+    rem = rng.uniform(1e3, 1e6, J)
+    deadline = np.where(rng.random(J) < 0.4, rem / (speed[t, 0] * rng.uniform(0.3, 3.0, J)), np.inf)
     return AllocationProblem(throughput=thr, gang=gang_of[t].astype(float), job_of_row=np.arange(J),
-                             count=rng.integers(2, 12, P).astype(float),
-                             remaining_steps=rng.uniform(1e3, 1e6, J),
-                             elapsed_s=rng.uniform(0, 1e4, J) * (rng.random(J) < 0.7), **kw)
+                             count=rng.integers(2, 12, P).astype(float), remaining_steps=rem,
+                             elapsed_s=rng.uniform(0, 1e4, J) * (rng.random(J) < 0.7), deadline_s=deadline,
+                             cost_per_acc_h=rng.uniform(0.5, 3.0, P), **kw)
 
 
 @settings(max_examples=20, deadline=None)
@@ -94,6 +96,30 @@ def test_class_lp_matches_the_lp_over_every_job(seed, caps):
     assert np.all(second.shortfall(got2.x, z) <= 1e-7 * (1 + second.b * z))
     assert np.all(np.bincount(second.job, got2.x, J) <= 1 + 1e-7)
     assert np.all(second.A @ got2.x <= second.cap * (1 + 1e-7) + 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), caps=st.booleans())
+def test_soft_needs_over_classes_match_the_lp_over_every_job(seed, caps):
+    """Needs with a penalty per unit of shortfall (min-cost's SLOs), some beyond what the cluster can
+    give: the class LP's shortfall taken off the largest needs reaches the per-job optimum."""
+    rng = np.random.default_rng(seed)
+    pr = class_problem(seed, int(rng.integers(70, 160)), caps)
+    t = Terms(pr)
+    cols = Columns(pr, t)
+    J = pr.n_jobs
+    req = t.eligible & (rng.random(J) < 0.6)
+    beta = np.where(req, rng.uniform(0.0, 3.0, J), 0.0)
+    row_pen = rng.uniform(0.5, 5.0, 16)
+    key = np.unique(pr.throughput, axis=0, return_inverse=True)[1].ravel() % 16
+    lp = JobLP.over(cols, J, cols.norm - rng.uniform(0.0, 0.5) * cols.gang, req=req, beta=beta, pen=row_pen[key])
+    got = solve_soft_by_classes(lp, deadline=np.inf)
+    ref = solve_job_lp(lp, deadline=np.inf, whole=True)
+    assert got is not None
+    assert got.value == pytest.approx(ref.value, rel=1e-7, abs=1e-9)
+    assert got.value == pytest.approx(lp.value(got.x, 0.0), rel=1e-12)
+    assert np.all(np.bincount(lp.job, got.x, J) <= 1 + 1e-7)
+    assert np.all(lp.A @ got.x <= lp.cap * (1 + 1e-7) + 1e-9)
 
 
 def test_class_lp_is_used_only_where_jobs_share_columns():

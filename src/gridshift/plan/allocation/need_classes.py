@@ -69,16 +69,19 @@ class _ClassView:
         self.reps = reps
 
 
-def _job_classes(lp: JobLP) -> np.ndarray | None:
+def _job_classes(lp: JobLP, soft: bool = False) -> np.ndarray | None:
+    """Class of every job (equal columns; with ``soft``, also equal shortfall penalties), or ``None``."""
     J, C = lp.n_jobs, lp.job.size
-    if J < MIN_JOBS or C == 0 or lp.cap.size > MAX_DENSE_ROWS or lp.pen is not None or lp.time_z:
+    if J < MIN_JOBS or C == 0 or lp.cap.size > MAX_DENSE_ROWS or (lp.pen is not None) != soft or lp.time_z:
         return None
     start = np.searchsorted(lp.job, np.arange(J))
     ncol = np.bincount(lp.job, minlength=J)
     pos = np.arange(C) - start[lp.job]
     col_cls = _classes(np.column_stack([lp.n, lp.e, lp.A.tocsc().toarray().T]))
-    blocks = np.full((J, int(ncol.max())), -1.0)
+    blocks = np.full((J, int(ncol.max()) + soft), -1.0)
     blocks[lp.job, pos] = col_cls
+    if soft:
+        blocks[:, -1] = np.where(lp.req, lp.pen, -1.0)
     cls = _classes(blocks)
     if np.unique(cls).size > MAX_CLASS_SHARE * J:
         return None
@@ -210,6 +213,77 @@ def least_parameter(lp: JobLP, need, dneed, lo: float, deadline: float) -> float
             return rho if np.all(d <= m.n_max[m.v.of_job] * (1 + 1e-9)) else None
         X, rho, _ = res
     return None
+
+
+def solve_soft_by_classes(lp: JobLP, deadline: float) -> JobSol | None:
+    """``lp`` with soft needs (a penalty ``pen`` per unit of shortfall, equal within a class) and a fixed
+    ``z`` over classes: exact, without cuts. For a class short by ``sigma`` in all, the shortfall that
+    eases every row most is taken off the largest needs (``d_j -> min(d_j, L)``: it minimises every sum
+    of the ``m`` largest needs at once), and then ``sum_j (min(d_j, L) - alpha)^+ = (sum_j (d_j - alpha)^+
+    - sigma)^+``: one row ``sum_c (n_c - alpha)^+ X_c + sigma >= sum_j (d_j - alpha)^+`` per class and
+    level (the fastest speed included), with ``sigma`` a column costing ``pen``. ``None`` where the LP
+    has no such structure (the caller solves it per job)."""
+    if lp.z_hi != lp.z_lo or lp.pen is None:
+        return None
+    cls = _job_classes(lp, soft=True)
+    if cls is None:
+        return None
+    z = lp.z_lo
+    m = _ClassModel(lp, cls, deadline, 0.0, z, z, lp.a)
+    v, NX, G = m.v, m.NX, m.v.G
+    d = np.where(lp.req, np.maximum(lp.beta + lp.b * z, 0.0), 0.0)
+    pen_g = np.zeros(G)
+    np.maximum.at(pen_g, v.of_job, np.where(lp.req, lp.pen, 0.0))
+    m.h.addVars(G, np.zeros(G), np.full(G, INF))
+    m.h.changeColsCost(G, NX + 1 + np.arange(G, dtype=np.int32), -pen_g)
+    alpha = np.column_stack([m.alpha, m.n_max])  # (nan where a class has fewer levels)
+    lo, ri, ci, vi = [], [], [], []
+    k = 0
+    for level in range(alpha.shape[1]):
+        a_g = alpha[:, level]
+        ok = np.isfinite(a_g) & m.has_need
+        rhs = np.bincount(v.of_job, np.maximum(d - a_g[v.of_job], 0.0) * np.isfinite(a_g[v.of_job]), G)
+        gs = np.flatnonzero(ok & (rhs > 0))
+        if not gs.size:
+            continue
+        row_of = np.full(G, -1)
+        row_of[gs] = k + np.arange(gs.size)
+        cc = np.flatnonzero(row_of[v.ccls] >= 0)
+        ri += [row_of[v.ccls[cc]], row_of[gs]]
+        ci += [cc, NX + 1 + gs]
+        vi += [np.maximum(m.n_c[cc] - a_g[v.ccls[cc]], 0.0), np.ones(gs.size)]
+        lo.append(rhs[gs])
+        k += gs.size
+    if k:
+        _add_rows(m.h, np.concatenate(lo), np.full(k, INF), np.concatenate(ri), np.concatenate(ci),
+                  np.concatenate(vi))
+    m.h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
+    m.h.run()
+    if m.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    sol = m.h.getSolution()
+    col = np.asarray(sol.col_value)
+    X, sigma = np.clip(col[:NX], 0.0, None), np.clip(col[NX + 1:], 0.0, None)
+    x = _split_all(lp, v, X, _truncated(d, v.of_job, sigma, G))
+    if x is None:
+        return None
+    return JobSol(x=x, z=z, lam=np.asarray(sol.row_dual)[:m.K], value=lp.value(x, z), status="optimal",
+                  free_jobs=G)
+
+
+def _truncated(d: np.ndarray, g: np.ndarray, sigma: np.ndarray, G: int) -> np.ndarray:
+    """Needs ``d`` [J] with each class's shortfall ``sigma`` [G] taken off its largest: ``min(d, L_g)``
+    with ``sum_j (d_j - L_g)^+ = sigma_g``."""
+    out = d.copy()
+    for c in np.flatnonzero(sigma > 0):
+        members = np.flatnonzero(g == c)
+        dd = np.sort(d[members])[::-1]
+        k = np.arange(1, dd.size + 1)
+        above = np.cumsum(dd) - k * dd  # shortfall if L = dd[k-1]: sum_{i<k} (dd_i - dd_{k-1})
+        i = int(np.searchsorted(above, sigma[c], side="right"))  # L lies below dd[i-1]
+        level = (dd[:i].sum() - sigma[c]) / i if i else dd[0]
+        out[members] = np.minimum(d[members], max(level, 0.0))
+    return out
 
 
 def _add_rows(h, lo, hi, ri, ci, vi) -> None:

@@ -30,7 +30,7 @@ from gridshift.plan.allocation.job_lp import (
     tied_jobs,
 )
 from gridshift.plan.allocation.merge import merge_identical
-from gridshift.plan.allocation.need_classes import solve_by_classes
+from gridshift.plan.allocation.need_classes import solve_by_classes, solve_soft_by_classes
 from gridshift.plan.allocation.terms import alone_best
 
 
@@ -66,7 +66,7 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     is solved.
     """
     if not whole and merge:
-        sol = solve_by_classes(lp, deadline, want_x=want_x)
+        sol = solve_by_classes(lp, deadline, want_x=want_x) if lp.pen is None else solve_soft_by_classes(lp, deadline)
         if sol is not None:
             return sol
     if warm is not None and warm.x is None:  # (a class solution without x: its prices only)
