@@ -16,7 +16,6 @@ from gridshift.plan.allocation.aggregate import (
     States,
     best_states,
     rebanded,
-    segments,
     solve_reduced,
     states_of,
 )
@@ -127,7 +126,7 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
                     new.kind[keep] = st.kind[keep]
                 st, lam0, z0, repicked = new, sol.lam, sol.z, True
                 continue
-            if np.count_nonzero(keep) + bad.size > J // 2:  # most jobs fail: no state pricing will hold
+            if np.count_nonzero(keep) + bad.size > job_lp.WHOLE_SHARE * J:  # most jobs fail: no state pricing will hold
                 break
             if lam0 is not None and (not sane or lost or tied) and gap < 0.3:  # too few free jobs to price
                 gap *= 3  # every row: free more of those near a tie (the failures are artefacts of that)
@@ -135,7 +134,7 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
                 new.kind[keep] = st.kind[keep]
                 st = new
                 continue
-        if np.count_nonzero(keep) + bad.size > J // 2:
+        if np.count_nonzero(keep) + bad.size > job_lp.WHOLE_SHARE * J:
             break
         st.kind[bad] = np.where(st.kind[bad] == FREE_T, FREE_T, FREE)
     return _whole(lp, deadline)
@@ -195,12 +194,17 @@ def _at_z_bound(lp: JobLP, deadline: float) -> JobSol | None:
     fixed = replace(lp, z_lo=z_ub, z_hi=z_ub)
     # start from a spread that fits (large LPs only, see the guard above): prices make over-full rows dear
     lam = 1.0 / np.maximum(np.abs(lp.cap), 1e-300)
-    At = abs(A).multiply(t[None, :]).tocsc()  # use of each row by each column at its need
+    At = abs(A).multiply(t[None, :]).tocoo()  # use of each row by each column at its need
+    AtT = At.T.tocsr()
+    starts = np.flatnonzero(np.r_[True, lp.job[1:] != lp.job[:-1]])  # (columns are sorted by job)
+    seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, lp.job.size]))
     for _ in range(40):
-        cost = np.where(t <= 1 + 1e-12, At.T @ lam, np.inf)
-        pick = segments(lp.job, -cost)[0]
+        cost = np.where(t <= 1 + 1e-12, AtT @ lam, np.inf)
+        pick = _first_min(cost, starts, seg)
         pick = pick[lp.req[lp.job[pick]] & np.isfinite(cost[pick])]
-        load = At[:, pick] @ np.ones(pick.size)
+        chosen = np.zeros(lp.job.size)
+        chosen[pick] = 1.0
+        load = np.bincount(At.row, At.data * chosen[At.col], lp.cap.size)
         ratio = load / np.maximum(np.abs(lp.cap), 1e-300)
         if np.all(ratio <= 1.0):
             break
@@ -214,6 +218,14 @@ def _at_z_bound(lp: JobLP, deadline: float) -> JobSol | None:
     if sol.over > 1e-9 * (1 + float(np.abs(lp.cap).sum())):
         return None
     return sol
+
+
+def _first_min(key: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Index of the first smallest ``key`` in each run of a sorted segmentation (``starts`` of the runs,
+    ``seg`` the run of every entry): what ``segments(job, -key)[0]`` gives, without a sort."""
+    low = np.minimum.reduceat(key, starts)
+    idx = np.flatnonzero(key == low[seg])
+    return idx[np.r_[True, seg[idx[1:]] != seg[idx[:-1]]]]
 
 
 def _homogenised(lp: JobLP) -> JobLP | None:
