@@ -60,7 +60,8 @@ def class_problem(seed: int, J: int, caps: bool = False) -> AllocationProblem:
     kw = {}
     if caps:
         kw = dict(pool_site=np.zeros(P, np.int64), cap_w=np.array([float(rng.uniform(500, 3000))]),
-                  power_w=gang_of[t, None] * rng.uniform(100, 400, P)[None, :])
+                  power_w=gang_of[t, None] * rng.uniform(100, 400, P)[None, :],
+                  carbon_g_per_kwh=rng.uniform(100, 500, P), carbon_weight=0.5)
     rem = rng.uniform(1e3, 1e6, J)
     deadline = np.where(rng.random(J) < 0.4, rem / (speed[t, 0] * rng.uniform(0.3, 3.0, J)), np.inf)
     return AllocationProblem(throughput=thr, gang=gang_of[t].astype(float), job_of_row=np.arange(J),
