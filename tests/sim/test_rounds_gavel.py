@@ -175,3 +175,30 @@ def test_unknown_mechanics_is_refused():
     jobs, cluster, thr = _stream()
     with pytest.raises(ValueError, match="gavel"):
         RoundSimulator(jobs, cluster, thr, [1], SimConfig(mechanics="nope"))
+
+
+def test_gavel_agnostic_split_loses_the_share_where_a_job_cannot_run():
+    """Gavel's agnostic LP sets every throughput to 1, so a job that cannot run on a type still gets a
+    share of it, which its scheduler never uses (priority 0 there). With Gavel's mechanics the agnostic
+    split is over every pool and that share is lost; GridShift's spreads it over the pools the job can
+    use."""
+    from gridshift.plan.allocation.policies import allocate
+    from gridshift.plan.allocation.problem import AllocationProblem
+
+    thr = np.array([[0.0, 2.0, 3.0], [1.0, 2.0, 3.0]])  # job 0 cannot run on the first type
+    kw = dict(throughput=thr, gang=[1, 1], job_of_row=[0, 1], count=[2, 2, 2])
+    own = allocate("max-min-fairness", AllocationProblem(**kw), aware=False)
+    gavels = allocate("max-min-fairness", AllocationProblem(**kw, extra={"agnostic_split": "all-pools"}),
+                      aware=False)
+    assert own.x[0, 0] == 0 and gavels.x[0, 0] == 0
+    assert own.x[0].sum() == pytest.approx(1.0)  # all its time, on the two types it can use
+    assert gavels.x[0].sum() == pytest.approx(2 / 3)  # a third of it was on the first type: lost
+    assert gavels.x[1].sum() == pytest.approx(own.x[1].sum())
+    jobs = JobSet(arrival_s=[0.0, 0.0], job_type=[0, 1], steps=[1e4, 1e4], gang=[1, 1])
+    cluster = Cluster(pool_type=["K80", "P100", "V100"], count=[2, 2, 2], busy_power_w=[300.0] * 3,
+                      idle_power_w=[30.0] * 3)
+    for mechanics, aware, extra in (("gavel", False, {"agnostic_split": "all-pools"}), ("gavel", True, {}),
+                                    ("gridshift", False, {})):
+        sim = RoundSimulator(jobs, cluster, thr[:, None, :], [1],
+                             SimConfig(policy="max-min-fairness", aware=aware, mechanics=mechanics))
+        assert sim.initial_problem().extra == extra

@@ -21,7 +21,9 @@ Two round mechanics (``SimConfig.mechanics``):
   last reset; jobs that arrive in between have no allocation until then (they run on leftover
   accelerators only); at a reset every job's received time on every pool restarts at half a round and its
   deficit (time owed minus time received) is carried over; placement is
-  :func:`~gridshift.plan.allocation.rounds.place_round_gavel`. The Gavel reproduction
+  :func:`~gridshift.plan.allocation.rounds.place_round_gavel`; an agnostic policy's time is split over
+  every pool of a site, as Gavel's agnostic LP (every throughput 1) splits it, so the share on a type where
+  a job cannot run is lost (Gavel's scheduler gives the job priority 0 there). The Gavel reproduction
   (:mod:`gridshift.studies.gavel`) uses it.
 
 Steps are a job's unit of work on every pool and gang size (Gavel's throughputs at ``g`` GPUs are steps/s
@@ -227,7 +229,8 @@ class RoundSimulator:
             carbon_g_per_kwh=c.hourly(c.carbon_g_per_kwh, hour, 0.0)[c.pool_site],
             price_per_mwh=c.hourly(c.price_per_mwh, hour, 0.0)[c.pool_site],
             carbon_weight=self.cfg.carbon_weight if c.carbon_g_per_kwh is not None else 0.0,
-            price_weight=self.cfg.price_weight if c.price_per_mwh is not None else 0.0)
+            price_weight=self.cfg.price_weight if c.price_per_mwh is not None else 0.0,
+            extra={"agnostic_split": "all-pools"} if self.cfg.mechanics == "gavel" and not self.cfg.aware else {})
 
     def initial_problem(self) -> AllocationProblem:
         """The allocation problem over every job at t = 0 with nothing done (all jobs present only when they

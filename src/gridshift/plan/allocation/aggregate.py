@@ -169,9 +169,10 @@ def _aggregated(lp: JobLP, st: States):
     return cols, conds
 
 
-def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False, basis=None):
+def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False, basis=None, primal_warm: bool = False):
     """Solve with the non-FREE jobs aggregated (``basis``: a warm start for a model with none aggregated,
-    see :func:`~gridshift.plan.allocation.job_lp.highs_max`). Returns (solution or None, aggregated jobs that fail the
+    see :func:`~gridshift.plan.allocation.job_lp.highs_max`; with ``primal_warm``, the primal simplex from it).
+    Returns (solution or None, aggregated jobs that fail the
     optimality check, jobs whose time row must be added (homogenised form), whether the prices are sane:
     no coupling row needed its slack)."""
     J, K = lp.n_jobs, lp.cap.size
@@ -223,7 +224,8 @@ def solve_reduced(lp: JobLP, st: States, deadline: float, ipm: bool = False, bas
     aggregated = bool(aj.size or vj.size)
     v, row_dual, status, hb = highs_max(cost, lo, hi, rlo, rhi, ri[keep], ci[keep], vi[keep], deadline,
                                         presolve=not aggregated,
-                                        primal=aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size,
+                                        primal=(aggregated and 2 * np.count_nonzero(kind == VAR_UP) < vj.size)
+                                        or (primal_warm and basis is not None and not aggregated),
                                         ipm=ipm and not aggregated, basis=None if aggregated else basis)
     if v is None:
         return None, none, none, False

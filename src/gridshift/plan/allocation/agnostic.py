@@ -20,7 +20,10 @@ def agnostic_view(pr: AllocationProblem) -> tuple[AllocationProblem, callable]:
     over the pools the row can use (so the split below draws exactly the power the aggregate LP saw).
     The split gives a row's site fraction to that site's pools in proportion to their counts, over the
     pools where the row can run; :func:`repair` then scales down any pool this over-fills (possible only
-    when rows cannot run on every pool of a site).
+    when rows cannot run on every pool of a site). With ``pr.extra["agnostic_split"] == "all-pools"``
+    (Gavel's agnostic LAS, whose LP sets every throughput to 1, so it gives a job time on a type where the
+    job cannot run, and whose scheduler then gives the job priority 0 there: that time is lost) the split
+    is over every pool of the site, and :func:`repair` drops the share on pools where the row cannot run.
     """
     site = pool_sites(pr)
     n_sites = int(site.max()) + 1 if site.size else 0
@@ -52,7 +55,11 @@ def agnostic_view(pr: AllocationProblem) -> tuple[AllocationProblem, callable]:
         price_per_mwh=site_mean_p(pr.price_per_mwh), cost_per_acc_h=site_mean_p(pr.cost_per_acc_h),
         carbon_weight=pr.carbon_weight, price_weight=pr.price_weight, extra=dict(pr.extra))
 
+    all_pools = pr.extra.get("agnostic_split") == "all-pools"
+
     def split(x_site: np.ndarray) -> np.ndarray:
+        if all_pools:
+            return x_site[:, site] * pr.count[None, :] / np.maximum(site_count, 1e-300)[site][None, :]
         return x_site[:, site] * cw / safe[:, site]
 
     return agg, split

@@ -52,6 +52,7 @@ VAR_BAND = 0.25  # a job's reduced cost within this (relative) of 0: the model d
 TIME_ROW_SHARE = 0.5  # homogenised form: when time rows must be added, add them where time > this share
 BIND_SHARE = 0.1  # a state's z range binds: free the jobs whose range ends within this share of z
 REPICK_SHARE = 0.05  # more failed (or VAR) jobs than this share: re-pick all states at the new prices
+WHOLE_SHARE = 0.5  # aggregated jobs still failing with more than this share of jobs free: solve the LP whole
 SLACK_PENALTY = 1e6  # penalty per unit of elastic slack in the sampled / reduced LPs (relative to the objective scale)
 
 

@@ -63,6 +63,7 @@ import numpy as np
 from gridshift.errors import PlanError
 from gridshift.plan.allocation.agnostic import agnostic_view, repair
 from gridshift.plan.allocation.job_lp import INF, Columns, JobLP, JobSol
+from gridshift.plan.allocation.need_classes import least_parameter
 from gridshift.plan.allocation.problem import Allocation, AllocationProblem
 from gridshift.plan.allocation.solve import solve_job_lp
 from gridshift.plan.allocation.terms import Terms, first_rows, job_max, money_rate
@@ -156,8 +157,9 @@ class _Ctx:
         self.cols = Columns(pr, self.t)
         self.J = self.t.J
 
-    def solve(self, lp: JobLP, warm: JobSol | None = None, warm_prices: bool = False) -> JobSol:
-        return solve_job_lp(lp, deadline=self.deadline, warm=warm, warm_prices=warm_prices)
+    def solve(self, lp: JobLP, warm: JobSol | None = None, warm_prices: bool = False,
+              want_x: bool = True) -> JobSol:
+        return solve_job_lp(lp, deadline=self.deadline, warm=warm, warm_prices=warm_prices, want_x=want_x)
 
     def efficiency(self) -> np.ndarray:
         """Secondary objective of the lexicographic policies: total normalised throughput - grid term."""
@@ -166,7 +168,7 @@ class _Ctx:
     def lexicographic(self, lp: JobLP) -> JobSol:
         """Solve ``lp`` (objective ``f z + e.x``), then maximise efficiency holding that objective within
         1e-7 (relative) of its optimum: ``z`` fixed when ``e = 0``, else a hold row."""
-        first = self.solve(lp)
+        first = self.solve(lp, want_x=False)  # (its value, z and prices; x only as a warm start)
         hold = first.value - 1e-7 * max(1.0, abs(first.value))
         if np.any(lp.e != 0):
             second = replace(lp, e=self.efficiency(), f=0.0).hold(lp.e, lp.f, hold)
@@ -238,15 +240,35 @@ def _finish_time_fairness(c: _Ctx):
         b[jobs] = rem / ((rho * t_iso - e) * t.ref[jobs])
         return JobLP.over(cols, c.J, obj, req=req, b=b, **kw)
 
-    def rho_of(x: np.ndarray) -> float:
-        return float(np.max(_rho(t, jobs, np.bincount(cols.job, cols.thr * x, c.J)[jobs])))
+    def rho_of(x: np.ndarray | None, rho: float, z: float) -> float:
+        if x is not None:
+            return float(np.max(_rho(t, jobs, np.bincount(cols.job, cols.thr * x, c.J)[jobs])))
+        if z <= 0:  # (a class solution without x: every need at rho met z times over)
+            return np.inf
+        return float(np.max((e + (rho * t_iso - e) / z) / t_iso))
 
     zero = np.zeros(cols.n)
     lo = float(np.max((e + rem / t.best[jobs]) / t_iso))  # each job alone on its best column: a lower bound
     hi, rho, sol, seen = np.inf, lo, None, []
-    for _ in range(40):
-        sol = c.solve(lp_at(rho, zero, f=1.0, z_hi=INF), warm=sol, warm_prices=True)
-        hi = min(hi, rho_of(sol.x))  # x achieves this rho: an upper bound
+    # jobs in few classes: the least rho directly, on the class LP (need_classes.least_parameter)
+    scale = rem / t.ref[jobs]
+
+    def need(r: float) -> np.ndarray:
+        out = np.zeros(c.J)
+        out[jobs] = scale / (r * t_iso - e)
+        return out
+
+    def dneed(r: float) -> np.ndarray:
+        out = np.zeros(c.J)
+        out[jobs] = -scale * t_iso / (r * t_iso - e) ** 2
+        return out
+
+    direct = least_parameter(lp_at(lo, zero), need, dneed, lo, c.deadline)
+    if direct is not None:
+        hi = lo = direct
+    for _ in range(0 if direct is not None else 40):
+        sol = c.solve(lp_at(rho, zero, f=1.0, z_hi=INF), warm=sol, warm_prices=True, want_x=False)
+        hi = min(hi, rho_of(sol.x, rho, sol.z))  # x achieves this rho: an upper bound
         if sol.z < 1.0:
             lo = max(lo, rho)  # needs at rho cannot all be met: a lower bound
         if hi - lo <= 1e-8 * hi or abs(sol.z - 1.0) <= 1e-9:
@@ -265,7 +287,7 @@ def _finish_time_fairness(c: _Ctx):
         final = lp_at(rho, c.efficiency(), z_lo=1.0, z_hi=1.0).hold(-cols.grid, 0.0, -f - 1e-7 * max(1.0, f))
     else:
         final = lp_at(rho, c.efficiency(), z_lo=1.0, z_hi=1.0)
-    sol = c.solve(final, warm=sol if np.any(sol.lam > 0) else None)  # as in _Ctx.lexicographic
+    sol = c.solve(final, warm=sol if sol is not None and np.any(sol.lam > 0) else None)  # as in lexicographic
     return sol.x, sol.status
 
 
@@ -276,7 +298,7 @@ def _golden_grid(c: _Ctx, lp_at, rho_lo: float) -> tuple[float, float]:
 
     def f(rho: float) -> float:
         nonlocal warm
-        warm = c.solve(lp_at(rho), warm=warm, warm_prices=True)
+        warm = c.solve(lp_at(rho), warm=warm, warm_prices=True, want_x=False)
         return -warm.value
 
     f_lo = f(rho_lo)

@@ -16,7 +16,6 @@ from gridshift.plan.allocation.aggregate import (
     States,
     best_states,
     rebanded,
-    segments,
     solve_reduced,
     states_of,
 )
@@ -30,14 +29,18 @@ from gridshift.plan.allocation.job_lp import (
     tied_jobs,
 )
 from gridshift.plan.allocation.merge import merge_identical
+from gridshift.plan.allocation.need_classes import solve_by_classes, solve_soft_by_classes
 from gridshift.plan.allocation.terms import alone_best
 
 
 def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm_prices: bool = False,
-                 whole: bool = False, merge: bool = True) -> JobSol:
+                 whole: bool = False, merge: bool = True, want_x: bool = True) -> JobSol:
     """Exact optimum of ``lp``.
 
-    Identical jobs are first merged into one (:func:`~gridshift.plan.allocation.merge.merge_identical`).
+    Jobs with identical columns are first solved as classes when there are few of them
+    (:func:`~gridshift.plan.allocation.need_classes.solve_by_classes`: exact, whatever their needs; with
+    ``want_x`` false its solution may carry ``x = None``); else identical jobs are merged into one
+    (:func:`~gridshift.plan.allocation.merge.merge_identical`).
 
     Small LPs (``<= FULL_LP_MAX_JOBS`` jobs, or ``whole``) go to HiGHS whole. Larger ones are solved by
     *aggregation*: a job whose optimum is of a simple kind needs no rows of its own, its ``x`` being
@@ -61,6 +64,12 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     tests compare with solving it whole). After ``MAX_ROUNDS``, or with half the jobs free, the whole LP
     is solved.
     """
+    if not whole and merge:
+        sol = solve_by_classes(lp, deadline, want_x=want_x) if lp.pen is None else solve_soft_by_classes(lp, deadline)
+        if sol is not None:
+            return sol
+    if warm is not None and warm.x is None:  # (a class solution without x: its prices only)
+        warm = replace(warm, x=np.zeros(0), basis=None) if warm_prices else None
     merged = merge_identical(lp) if merge else None  # identical jobs as one (exact; see merge)
     if merged is not None:
         small, expand, shrink = merged
@@ -82,7 +91,9 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
     if warm is not None and warm.basis is not None and warm.x.size == lp.job.size:
         # the related LP needed every job free (aggregation failed there): so will this one, most likely;
         # start the dual simplex from its basis (a parametric step moves a few pivots)
-        return _whole(lp, deadline, basis=warm.basis)
+        # (a max-z step whose right-hand sides moved: the dual simplex; a second stage whose objective
+        # changed, the basis still primal feasible: the primal simplex, 4x faster there)
+        return _whole(lp, deadline, basis=warm.basis, primal=not lp.time_z)
     lam0 = z0 = None  # prices the states were picked at
     if warm is not None and warm_prices and warm.lam.size == lp.cap.size:
         lam0, z0 = warm.lam, warm.z
@@ -117,7 +128,7 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
                     new.kind[keep] = st.kind[keep]
                 st, lam0, z0, repicked = new, sol.lam, sol.z, True
                 continue
-            if np.count_nonzero(keep) + bad.size > J // 2:  # most jobs fail: no state pricing will hold
+            if np.count_nonzero(keep) + bad.size > job_lp.WHOLE_SHARE * J:  # most jobs fail: no state pricing will hold
                 break
             if lam0 is not None and (not sane or lost or tied) and gap < 0.3:  # too few free jobs to price
                 gap *= 3  # every row: free more of those near a tie (the failures are artefacts of that)
@@ -125,22 +136,23 @@ def solve_job_lp(lp: JobLP, *, deadline: float, warm: JobSol | None = None, warm
                 new.kind[keep] = st.kind[keep]
                 st = new
                 continue
-        if np.count_nonzero(keep) + bad.size > J // 2:
+        if np.count_nonzero(keep) + bad.size > job_lp.WHOLE_SHARE * J:
             break
         st.kind[bad] = np.where(st.kind[bad] == FREE_T, FREE_T, FREE)
     return _whole(lp, deadline)
 
-def _whole(lp: JobLP, deadline: float, basis=None) -> JobSol:
+def _whole(lp: JobLP, deadline: float, basis=None, primal: bool = False) -> JobSol:
     """The LP with every job FREE (in the homogenised form, time rows added as they bind). Large LPs (more
     than ``FULL_LP_MAX_JOBS`` jobs, reached when aggregation fails: typically a cluster nearly big enough
     for every job, where thousands of jobs run all the time on two types) are solved in one go, every time
     row present, by the interior point method: adding the time rows in batches to the simplex took 3-4
     solves of ~0.5 s each at 2,048 jobs. With ``basis`` (of a whole solve of a related LP of the same shape),
-    the dual simplex from that basis instead: 3-10 ms at 2,048 jobs where the interior point takes 130."""
+    the dual simplex from that basis instead: 3-10 ms at 2,048 jobs where the interior point takes 130 (with
+    ``primal``, the primal simplex: for an LP whose objective, not its right-hand sides, changed)."""
     st = States(lp.n_jobs)
     if lp.n_jobs > job_lp.FULL_LP_MAX_JOBS:
         st.kind[:] = FREE_T
-        sol = solve_reduced(lp, st, deadline, ipm=True, basis=basis)[0]
+        sol = solve_reduced(lp, st, deadline, ipm=True, basis=basis, primal_warm=primal)[0]
         if sol is not None:
             return sol
     for _ in range(job_lp.MAX_ROUNDS):
@@ -185,12 +197,17 @@ def _at_z_bound(lp: JobLP, deadline: float) -> JobSol | None:
     fixed = replace(lp, z_lo=z_ub, z_hi=z_ub)
     # start from a spread that fits (large LPs only, see the guard above): prices make over-full rows dear
     lam = 1.0 / np.maximum(np.abs(lp.cap), 1e-300)
-    At = abs(A).multiply(t[None, :]).tocsc()  # use of each row by each column at its need
+    At = abs(A).multiply(t[None, :]).tocoo()  # use of each row by each column at its need
+    AtT = At.T.tocsr()
+    starts = np.flatnonzero(np.r_[True, lp.job[1:] != lp.job[:-1]])  # (columns are sorted by job)
+    seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, lp.job.size]))
     for _ in range(40):
-        cost = np.where(t <= 1 + 1e-12, At.T @ lam, np.inf)
-        pick = segments(lp.job, -cost)[0]
+        cost = np.where(t <= 1 + 1e-12, AtT @ lam, np.inf)
+        pick = _first_min(cost, starts, seg)
         pick = pick[lp.req[lp.job[pick]] & np.isfinite(cost[pick])]
-        load = At[:, pick] @ np.ones(pick.size)
+        chosen = np.zeros(lp.job.size)
+        chosen[pick] = 1.0
+        load = np.bincount(At.row, At.data * chosen[At.col], lp.cap.size)
         ratio = load / np.maximum(np.abs(lp.cap), 1e-300)
         if np.all(ratio <= 1.0):
             break
@@ -204,6 +221,14 @@ def _at_z_bound(lp: JobLP, deadline: float) -> JobSol | None:
     if sol.over > 1e-9 * (1 + float(np.abs(lp.cap).sum())):
         return None
     return sol
+
+
+def _first_min(key: np.ndarray, starts: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Index of the first smallest ``key`` in each run of a sorted segmentation (``starts`` of the runs,
+    ``seg`` the run of every entry): what ``segments(job, -key)[0]`` gives, without a sort."""
+    low = np.minimum.reduceat(key, starts)
+    idx = np.flatnonzero(key == low[seg])
+    return idx[np.r_[True, seg[idx[1:]] != seg[idx[:-1]]]]
 
 
 def _homogenised(lp: JobLP) -> JobLP | None:
