@@ -70,17 +70,21 @@ def class_problem(seed: int, J: int, caps: bool = False) -> AllocationProblem:
                              cost_per_acc_h=rng.uniform(0.5, 3.0, P), **kw)
 
 
+def random_class_case(seed: int, caps: bool, share_with_needs: float):
+    """A class problem of 70-160 jobs, its columns, and which eligible jobs carry a need."""
+    rng = np.random.default_rng(seed)
+    pr = class_problem(seed, int(rng.integers(70, 160)), caps)
+    t = Terms(pr)
+    return rng, pr, Columns(pr, t), t.eligible & (rng.random(pr.n_jobs) < share_with_needs)
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), caps=st.booleans())
 def test_class_lp_matches_the_lp_over_every_job(seed, caps):
     """max z with per-job needs ``z b_j`` (the first stage), then fixed ``z`` and constant needs with an
     efficiency objective (the second): the same optimum and coupling prices as the whole per-job LP."""
-    rng = np.random.default_rng(seed)
-    pr = class_problem(seed, int(rng.integers(70, 160)), caps)
-    t = Terms(pr)
-    cols = Columns(pr, t)
+    rng, pr, cols, req = random_class_case(seed, caps, share_with_needs=0.9)
     J = pr.n_jobs
-    req = t.eligible & (rng.random(J) < 0.9)
     b = np.where(req, rng.uniform(0.2, 2.0, J), 0.0)
     first = JobLP.over(cols, J, np.zeros(cols.n), req=req, b=b, f=1.0, z_hi=INF)
     got = solve_by_classes(first, deadline=np.inf)
@@ -104,12 +108,8 @@ def test_class_lp_matches_the_lp_over_every_job(seed, caps):
 def test_soft_needs_over_classes_match_the_lp_over_every_job(seed, caps):
     """Needs with a penalty per unit of shortfall (min-cost's SLOs), some beyond what the cluster can
     give: the class LP's shortfall taken off the largest needs reaches the per-job optimum."""
-    rng = np.random.default_rng(seed)
-    pr = class_problem(seed, int(rng.integers(70, 160)), caps)
-    t = Terms(pr)
-    cols = Columns(pr, t)
+    rng, pr, cols, req = random_class_case(seed, caps, share_with_needs=0.6)
     J = pr.n_jobs
-    req = t.eligible & (rng.random(J) < 0.6)
     beta = np.where(req, rng.uniform(0.0, 3.0, J), 0.0)
     row_pen = rng.uniform(0.5, 5.0, 16)
     key = np.unique(pr.throughput, axis=0, return_inverse=True)[1].ravel() % 16

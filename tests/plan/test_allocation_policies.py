@@ -344,14 +344,20 @@ def test_aggregated_solve_matches_the_whole_lp(seed, n_jobs):
         assert agg.objective == pytest.approx(ref.objective, rel=2e-6, abs=1e-9), policy
 
 
-def test_aggregated_solve_on_a_larger_cluster():
-    """A Gavel-like cluster with 1,200 jobs (3 types, gangs 1-8): aggregation used, same optimum."""
-    rng = np.random.default_rng(7)
-    J = 1200
+def gavel_like_jobs(rng, J):
+    """Gang sizes 1-8 in Gavel's mix and throughputs on K80 / P100 / V100 that grow with the type."""
     gang = rng.choice([1, 2, 4, 8], J, p=[0.7, 0.1, 0.15, 0.05]).astype(float)
     k80 = rng.uniform(0.5, 5.0, J)
     v = rng.uniform(1.0, 12.0, J)
     thr = np.stack([k80, k80 * (1 + (v - 1) * rng.uniform(0.3, 0.7, J)), k80 * v], axis=1) * gang[:, None] ** 0.8
+    return gang, thr
+
+
+def test_aggregated_solve_on_a_larger_cluster():
+    """A Gavel-like cluster with 1,200 jobs (3 types, gangs 1-8): aggregation used, same optimum."""
+    rng = np.random.default_rng(7)
+    J = 1200
+    gang, thr = gavel_like_jobs(rng, J)
     rem = thr[:, 2] * 60 * 10 ** rng.uniform(1.5, 4, J)
     pr = AllocationProblem(throughput=thr, gang=gang, job_of_row=np.arange(J), count=[J // 8] * 3,
                            remaining_steps=rem, elapsed_s=rng.uniform(0, 1e5, J))
@@ -367,10 +373,7 @@ def test_parametric_solves_restart_from_the_previous_basis(monkeypatch):
     the dual simplex from the previous optimal basis. The optimum is the cold whole LP's."""
     rng = np.random.default_rng(4)
     J = 600
-    gang = rng.choice([1, 2, 4, 8], J, p=[0.7, 0.1, 0.15, 0.05]).astype(float)
-    k80 = rng.uniform(0.5, 5.0, J)
-    v = rng.uniform(1.0, 12.0, J)
-    thr = np.stack([k80, k80 * (1 + (v - 1) * rng.uniform(0.3, 0.7, J)), k80 * v], axis=1) * gang[:, None] ** 0.8
+    gang, thr = gavel_like_jobs(rng, J)
     rem = thr[:, 2] * 60 * 10 ** rng.uniform(1.5, 4, J)
     pr = AllocationProblem(throughput=thr, gang=gang, job_of_row=np.arange(J), count=[J // 6] * 3,
                            remaining_steps=rem, elapsed_s=rng.uniform(0, 1e5, J))
@@ -397,10 +400,7 @@ def test_second_stage_restarts_the_primal_simplex_from_the_first(monkeypatch):
     from the first stage's basis. The optimum is the cold whole LP's."""
     rng = np.random.default_rng(11)
     J = 600
-    gang = rng.choice([1, 2, 4, 8], J, p=[0.7, 0.1, 0.15, 0.05]).astype(float)
-    k80 = rng.uniform(0.5, 5.0, J)
-    v = rng.uniform(1.0, 12.0, J)
-    thr = np.stack([k80, k80 * (1 + (v - 1) * rng.uniform(0.3, 0.7, J)), k80 * v], axis=1) * gang[:, None] ** 0.8
+    gang, thr = gavel_like_jobs(rng, J)
     pr = AllocationProblem(throughput=thr, gang=gang, job_of_row=np.arange(J), count=[int(0.77 * gang.sum() / 3)] * 3)
     calls = []
     real = lp_base.highs_max
