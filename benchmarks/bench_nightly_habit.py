@@ -40,7 +40,7 @@ from _provenance import git_state  # benchmarks/ is on sys.path when run as a sc
 
 from gridshift.data.scenario import load_scenario
 from gridshift.model.scenario import PolicySpec
-from gridshift.plan.mpc import HABIT_DAYS, HABIT_MARGIN, HABIT_SPREAD, HABIT_Z, PAIR_Z
+from gridshift.plan.mpc import HABIT_DAYS, HABIT_MARGIN, HABIT_SPREAD, HABIT_Z, PAIR_Z, RECORD_MARGIN, RECORD_MOVE_H
 from gridshift.sim.runner import run_policies
 from gridshift.world.build import assemble
 
@@ -133,8 +133,9 @@ def backtest(zone: str, period: str) -> dict:
 def measure(zone: str, period: str = "q1", forecasts: tuple[str, ...] = tuple(FORECASTS)) -> dict:
     _, asm = _assemble(zone, None if period == "q1" else PERIODS[period])
     res: dict = {"period": list(PERIODS[period]),
-                 "best_whole_hour": best_hour_saving(asm), "habit_spread": HABIT_SPREAD, "habit_margin": HABIT_MARGIN,
-                 "habit_z": HABIT_Z, "habit_days": HABIT_DAYS, "pair_z": PAIR_Z,
+                 "best_whole_hour": best_hour_saving(asm), "habit_spread": HABIT_SPREAD,
+                 "habit_margin": RECORD_MARGIN if HABIT_SPREAD == "record" else HABIT_MARGIN,
+                 "habit_move_h": RECORD_MOVE_H, "habit_z": HABIT_Z, "habit_days": HABIT_DAYS, "pair_z": PAIR_Z,
                  "without": {}, "with": {}, "with_pair": {}}
     for fc in forecasts:
         for key, params in (("without", {"habit": False}), ("with", {"habit": True}),

@@ -129,6 +129,13 @@ def summarise(rows: list[dict]) -> dict:
             "worst_zone_quarter_saving": min(r["saving"] for r in rows)}
 
 
+def rule_defaults() -> dict:
+    """The do-no-harm rule's defaults the run was made with (a run under other defaults is not resumed)."""
+    from gridshift.plan import mpc
+
+    return {k: getattr(mpc, k) for k in ("HABIT_SPREAD", "HABIT_Z", "HABIT_DAYS", "RECORD_MARGIN", "RECORD_MOVE_H")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--zones", default=None, help="comma-separated zones (default: every zone with carbon data)")
@@ -142,7 +149,11 @@ def main() -> None:
 
     zones = a.zones.split(",") if a.zones else available_zones()
     params = json.loads(a.params)
+    rule = rule_defaults()
     prev = json.loads(OUT.read_text()).get(a.label, {}) if OUT.exists() else {}
+    if prev and prev.get("rule") != rule:  # measured under other defaults: kept beside, under its commit
+        _write(f"{a.label}@{prev.get('git', {}).get('commit', 'unknown')}", prev)
+        prev = {}
     same = prev.get("params") == params and prev.get("warmup_days", 0) == a.warmup_days
     rows: list[dict] = prev.get("rows", []) if same else []  # resume a stopped run
     done = {(r["zone"], r["quarter"]) for r in rows}
@@ -154,7 +165,8 @@ def main() -> None:
             rows.append(r)
             print(f"{r['zone']:>12} {r['quarter']}: saving {r['saving']:+.2%} perfect {r['perfect']:.2%} "
                   f"({r['wall_s']} s)", file=sys.stderr, flush=True)
-            _write(a.label, {"params": params, "warmup_days": a.warmup_days, "rows": rows, "summary": summarise(rows),
+            _write(a.label, {"params": params, "rule": rule, "warmup_days": a.warmup_days, "rows": rows,
+                             "summary": summarise(rows),
                              "complete": len(rows) == len(cases) + len(done), "wall_s": round(time.perf_counter() - t0, 1),
                              "workers": a.workers, "git": git, "cpus": os.cpu_count()})
     print(json.dumps(summarise(rows), indent=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_habit import H, _carbon, _Inverted, _OneHourWrong, _run
+from test_habit import LOOKBACK, H, _carbon, _Inverted, _OneHourWrong, _run
 
 from gridshift.errors import PlanError
 from gridshift.forecast.registry import FORECASTERS
@@ -14,7 +14,7 @@ from gridshift.plan.mpc import Mpc
 
 def _record(**kw) -> DecisionRecord:
     return DecisionRecord(day_slots=4, days=kw.pop("days", 3), margin=kw.pop("margin", 0.0), z=kw.pop("z", 1.0),
-                          min_decisions=kw.pop("min_decisions", 3))
+                          min_decisions=kw.pop("min_decisions", 3), **kw)
 
 
 def test_outcomes_come_true_only_after_both_runs_and_age_out():
@@ -95,3 +95,65 @@ def test_record_rule_is_validated():
     with pytest.raises(PlanError, match="habit_spread"):
         Mpc(forecast="perfect", habit_spread="nonsense")
     Mpc(forecast="blend", habit_spread="record")
+
+
+def test_a_move_is_followed_only_on_the_record_of_moves_like_it():
+    rec = _record(move_slots=1, days=5)
+    actual = np.array([[100.0, 100.0, 60.0, 100.0] * 8])  # slot 2 of each day 40 % cleaner than the habit slot 1
+    for day in range(4):  # the plan moved one slot later (habit 1 -> 2) and it paid, every day
+        rec.pending.append((4 * day, 0, 4 * day + 1, 4 * day + 2, 1))
+    rec.settle(15, actual[:, :16], 0)
+    assert len(rec.outcomes) == 4 and rec.moves == [1, 1, 1, 1]
+    assert rec.follows() and rec.follows(1) and rec.follows(2)  # pooled; this move; one slot further (within 1)
+    assert not rec.follows(-1) and not rec.follows(3)  # moves the record never tested: the habit
+    assert rec.decide(20, now=16, site=0, habit=17, plan=15, run_slots=1, exact=False) == 17
+    assert rec.decide(21, now=16, site=0, habit=17, plan=18, run_slots=1, exact=False) == 18
+    pooled, strict = _record(days=5), _record(move_slots=1, days=5, margin=0.5)
+    for r in (pooled, strict):
+        r.outcomes, r.moves = list(rec.outcomes), list(rec.moves)
+    assert pooled.follows(-1) and not strict.follows(1)  # without move_slots: the pooled record only; the margin
+    few = _record(move_slots=1, days=5, min_decisions=2)
+    few.outcomes, few.moves = rec.outcomes[:2], rec.moves[:2]  # too few moves like it (min_move_decisions 3)
+    assert few.follows() and not few.follows(1)
+
+
+class _SeasonSwitch(_Inverted):
+    """Ranks the hours right (its level 30 g/kWh high, so not exact) until ``switch`` (absolute slot); from then on
+    calls the evening hour 18:00 — actually among the dirtiest — the cleanest: a forecaster whose skill is lost
+    when the season turns."""
+
+    name = "season-switch"
+
+    def __init__(self, actual: np.ndarray, switch: int) -> None:
+        super().__init__(actual)
+        self.switch = switch
+
+    def predict(self, history, horizon, *, t_abs, slots_per_h):
+        a = self.actual[:, t_abs: t_abs + horizon]
+        a = np.concatenate([a, np.repeat(a[:, -1:], horizon - a.shape[1], axis=1)], axis=1) + 30.0
+        if t_abs >= self.switch:
+            a[:, (t_abs + np.arange(horizon) - LOOKBACK) % H == 18] = 5.0
+        return a
+
+
+def test_a_record_earned_in_one_season_does_not_license_the_next_seasons_moves(monkeypatch):
+    days, switch_day = 18, 11
+    carbon = _carbon(days=days)
+    switch = LOOKBACK + switch_day * H
+    monkeypatch.setitem(FORECASTERS, "season-switch", lambda **p: _SeasonSwitch(carbon, switch))
+    later = np.arange(1, days) > switch_day  # jobs decided after the switch (each arrives 17:00 the day before)
+    # the pooled record alone: what the early-morning moves earned carries it into the new season's evening moves
+    _, start, got, nom = _run(carbon, "season-switch", days=days, habit_spread="record", habit_move_h=None)
+    assert np.any(start[later] % H == 18) and got[later].sum() > nom[later].sum()
+    # judged on the record of moves like today's: an evening move was never tested, so the habit is kept
+    run, start, got, nom = _run(carbon, "season-switch", days=days, habit_spread="record")
+    assert not np.any(start % H == 18) and np.all(got <= nom + 1e-9)
+    assert np.all(start[later] % H == 1)  # back at the habit from the first day of the new season
+    # while, before the switch, the early-morning moves were followed once their record was clear, and paid
+    assert (got[~later] < nom[~later] - 20).sum() >= switch_day - MIN_DECISIONS - 2
+
+
+def test_record_move_width_is_validated():
+    with pytest.raises(PlanError, match="habit_move_h"):
+        Mpc(forecast="blend", habit_move_h=-1.0)
+    Mpc(forecast="blend", habit_move_h=None)

@@ -70,11 +70,16 @@ def _extend(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=-1)
 
 
-# The do-no-harm rule by default: the track record of its own shadow decisions (plan/habit_record.py), margin 0
-# and z 1 — on the nightly ±8 h job under blend it beat the pair rule in every quarter measured out of the
-# 2023Q1 sample (Germany and Great Britain, 2022Q1 and 2023Q4; docs/guide/policies.md).
+# The do-no-harm rule by default: the track record of its own shadow decisions (plan/habit_record.py), z 1 — on
+# the nightly ±8 h job under blend it beat the pair rule in every quarter measured out of the 2023Q1 sample
+# (Germany and Great Britain, 2022Q1 and 2023Q4; docs/guide/policies.md). The record also judges moves like
+# today's (within RECORD_MOVE_H of it) on their own, with a margin of RECORD_MARGIN (0.25 % of the habit's cost):
+# across the 128 zone-quarters of benchmarks/bench_nightly_zones.py the pooled record alone lost in 5, on moves
+# it had never tested and where following gained too little to be told from noise (docs/guide/policies.md).
 HABIT_SPREAD = "record"
-HABIT_MARGIN = 0.0
+HABIT_MARGIN = 0.0  # the other rules' margin
+RECORD_MARGIN = 0.0025
+RECORD_MOVE_H = 1.0
 HABIT_Z = 1.0
 # the pair rule's z (and the residual and quantile rules'): of the grid (margin 0, 0.03 × z 0, 0.5, 1, 1.5, 2),
 # the point never negative with the best mean timing saving of the nightly ±8 h job in Germany and Great Britain
@@ -96,7 +101,8 @@ class Mpc(LpPolicy):
     """Rolling-horizon LP planner. Jobs with a habitual start (``nominal_start_s``) keep it unless the
     forecast has paid: by default (``habit_spread="record"``, :mod:`gridshift.plan.habit_record`) a habit job
     follows the start its first plan chose, and is held to it, only while the shadow decisions of the last
-    ``habit_days`` days gained more than ``habit_margin`` by ``habit_z`` standard errors; the other rules
+    ``habit_days`` days gained more than ``habit_margin`` by ``habit_z`` standard errors, both over all of them and
+    over those that moved the job within ``habit_move_h`` hours of today's move (null: all only); the other rules
     (:mod:`gridshift.plan.habit`) weigh each move's forecast gain against a spread — that of its own past
     forecasts' error of the same move's gain (``"pair"``), the RMS error per lead of its past forecasts
     (``"residual"``) or the forecaster's conformal quantiles (``"quantiles"``, slower); ``habit=False`` turns the
@@ -111,8 +117,9 @@ class Mpc(LpPolicy):
 
     def __init__(self, forecast: str = DEFAULT_MODEL, horizon_h: int = 48, epoch_h: int = 1, fine_h: int = 12,
                  block_h: int = 6, forecast_params: dict | None = None, risk_quantile: float | None = None,
-                 habit: bool = True, habit_margin: float = HABIT_MARGIN, habit_z: float | None = None,
-                 habit_spread: str = HABIT_SPREAD, habit_days: int = HABIT_DAYS, per_job_limit: int = PER_JOB_LIMIT,
+                 habit: bool = True, habit_margin: float | None = None, habit_z: float | None = None,
+                 habit_spread: str = HABIT_SPREAD, habit_days: int = HABIT_DAYS,
+                 habit_move_h: float | None = RECORD_MOVE_H, per_job_limit: int = PER_JOB_LIMIT,
                  start_horizon_h: int = 168, long_horizon_h: int = 96, start_job_limit: int = START_JOB_LIMIT,
                  **params: Any) -> None:
         if horizon_h < 1 or epoch_h < 1 or fine_h < 0 or block_h < 1:
@@ -121,6 +128,11 @@ class Mpc(LpPolicy):
             raise PlanError("risk_quantile must be in [0.5, 1)", field="params.risk_quantile")
         if habit_z is None:
             habit_z = HABIT_Z if habit_spread == "record" else PAIR_Z
+        if habit_margin is None:
+            habit_margin = RECORD_MARGIN if habit_spread == "record" else HABIT_MARGIN
+        if habit_move_h is not None and not (np.isfinite(habit_move_h) and habit_move_h >= 0):
+            raise PlanError("habit_move_h must be finite and >= 0 (or null: the pooled record only)",
+                            field="params.habit_move_h")
         if not (np.isfinite(habit_margin) and habit_margin >= 0 and np.isfinite(habit_z) and habit_z >= 0):
             raise PlanError("habit_margin and habit_z must be finite and >= 0", field="params.habit_margin")
         if habit_spread not in HABIT_SPREADS:
@@ -131,13 +143,15 @@ class Mpc(LpPolicy):
         super().__init__(forecast=forecast, horizon_h=horizon_h, epoch_h=epoch_h, fine_h=fine_h, block_h=block_h,
                          forecast_params=forecast_params, risk_quantile=risk_quantile, habit=habit,
                          habit_margin=habit_margin, habit_z=habit_z, habit_spread=habit_spread, habit_days=habit_days,
-                         per_job_limit=per_job_limit, start_horizon_h=start_horizon_h, long_horizon_h=long_horizon_h,
+                         habit_move_h=habit_move_h, per_job_limit=per_job_limit, start_horizon_h=start_horizon_h,
+                         long_horizon_h=long_horizon_h,
                          start_job_limit=start_job_limit, **params)
         self.per_job_limit, self.start_horizon_h = int(per_job_limit), int(start_horizon_h)
         self.long_horizon_h = int(long_horizon_h)
         self.start_job_limit = max(0, int(start_job_limit))
         self.habit, self.habit_margin, self.habit_z = bool(habit), float(habit_margin), float(habit_z)
         self.habit_spread, self.habit_days = habit_spread, int(habit_days)
+        self.habit_move_h = None if habit_move_h is None else float(habit_move_h)
         self.forecaster = make_forecaster(forecast, **(forecast_params or {}))
         self.forecast_key = forecaster_key(forecast, forecast_params)
         self.risk_quantile = risk_quantile
@@ -173,8 +187,9 @@ class Mpc(LpPolicy):
         # the pair and residual rules learn from a forecast at every epoch, so only without them is an idle
         # epoch (no active job, no service) skipped
         self._idle_ok = not self._habit_jobs.size or self.habit_spread == "record"
+        move = None if self.habit_move_h is None else int(round(self.habit_move_h / world.slot_h))
         self._decisions = DecisionRecord(int(round(24 / world.slot_h)), self.habit_days, self.habit_margin,
-                                         self.habit_z)
+                                         self.habit_z, move_slots=move)
 
     def stats(self) -> dict[str, float]:
         out = super().stats()
