@@ -97,6 +97,33 @@ def test_openai_style_errors(world):
     assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
 
 
+def test_the_hot_path_answers_ordinary_requests_and_hands_the_rest_to_the_routes(world):
+    def counts() -> dict[str, int]:
+        return httpx.get(world.gateway.base + "/gateway/health", timeout=20).json()["requests_by_path"]
+
+    def post(body: Any, key: str | None = None, ctype: str = "application/json") -> httpx.Response:
+        return httpx.post(world.gateway.base + "/v1/chat/completions", content=json.dumps(body), timeout=20,
+                          headers={"Authorization": f"Bearer {key or world.tenant_key}", "Content-Type": ctype})
+
+    good = {"model": "sim-model", "messages": MSG, "max_tokens": 2}
+    assert post(good).status_code == 200  # the token is in the cache from here on
+    c0 = counts()
+    r = post({**good, "service_tier": "flex"})
+    assert r.status_code == 200 and r.headers["x-gridshift-slo-class"] == "offline"
+    assert r.json()["usage"]["completion_tokens"] == 2
+    unknown = post({**good, "model": "no-such-model"})  # valid body: the hot path answers, in the same shape
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    c1 = counts()
+    assert (c1["hot"] - c0["hot"], c1["routes"] - c0["routes"]) == (2, 0)
+    bad = post({"model": "sim-model", "messages": [], "max_tokens": 2})  # does not validate: the routes answer
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
+    plain = post(good, ctype="text/plain")  # FastAPI reads a JSON body only when it is labelled JSON
+    assert plain.status_code == 400 and plain.json()["error"]["code"] == "invalid_value"
+    assert post(good, key="gs_nope_nope").status_code == 401
+    c2 = counts()
+    assert (c2["hot"] - c1["hot"], c2["routes"] - c1["routes"]) == (0, 3)
+
+
 def test_tenant_rate_quota_answers_429_with_retry_after(world):
     key = world.other_keys["tiny"]
     chat(world, key)
