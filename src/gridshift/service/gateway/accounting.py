@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +106,7 @@ class Accounting:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._children: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}  # the counters' label children
         labels = ("tenant", "model")
         self.requests = Counter("gridshift_gateway_requests", "Inference requests answered by the gateway.",
                                 ("tenant", "model", "site", "status"), registry=registry)
@@ -133,14 +134,30 @@ class Accounting:
         self.carbon.labels(tenant, model).inc(r["carbon_g"])
         self.cost.labels(tenant, model).inc(r["cost_usd"])
 
+    def _children_of(self, tenant: str, model: str, site: str, status: str) -> tuple[Any, ...]:
+        key = (tenant, model, site, status)
+        ch = self._children.get(key)
+        if ch is None:
+            ch = self._children[key] = (
+                self.requests.labels(tenant, model, site, status), self.tokens.labels(tenant, model, "in"),
+                self.tokens.labels(tenant, model, "out"), self.energy.labels(tenant, model),
+                self.carbon.labels(tenant, model), self.cost.labels(tenant, model))
+        return ch
+
     def record(self, rec: UsageRecord) -> None:
         """Queue the row for the database, then count it (a counter's failure never loses the row)."""
-        row = asdict(rec)
+        row = dict(rec.__dict__)  # every field is a scalar: no deep copy needed
         with self._lock:
             self._buf.append(row)
         try:
-            self.requests.labels(rec.tenant, rec.model, rec.site or "", rec.status).inc()
-            self._count(rec.tenant, rec.model, row)
+            requests, tin, tout, energy, carbon, cost = self._children_of(rec.tenant, rec.model, rec.site or "",
+                                                                          rec.status)
+            requests.inc()
+            tin.inc(rec.prompt_tokens)
+            tout.inc(rec.completion_tokens)
+            energy.inc(rec.energy_j)
+            carbon.inc(rec.carbon_g)
+            cost.inc(rec.cost_usd)
         except ValueError:
             log.exception("could not count a usage row in the metrics")
 
