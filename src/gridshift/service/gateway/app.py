@@ -123,6 +123,9 @@ OperatorDep = Annotated[Principal, Depends(operator)]
 
 SloH = Annotated[str | None, Header(alias="X-GridShift-SLO", description="interactive | offline")]
 RegionH = Annotated[str | None, Header(alias="X-GridShift-Region", description="The caller's cloud region.")]
+DeadlineH = Annotated[str | None, Header(alias="X-GridShift-Deadline-S", description=(
+    "Defer an offline request: the answer is due within this many seconds; the gateway sends it at the time "
+    "the grid favours within that (docs/service/gateway.md)."))]
 
 
 def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySettings | None = None, *,
@@ -191,22 +194,25 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
                                            for m in fwd.registry.models()]}
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    async def chat(request: Request, body: ChatRequest, p: Caller, slo: SloH = None, region: RegionH = None
-                   ) -> Response:
+    async def chat(request: Request, body: ChatRequest, p: Caller, slo: SloH = None, region: RegionH = None,
+                   deadline: DeadlineH = None) -> Response:
         data = body.model_dump(exclude_unset=True)
-        return await fwd.forward(make_call(request.app.state, p, "chat", data, slo, region))
+        return await fwd.forward(make_call(request.app.state, p, "chat", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     @app.post("/v1/completions", tags=["openai"])
     async def completions(request: Request, body: CompletionRequest, p: Caller, slo: SloH = None,
-                          region: RegionH = None) -> Response:
+                          region: RegionH = None, deadline: DeadlineH = None) -> Response:
         data = body.model_dump(exclude_unset=True)
-        return await fwd.forward(make_call(request.app.state, p, "completions", data, slo, region))
+        return await fwd.forward(make_call(request.app.state, p, "completions", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     @app.post("/v1/embeddings", tags=["openai"])
     async def embeddings(request: Request, body: EmbeddingRequest, p: Caller, slo: SloH = None,
-                         region: RegionH = None) -> Response:
+                         region: RegionH = None, deadline: DeadlineH = None) -> Response:
         data = body.model_dump(exclude_unset=True)
-        return await fwd.forward(make_call(request.app.state, p, "embeddings", data, slo, region))
+        return await fwd.forward(make_call(request.app.state, p, "embeddings", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     batches: Batches = app.state.batches
 
@@ -249,7 +255,9 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
     async def health() -> dict[str, Any]:
         bs = fwd.registry.backends()
         return {"status": "ok", "backends": len(bs), "healthy": sum(b.healthy for b in bs),
-                "models": fwd.registry.models(), "requests_by_path": dict(app.state.path_counts)}
+                "models": fwd.registry.models(), "requests_by_path": dict(app.state.path_counts),
+                "deferred": {"held": fwd.holder.held, "released": fwd.holder.released,
+                             "dropped": fwd.holder.dropped}}
 
     @app.get("/gateway/route", tags=["gateway"])
     async def route(request: Request, p: Caller, model: Annotated[str, Query(min_length=1, max_length=256)],

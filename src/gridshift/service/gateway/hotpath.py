@@ -11,6 +11,7 @@ SLO class, the model, the tenant's quota) and the forwarder; the error objects a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridshift.service.auth import MAX_SECRET_CHARS, Authenticator
+from gridshift.service.gateway.defer import parse_deadline
 from gridshift.service.gateway.errors import (
     GatewayError,
     gateway_error_response,
@@ -41,9 +43,10 @@ def tenant_of(p: Principal) -> str:
 
 
 def make_call(state: Any, p: Principal, endpoint: str, body: dict[str, Any], slo: str | None,
-              region: str | None) -> Call:
-    """The :class:`Call` of a validated request body from caller ``p`` (``state``: the app's state); raises
-    the 4xx of an unknown SLO class or model and the 429 of a tenant over quota."""
+              region: str | None, deadline: str | None = None) -> Call:
+    """The :class:`Call` of a validated request body from caller ``p`` (``state``: the app's state; ``deadline``:
+    the ``X-GridShift-Deadline-S`` header of a deferrable request); raises the 4xx of an unknown SLO class or
+    model or a bad deadline and the 429 of a tenant over quota."""
     fwd: Forwarder = state.forwarder
     cfg = fwd.config
     tenant = tenant_of(p)
@@ -55,6 +58,7 @@ def make_call(state: Any, p: Principal, endpoint: str, body: dict[str, Any], slo
     if slo_class not in cfg.slo:
         raise GatewayError(400, f"unknown SLO class '{slo_class}' (use interactive or offline)",
                            param="X-GridShift-SLO", code="invalid_value")
+    deadline_s = parse_deadline(deadline, slo_class)
     model = body["model"]
     served = fwd.registry.models()
     if model not in served:
@@ -63,7 +67,8 @@ def make_call(state: Any, p: Principal, endpoint: str, body: dict[str, Any], slo
     state.quotas.admit(tenant)
     return Call(tenant=tenant, model=model, endpoint=endpoint, slo_class=slo_class,
                 region=region or (spec.region if spec else None) or cfg.default_region,
-                residency=spec.residency if spec else None, body=body, stream=bool(body.get("stream")))
+                residency=spec.residency if spec else None, body=body, stream=bool(body.get("stream")),
+                deadline_s=deadline_s)
 
 
 class HotPath:
@@ -101,23 +106,26 @@ class HotPath:
             await self.app(scope, replay, send)
             return
         self.counts["hot"] += 1
-        principal, data, slo, region = ready
+        principal, data, slo, region, deadline = ready
+        gone = Disconnected(receive)
         try:
-            call = make_call(state, principal, route[0], data, slo, region)
-            response = await state.forwarder.forward(call)
+            call = make_call(state, principal, route[0], data, slo, region, deadline)
+            response = await state.forwarder.forward(call, gone if call.deadline_s is not None else None)
         except GatewayError as e:
             response = gateway_error_response(e)
         except StarletteHTTPException as e:
             response = http_error_response(e)
         except Exception as e:  # noqa: BLE001 - answered as the routes' handler answers it: a 500 error object
             response = internal_error_response(e)
+        finally:
+            gone.stop()
         await response(scope, replay, send)
 
     @staticmethod
     def _prepare(scope: Scope, auth: Authenticator, route: tuple[str, type[BaseModel]], body: bytes
-                 ) -> tuple[Principal, dict[str, Any], str | None, str | None] | None:
-        """(caller, body, SLO header, region header) when this layer can answer the request, else None."""
-        secret = content_type = slo = region = None
+                 ) -> tuple[Principal, dict[str, Any], str | None, str | None, str | None] | None:
+        """(caller, body, SLO, region and deadline headers) when this layer can answer the request, else None."""
+        secret = content_type = slo = region = deadline = None
         for name, value in scope["headers"]:
             if name == b"authorization" and secret is None:
                 secret = value
@@ -127,6 +135,8 @@ class HotPath:
                 slo = value.decode("latin-1")
             elif name == b"x-gridshift-region" and region is None:
                 region = value.decode("latin-1")
+            elif name == b"x-gridshift-deadline-s" and deadline is None:
+                deadline = value.decode("latin-1")
         if secret is None or content_type is None or content_type.split(b";")[0].strip() != b"application/json":
             return None
         scheme, _, token = secret.decode("latin-1").partition(" ")
@@ -142,4 +152,23 @@ class HotPath:
             return None
         if auth.buckets.take(principal.token_id or "") > 0:  # over the rate: the routes answer the 429
             return None
-        return principal, data, slo, region
+        return principal, data, slo, region, deadline
+
+
+class Disconnected:
+    """Whether the caller hung up (its body is read: the next ASGI message can only be a disconnect); for a
+    request held by the gateway. :meth:`stop` before the response is sent."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.task: asyncio.Future[Message] | None = None
+
+    async def __call__(self) -> bool:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self.receive())
+        await asyncio.sleep(0)
+        return self.task.done() and not self.task.cancelled() and self.task.result()["type"] == "http.disconnect"
+
+    def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()

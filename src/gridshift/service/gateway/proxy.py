@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from gridshift.service.gateway.accounting import Accounting, UsageRecord, usage_of
 from gridshift.service.gateway.backends import Backend, Registry
 from gridshift.service.gateway.config import GatewayConfig
+from gridshift.service.gateway.defer import Gone, Held, Holder
 from gridshift.service.gateway.errors import GatewayError, error_body, sse_error
 from gridshift.service.gateway.quotas import Quotas
 from gridshift.service.gateway.routing import GridView, RoutePlan, pick_backend, plan_route
@@ -48,6 +49,9 @@ class Call:
     stream: bool = False
     t0: float = field(default_factory=time.perf_counter)
     failovers: int = 0
+    deadline_s: float | None = None  # deferrable: the answer is due this many seconds after ``arrived``
+    arrived: float = field(default_factory=time.time)
+    held: Held | None = None
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
@@ -63,6 +67,7 @@ class Forwarder:
         self.accounting, self.quotas = accounting, quotas
         self.rng = rng or random.Random()
         self.grid = GridView()
+        self.holder = Holder()
 
     # ------------------------------------------------------------------------------------------ planning
 
@@ -89,10 +94,14 @@ class Forwarder:
         terms = ",".join(f"{k}={v:.3f}" for k, v in chosen.terms.items())
         others = ";".join(f"{s.site}:{s.excluded_by}" if s.excluded_by else f"{s.site}:{s.score:.3f}"
                           for s in plan.sites if s.site != b.site)
-        return {"x-gridshift-site": b.site, "x-gridshift-backend": b.id, "x-gridshift-slo-class": call.slo_class,
-                "x-gridshift-score": f"{chosen.score:.4f}" if chosen.score is not None else "",
-                "x-gridshift-score-terms": terms, "x-gridshift-other-sites": others,
-                "x-gridshift-failovers": str(call.failovers)}
+        out = {"x-gridshift-site": b.site, "x-gridshift-backend": b.id, "x-gridshift-slo-class": call.slo_class,
+               "x-gridshift-score": f"{chosen.score:.4f}" if chosen.score is not None else "",
+               "x-gridshift-score-terms": terms, "x-gridshift-other-sites": others,
+               "x-gridshift-failovers": str(call.failovers)}
+        if call.held is not None:
+            out["x-gridshift-held-s"] = f"{call.held.seconds:.3f}"
+            out["x-gridshift-held-reason"] = call.held.reason
+        return out
 
     def no_route(self, plan: RoutePlan, call: Call) -> GatewayError:
         sites = {s.site: {"excluded_by": s.excluded_by, "reason": s.reason} for s in plan.sites}
@@ -117,7 +126,7 @@ class Forwarder:
         site = self.registry.sites.get(b.site) if b is not None else None
         carbon = price = None
         if site is not None:
-            carbon = self.grid.carbon_g_per_kwh.get(site.spec.zone, site.spec.carbon_g_per_kwh)
+            carbon = self.grid.carbon_at(site.spec.zone, time.time(), site.spec.carbon_g_per_kwh)
             price = self.grid.price_usd_per_mwh.get(site.spec.zone, site.spec.price_usd_per_mwh)
         e, c, cost = usage_of(tin, tout, b.joules_per_token if b else 0.0, carbon, price)
         self.accounting.record(UsageRecord(
@@ -139,7 +148,15 @@ class Forwarder:
 
     # --------------------------------------------------------------------------------------- forwarding
 
-    async def forward(self, call: Call) -> Response:
+    async def forward(self, call: Call, is_gone: Callable[[], Awaitable[bool]] | None = None) -> Response:
+        """Answer ``call``: held first if deferrable (``is_gone``: whether its caller hung up meanwhile), then
+        sent to the best site's backends in turn until one answers."""
+        if call.deadline_s is not None:
+            try:
+                call.held = await self.holder.hold(self, call.model, call.arrived, call.deadline_s, is_gone)
+            except Gone:
+                self._record(call, None, "cancelled", 0, 0, None)
+                return Response(status_code=499)
         plan = self.plan(call)
         if not plan.order:
             self._record(call, None, "unrouted", 0, 0, None)
