@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -152,6 +153,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
                 except Exception:
                     log.exception("gateway clock")
 
+        gc.freeze()  # what start-up made lives as long as the process: no full collection walks it again (p99)
         tasks = [asyncio.create_task(clock(config.health_interval_s, lambda: fwd.registry.check_all(client))),
                  asyncio.create_task(batch_clock(app.state.batches, fwd, settings.batch_poll_s)),
                  asyncio.create_task(clock(settings.grid_refresh_s,
