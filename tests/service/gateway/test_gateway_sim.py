@@ -40,7 +40,7 @@ def calm(world: Any) -> None:
     """Every backend well and fast, the gateway's view fresh, before each test."""
     for p in world.backends.values():
         p.post("/sim/knobs", {"fail_status": None, "fail_count": -1, "slow_factor": 1.0, "die_after_tokens": None,
-                              "stall_after_tokens": None, "unhealthy": False})
+                              "stall_after_tokens": None, "unhealthy": False, "report_energy": False})
     refresh(world)
 
 
@@ -378,3 +378,33 @@ def test_accounting_counts_tokens_energy_carbon_and_survives_a_restart(world):
                 and 'tenant="acme"' in ln and 'direction="out"' in ln)
     total_out = sum(r["completion_tokens"] for (t, _), r in _usage(world).items() if t == "acme")
     assert float(line.rsplit(" ", 1)[1]) == total_out
+
+
+def test_energy_a_backend_reports_per_request_is_what_is_accounted(world):
+    key = world.other_keys["eu-only"]  # its own tenant: the catalog-based totals of the test above stay apart
+    for p in world.backends.values():
+        p.post("/sim/knobs", {"report_energy": True})
+    try:
+        before = _usage(world).get(("eu-only", "clean"), {}).get("energy_j", 0.0)
+        r = httpx.post(world.gateway.base + "/v1/chat/completions", timeout=20,
+                       headers={"Authorization": f"Bearer {key}"},
+                       json={"model": "sim-model", "messages": MSG, "max_tokens": 4})
+        e1 = r.json()["usage"]["energy_joules"]
+        e2 = None
+        with httpx.stream("POST", world.gateway.base + "/v1/chat/completions", timeout=20,
+                          headers={"Authorization": f"Bearer {key}"},
+                          json={"model": "sim-model", "messages": MSG, "max_tokens": 4, "stream": True,
+                                "stream_options": {"include_usage": True}}) as s:
+            for line in s.iter_lines():
+                if line.startswith("data: {") and '"usage"' in line:
+                    e2 = json.loads(line[6:])["usage"]["energy_joules"]
+        assert r.headers["x-gridshift-site"] == "clean" and e1 > 0 and e2 is not None and e2 > 0
+        time.sleep(0.7)  # the writer's flush interval
+        after = _usage(world)[("eu-only", "clean")]
+        assert after["energy_j"] - before == pytest.approx(e1 + e2, rel=1e-6)
+        u = r.json()["usage"]  # what the catalog would have given instead:
+        estimate = (u["completion_tokens"] + 0.1 * u["prompt_tokens"]) * catalog_joules_per_token("H100")
+        assert abs(e1 - estimate) > 1e-3 * estimate
+    finally:
+        for p in world.backends.values():
+            p.post("/sim/knobs", {"report_energy": False})

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from gridshift.service.gateway.accounting import Accounting, UsageRecord, usage_of
+from gridshift.service.gateway.accounting import Accounting, UsageRecord, reported_energy_j, usage_of
 from gridshift.service.gateway.backends import Backend, Registry
 from gridshift.service.gateway.config import GatewayConfig
 from gridshift.service.gateway.defer import Gone, Held, Holder
@@ -122,13 +122,13 @@ class Forwarder:
         b.cooldown_until = time.monotonic() + wait
 
     def _record(self, call: Call, b: Backend | None, status: str, tin: int, tout: int,
-                ttft_ms: float | None) -> None:
+                ttft_ms: float | None, measured_j: float | None = None) -> None:
         site = self.registry.sites.get(b.site) if b is not None else None
         carbon = price = None
         if site is not None:
             carbon = self.grid.carbon_at(site.spec.zone, time.time(), site.spec.carbon_g_per_kwh)
             price = self.grid.price_usd_per_mwh.get(site.spec.zone, site.spec.price_usd_per_mwh)
-        e, c, cost = usage_of(tin, tout, b.joules_per_token if b else 0.0, carbon, price)
+        e, c, cost = usage_of(tin, tout, b.joules_per_token if b else 0.0, carbon, price, measured_j)
         self.accounting.record(UsageRecord(
             at=self.accounting.now(), tenant=call.tenant, model=call.model, site=b.site if b else None,
             backend=b.id if b else None, accelerator=b.spec.accelerator if b else None, slo_class=call.slo_class,
@@ -208,7 +208,7 @@ class Forwarder:
         if call.endpoint != "embeddings":
             b.observe(ttft_ms=ms if tout <= 1 else None)
         self.accounting.ttft.labels(call.model, b.site).observe(ms / 1000.0)
-        self._record(call, b, "ok", tin, tout, ms)
+        self._record(call, b, "ok", tin, tout, ms, reported_energy_j(usage))
         return Response(content, status_code=status, media_type="application/json",
                         headers=self.headers(plan, b, call))  # the backend's bytes, not re-encoded
 
@@ -287,7 +287,7 @@ class Forwarder:
                 b.observe(ttft_ms=ttft_ms, itl_ms=((time.perf_counter() - t0) * 1000.0 - ttft_ms) / (n - 1))
             tin = counter.prompt_tokens or estimate_prompt_tokens(call.body)
             try:  # accounting must never break a client's stream
-                self._record(call, b, status, tin, n, ttft_ms)
+                self._record(call, b, status, tin, n, ttft_ms, reported_energy_j(counter.usage))
             except Exception:  # noqa: BLE001
                 log.exception("could not account a streamed request")
 
