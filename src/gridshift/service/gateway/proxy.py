@@ -32,6 +32,7 @@ from gridshift.service.gateway.routing import GridView, RoutePlan, pick_backend,
 log = logging.getLogger("gridshift.gateway")
 
 MAX_COOLDOWN_S = 60.0
+PLAN_TTL_S = 0.1
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -68,14 +69,35 @@ class Forwarder:
         self.rng = rng or random.Random()
         self.grid = GridView()
         self.holder = Holder()
+        self._plans: dict[tuple, tuple[RoutePlan, float]] = {}
+        self._plans_for: tuple[GridView | None, int] = (None, -1)  # the grid view and registry they were made on
 
     # ------------------------------------------------------------------------------------------ planning
 
     def plan(self, call: Call, *, explain: bool = False) -> RoutePlan:
-        """The route of ``call``; ``explain``: without drawing which requests a ramping site still takes."""
+        """The route of ``call``; ``explain``: without drawing which requests a ramping site still takes.
+        The same route serves the same (model, class, region, residency) for ``PLAN_TTL_S`` while no grid
+        event is in force or announced (a ramping site draws per request) and the grid view and the
+        registry are unchanged; the backend within a site is still picked per request."""
         slo = self.config.slo[call.slo_class]
-        return plan_route(self.registry, self.grid, call.model, call.slo_class, slo, region=call.region,
-                          residency=call.residency, now=time.monotonic(), rng=None if explain else self.rng)
+        now = time.monotonic()
+        g = self.grid
+        cacheable = not explain and not g.events and not g.announced
+        if cacheable:
+            if g is not self._plans_for[0] or self.registry.version != self._plans_for[1]:
+                self._plans.clear()
+                self._plans_for = (g, self.registry.version)
+            key = (call.model, call.slo_class, call.region, tuple(call.residency) if call.residency else None)
+            hit = self._plans.get(key)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        plan = plan_route(self.registry, g, call.model, call.slo_class, slo, region=call.region,
+                          residency=call.residency, now=now, rng=None if explain else self.rng)
+        if cacheable:
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            self._plans[key] = (plan, now + PLAN_TTL_S)
+        return plan
 
     def candidates(self, plan: RoutePlan, call: Call) -> list[Backend]:
         """One backend per site in score order (power of two choices), then the sites' other backends."""
