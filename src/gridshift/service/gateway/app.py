@@ -165,6 +165,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.close()
+            fwd.upstream.close()
             app.state.accounting.stop()
 
     app = FastAPI(title="GridShift model gateway", version="1", lifespan=lifespan,

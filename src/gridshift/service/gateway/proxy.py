@@ -28,6 +28,7 @@ from gridshift.service.gateway.defer import Gone, Held, Holder
 from gridshift.service.gateway.errors import GatewayError, error_body, sse_error
 from gridshift.service.gateway.quotas import Quotas
 from gridshift.service.gateway.routing import GridView, RoutePlan, pick_backend, plan_route
+from gridshift.service.gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("gridshift.gateway")
 
@@ -70,6 +71,7 @@ class Forwarder:
         self.grid = GridView()
         self.holder = Holder()
         self._plans: dict[tuple, tuple[RoutePlan, float]] = {}
+        self.upstream = Upstream()  # non-streaming calls; streams go through ``client`` (aiohttp)
         self._plans_for: tuple[GridView | None, int] = (None, -1)  # the grid view and registry they were made on
 
     # ------------------------------------------------------------------------------------------ planning
@@ -200,11 +202,10 @@ class Forwarder:
         b.inflight += 1
         t = time.perf_counter()
         try:
-            async with self.client.post(url, data=json.dumps(call.body).encode(), headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s,
-                                                                      sock_connect=2.0)) as r:
-                status, retry, content = r.status, r.headers.get("retry-after"), await r.read()
-        except (aiohttp.ClientError, TimeoutError) as e:
+            answer = await self.upstream.post(url, json.dumps(call.body).encode(), headers,
+                                              timeout_s=self.config.request_timeout_s)
+            status, retry, content = answer.status, answer.headers.get("retry-after"), answer.body
+        except (UpstreamError, OSError, TimeoutError) as e:
             self._cool(b)
             return f"{b.id}: {type(e).__name__}"
         finally:
