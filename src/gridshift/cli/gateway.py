@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,9 @@ def register(app: typer.Typer) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per backend call is too many
         app_ = create_gateway_app(store, config, settings)
+        # the accounting writer and the grid refresh run in threads: give the event loop the GIL back within
+        # 1 ms rather than Python's default 5 ms, which would otherwise show in the requests' p99 latency
+        sys.setswitchinterval(0.001)
         try:
             uvicorn.run(app_, host=host, port=port, access_log=False, log_level=log_level.lower(),
                         timeout_graceful_shutdown=10)

@@ -10,7 +10,9 @@ token comes after ``ttft_ms × (1 + r / capacity)`` and each next one after ``it
 (times ``slow_factor``); requests over ``capacity`` wait in a queue. Power is ``idle_w + (full_w − idle_w) ×
 r / capacity``. Knobs (``POST /sim/knobs``): ``fail_status`` (answer every request, or the next
 ``fail_count``, with that status), ``slow_factor``, ``die_after_tokens`` (drop the connection mid-stream),
-``stall_after_tokens`` (stop sending, keep the connection), ``unhealthy`` (``/v1/models`` answers 503).
+``stall_after_tokens`` (stop sending, keep the connection), ``unhealthy`` (``/v1/models`` answers 503),
+``report_energy`` (put ``energy_joules`` in each answer's usage: the power model's draw over the request's time,
+shared by the requests running).
 ``GET /sim/stats`` counts requests served.
 """
 
@@ -63,8 +65,17 @@ class Sim:
         self.failed = 0
         self.ttft, self.itl = Hist(), Hist()
         self.knobs: dict[str, Any] = {"fail_status": None, "fail_count": -1, "slow_factor": 1.0,
-                                      "die_after_tokens": None, "stall_after_tokens": None, "unhealthy": False}
+                                      "die_after_tokens": None, "stall_after_tokens": None, "unhealthy": False, "report_energy": False}
         self.sem = asyncio.Semaphore(self.capacity)
+
+    def power_w(self) -> float:
+        return self.idle_w + (self.full_w - self.idle_w) * min(1.0, self.running / self.capacity)
+
+    def usage(self, n_in: int, n_out: int, t0: float, running: int) -> dict[str, Any]:
+        u: dict[str, Any] = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+        if self.knobs.get("report_energy"):
+            u["energy_joules"] = round(self.power_w() * (time.perf_counter() - t0) / max(1, running), 6)
+        return u
 
     def factor(self) -> float:
         return (1.0 + self.running / self.capacity) * float(self.knobs["slow_factor"])
@@ -113,7 +124,7 @@ def make_app(sim: Sim) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         m = sim.models[0]
         lab = f'{{model_name="{m}"}}'
-        power = sim.idle_w + (sim.full_w - sim.idle_w) * min(1.0, sim.running / sim.capacity)
+        power = sim.power_w()
         lines = ["# TYPE vllm:num_requests_running gauge", f"vllm:num_requests_running{lab} {sim.running}",
                  "# TYPE vllm:num_requests_waiting gauge", f"vllm:num_requests_waiting{lab} {sim.waiting}",
                  "# TYPE vllm:kv_cache_usage_perc gauge",
@@ -156,14 +167,14 @@ def make_app(sim: Sim) -> FastAPI:
                 if n_out > 1:
                     sim.itl.observe(sim.itl_ms * sim.factor() / 1000.0)
                 sim.served += 1
+                usage = sim.usage(n_in, n_out, t0, sim.running)
             finally:
                 release()
             text = "".join(piece(i) for i in range(n_out))
             choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
                       if chat else {"index": 0, "text": text, "finish_reason": "length"})
             return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
-                    "model": body["model"], "choices": [choice],
-                    "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+                    "model": body["model"], "choices": [choice], "usage": usage}
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -198,7 +209,7 @@ def make_app(sim: Sim) -> FastAPI:
                 if include_usage:
                     u = {"id": rid, "object": "chat.completion.chunk", "created": int(time.time()),
                          "model": body["model"], "choices": [],
-                         "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
+                         "usage": sim.usage(n_in, n_out, t0, sim.running)}
                     yield b"data: " + json.dumps(u).encode() + b"\n\n"
                 yield b"data: [DONE]\n\n"
                 sim.served += 1

@@ -20,7 +20,7 @@ from gridshift.service.gateway.config import parse_gateway_config
 from gridshift.service.gateway.grid import replica_targets
 from gridshift.service.gateway.routing import GridView, pick_backend, plan_route
 from gridshift.service.reconciler import Reconciler
-from gridshift.service.reconciler.demand import with_observed_demand
+from gridshift.service.reconciler.demand import forecast_demand, planning_fleet, with_observed_demand
 from gridshift.service.reconciler.world import build_world
 from gridshift.service.store import Principal, Store
 from pgserver import pg_server  # noqa: F401  (session fixture)
@@ -154,3 +154,40 @@ def test_the_planner_plans_services_at_the_observed_demand(tmp_path):
         for st in ex.report():
             if not st.finished:
                 ex.stop(st.job_id)
+
+
+def _daily(days: int, busy_hour: int) -> list[tuple[datetime, int]]:
+    """One minute per hour over ``days`` days before T0: 6 requests (0.1/s), 66 (1.1/s) at ``busy_hour``."""
+    start = T0 - timedelta(days=days)
+    return [(start + timedelta(hours=h, minutes=7), 66 if (start + timedelta(hours=h)).hour == busy_hour else 6)
+            for h in range(days * 24)]
+
+
+def test_a_demand_forecaster_turns_the_observed_series_into_the_peak_ahead():
+    series = {"m": {"europe-west3": _daily(3, busy_hour=14), "europe-west2": _daily(0, 0) + [
+        (T0 - timedelta(minutes=30), 12), (T0 - timedelta(minutes=20), 30)]}}
+    ahead = forecast_demand(series, T0, horizon_h=6)  # 09:00: the busy hour 14:00 is within 6 hours
+    assert ahead["m"]["europe-west3"] == pytest.approx(1.1)
+    assert ahead["m"]["europe-west2"] == pytest.approx(0.5)  # 30 minutes seen: the busiest minute, no forecast
+    # within 3 hours the daily forecaster expects only the quiet hours, though the last 24 h saw 1.1/s
+    assert forecast_demand(series, T0, horizon_h=3)["m"]["europe-west3"] == pytest.approx(0.1)
+
+
+def test_the_planner_plans_with_the_forecast_of_the_stored_series(store):
+    from gridshift.service.gateway.accounting import DEMAND
+
+    rows = [{"window_start": at, "model": "m", "region": "europe-west3", "slo_class": "interactive",
+             "requests": n, "prompt_tokens": 0, "completion_tokens": 0} for at, n in _daily(2, busy_hour=10)]
+    with store.engine.begin() as conn:
+        conn.execute(DEMAND.insert(), rows)
+    got = store.observed_demand_minutes(T0 - timedelta(days=7), T0)
+    assert [n for _, n in got["m"]["europe-west3"]] == [n for _, n in _daily(2, busy_hour=10)]
+    assert got["m"]["europe-west3"][0][0] == rows[0]["window_start"]
+    fleet = Scenario.model_validate(FLEET)
+    planned, used = planning_fleet(store, fleet, T0, horizon_h=6)
+    assert used == {"m": {"europe-west3": pytest.approx(1.1)}}
+    assert planned.workloads.services[0].demand.peak_requests_per_s == {"europe-west3": pytest.approx(1.1),
+                                                                         "europe-west2": 2.0}
+    _, used = planning_fleet(store, fleet, T0 + timedelta(hours=2), horizon_h=6)  # 10:00 passed: quiet ahead
+    assert used == {"m": {"europe-west3": pytest.approx(0.1)}}
+

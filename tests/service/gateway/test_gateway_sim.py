@@ -40,7 +40,7 @@ def calm(world: Any) -> None:
     """Every backend well and fast, the gateway's view fresh, before each test."""
     for p in world.backends.values():
         p.post("/sim/knobs", {"fail_status": None, "fail_count": -1, "slow_factor": 1.0, "die_after_tokens": None,
-                              "stall_after_tokens": None, "unhealthy": False})
+                              "stall_after_tokens": None, "unhealthy": False, "report_energy": False})
     refresh(world)
 
 
@@ -95,6 +95,33 @@ def test_openai_style_errors(world):
     bad = httpx.post(world.gateway.base + "/v1/chat/completions", content=b"{not json",
                      headers={"Authorization": f"Bearer {world.tenant_key}", "Content-Type": "application/json"})
     assert bad.status_code == 400 and set(bad.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_the_hot_path_answers_ordinary_requests_and_hands_the_rest_to_the_routes(world):
+    def counts() -> dict[str, int]:
+        return httpx.get(world.gateway.base + "/gateway/health", timeout=20).json()["requests_by_path"]
+
+    def post(body: Any, key: str | None = None, ctype: str = "application/json") -> httpx.Response:
+        return httpx.post(world.gateway.base + "/v1/chat/completions", content=json.dumps(body), timeout=20,
+                          headers={"Authorization": f"Bearer {key or world.tenant_key}", "Content-Type": ctype})
+
+    good = {"model": "sim-model", "messages": MSG, "max_tokens": 2}
+    assert post(good).status_code == 200  # the token is in the cache from here on
+    c0 = counts()
+    r = post({**good, "service_tier": "flex"})
+    assert r.status_code == 200 and r.headers["x-gridshift-slo-class"] == "offline"
+    assert r.json()["usage"]["completion_tokens"] == 2
+    unknown = post({**good, "model": "no-such-model"})  # valid body: the hot path answers, in the same shape
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    c1 = counts()
+    assert (c1["hot"] - c0["hot"], c1["routes"] - c0["routes"]) == (2, 0)
+    bad = post({"model": "sim-model", "messages": [], "max_tokens": 2})  # does not validate: the routes answer
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
+    plain = post(good, ctype="text/plain")  # FastAPI reads a JSON body only when it is labelled JSON
+    assert plain.status_code == 400 and plain.json()["error"]["code"] == "invalid_value"
+    assert post(good, key="gs_nope_nope").status_code == 401
+    c2 = counts()
+    assert (c2["hot"] - c1["hot"], c2["routes"] - c1["routes"]) == (0, 3)
 
 
 def test_tenant_rate_quota_answers_429_with_retry_after(world):
@@ -351,3 +378,33 @@ def test_accounting_counts_tokens_energy_carbon_and_survives_a_restart(world):
                 and 'tenant="acme"' in ln and 'direction="out"' in ln)
     total_out = sum(r["completion_tokens"] for (t, _), r in _usage(world).items() if t == "acme")
     assert float(line.rsplit(" ", 1)[1]) == total_out
+
+
+def test_energy_a_backend_reports_per_request_is_what_is_accounted(world):
+    key = world.other_keys["eu-only"]  # its own tenant: the catalog-based totals of the test above stay apart
+    for p in world.backends.values():
+        p.post("/sim/knobs", {"report_energy": True})
+    try:
+        before = _usage(world).get(("eu-only", "clean"), {}).get("energy_j", 0.0)
+        r = httpx.post(world.gateway.base + "/v1/chat/completions", timeout=20,
+                       headers={"Authorization": f"Bearer {key}"},
+                       json={"model": "sim-model", "messages": MSG, "max_tokens": 4})
+        e1 = r.json()["usage"]["energy_joules"]
+        e2 = None
+        with httpx.stream("POST", world.gateway.base + "/v1/chat/completions", timeout=20,
+                          headers={"Authorization": f"Bearer {key}"},
+                          json={"model": "sim-model", "messages": MSG, "max_tokens": 4, "stream": True,
+                                "stream_options": {"include_usage": True}}) as s:
+            for line in s.iter_lines():
+                if line.startswith("data: {") and '"usage"' in line:
+                    e2 = json.loads(line[6:])["usage"]["energy_joules"]
+        assert r.headers["x-gridshift-site"] == "clean" and e1 > 0 and e2 is not None and e2 > 0
+        time.sleep(0.7)  # the writer's flush interval
+        after = _usage(world)[("eu-only", "clean")]
+        assert after["energy_j"] - before == pytest.approx(e1 + e2, rel=1e-6)
+        u = r.json()["usage"]  # what the catalog would have given instead:
+        estimate = (u["completion_tokens"] + 0.1 * u["prompt_tokens"]) * catalog_joules_per_token("H100")
+        assert abs(e1 - estimate) > 1e-3 * estimate
+    finally:
+        for p in world.backends.values():
+            p.post("/sim/knobs", {"report_energy": False})

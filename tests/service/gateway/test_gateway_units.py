@@ -92,6 +92,29 @@ def test_scores_prefer_low_carbon_and_filters_say_why():
     assert plan.order == [] and "no backend serves it" in plan.exclusions()
 
 
+def test_a_route_is_reused_briefly_and_never_across_a_change_or_a_grid_event():
+    from gridshift.service.gateway.backends import BackendSpec
+    from gridshift.service.gateway.proxy import PLAN_TTL_S, Call, Forwarder
+
+    c = cfg()
+    fwd = Forwarder(healthy(Registry(c)), None, c, None, None)  # type: ignore[arg-type]
+    call = Call("t", "m", "chat", "interactive", "r1", None, {})
+    first = fwd.plan(call)
+    assert first.order == ["b", "a"] and fwd.plan(call) is first  # within PLAN_TTL_S: the same route
+    assert fwd.plan(Call("t", "m", "chat", "offline", "r1", None, {})) is not first  # another class
+    fwd.grid = GridView(carbon_g_per_kwh={"ZB": 900.0})  # a fresh grid view: routed afresh
+    assert fwd.plan(call).order == ["a", "b"]
+    again = fwd.plan(call)
+    fwd.registry.add_backend("a", BackendSpec(id="a2", url="http://x:4", accelerator="H100", models=["m"]))
+    assert fwd.plan(call) is not again
+    fwd.grid.events = {"a": [("ev1", "limit", None)]}  # a grid event: every request routed (and drawn) anew
+    assert fwd.plan(call) is not fwd.plan(call)
+    fwd.grid.events = {}
+    cached = fwd.plan(call)
+    fwd._plans = {k: (p, 0.0) for k, (p, _) in fwd._plans.items()}  # as if PLAN_TTL_S had passed
+    assert fwd.plan(call) is not cached and PLAN_TTL_S <= 0.5
+
+
 def test_power_of_two_choices_picks_the_less_loaded_backend():
     reg = healthy(Registry(cfg()))
     b1, b2 = reg.find("b1"), reg.find("b2")

@@ -1,6 +1,8 @@
 """Per-request accounting: tokens in and out, energy, carbon and cost, per tenant, model and site.
 
-Energy: output tokens × the backend's joules per token (the backends file, else the catalog: board power
+Energy: what the backend reported for the request (``usage.energy_joules`` in its answer or its stream's usage
+chunk: not an OpenAI field; a backend that meters its accelerators may add it), else output tokens × the
+backend's joules per token (the backends file, else the catalog: board power
 over the decode throughput of one accelerator, see :func:`~gridshift.service.gateway.backends.catalog_joules_per_token`);
 prompt tokens count ``PREFILL_SHARE`` of an output token (prefill runs batched and compute-bound: an
 assumption, stated in docs/service/gateway.md). Carbon = energy × the site zone's carbon intensity; cost =
@@ -15,8 +17,9 @@ plans inference services with (:meth:`gridshift.service.store.Store.observed_dem
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,10 +63,19 @@ class UsageRecord:
     region: str | None = None
 
 
+def reported_energy_j(usage: Any) -> float | None:
+    """The energy a backend reported for one request (``usage.energy_joules``: a finite number ≥ 0), or None."""
+    v = usage.get("energy_joules") if isinstance(usage, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        return None
+    return float(v)
+
+
 def usage_of(tokens_in: int, tokens_out: int, j_per_token: float, carbon_g_per_kwh: float | None,
-             price_usd_per_mwh: float | None) -> tuple[float, float, float]:
-    """(energy J, carbon g, cost USD) of one request."""
-    energy_j = (tokens_out + PREFILL_SHARE * tokens_in) * j_per_token
+             price_usd_per_mwh: float | None, measured_j: float | None = None) -> tuple[float, float, float]:
+    """(energy J, carbon g, cost USD) of one request: the backend's ``measured_j`` if it reported one, else
+    the tokens at ``j_per_token``."""
+    energy_j = measured_j if measured_j is not None else (tokens_out + PREFILL_SHARE * tokens_in) * j_per_token
     kwh = energy_j / J_PER_KWH
     return energy_j, kwh * (carbon_g_per_kwh or 0.0), kwh / 1000.0 * (price_usd_per_mwh or 0.0)
 
@@ -106,6 +118,7 @@ class Accounting:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._children: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}  # the counters' label children
         labels = ("tenant", "model")
         self.requests = Counter("gridshift_gateway_requests", "Inference requests answered by the gateway.",
                                 ("tenant", "model", "site", "status"), registry=registry)
@@ -133,14 +146,30 @@ class Accounting:
         self.carbon.labels(tenant, model).inc(r["carbon_g"])
         self.cost.labels(tenant, model).inc(r["cost_usd"])
 
+    def _children_of(self, tenant: str, model: str, site: str, status: str) -> tuple[Any, ...]:
+        key = (tenant, model, site, status)
+        ch = self._children.get(key)
+        if ch is None:
+            ch = self._children[key] = (
+                self.requests.labels(tenant, model, site, status), self.tokens.labels(tenant, model, "in"),
+                self.tokens.labels(tenant, model, "out"), self.energy.labels(tenant, model),
+                self.carbon.labels(tenant, model), self.cost.labels(tenant, model))
+        return ch
+
     def record(self, rec: UsageRecord) -> None:
         """Queue the row for the database, then count it (a counter's failure never loses the row)."""
-        row = asdict(rec)
+        row = dict(rec.__dict__)  # every field is a scalar: no deep copy needed
         with self._lock:
             self._buf.append(row)
         try:
-            self.requests.labels(rec.tenant, rec.model, rec.site or "", rec.status).inc()
-            self._count(rec.tenant, rec.model, row)
+            requests, tin, tout, energy, carbon, cost = self._children_of(rec.tenant, rec.model, rec.site or "",
+                                                                          rec.status)
+            requests.inc()
+            tin.inc(rec.prompt_tokens)
+            tout.inc(rec.completion_tokens)
+            energy.inc(rec.energy_j)
+            carbon.inc(rec.carbon_g)
+            cost.inc(rec.cost_usd)
         except ValueError:
             log.exception("could not count a usage row in the metrics")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from gridshift.service.gateway.batch import Batches, batch_clock, batch_object, 
 from gridshift.service.gateway.config import GatewayConfig, check_zones
 from gridshift.service.gateway.errors import GatewayError, error_body, install_gateway_errors
 from gridshift.service.gateway.grid import refresh_grid
+from gridshift.service.gateway.hotpath import HotPath, make_call, tenant_of
 from gridshift.service.gateway.proxy import Call, Forwarder
 from gridshift.service.gateway.quotas import Quotas
 from gridshift.service.gateway.routing import serving
@@ -120,34 +122,11 @@ Caller = Annotated[Principal, Depends(principal)]
 OperatorDep = Annotated[Principal, Depends(operator)]
 
 
-def _tenant(p: Principal) -> str:
-    return p.tenant if p.role == "tenant" and p.tenant else f"operator:{p.token_id or 'system'}"
-
-
-def _call(request: Request, p: Principal, endpoint: str, body: dict[str, Any], slo: str | None,
-          region: str | None) -> Call:
-    fwd: Forwarder = request.app.state.forwarder
-    cfg = fwd.config
-    tenant = _tenant(p)
-    spec = cfg.tenants.get(tenant)
-    tier = body.pop("service_tier", None)
-    slo_class = slo or ("offline" if tier == "flex" else None) or (spec.slo if spec else None) or "interactive"
-    if slo_class not in cfg.slo:
-        raise GatewayError(400, f"unknown SLO class '{slo_class}' (use interactive or offline)", param="X-GridShift-SLO",
-                           code="invalid_value")
-    model = body["model"]
-    if model not in fwd.registry.models():
-        served = fwd.registry.models()
-        raise GatewayError(404, f"model '{model}' is not served here; models: {', '.join(served) or 'none'}",
-                           param="model", code="model_not_found", extra={"models": served})
-    request.app.state.quotas.admit(tenant)
-    return Call(tenant=tenant, model=model, endpoint=endpoint, slo_class=slo_class,
-                region=region or (spec.region if spec else None) or cfg.default_region,
-                residency=spec.residency if spec else None, body=body, stream=bool(body.get("stream")))
-
-
 SloH = Annotated[str | None, Header(alias="X-GridShift-SLO", description="interactive | offline")]
 RegionH = Annotated[str | None, Header(alias="X-GridShift-Region", description="The caller's cloud region.")]
+DeadlineH = Annotated[str | None, Header(alias="X-GridShift-Deadline-S", description=(
+    "Defer an offline request: the answer is due within this many seconds; the gateway sends it at the time "
+    "the grid favours within that (docs/service/gateway.md)."))]
 
 
 def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySettings | None = None, *,
@@ -174,6 +153,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
                 except Exception:
                     log.exception("gateway clock")
 
+        gc.freeze()  # what start-up made lives as long as the process: no full collection walks it again (p99)
         tasks = [asyncio.create_task(clock(config.health_interval_s, lambda: fwd.registry.check_all(client))),
                  asyncio.create_task(batch_clock(app.state.batches, fwd, settings.batch_poll_s)),
                  asyncio.create_task(clock(settings.grid_refresh_s,
@@ -185,6 +165,7 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await client.close()
+            fwd.upstream.close()
             app.state.accounting.stop()
 
     app = FastAPI(title="GridShift model gateway", version="1", lifespan=lifespan,
@@ -200,6 +181,8 @@ def create_gateway_app(store: Store, config: GatewayConfig, settings: GatewaySet
     app.state.store = store
     app.state.batches = Batches(store.engine)
     install_gateway_errors(app)
+    app.state.path_counts = {"hot": 0, "routes": 0}
+    app.add_middleware(HotPath, counts=app.state.path_counts)  # inside the body limit (added last: outermost)
     app.add_middleware(OpenAIBodyLimit, max_body_bytes=settings.max_body_bytes)
     _routes(app, store, latency, settings)
     return app
@@ -214,31 +197,35 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
                                            for m in fwd.registry.models()]}
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    async def chat(request: Request, body: ChatRequest, p: Caller, slo: SloH = None, region: RegionH = None
-                   ) -> Response:
-        return await fwd.forward(_call(request, p, "chat", body.model_dump(exclude_unset=True), slo, region))
+    async def chat(request: Request, body: ChatRequest, p: Caller, slo: SloH = None, region: RegionH = None,
+                   deadline: DeadlineH = None) -> Response:
+        data = body.model_dump(exclude_unset=True)
+        return await fwd.forward(make_call(request.app.state, p, "chat", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     @app.post("/v1/completions", tags=["openai"])
     async def completions(request: Request, body: CompletionRequest, p: Caller, slo: SloH = None,
-                          region: RegionH = None) -> Response:
-        return await fwd.forward(_call(request, p, "completions", body.model_dump(exclude_unset=True), slo, region))
+                          region: RegionH = None, deadline: DeadlineH = None) -> Response:
+        data = body.model_dump(exclude_unset=True)
+        return await fwd.forward(make_call(request.app.state, p, "completions", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     @app.post("/v1/embeddings", tags=["openai"])
     async def embeddings(request: Request, body: EmbeddingRequest, p: Caller, slo: SloH = None,
-                         region: RegionH = None) -> Response:
+                         region: RegionH = None, deadline: DeadlineH = None) -> Response:
         data = body.model_dump(exclude_unset=True)
-        data.pop("stream", None)
-        return await fwd.forward(_call(request, p, "embeddings", data, slo, region))
+        return await fwd.forward(make_call(request.app.state, p, "embeddings", data, slo, region, deadline),
+                                 request.is_disconnected)
 
     batches: Batches = app.state.batches
 
     def scope(p: Principal) -> str | None:
-        return None if p.role == "operator" else _tenant(p)
+        return None if p.role == "operator" else tenant_of(p)
 
     @app.post("/v1/files", tags=["batch"])
     async def upload_file(request: Request, p: Caller) -> dict[str, Any]:
         purpose, name, content = parse_upload(request.headers.get("content-type", ""), await request.body())
-        return await run_in_threadpool(batches.add_file, _tenant(p), name, purpose, content)
+        return await run_in_threadpool(batches.add_file, tenant_of(p), name, purpose, content)
 
     @app.get("/v1/files/{file_id}", tags=["batch"])
     async def get_file(file_id: str, p: Caller) -> dict[str, Any]:
@@ -252,7 +239,7 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
     @app.post("/v1/batches", tags=["batch"])
     async def create_batch(body: BatchIn, p: Caller) -> dict[str, Any]:
         zones = sorted({s.spec.zone for s in fwd.registry.sites.values()})
-        return await run_in_threadpool(batches.create, _tenant(p), body.model_dump(), store, zones)
+        return await run_in_threadpool(batches.create, tenant_of(p), body.model_dump(), store, zones)
 
     @app.get("/v1/batches/{batch_id}", tags=["batch"])
     async def get_batch(batch_id: str, p: Caller) -> dict[str, Any]:
@@ -271,15 +258,17 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
     async def health() -> dict[str, Any]:
         bs = fwd.registry.backends()
         return {"status": "ok", "backends": len(bs), "healthy": sum(b.healthy for b in bs),
-                "models": fwd.registry.models()}
+                "models": fwd.registry.models(), "requests_by_path": dict(app.state.path_counts),
+                "deferred": {"held": fwd.holder.held, "released": fwd.holder.released,
+                             "dropped": fwd.holder.dropped}}
 
     @app.get("/gateway/route", tags=["gateway"])
     async def route(request: Request, p: Caller, model: Annotated[str, Query(min_length=1, max_length=256)],
                     slo: Annotated[str, Query(pattern="^(interactive|offline)$")] = "interactive",
                     region: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
         """Why a request would go where it goes: every site's figures, filters and score."""
-        spec = fwd.config.tenants.get(_tenant(p))
-        call = Call(_tenant(p), model, "chat", slo, region or (spec.region if spec else None)
+        spec = fwd.config.tenants.get(tenant_of(p))
+        call = Call(tenant_of(p), model, "chat", slo, region or (spec.region if spec else None)
                     or fwd.config.default_region, spec.residency if spec else None, {})
         return fwd.plan(call, explain=True).explain()
 
@@ -288,7 +277,7 @@ def _routes(app: FastAPI, store: Store, latency: Any, settings: GatewaySettings)
                     by: Annotated[str, Query(pattern="^(model|site)$")] = "model") -> dict[str, Any]:
         """Tokens, energy, carbon and cost per tenant and model (or site); a tenant sees its own."""
         if p.role == "tenant":
-            tenant = _tenant(p)
+            tenant = tenant_of(p)
         rows = await run_in_threadpool(app.state.accounting.totals, tenant, ("tenant", by))
         return {"usage": rows}
 

@@ -192,6 +192,7 @@ class Registry:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.sites: dict[str, Site] = {}
+        self.version = 0  # counts changes of the sites' backends (routes cached by the forwarder expire with it)
         for s in config.sites:
             self.add_site(s)
 
@@ -215,6 +216,7 @@ class Registry:
             if j is not None:
                 b.joules_per_token, b.j_source = j, "catalog"
         self.sites[site].backends.append(b)
+        self.version += 1
         return b
 
     def remove_backend(self, backend_id: str) -> bool:
@@ -222,6 +224,7 @@ class Registry:
             for b in s.backends:
                 if b.id == backend_id:
                     s.backends.remove(b)
+                    self.version += 1
                     return True
         return False
 

@@ -55,10 +55,25 @@ def _param(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def gateway_error_response(e: GatewayError) -> JSONResponse:
+    return error_json(e.status, e.message, e.param, e.code, e.headers, **e.extra)
+
+
+def http_error_response(e: StarletteHTTPException) -> JSONResponse:
+    field = getattr(e, "field", None) if isinstance(e, ApiError) else None
+    code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "not_found"}.get(e.status_code)
+    return error_json(e.status_code, str(e.detail), field, code, e.headers)
+
+
+def internal_error_response(e: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=e)
+    return error_json(500, f"internal error ({type(e).__name__})", None, "internal_error")
+
+
 def install_gateway_errors(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, e: GatewayError) -> JSONResponse:
-        return error_json(e.status, e.message, e.param, e.code, e.headers, **e.extra)
+        return gateway_error_response(e)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -69,11 +84,8 @@ def install_gateway_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        field = getattr(e, "field", None) if isinstance(e, ApiError) else None
-        code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "not_found"}.get(e.status_code)
-        return error_json(e.status_code, str(e.detail), field, code, e.headers)
+        return http_error_response(e)
 
     @app.exception_handler(Exception)
     async def _other(_: Request, e: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_json(500, f"internal error ({type(e).__name__})", None, "internal_error")
+        return internal_error_response(e)

@@ -22,6 +22,7 @@ from gridshift.service.store import Principal
 log = logging.getLogger("gridshift.gateway")
 
 SIGNAL_LOOKBACK = timedelta(hours=6)
+SIGNAL_AHEAD = timedelta(days=7)  # the longest deadline of a deferrable request
 
 
 def _rtt_table(latency: Any, regions: set[str]) -> dict[tuple[str, str], float]:
@@ -68,13 +69,18 @@ def refresh_grid(fwd: Any, store: Any, latency: Any = None) -> GridView:
     for zone in zones:
         for signal, target in (("carbon_g_per_kwh", view.carbon_g_per_kwh),
                                ("price_usd_per_mwh", view.price_usd_per_mwh)):
+            ahead = signal == "carbon_g_per_kwh"
             try:
-                pts = store.signals_between(zone, signal, now - SIGNAL_LOOKBACK, now + timedelta(seconds=1))
+                pts = store.signals_between(zone, signal, now - SIGNAL_LOOKBACK,
+                                            now + (SIGNAL_AHEAD if ahead else timedelta(seconds=1)))
             except GridShiftError as e:
                 log.warning("cannot read %s of %s: %s", signal, zone, e)
                 continue
-            if pts:
-                target[zone] = float(pts[-1].value)
+            past = [p for p in pts if p.at <= now + timedelta(seconds=1)]
+            if past:
+                target[zone] = float(past[-1].value)
+            if ahead and pts:
+                view.carbon_ahead[zone] = [(p.at.timestamp(), float(p.value)) for p in pts[max(0, len(past) - 1):]]
     try:
         events = store.grid_events(end_after=now)
     except GridShiftError as e:

@@ -14,23 +14,26 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from gridshift.service.gateway.accounting import Accounting, UsageRecord, usage_of
+from gridshift.service.gateway.accounting import Accounting, UsageRecord, reported_energy_j, usage_of
 from gridshift.service.gateway.backends import Backend, Registry
 from gridshift.service.gateway.config import GatewayConfig
+from gridshift.service.gateway.defer import Gone, Held, Holder
 from gridshift.service.gateway.errors import GatewayError, error_body, sse_error
 from gridshift.service.gateway.quotas import Quotas
 from gridshift.service.gateway.routing import GridView, RoutePlan, pick_backend, plan_route
+from gridshift.service.gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger("gridshift.gateway")
 
 MAX_COOLDOWN_S = 60.0
+PLAN_TTL_S = 0.1
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -48,6 +51,9 @@ class Call:
     stream: bool = False
     t0: float = field(default_factory=time.perf_counter)
     failovers: int = 0
+    deadline_s: float | None = None  # deferrable: the answer is due this many seconds after ``arrived``
+    arrived: float = field(default_factory=time.time)
+    held: Held | None = None
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
@@ -63,14 +69,37 @@ class Forwarder:
         self.accounting, self.quotas = accounting, quotas
         self.rng = rng or random.Random()
         self.grid = GridView()
+        self.holder = Holder()
+        self._plans: dict[tuple, tuple[RoutePlan, float]] = {}
+        self.upstream = Upstream()  # non-streaming calls; streams go through ``client`` (aiohttp)
+        self._plans_for: tuple[GridView | None, int] = (None, -1)  # the grid view and registry they were made on
 
     # ------------------------------------------------------------------------------------------ planning
 
     def plan(self, call: Call, *, explain: bool = False) -> RoutePlan:
-        """The route of ``call``; ``explain``: without drawing which requests a ramping site still takes."""
+        """The route of ``call``; ``explain``: without drawing which requests a ramping site still takes.
+        The same route serves the same (model, class, region, residency) for ``PLAN_TTL_S`` while no grid
+        event is in force or announced (a ramping site draws per request) and the grid view and the
+        registry are unchanged; the backend within a site is still picked per request."""
         slo = self.config.slo[call.slo_class]
-        return plan_route(self.registry, self.grid, call.model, call.slo_class, slo, region=call.region,
-                          residency=call.residency, now=time.monotonic(), rng=None if explain else self.rng)
+        now = time.monotonic()
+        g = self.grid
+        cacheable = not explain and not g.events and not g.announced
+        if cacheable:
+            if g is not self._plans_for[0] or self.registry.version != self._plans_for[1]:
+                self._plans.clear()
+                self._plans_for = (g, self.registry.version)
+            key = (call.model, call.slo_class, call.region, tuple(call.residency) if call.residency else None)
+            hit = self._plans.get(key)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        plan = plan_route(self.registry, g, call.model, call.slo_class, slo, region=call.region,
+                          residency=call.residency, now=now, rng=None if explain else self.rng)
+        if cacheable:
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            self._plans[key] = (plan, now + PLAN_TTL_S)
+        return plan
 
     def candidates(self, plan: RoutePlan, call: Call) -> list[Backend]:
         """One backend per site in score order (power of two choices), then the sites' other backends."""
@@ -89,10 +118,14 @@ class Forwarder:
         terms = ",".join(f"{k}={v:.3f}" for k, v in chosen.terms.items())
         others = ";".join(f"{s.site}:{s.excluded_by}" if s.excluded_by else f"{s.site}:{s.score:.3f}"
                           for s in plan.sites if s.site != b.site)
-        return {"x-gridshift-site": b.site, "x-gridshift-backend": b.id, "x-gridshift-slo-class": call.slo_class,
-                "x-gridshift-score": f"{chosen.score:.4f}" if chosen.score is not None else "",
-                "x-gridshift-score-terms": terms, "x-gridshift-other-sites": others,
-                "x-gridshift-failovers": str(call.failovers)}
+        out = {"x-gridshift-site": b.site, "x-gridshift-backend": b.id, "x-gridshift-slo-class": call.slo_class,
+               "x-gridshift-score": f"{chosen.score:.4f}" if chosen.score is not None else "",
+               "x-gridshift-score-terms": terms, "x-gridshift-other-sites": others,
+               "x-gridshift-failovers": str(call.failovers)}
+        if call.held is not None:
+            out["x-gridshift-held-s"] = f"{call.held.seconds:.3f}"
+            out["x-gridshift-held-reason"] = call.held.reason
+        return out
 
     def no_route(self, plan: RoutePlan, call: Call) -> GatewayError:
         sites = {s.site: {"excluded_by": s.excluded_by, "reason": s.reason} for s in plan.sites}
@@ -113,13 +146,13 @@ class Forwarder:
         b.cooldown_until = time.monotonic() + wait
 
     def _record(self, call: Call, b: Backend | None, status: str, tin: int, tout: int,
-                ttft_ms: float | None) -> None:
+                ttft_ms: float | None, measured_j: float | None = None) -> None:
         site = self.registry.sites.get(b.site) if b is not None else None
         carbon = price = None
         if site is not None:
-            carbon = self.grid.carbon_g_per_kwh.get(site.spec.zone, site.spec.carbon_g_per_kwh)
+            carbon = self.grid.carbon_at(site.spec.zone, time.time(), site.spec.carbon_g_per_kwh)
             price = self.grid.price_usd_per_mwh.get(site.spec.zone, site.spec.price_usd_per_mwh)
-        e, c, cost = usage_of(tin, tout, b.joules_per_token if b else 0.0, carbon, price)
+        e, c, cost = usage_of(tin, tout, b.joules_per_token if b else 0.0, carbon, price, measured_j)
         self.accounting.record(UsageRecord(
             at=self.accounting.now(), tenant=call.tenant, model=call.model, site=b.site if b else None,
             backend=b.id if b else None, accelerator=b.spec.accelerator if b else None, slo_class=call.slo_class,
@@ -139,7 +172,15 @@ class Forwarder:
 
     # --------------------------------------------------------------------------------------- forwarding
 
-    async def forward(self, call: Call) -> Response:
+    async def forward(self, call: Call, is_gone: Callable[[], Awaitable[bool]] | None = None) -> Response:
+        """Answer ``call``: held first if deferrable (``is_gone``: whether its caller hung up meanwhile), then
+        sent to the best site's backends in turn until one answers."""
+        if call.deadline_s is not None:
+            try:
+                call.held = await self.holder.hold(self, call.model, call.arrived, call.deadline_s, is_gone)
+            except Gone:
+                self._record(call, None, "cancelled", 0, 0, None)
+                return Response(status_code=499)
         plan = self.plan(call)
         if not plan.order:
             self._record(call, None, "unrouted", 0, 0, None)
@@ -161,11 +202,10 @@ class Forwarder:
         b.inflight += 1
         t = time.perf_counter()
         try:
-            async with self.client.post(url, data=json.dumps(call.body).encode(), headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=self.config.request_timeout_s,
-                                                                      sock_connect=2.0)) as r:
-                status, retry, content = r.status, r.headers.get("retry-after"), await r.read()
-        except (aiohttp.ClientError, TimeoutError) as e:
+            answer = await self.upstream.post(url, json.dumps(call.body).encode(), headers,
+                                              timeout_s=self.config.request_timeout_s)
+            status, retry, content = answer.status, answer.headers.get("retry-after"), answer.body
+        except (UpstreamError, OSError, TimeoutError) as e:
             self._cool(b)
             return f"{b.id}: {type(e).__name__}"
         finally:
@@ -191,7 +231,7 @@ class Forwarder:
         if call.endpoint != "embeddings":
             b.observe(ttft_ms=ms if tout <= 1 else None)
         self.accounting.ttft.labels(call.model, b.site).observe(ms / 1000.0)
-        self._record(call, b, "ok", tin, tout, ms)
+        self._record(call, b, "ok", tin, tout, ms, reported_energy_j(usage))
         return Response(content, status_code=status, media_type="application/json",
                         headers=self.headers(plan, b, call))  # the backend's bytes, not re-encoded
 
@@ -270,7 +310,7 @@ class Forwarder:
                 b.observe(ttft_ms=ttft_ms, itl_ms=((time.perf_counter() - t0) * 1000.0 - ttft_ms) / (n - 1))
             tin = counter.prompt_tokens or estimate_prompt_tokens(call.body)
             try:  # accounting must never break a client's stream
-                self._record(call, b, status, tin, n, ttft_ms)
+                self._record(call, b, status, tin, n, ttft_ms, reported_energy_j(counter.usage))
             except Exception:  # noqa: BLE001
                 log.exception("could not account a streamed request")
 

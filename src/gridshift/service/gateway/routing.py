@@ -10,6 +10,7 @@ from it)."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -18,6 +19,13 @@ from typing import Any
 
 from gridshift.service.gateway.backends import Backend, Registry, Site
 from gridshift.service.gateway.config import SCORE_TERMS, SloSpec
+
+
+def value_at(points: list[tuple[float, float]], t: float) -> float | None:
+    """The value in force at ``t``: the last point at or before it (points sorted by time)."""
+    i = bisect.bisect_right(points, (t, math.inf))
+    return points[i - 1][1] if i else None
+
 
 FILTERS = ("model", "replicas", "residency", "grid_event", "power", "slo")
 Targets = dict[str, dict[str, int]]  # one model's replica targets: {site: {accelerator type: replicas}}
@@ -36,6 +44,15 @@ class GridView:
     event_timing: dict[str, tuple[float, float, float | None]] = field(default_factory=dict)  # id: known, start,
     # respond within s (UTC epoch s); an event without timing sheds at once
     shed_stages: int = 2  # 1 + the largest shed_order of the SLO classes
+    carbon_ahead: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # zone: (UTC epoch s, g/kWh)
+    # from the latest point at or before now to the horizon of the store's signals (deferrable requests)
+
+    def carbon_at(self, zone: str, wall: float, default: float | None) -> float | None:
+        """The zone's carbon intensity in force at ``wall`` (UTC epoch s): from its points ahead (so a
+        forecast hour takes effect when it begins, not at the next refresh), else the latest, else ``default``."""
+        pts = self.carbon_ahead.get(zone)
+        v = value_at(pts, wall) if pts else None
+        return v if v is not None else self.carbon_g_per_kwh.get(zone, default)
 
     def rtt(self, origin: str | None, dest: str | None) -> float | None:
         if origin is None or dest is None:
@@ -207,7 +224,7 @@ def plan_route(registry: Registry, grid: GridView, model: str, slo_class: str, s
     routes: list[SiteRoute] = []
     for site in registry.sites.values():
         r = SiteRoute(site.name)
-        r.carbon_g_per_kwh = grid.carbon_g_per_kwh.get(site.spec.zone, site.spec.carbon_g_per_kwh)
+        r.carbon_g_per_kwh = grid.carbon_at(site.spec.zone, wall, site.spec.carbon_g_per_kwh)
         r.price_usd_per_mwh = grid.price_usd_per_mwh.get(site.spec.zone, site.spec.price_usd_per_mwh)
         out = _filter(site, r, model, slo_class, slo, region, residency, grid, now, wall, rng)
         if out is not None:

@@ -1,10 +1,14 @@
 """The planner's inference services and the model gateway, both ways.
 
-In: a fleet service whose name is a model the gateway serves plans with the busiest minute the gateway saw
-per caller region over ``DEMAND_LOOKBACK`` (:meth:`gridshift.service.store.Store.observed_demand`) as its
-``peak_requests_per_s`` for that region, in place of the fleet file's figure. Only the regions the service
-already lists are replaced (a new region would need the latency matrix to know where it may be served); the
-trace's daily and weekly shape stays.
+In: a fleet service whose name is a model the gateway serves plans with the demand the gateway observed per
+caller region as its ``peak_requests_per_s`` for that region, in place of the fleet file's figure. The
+observed series (:meth:`gridshift.service.store.Store.observed_demand_minutes`: requests per minute over the
+last ``DEMAND_HISTORY``) is turned into the busiest minute of each hour, and a demand forecaster
+(``DEMAND_FORECASTER`` from the forecast registry: the same hour a day before, inference demand's daily
+shape) predicts those hourly peaks over the planning horizon; the largest prediction is the peak planned
+with. A model and region seen for less than ``MIN_HISTORY_H`` hours (too little for a daily forecaster)
+plans with the busiest minute seen. Only the regions the service already lists are replaced (a new region
+would need the latency matrix to know where it may be served); the trace's daily and weekly shape stays.
 
 Out: the replicas the pass's decision gives each service (or, with no job to decide for, the replicas every
 policy places first, :func:`gridshift.plan.placement.place_services`) become the replica targets
@@ -14,12 +18,15 @@ which the gateway reads to know how many backends should take requests per site.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
 
+from gridshift.forecast.registry import make_forecaster
 from gridshift.model.scenario import Scenario
+from gridshift.model.time import S_PER_H, floor_time
 from gridshift.plan.placement import PlacementState, place_services
 from gridshift.service.db import StateError
 from gridshift.service.reconciler.decisions import build_observation
@@ -27,7 +34,44 @@ from gridshift.service.store import Principal
 
 log = logging.getLogger("gridshift.reconciler")
 
-DEMAND_LOOKBACK = timedelta(hours=24)
+DEMAND_LOOKBACK = timedelta(hours=24)  # the busiest minute's window (Store.observed_demand)
+DEMAND_HISTORY = timedelta(days=7)  # the forecaster's input
+DEMAND_FORECASTER = "seasonal-naive"
+MIN_HISTORY_H = 24
+
+
+def hourly_peaks(minutes: Sequence[tuple[datetime, int]], start: datetime, n_hours: int) -> np.ndarray:
+    """The busiest minute of each of ``n_hours`` hours from ``start``, as requests/s (0: no request seen)."""
+    out = np.zeros(n_hours)
+    for at, n in minutes:
+        h = int((at - start).total_seconds() // S_PER_H)
+        if 0 <= h < n_hours:
+            out[h] = max(out[h], n / 60.0)
+    return out
+
+
+def forecast_demand(series: Mapping[str, Mapping[str, Sequence[tuple[datetime, int]]]], now: datetime,
+                    horizon_h: int, forecaster: str = DEMAND_FORECASTER) -> dict[str, dict[str, float]]:
+    """``{model: {region: requests/s}}``: the largest hourly peak ``forecaster`` predicts over the next
+    ``horizon_h`` hours from the observed ``series`` (per minute, time order), or the busiest minute seen
+    for a model and region observed for less than ``MIN_HISTORY_H`` hours."""
+    f = make_forecaster(forecaster)
+    hour0 = floor_time(now, S_PER_H)
+    max_h = int(DEMAND_HISTORY.total_seconds() // S_PER_H)
+    out: dict[str, dict[str, float]] = {}
+    for model, regions in series.items():
+        for region, minutes in regions.items():
+            if not minutes:
+                continue
+            seen_h = int((hour0 - floor_time(minutes[0][0], S_PER_H)).total_seconds() // S_PER_H) + 1
+            if seen_h < MIN_HISTORY_H:
+                out.setdefault(model, {})[region] = max(n for _, n in minutes) / 60.0
+                continue
+            n = min(seen_h, max_h)
+            hist = hourly_peaks(minutes, hour0 - timedelta(hours=n - 1), n)
+            pred = f.predict(hist[None, :], max(1, int(horizon_h)) + 1, t_abs=n - 1, slots_per_h=1)
+            out.setdefault(model, {})[region] = float(max(0.0, np.nanmax(pred)))
+    return out
 
 
 def with_observed_demand(fleet: Scenario, observed: Mapping[str, Mapping[str, float]]
@@ -49,17 +93,18 @@ def with_observed_demand(fleet: Scenario, observed: Mapping[str, Mapping[str, fl
     return fleet.model_copy(update={"workloads": workloads}), used
 
 
-def planning_fleet(store, fleet: Scenario, now: datetime) -> tuple[Scenario, dict[str, dict[str, float]]]:  # noqa: ANN001
-    """``fleet`` with the gateway's observed demand (``fleet`` unchanged when it has no services or the
-    store cannot be read)."""
+def planning_fleet(store, fleet: Scenario, now: datetime, horizon_h: float = 24.0  # noqa: ANN001
+                   ) -> tuple[Scenario, dict[str, dict[str, float]]]:
+    """``fleet`` with the demand forecast from the gateway's observations over the next ``horizon_h`` hours
+    (``fleet`` unchanged when it has no services or the store cannot be read)."""
     if not fleet.workloads.services:
         return fleet, {}
     try:
-        observed = store.observed_demand(now - DEMAND_LOOKBACK, now)
+        series = store.observed_demand_minutes(now - DEMAND_HISTORY, now)
     except StateError as e:
         log.warning("cannot read the gateway's observed demand: %s", e)
         return fleet, {}
-    return with_observed_demand(fleet, observed)
+    return with_observed_demand(fleet, forecast_demand(series, now, int(math.ceil(horizon_h))))
 
 
 def replica_targets(world, replicas: np.ndarray | None) -> dict[str, dict[str, dict[str, int]]]:  # noqa: ANN001

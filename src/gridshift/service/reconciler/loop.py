@@ -502,7 +502,7 @@ class Reconciler:
                 why = f"the kept plan failed: {one_line(e, 200)}"
         if decided is None:
             stored, k = self._stored_signals(t0), 0
-            fleet, seen = planning_fleet(self.store, self.fleet, now)  # services at the gateway's observed demand
+            fleet, seen = planning_fleet(self.store, self.fleet, now, self.horizon_s / S_PER_H)  # observed demand
             with self._state_lock:
                 self._st["observed_demand"] = seen
             items_in = [("event", i) for i in range(len(grid))] + [("job", i) for i in range(len(live))]

@@ -61,3 +61,20 @@ class GatewayStore(StoreBase):
             for model, region, peak in conn.execute(q):
                 out.setdefault(model, {})[region] = float(peak) / 60.0
         return out
+
+    def observed_demand_minutes(self, since: datetime, until: datetime | None = None
+                                ) -> dict[str, dict[str, list[tuple[datetime, int]]]]:
+        """``{model: {region: [(minute start, requests), ...]}}`` in time order, all SLO classes together:
+        the gateway's observed demand as a series, the demand forecaster's input (minutes without a request
+        are not listed)."""
+        q = (select(DEMAND.c.model, DEMAND.c.region, DEMAND.c.window_start, func.sum(DEMAND.c.requests))
+             .where(DEMAND.c.window_start >= as_utc(since))
+             .group_by(DEMAND.c.model, DEMAND.c.region, DEMAND.c.window_start)
+             .order_by(DEMAND.c.model, DEMAND.c.region, DEMAND.c.window_start))
+        if until is not None:
+            q = q.where(DEMAND.c.window_start < as_utc(until))
+        out: dict[str, dict[str, list[tuple[datetime, int]]]] = {}
+        with self._tx(readonly=True) as conn:
+            for model, region, start, n in conn.execute(q):
+                out.setdefault(model, {}).setdefault(region, []).append((as_utc(start), int(n)))
+        return out
