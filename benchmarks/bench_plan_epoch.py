@@ -4,7 +4,7 @@ simulated quarter (13 weeks) of the demo fleet with ``mpc`` re-planning every ho
 
 Targets (2-core machine): <= 1 s per epoch with 1,000 jobs, <= 5 s with 10,000; the quarter <= 10 min.
 
-    python benchmarks/bench_plan_epoch.py [--jobs 1000 10000] [--epochs 4] [--quarter] [--json PATH]
+    python benchmarks/bench_plan_epoch.py [--jobs 1000 10000] [--epochs 4] [--params JSON] [--quarter] [--json PATH]
 
 How an epoch is set up: jobs are drawn from the PAI trace (via GAIA) for a 4-day scenario, then their
 arrivals are squeezed into the first 2 days and each deadline is moved to the epoch (slot 48) plus the job's
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -79,12 +80,12 @@ def squeeze(world: World) -> World:
     return World.build(world.fleet, jobs, world.services, world.slot_duration_s, world.slot_starts)
 
 
-def run_epochs(n_jobs: int, n_epochs: int) -> dict:
+def run_epochs(n_jobs: int, n_epochs: int, params: dict | None = None) -> dict:
     t0 = time.perf_counter()
     asm = assemble(epoch_scenario(n_jobs))
     world, signals = squeeze(asm.world), asm.signals
     setup_s = time.perf_counter() - t0
-    pol = make_policy(PolicySpec(name="mpc", params={"forecast": "perfect", "horizon_h": 48}),
+    pol = make_policy(PolicySpec(name="mpc", params={"forecast": "perfect", "horizon_h": 48, **(params or {})}),
                       objective=asm.scenario.objective)
     pol.reset(world, signals)
     jt, f = world.jobs, world.fleet
@@ -96,12 +97,12 @@ def run_epochs(n_jobs: int, n_epochs: int) -> dict:
         active = np.flatnonzero(active_mask)
         obs = Observation(t, world, signals, active, st.remaining_acc_h, st.running_pool, st.running_gang,
                           st.has_started, st.last_pool, world.services.demand_rps[:, :, t])
-        s0, c0 = time.perf_counter(), pol.solve_s
+        s0, c0, p0 = time.perf_counter(), pol.solve_s, time.process_time()
         d = pol.decide(obs)
-        wall = time.perf_counter() - s0
+        wall, cpu = time.perf_counter() - s0, time.process_time() - p0
         sol = pol._plan[3] if pol._plan is not None else None
         check_decision(world, d, active_mask, st, "mpc")
-        epochs.append({"slot": t, "active_jobs": int(active.size), "decide_s": round(wall, 4),
+        epochs.append({"slot": t, "active_jobs": int(active.size), "decide_s": round(wall, 4), "decide_cpu_s": round(cpu, 4),
                        "solve_s": round(pol.solve_s - c0, 4), "classes": int(pol._plan[2].n) if sol else None,
                        "lp_cols": sol.n_cols if sol else None, "lp_rows": sol.n_rows if sol else None,
                        "placed_jobs": int(d.job_idx.size), "busy_accelerators": int(d.job_gang.sum()),
@@ -122,6 +123,8 @@ def run_epochs(n_jobs: int, n_epochs: int) -> dict:
         "accelerators": int(f.pool_count.sum()), "setup_s": round(setup_s, 2),
         "first_epoch_s": epochs[0]["decide_s"],
         "mean_epoch_s": round(float(np.mean([x["decide_s"] for x in epochs])), 4),
+        "mean_epoch_cpu_s": round(float(np.mean([x["decide_cpu_s"] for x in epochs])), 4),
+        "mpc_params": params or {}, "loadavg": [round(x, 2) for x in os.getloadavg()],
         "mean_warm_epoch_s": round(float(np.mean([x["decide_s"] for x in steady])), 4),
         "mean_solve_s": round(float(np.mean([x["solve_s"] for x in epochs])), 4),
         "lp_fallbacks": pol.lp_fallbacks, "epochs": epochs,
@@ -165,10 +168,12 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--quarter", action="store_true", help="also simulate a quarter of the demo fleet (long)")
     ap.add_argument("--child", choices=("epoch", "quarter"), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--params", default="{}", help="mpc parameters over the defaults, as JSON "
+                    "(e.g. '{\"fine_h\": 6, \"block_h\": 12}'); recorded in the results")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "plan_epoch.json"))
     a = ap.parse_args()
     if a.child == "epoch":
-        print(json.dumps(run_epochs(a.jobs[0], a.epochs)))
+        print(json.dumps(run_epochs(a.jobs[0], a.epochs, json.loads(a.params))))
         return 0
     if a.child == "quarter":
         print(json.dumps(quarter()))
@@ -184,11 +189,12 @@ def main() -> int:
         out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
     for n in a.jobs:
-        r = child("--child", "epoch", "--jobs", str(n), "--epochs", str(a.epochs))
+        r = child("--child", "epoch", "--jobs", str(n), "--epochs", str(a.epochs), "--params", a.params)
         r["target_s"] = targets.get(n)
         r["met"] = None if n not in targets else r["mean_epoch_s"] <= targets[n]
-        res["epochs"][str(n)] = r
+        res["epochs"][str(n) if a.params.strip() in ("", "{}") else f"{n} {a.params}"] = r  # a variant its own key
         print(f"{n:>6} jobs: first epoch {r['first_epoch_s']:.3f} s, mean {r['mean_epoch_s']:.3f} s "
+              f"({r['mean_epoch_cpu_s']:.3f} s CPU) "
               f"(warm {r['mean_warm_epoch_s']:.3f} s, solve {r['mean_solve_s']:.3f} s), "
               f"{r['epochs'][0]['classes']} classes, LP {r['epochs'][0]['lp_cols']} × {r['epochs'][0]['lp_rows']}, "
               f"peak RSS {r['peak_rss_mb']} MB, target {r['target_s']} s: {'met' if r['met'] else 'MISSED'}")

@@ -320,10 +320,14 @@ class LpPolicy(Policy):
                 js = js[np.lexsort((js, eff_dl[js], rank, late_here))]
                 unit = jt.speed[js, fl.pool_type[p]] * tp_pool[p] * w.slot_h  # work per accelerator-slot
                 rem_w = busy[c, p] * float(np.median(unit))  # the plan's work for this class and pool
-                for j, u in zip(js, unit):
+                # the smallest gang of the jobs still to try: once the pool's room is below it, none fits
+                gmin_rest = np.minimum.accumulate(jt.gang_min[js][::-1])[::-1]
+                for j, u, gmin in zip(js, unit, gmin_rest):
                     if rem_w <= 1e-12:
                         break
                     lim = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+                    if lim < gmin:
+                        break
                     g = int(np.clip(np.floor(rem_w / u + 0.5), jt.gang_min[j], jt.gang_max[j]))
                     # never fewer accelerators than the job needs here to meet its deadline
                     g_need = min(int(jt.gang_max[j]), _gang_to_finish(obs, j, u / w.slot_h))
@@ -357,11 +361,15 @@ class LpPolicy(Policy):
             last = obs.last_pool[members]
             home = np.where(last >= 0, fl.pool_site[np.maximum(last, 0)], -1)
             members = members[jt.migratable[members] | (home < 0) | (home == fl.pool_site[p])]
-            for j in members[np.argsort(eff_dl[members], kind="stable")]:
+            members = members[np.argsort(eff_dl[members], kind="stable")]
+            gmin_rest = np.minimum.accumulate(jt.gang_min[members][::-1])[::-1]
+            for j, gmin in zip(members, gmin_rest):
                 if deficit < 0.5:
                     break
-                g = int(min(jt.gang_max[j], np.floor(deficit + 0.5), st.free[p],
-                            st.power_limit(int(p), float(st.inc_mw[p]))))
+                room = min(int(st.free[p]), st.power_limit(int(p), float(st.inc_mw[p])))
+                if room < gmin:  # no job left fits in what the pool still has
+                    break
+                g = int(min(jt.gang_max[j], np.floor(deficit + 0.5), room))
                 need = _gang_to_finish(obs, j, jt.speed[j, fl.pool_type[p]] * tp_pool[p])
                 if g < jt.gang_min[j] or g < min(need, jt.gang_max[j]):  # too few to stay on time here
                     continue
