@@ -10,7 +10,11 @@ europe-west3 (DE-LU); callers in us-east4. Each site is one simulated backend pr
 (Electricity Maps, lifecycle) and day-ahead price for that hour are written into the service's store as the
 current signals, the gateway re-reads them, and ``--per-hour`` requests drawn from the traces (context and
 generated tokens; generated capped at ``--max-tokens``) are sent at once as streams through the ``openai``-
-compatible API. The same hours and requests for each strategy; the strategy is only the score weights.
+compatible API. The same hours and requests for each strategy; the strategy is only the score weights, plus
+``grid_carbon_first`` (the documented carbon-first interactive setting: the defaults' price weight moved to
+carbon) and ``nearest``, a reference rather than a router: only the caller's region configured, so every request
+stays local (what latency-only routing does when its measurements are not disturbed). ``--reps`` repetitions,
+interleaved; each strategy's figures are the mean of its runs, with min / max / std and the runs themselves.
 
 Measured: carbon and energy cost per 1,000 tokens (prompt + completion) from the gateway's own accounting
 (energy from the catalog's H100 joules per token; carbon = energy x the zone's intensity at that hour; cost
@@ -19,7 +23,7 @@ loopback + the round trip from us-east4 to the chosen region (the shared GCP lat
 and the share within the interactive SLO (``--slo-ms``); requests failed over (no faults are injected).
 Writes ``benchmarks/results/bench_gateway_routing.json``.
 
-    python benchmarks/bench_gateway_routing.py [--hours 168] [--per-hour 16]
+    python benchmarks/bench_gateway_routing.py [--hours 168] [--per-hour 16] [--reps 3]
 """
 
 from __future__ import annotations
@@ -53,7 +57,13 @@ STRATEGIES = {
     "latency": {"carbon": 0, "price": 0, "headroom": 0, "queue": 0, "latency": 1},
     "cost": {"carbon": 0, "price": 1, "headroom": 0, "queue": 0, "latency": 0},
     "grid": {"carbon": 0.5, "price": 0.2, "headroom": 0.1, "queue": 0.1, "latency": 0.1},  # the defaults
+    # the "carbon-first" interactive setting (docs/service/gateway.md): the defaults' price weight moved to carbon
+    "grid_carbon_first": {"carbon": 0.7, "price": 0, "headroom": 0.1, "queue": 0.1, "latency": 0.1},
+    # reference, not a router: every request to the caller's own region (only that site configured)
+    "nearest": {"carbon": 0, "price": 0, "headroom": 0, "queue": 0, "latency": 1},
 }
+SUMMED = ("carbon_g_per_1k_tokens", "cost_usd_per_1k_tokens", "ttft_p50_ms", "ttft_p99_ms", "ttft_slo_attainment",
+          "failovers")
 
 
 def signals(hours: int) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -94,9 +104,9 @@ async def one(c: httpx.AsyncClient, url: str, key: str, ctx: int, gen: int) -> t
         return None, None, 0
 
 
-def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, times, carbon, price,
+def run_strategy(name: str, rep: int, weights: dict, args: argparse.Namespace, tmp: Path, times, carbon, price,
                  reqs: list[tuple[int, int]], rtt: dict[str, float]) -> dict:
-    d = tmp / name
+    d = tmp / f"{name}-{rep}"
     d.mkdir()
     db = f"sqlite:///{d / 'gs.db'}"
     upgrade(db)
@@ -109,9 +119,9 @@ def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, 
            "slo": {"interactive": {"ttft_ms": args.slo_ms, "weights": weights}},
            "sites": [{"name": r, "zone": z, "region": r, "backends": [
                {"id": f"{r}-1", "url": backends[r].base, "accelerator": "H100", "max_running": args.capacity}]}
-               for r, z in SITES.items()]}
+               for r, z in SITES.items() if name != "nearest" or r == CALLER]}
     (d / "backends.yaml").write_text(json.dumps(cfg))
-    ttft, sites, failovers, failed = [], [], 0, 0
+    ttft, sites, hours, failovers, failed = [], [], [], 0, 0
     gw = None
     try:
         gw = gateway_process(["--db", db, "--backends", str(d / "backends.yaml"), "--rate-per-s", "100000",
@@ -136,6 +146,7 @@ def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, 
                                 failed += 1
                                 continue
                             sites.append(site)
+                            hours.append(h)
                             ttft.append(first + rtt[site])
 
             asyncio.run(replay())
@@ -154,7 +165,35 @@ def run_strategy(name: str, weights: dict, args: argparse.Namespace, tmp: Path, 
             "ttft_p50_ms": round(float(np.percentile(a, 50)), 1), "ttft_p99_ms": round(float(np.percentile(a, 99)), 1),
             "ttft_slo_attainment": round(float((a <= args.slo_ms).mean()), 4), "failovers": failovers,
             "failed": failed, "requests": len(a), "tokens": tokens,
-            "share_by_site": {s: round(sites.count(s) / len(sites), 4) for s in SITES}}
+            "share_by_site": {s: round(sites.count(s) / len(sites), 4) for s in SITES},
+            "by_site": by_site(sites, hours, a, carbon, args.slo_ms)}
+
+
+def by_site(sites: list[str], hours: list[int], ttft: np.ndarray, carbon: dict[str, np.ndarray],
+            slo_ms: float) -> dict[str, dict]:
+    """Per region: share of requests, the zone's mean carbon intensity at the hours requests were sent there
+    (request-weighted), TTFT p99 and SLO attainment of those requests."""
+    s, h = np.asarray(sites), np.asarray(hours)
+    out = {}
+    for r, z in SITES.items():
+        m = s == r
+        if not m.any():
+            out[r] = {"share": 0.0}
+            continue
+        out[r] = {"share": round(float(m.mean()), 4), "carbon_g_per_kwh_at_chosen_hours": round(float(
+            carbon[z][h[m]].mean()), 1), "ttft_p99_ms": round(float(np.percentile(ttft[m], 99)), 1),
+            "ttft_slo_attainment": round(float((ttft[m] <= slo_ms).mean()), 4)}
+    return out
+
+
+def summary(runs: list[dict]) -> dict:
+    """The mean of the repetitions for each headline figure, with min / max / std beside it."""
+    out: dict = {k: round(float(np.mean([r[k] for r in runs])), 9) for k in SUMMED}
+    out["spread"] = {k: {"min": min(r[k] for r in runs), "max": max(r[k] for r in runs),
+                         "std": round(float(np.std([r[k] for r in runs])), 9)} for k in SUMMED}
+    out["share_by_site"] = {s: round(float(np.mean([r["share_by_site"][s] for r in runs])), 4) for s in SITES}
+    out["runs"] = runs
+    return out
 
 
 def main() -> None:
@@ -166,6 +205,7 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=2.0)
     ap.add_argument("--capacity", type=int, default=32)
     ap.add_argument("--slo-ms", type=float, default=500.0)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of every strategy (mean and spread reported)")
     ap.add_argument("--json", type=Path, default=OUT)
     args = ap.parse_args()
     times, carbon, price = signals(args.hours)
@@ -173,16 +213,29 @@ def main() -> None:
     m = load_latency_matrix()
     rtt = {r: float(m.loc[CALLER, r]) for r in SITES}
     tmp = Path(tempfile.mkdtemp(prefix="bench-gw-routing-"))
-    results = {}
-    for name, w in STRATEGIES.items():
-        t = time.perf_counter()
-        results[name] = run_strategy(name, w, args, tmp, times, carbon, price, reqs, rtt)
-        results[name]["wall_s"] = round(time.perf_counter() - t, 1)
-        print(name, results[name], flush=True)
-    lat = results["latency"]["carbon_g_per_1k_tokens"]
+    runs: dict[str, list[dict]] = {name: [] for name in STRATEGIES}
+    for rep in range(args.reps):  # interleaved, so a slow spell of the host touches every strategy alike
+        for name, w in STRATEGIES.items():
+            t = time.perf_counter()
+            r = run_strategy(name, rep, w, args, tmp, times, carbon, price, reqs, rtt)
+            r["wall_s"] = round(time.perf_counter() - t, 1)
+            r["load_average"] = [round(x, 1) for x in os.getloadavg()]
+            runs[name].append(r)
+            print(rep, name, {k: r[k] for k in (*SUMMED, "share_by_site", "load_average")}, flush=True)
+    results = {name: summary(rs) for name, rs in runs.items()}
+
+    def saving(a: str, b: str) -> dict:
+        per = [round(1 - x["carbon_g_per_1k_tokens"] / y["carbon_g_per_1k_tokens"], 4)
+               for x, y in zip(runs[a], runs[b])]
+        return {"mean": round(float(np.mean(per)), 4), "min": min(per), "max": max(per), "per_run": per}
+
     out = {"strategies": results,
-           "grid_vs_latency_carbon_saving": round(1 - results["grid"]["carbon_g_per_1k_tokens"] / lat, 4),
-           "cost_vs_latency_carbon_saving": round(1 - results["cost"]["carbon_g_per_1k_tokens"] / lat, 4),
+           "grid_vs_latency_carbon_saving": saving("grid", "latency")["mean"],
+           "cost_vs_latency_carbon_saving": saving("cost", "latency")["mean"],
+           "carbon_saving": {f"{a}_vs_{b}": saving(a, b) for a in ("grid", "grid_carbon_first", "cost")
+                             for b in ("latency", "nearest")},
+           "carbon_g_per_kwh_mean_over_hours": {r: round(float(carbon[z].mean()), 1) for r, z in SITES.items()},
+           "carbon_g_per_kwh_cleanest_each_hour": round(float(np.min([carbon[z] for z in SITES.values()], 0).mean()), 1),
            "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                         "sites": SITES, "caller_region": CALLER, "rtt_ms_from_caller": rtt,
                         "hours": f"{args.hours} hours of 2023 evenly over the year (UTC), hourly signals",

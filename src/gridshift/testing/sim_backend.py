@@ -7,7 +7,8 @@ vLLM's metric names (``vllm:num_requests_running``, ``vllm:num_requests_waiting`
 the ``vllm:time_to_first_token_seconds`` and ``vllm:inter_token_latency_seconds`` histograms) plus
 ``gridshift:power_watts``. Latency depends on load: with ``r`` requests running of ``capacity``, the first
 token comes after ``ttft_ms × (1 + r / capacity)`` and each next one after ``itl_ms × (1 + r / capacity)``
-(times ``slow_factor``); requests over ``capacity`` wait in a queue. Power is ``idle_w + (full_w − idle_w) ×
+(times ``slow_factor``); requests over ``capacity`` wait in a queue. The histograms record these modelled
+latencies (driven by the backend's own load), not the wall clock, so a busy host does not change what it reports. Power is ``idle_w + (full_w − idle_w) ×
 r / capacity``. Knobs (``POST /sim/knobs``): ``fail_status`` (answer every request, or the next
 ``fail_count``, with that status), ``slow_factor``, ``die_after_tokens`` (drop the connection mid-stream),
 ``stall_after_tokens`` (stop sending, keep the connection), ``unhealthy`` (``/v1/models`` answers 503),
@@ -161,8 +162,9 @@ def make_app(sim: Sim) -> FastAPI:
 
         if not body.get("stream"):
             try:
-                await asyncio.sleep(sim.ttft_ms * sim.factor() / 1000.0)
-                sim.ttft.observe(time.perf_counter() - t0)
+                first = sim.ttft_ms * sim.factor() / 1000.0
+                await asyncio.sleep(first)
+                sim.ttft.observe(first)
                 await asyncio.sleep(sim.itl_ms * sim.factor() * (n_out - 1) / 1000.0)
                 if n_out > 1:
                     sim.itl.observe(sim.itl_ms * sim.factor() / 1000.0)
@@ -192,8 +194,9 @@ def make_app(sim: Sim) -> FastAPI:
 
         async def events() -> AsyncIterator[bytes]:
             try:
-                await asyncio.sleep(sim.ttft_ms * sim.factor() / 1000.0)
-                sim.ttft.observe(time.perf_counter() - t0)
+                first = sim.ttft_ms * sim.factor() / 1000.0
+                await asyncio.sleep(first)
+                sim.ttft.observe(first)
                 for i in range(n_out):
                     if i:
                         gap = sim.itl_ms * sim.factor() / 1000.0
