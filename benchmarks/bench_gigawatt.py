@@ -209,6 +209,7 @@ def main() -> int:
             entry[k] = fig.pop(k)
         fig.pop("policy")
         entry[f"{pol}_s"] = fig["simulate_s"]
+        fig["commit"] = git_before["commit"]  # each policy's own: runs of one scale may be at different commits
         if pol == "oracle":
             entry["oracle_kind"] = fig.get("oracle_kind", "exact")
         entry[pol] = fig
