@@ -16,6 +16,8 @@ below, and the LP's cost never exceeds the schedule's objective value, so the LP
   data-move overheads (they only add energy), inference services (they take neither accelerators nor
   power in the LP; their power above idle is ≥ 0), grid events (only the contractual caps bind) and the
   part of the arrival slot before the arrival.
+  Assumed, not checked: a grid event's shedding saves no more energy per unit of work than the best
+  power-cap level.
 - **Energy**: the floor every accelerator draws whether busy or not, ``(idle + host) × PUE``, is exact
   and fixed. Work adds ``(board × c − idle) × PUE`` per accelerator-hour at a power-cap level ``c`` that
   keeps ``throughput(c)`` of the speed; the LP charges each unit of work the least energy over all levels
