@@ -10,6 +10,11 @@ memory <= 8 GB.
     python benchmarks/bench_gigawatt.py --scale 0.01 --policies asap
     python benchmarks/bench_gigawatt.py --scale 0.1 --policies asap mpc --part 0.25 --json PATH
 
+``oracle`` is by default its relaxed bound (``--oracle-kind relaxed-bound``, ``gridshift.sim.oracle_bound``): a
+lower bound on the objective (and on cost) any cap-respecting schedule can reach, one LP over job classes ×
+hours × pools, timed as ``oracle_s`` with ``oracle_kind`` naming what was run; ``--oracle-kind exact``
+simulates the exact oracle's candidate plans instead.
+
 ``--scale`` multiplies facility power, accelerators, jobs and service demand (1.0 = 1 GW). ``--part`` runs
 the first fraction of the year (the fleet and jobs are built for the whole year; the run stops early: the
 figures say which part was run). Each policy runs in its own child process so its peak RSS is its own. The
@@ -37,6 +42,37 @@ POLICY_SPECS = {"asap": {"name": "asap"}, "mpc": {"name": "mpc"}, "oracle": {"na
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def bound_child(scale: float, part: float, block_h: int) -> dict:
+    """The oracle's relaxed bound (``gridshift.sim.oracle_bound``) for carbon and for cost: one LP each, no
+    simulation."""
+    from gridshift.model.scenario import Objective
+    from gridshift.sim.oracle_bound import relaxed_bound
+    from gridshift.studies.gigawatt import GigawattSpec, build_gigawatt, first_part
+
+    load0 = _load()
+    t0 = time.perf_counter()
+    asm, fig = build_gigawatt(GigawattSpec(scale=scale))
+    asm = first_part(asm, part)
+    t1, c1 = time.perf_counter(), time.process_time()
+    obj = asm.scenario.objective
+    bounds = {obj.kind: relaxed_bound(asm.world, asm.signals, obj, block_h=block_h)}
+    t2, c2 = time.perf_counter(), time.process_time()
+    if obj.kind != "cost":
+        bounds["cost"] = relaxed_bound(asm.world, asm.signals, Objective(kind="cost"), block_h=block_h)
+    return {
+        **fig, "policy": "oracle", "oracle_kind": "relaxed-bound", "part": part, "slots_run": asm.world.n_slots,
+        "jobs_in_part": len(asm.world.jobs),
+        "build_s": round(t1 - t0, 2), "simulate_s": round(t2 - t1, 2), "wall_s": round(t2 - t0, 2),
+        "simulate_cpu_s": round(c2 - c1, 2),  # the bound on the scenario's objective: what oracle_s times
+        "cost_bound_s": round(time.perf_counter() - t2, 2),
+        "metrics": {"objective": obj.kind, "bound_objective": bounds[obj.kind]["bound_objective"],
+                    "cost_bound_usd": bounds["cost"]["bound_objective"]},
+        "bounds": bounds,
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
+        "loadavg_before": load0, "loadavg_after": _load(),
+    }
 
 
 def child(scale: float, policy: str, part: float, progress: bool) -> dict:
@@ -132,6 +168,12 @@ def main() -> int:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_gigawatt.json"))
     ap.add_argument("--split", type=int, default=0, help="also run split into this many site groups on Ray")
     ap.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    ap.add_argument("--oracle-kind", default="relaxed-bound", choices=["relaxed-bound", "exact"],
+                    help="oracle: the relaxed lower bound (one LP, gridshift.sim.oracle_bound; default) or the exact "
+                         "oracle (simulates its candidate plans)")
+    ap.add_argument("--bound-block-h", type=int, default=24,
+                    help="relaxed bound: period length in hours (24: days, the measured default; 1: hourly, tighter, "
+                         "an LP of 858,000 columns for the year)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--split-child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -140,6 +182,9 @@ def main() -> int:
         return 2
     if a.child and a.split_child:
         print(json.dumps(split_child(a.scale, a.child, a.part, a.split, a.address, a.progress)))
+        return 0
+    if a.child == "oracle" and a.oracle_kind == "relaxed-bound":
+        print(json.dumps(bound_child(a.scale, a.part, a.bound_block_h)))
         return 0
     if a.child:
         print(json.dumps(child(a.scale, a.child, a.part, a.progress)))
@@ -156,6 +201,8 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--child", pol, "--scale", str(a.scale), "--part", str(a.part)]
         if a.progress:
             cmd.append("--progress")
+        if pol == "oracle":
+            cmd += ["--oracle-kind", a.oracle_kind, "--bound-block-h", str(a.bound_block_h)]
         r = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         fig = json.loads(r.stdout.strip().splitlines()[-1])
         for k in ("scale", "sites", "zones", "accelerators", "accelerators_by_type", "full_load_facility_mw",
@@ -164,13 +211,26 @@ def main() -> int:
             entry[k] = fig.pop(k)
         fig.pop("policy")
         entry[f"{pol}_s"] = fig["simulate_s"]
+        fig["commit"] = git_before["commit"]  # each policy's own: runs of one scale may be at different commits
+        if pol == "oracle":
+            entry["oracle_kind"] = fig.get("oracle_kind", "exact")
+            if entry["oracle_kind"] == "relaxed-bound":
+                entry["oracle_block_h"] = a.bound_block_h
         entry[pol] = fig
         entry["peak_rss_gb"] = max(entry.get("peak_rss_gb", 0.0), fig["peak_rss_gb"])
-        print(f"{key} {pol}: {entry['accelerators']} accelerators, {entry['jobs_in_part']} jobs, "
-              f"{entry['slots_run']} slots: simulate {fig['simulate_s']} s wall, {fig['simulate_cpu_s']} s CPU "
-              f"(build {fig['build_s']} s), "
-              f"utilisation {fig['utilisation_frac']:.3f}, peak RSS {fig['peak_rss_gb']} GB, "
-              f"load {fig['loadavg_before']} -> {fig['loadavg_after']}", file=sys.stderr)
+        if pol == "oracle" and fig.get("oracle_kind") == "relaxed-bound":
+            b = fig["bounds"][fig["metrics"]["objective"]]
+            print(f"{key} oracle (relaxed bound, {b['columns']} columns, {b['rows']} rows): "
+                  f"{fig['metrics']['bound_objective']:.6g} ({fig['metrics']['objective']}); "
+                  f"cost bound {fig['metrics']['cost_bound_usd']:.6g} USD; LP {fig['simulate_s']} s wall, "
+                  f"{fig['simulate_cpu_s']} s CPU (build {fig['build_s']} s), peak RSS {fig['peak_rss_gb']} GB, "
+                  f"load {fig['loadavg_before']} -> {fig['loadavg_after']}", file=sys.stderr)
+        else:
+            print(f"{key} {pol}: {entry['accelerators']} accelerators, {entry['jobs_in_part']} jobs, "
+                  f"{entry['slots_run']} slots: simulate {fig['simulate_s']} s wall, {fig['simulate_cpu_s']} s CPU "
+                  f"(build {fig['build_s']} s), "
+                  f"utilisation {fig['utilisation_frac']:.3f}, peak RSS {fig['peak_rss_gb']} GB, "
+                  f"load {fig['loadavg_before']} -> {fig['loadavg_after']}", file=sys.stderr)
         if a.split:
             cmd = [*cmd, "--split-child", "--split", str(a.split)] + (["--address", a.address] if a.address else [])
             r = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
