@@ -202,7 +202,7 @@ def main() -> None:
         "database": "SQLite (WAL) in a temporary directory",
         "latency": "at the client, whole request (streams: to [DONE]); percentiles per window",
         "machine": f"{os.cpu_count()} cores shared by the backends, the gateway, the load generator and other "
-                   "engineers' work (see load averages)",
+                   "work (see load averages)",
         "python": sys.version.split()[0]}, "gateway_log_tail": log_tail, **git_state()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
