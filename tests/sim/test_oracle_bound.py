@@ -1,7 +1,6 @@
 """The oracle's relaxed bound (sim.oracle_bound) is a lower bound: on small random worlds it is at most the
 exact oracle's objective value and every policy's, and it responds to what it models (caps, clean hours)."""
 
-import numpy as np
 import pytest
 
 from gridshift.errors import PlanError
@@ -14,25 +13,11 @@ from gridshift.sim.engine import simulate
 from gridshift.sim.oracle import run_oracle
 from gridshift.sim.oracle_bound import relaxed_bound
 from gridshift.sim.score import add_scores
-from worldkit import make_fleet, make_jobs, make_signals, make_world
+from worldkit import make_signals, random_small_world
 
 
 def _world(seed: int, cap_lo: float = 0.004):
-    rng = np.random.default_rng(seed)
-    T = int(rng.integers(12, 30))
-    n_sites = int(rng.integers(1, 3))
-    counts = tuple((int(rng.integers(2, 7)),) for _ in range(n_sites))
-    n = int(rng.integers(2, 12))
-    gang = rng.integers(1, 3, n)
-    arrival = np.sort(rng.uniform(0, T // 2, n)) * 3600
-    work = rng.uniform(0.2, 4.0, n)
-    dl = arrival + work / gang * 3600 * rng.uniform(1.5, 4.0, n) + 3 * 3600
-    inter = rng.random(n) < 0.5
-    fleet = make_fleet(counts, board_w=(700.0,), idle_w=(70.0,), host_w=(30.0,), pue=[1.1] * n_sites,
-                       cap_mw=[[float(rng.uniform(cap_lo, 0.01))] * T for _ in range(n_sites)], n_slots=T)
-    jobs = make_jobs(1, arrival_s=arrival, work_acc_h=work, gang=gang, deadline_s=dl, interruptible=inter)
-    sig = make_signals(rng.uniform(20, 600, (n_sites, T)), rng.uniform(-20, 120, (n_sites, T)))
-    return make_world(fleet, jobs, sig), sig
+    return random_small_world(seed, cap_lo_mw=cap_lo, with_price=True)
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -85,6 +85,27 @@ class PauseAt(Policy):
         return Decision(j, np.zeros(j.size, np.int32), np.full(j.size, self.gang, np.int32))
 
 
+def random_small_world(seed: int, *, cap_lo_mw: float = 0.002, with_price: bool = False):
+    """A random small world (1-2 sites, 12-29 hourly slots, 2-11 jobs, caps from ``cap_lo_mw`` to 0.01 MW,
+    some jobs non-interruptible) and its signals, for checking planners against each other."""
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(12, 30))
+    n_sites = int(rng.integers(1, 3))
+    counts = tuple((int(rng.integers(2, 7)),) for _ in range(n_sites))
+    n = int(rng.integers(2, 12))
+    gang = rng.integers(1, 3, n)
+    arrival = np.sort(rng.uniform(0, T // 2, n)) * 3600
+    work = rng.uniform(0.2, 4.0, n)
+    dl = arrival + work / gang * 3600 * rng.uniform(1.5, 4.0, n) + 3 * 3600
+    inter = rng.random(n) < 0.5
+    fleet = make_fleet(counts, board_w=(700.0,), idle_w=(70.0,), host_w=(30.0,), pue=[1.1] * n_sites,
+                       cap_mw=[[float(rng.uniform(cap_lo_mw, 0.01))] * T for _ in range(n_sites)], n_slots=T)
+    jobs = make_jobs(1, arrival_s=arrival, work_acc_h=work, gang=gang, deadline_s=dl, interruptible=inter)
+    carbon = rng.uniform(20, 600, (n_sites, T))
+    sig = make_signals(carbon, rng.uniform(-20, 120, (n_sites, T)) if with_price else None)
+    return make_world(fleet, jobs, sig), sig
+
+
 def external_refs(html: str) -> list[str]:
     """src/href attributes of script, link and img tags (a self-contained page has none)."""
     from html.parser import HTMLParser
